@@ -1,0 +1,681 @@
+//! Applies planned changes to the compiled policy, keeping every reverse
+//! index in step and reporting which expanded memberships changed.
+//!
+//! `apply` trusts its input: changes come from the planner, which has
+//! validated them against the same state, or from the change log, which holds
+//! only planned changes. A reference that does not resolve is skipped, never
+//! a panic.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
+
+use super::change::Change;
+use super::expand::Invalidation;
+use super::model::{
+    Grantee, GroupDef, ModuleDef, OwnerRef, ProfileDef, RecordDef, RoleDef, ShareDef,
+    SharingRuleDef, ShiftDef, UserDef,
+};
+use super::org::{
+    insert_sorted, remove_sorted, GranteeIx, Group, GroupIx, MemberSetIx, Module, ModuleIx,
+    ModulePerms, OrgState, Owner, Profile, ProfileIx, Record, Role, RoleIx, Rule, Share, ShiftIx,
+    User, UserIx,
+};
+use super::shifts::compile_shift;
+
+impl OrgState {
+    /// Applies one change (not `CreateOrg`/`DeleteOrg`, which the engine
+    /// handles), adding what it changed to `inv`.
+    pub fn apply(&mut self, change: &Change, inv: &mut Invalidation) {
+        match change {
+            Change::CreateOrg(settings) | Change::Settings(settings) => {
+                self.settings = settings.clone();
+            }
+            Change::DeleteOrg => inv.whole_org = true,
+            Change::PutModule(def) => self.put_module(def),
+            Change::DeleteModule { id } => self.delete_module(id),
+            Change::PutProfile(def) => self.put_profile(def),
+            Change::DeleteProfile { id } => {
+                if let Some(ix) = self.profiles.ix(id) {
+                    self.profiles.remove(ix);
+                }
+            }
+            Change::PutRole(def) => self.put_role(def, inv),
+            Change::DeleteRole { id } => self.delete_role(id, inv),
+            Change::PutShift(def) => self.put_shift(def),
+            Change::DeleteShift { id } => {
+                if let Some(ix) = self.shifts.ix(id) {
+                    self.shifts.remove(ix);
+                }
+            }
+            Change::PutUser(def) => self.put_user(def, inv),
+            Change::DeleteUser { id } => self.delete_user(id, inv),
+            Change::PutGroup(def) => self.put_group(def, inv),
+            Change::DeleteGroup { id } => self.delete_group(id, inv),
+            Change::PutRecord(def) => self.put_record(def),
+            Change::DeleteRecord { module, id } => self.delete_record(module, id),
+            Change::PutShare(def) => self.put_share(def),
+            Change::DeleteShare {
+                module,
+                record,
+                grantee,
+            } => self.delete_share(module, record, grantee),
+            Change::PutRule(def) => self.put_rule(def),
+            Change::DeleteRule { id } => self.delete_rule(id),
+        }
+    }
+
+    /// Resolves an owner reference.
+    pub fn resolve_owner(&self, owner: &OwnerRef) -> Option<Owner> {
+        match owner {
+            OwnerRef::User(u) => self.users.ix(u).map(|ix| Owner::User(UserIx(ix))),
+            OwnerRef::Group(g) => self.groups.ix(g).map(|ix| Owner::Group(GroupIx(ix))),
+        }
+    }
+
+    /// Resolves a grantee reference.
+    pub fn resolve_grantee(&self, grantee: &Grantee) -> Option<GranteeIx> {
+        match grantee {
+            Grantee::User(u) => self.users.ix(u).map(|ix| GranteeIx::User(UserIx(ix))),
+            Grantee::Group(g) => self.groups.ix(g).map(|ix| GranteeIx::Group(GroupIx(ix))),
+            Grantee::Role(r) => self.roles.ix(r).map(|ix| GranteeIx::Role(RoleIx(ix))),
+            Grantee::RoleAndSubordinates(r) => self
+                .roles
+                .ix(r)
+                .map(|ix| GranteeIx::RoleAndSubordinates(RoleIx(ix))),
+        }
+    }
+
+    /// Resolves a sharing-rule member set.
+    pub fn resolve_member_set(&self, set: &super::model::MemberSet) -> Option<MemberSetIx> {
+        use super::model::MemberSet;
+        match set {
+            MemberSet::Role(r) => self.roles.ix(r).map(|ix| MemberSetIx::Role(RoleIx(ix))),
+            MemberSet::RoleAndSubordinates(r) => self
+                .roles
+                .ix(r)
+                .map(|ix| MemberSetIx::RoleAndSubordinates(RoleIx(ix))),
+            MemberSet::Group(g) => self.groups.ix(g).map(|ix| MemberSetIx::Group(GroupIx(ix))),
+        }
+    }
+
+    /// The owner reference of a resolved owner.
+    pub fn owner_ref(&self, owner: Owner) -> OwnerRef {
+        match owner {
+            Owner::User(u) => OwnerRef::User(self.user_id(u).to_string()),
+            Owner::Group(g) => OwnerRef::Group(self.group_id(g).to_string()),
+        }
+    }
+
+    /// The grantee reference of a resolved grantee.
+    pub fn grantee_ref(&self, grantee: GranteeIx) -> Grantee {
+        match grantee {
+            GranteeIx::User(u) => Grantee::User(self.user_id(u).to_string()),
+            GranteeIx::Group(g) => Grantee::Group(self.group_id(g).to_string()),
+            GranteeIx::Role(r) => Grantee::Role(self.role_id(r).to_string()),
+            GranteeIx::RoleAndSubordinates(r) => {
+                Grantee::RoleAndSubordinates(self.role_id(r).to_string())
+            }
+        }
+    }
+
+    fn put_module(&mut self, def: &ModuleDef) {
+        let ix = self.modules.intern(&def.id);
+        let fields = def.fields.iter().cloned().collect();
+        match self.modules.get_mut(ix) {
+            Some(module) => {
+                module.def = def.clone();
+                module.fields = fields;
+            }
+            None => {
+                self.modules.put(
+                    ix,
+                    Module {
+                        def: def.clone(),
+                        fields,
+                        records: Default::default(),
+                        by_owner: Default::default(),
+                        rules: Default::default(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn delete_module(&mut self, id: &str) {
+        let Some(ix) = self.modules.ix(id) else {
+            return;
+        };
+        let module_ix = ModuleIx(ix);
+        if let Some(module) = self.modules.remove(ix) {
+            for (record_id, record) in &module.records {
+                for share in &record.shares {
+                    self.unindex_share(share.grantee, module_ix, record_id);
+                }
+            }
+            for rule_id in module.rules.keys() {
+                self.rule_modules.remove(rule_id);
+            }
+        }
+    }
+
+    fn put_profile(&mut self, def: &ProfileDef) {
+        let mut modules: rustc_hash::FxHashMap<ModuleIx, ModulePerms> = Default::default();
+        for (module_id, actions) in &def.modules {
+            if let Some(m) = self.modules.ix(module_id) {
+                modules
+                    .entry(ModuleIx(m))
+                    .or_default()
+                    .actions
+                    .extend(actions.iter().cloned());
+            }
+        }
+        for module_id in &def.view_all {
+            if let Some(m) = self.modules.ix(module_id) {
+                modules.entry(ModuleIx(m)).or_default().view_all = true;
+            }
+        }
+        for module_id in &def.modify_all {
+            if let Some(m) = self.modules.ix(module_id) {
+                modules.entry(ModuleIx(m)).or_default().modify_all = true;
+            }
+        }
+        for (module_id, fields) in &def.fields {
+            if let Some(m) = self.modules.ix(module_id) {
+                modules
+                    .entry(ModuleIx(m))
+                    .or_default()
+                    .fields
+                    .extend(fields.iter().map(|(f, l)| (f.clone(), *l)));
+            }
+        }
+        let ix = self.profiles.intern(&def.id);
+        self.profiles.put(
+            ix,
+            Profile {
+                def: def.clone(),
+                modules,
+            },
+        );
+    }
+
+    fn profile_ixs(&self, ids: &[String]) -> Vec<ProfileIx> {
+        ids.iter()
+            .filter_map(|p| self.profiles.ix(p).map(ProfileIx))
+            .collect()
+    }
+
+    /// Roles whose `roles_and_subordinates` groups take in users of `roles`'
+    /// subtrees: the groups listing any of them, with their containers.
+    fn groups_listing_subtrees_of(&self, roles: &[RoleIx]) -> Vec<GroupIx> {
+        let mut out = Vec::new();
+        for r in roles {
+            if let Some(role) = self.role(*r) {
+                for g in &role.in_groups_with_subordinates {
+                    out.extend(self.group_containers(*g));
+                }
+            }
+        }
+        out
+    }
+
+    fn put_role(&mut self, def: &RoleDef, inv: &mut Invalidation) {
+        let parent = def
+            .parent
+            .as_deref()
+            .and_then(|p| self.roles.ix(p))
+            .map(RoleIx);
+        let profiles = self.profile_ixs(&def.profiles);
+        let ix = RoleIx(self.roles.intern(&def.id));
+        let existing = self.roles.get(ix.0).map(|r| r.parent);
+        let moved = existing != Some(parent);
+        let mut touched = Vec::new();
+        if moved {
+            touched.push(ix);
+            touched.extend(self.role_ancestors(ix));
+        }
+        let role = match self.roles.remove(ix.0) {
+            Some(mut old) => {
+                if old.parent != parent {
+                    if let Some(p) = old.parent.and_then(|p| self.roles.get_mut(p.0)) {
+                        remove_sorted(&mut p.children, &ix);
+                    }
+                }
+                old.def = def.clone();
+                old.parent = parent;
+                old.profiles = profiles;
+                old
+            }
+            None => Role {
+                def: def.clone(),
+                parent,
+                profiles,
+                children: Vec::new(),
+                users: Vec::new(),
+                in_groups: Vec::new(),
+                in_groups_with_subordinates: Vec::new(),
+            },
+        };
+        self.roles.put(ix.0, role);
+        if let Some(p) = parent.and_then(|p| self.roles.get_mut(p.0)) {
+            insert_sorted(&mut p.children, ix);
+        }
+        if moved {
+            touched.extend(self.role_ancestors(ix));
+            let groups = self.groups_listing_subtrees_of(&touched);
+            inv.group_members.extend(groups);
+            for r in self.role_subtree(ix) {
+                if let Some(role) = self.role(r) {
+                    inv.user_groups.extend(role.users.iter().copied());
+                }
+            }
+            inv.role_subtree.extend(touched);
+        }
+    }
+
+    fn delete_role(&mut self, id: &str, inv: &mut Invalidation) {
+        let Some(ix) = self.roles.ix(id).map(RoleIx) else {
+            return;
+        };
+        let mut touched = vec![ix];
+        touched.extend(self.role_ancestors(ix));
+        inv.group_members
+            .extend(self.groups_listing_subtrees_of(&touched));
+        if let Some(role) = self.roles.remove(ix.0) {
+            if let Some(p) = role.parent.and_then(|p| self.roles.get_mut(p.0)) {
+                remove_sorted(&mut p.children, &ix);
+            }
+            inv.user_groups.extend(role.users.iter().copied());
+        }
+        inv.role_subtree.extend(touched);
+    }
+
+    fn put_shift(&mut self, def: &ShiftDef) {
+        if let Ok(shift) = compile_shift("shift", def) {
+            let ix = self.shifts.intern(&def.id);
+            self.shifts.put(ix, shift);
+        }
+    }
+
+    fn put_user(&mut self, def: &UserDef, inv: &mut Invalidation) {
+        let mut def = def.clone();
+        if def.principal.is_empty() {
+            def.principal = def.id.clone();
+        }
+        let role = def
+            .role
+            .as_deref()
+            .and_then(|r| self.roles.ix(r))
+            .map(RoleIx);
+        let reports_to = def
+            .reports_to
+            .as_deref()
+            .and_then(|m| self.users.ix(m))
+            .map(UserIx);
+        let shift = def
+            .shift
+            .as_deref()
+            .and_then(|s| self.shifts.ix(s))
+            .map(ShiftIx);
+        let profiles = self.profile_ixs(&def.profiles);
+        let ix = UserIx(self.users.intern(&def.id));
+        let before_groups = self.user_groups(ix);
+        let user = match self.users.remove(ix.0) {
+            Some(mut old) => {
+                if old.role != role {
+                    if let Some(r) = old.role.and_then(|r| self.roles.get_mut(r.0)) {
+                        remove_sorted(&mut r.users, &ix);
+                    }
+                }
+                if old.reports_to != reports_to {
+                    if let Some(m) = old.reports_to.and_then(|m| self.users.get_mut(m.0)) {
+                        remove_sorted(&mut m.reports, &ix);
+                    }
+                    inv.managers.push(ix);
+                    inv.managers.extend(self.reports_transitive_of(&old));
+                }
+                if self.principals.get(&old.def.principal) == Some(&ix) {
+                    self.principals.remove(&old.def.principal);
+                }
+                old.def = def;
+                old.role = role;
+                old.profiles = profiles;
+                old.reports_to = reports_to;
+                old.shift = shift;
+                old
+            }
+            None => {
+                inv.managers.push(ix);
+                User {
+                    def,
+                    role,
+                    profiles,
+                    reports_to,
+                    shift,
+                    reports: Vec::new(),
+                    in_groups: Vec::new(),
+                    leads: Vec::new(),
+                    owns_groups: Vec::new(),
+                }
+            }
+        };
+        self.principals.insert(user.def.principal.clone(), ix);
+        self.users.put(ix.0, user);
+        if let Some(r) = role.and_then(|r| self.roles.get_mut(r.0)) {
+            insert_sorted(&mut r.users, ix);
+        }
+        if let Some(m) = reports_to.and_then(|m| self.users.get_mut(m.0)) {
+            insert_sorted(&mut m.reports, ix);
+        }
+        inv.user_groups.push(ix);
+        inv.group_members.extend(before_groups);
+        inv.group_members.extend(self.user_groups(ix));
+    }
+
+    /// Everyone below `user` in the reporting chain (user detached from the table).
+    fn reports_transitive_of(&self, user: &User) -> Vec<UserIx> {
+        let mut out = Vec::new();
+        for r in &user.reports {
+            out.push(*r);
+            out.extend(self.reports_transitive(*r));
+        }
+        out
+    }
+
+    fn delete_user(&mut self, id: &str, inv: &mut Invalidation) {
+        let Some(ix) = self.users.ix(id).map(UserIx) else {
+            return;
+        };
+        inv.group_members.extend(self.user_groups(ix));
+        inv.user_groups.push(ix);
+        inv.managers.push(ix);
+        if let Some(old) = self.users.remove(ix.0) {
+            inv.managers.extend(self.reports_transitive_of(&old));
+            if let Some(r) = old.role.and_then(|r| self.roles.get_mut(r.0)) {
+                remove_sorted(&mut r.users, &ix);
+            }
+            if let Some(m) = old.reports_to.and_then(|m| self.users.get_mut(m.0)) {
+                remove_sorted(&mut m.reports, &ix);
+            }
+            if self.principals.get(&old.def.principal) == Some(&ix) {
+                self.principals.remove(&old.def.principal);
+            }
+        }
+    }
+
+    fn index_group(&mut self, ix: GroupIx, group: &Group, add: bool) {
+        let edit = |v: &mut Vec<GroupIx>| {
+            if add {
+                insert_sorted(v, ix)
+            } else {
+                remove_sorted(v, &ix)
+            }
+        };
+        for u in &group.users {
+            if let Some(user) = self.users.get_mut(u.0) {
+                edit(&mut user.in_groups);
+            }
+        }
+        for u in &group.leads {
+            if let Some(user) = self.users.get_mut(u.0) {
+                edit(&mut user.leads);
+            }
+        }
+        if let Some(user) = group.owner.and_then(|u| self.users.get_mut(u.0)) {
+            edit(&mut user.owns_groups);
+        }
+        for r in &group.roles {
+            if let Some(role) = self.roles.get_mut(r.0) {
+                edit(&mut role.in_groups);
+            }
+        }
+        for r in &group.roles_and_subordinates {
+            if let Some(role) = self.roles.get_mut(r.0) {
+                edit(&mut role.in_groups_with_subordinates);
+            }
+        }
+        for g in &group.groups {
+            if let Some(nested) = self.groups.get_mut(g.0) {
+                edit(&mut nested.containers);
+            }
+        }
+    }
+
+    fn put_group(&mut self, def: &GroupDef, inv: &mut Invalidation) {
+        let users = |ids: &[String]| -> Vec<UserIx> {
+            ids.iter()
+                .filter_map(|u| self.users.ix(u).map(UserIx))
+                .collect()
+        };
+        let roles = |ids: &[String]| -> Vec<RoleIx> {
+            ids.iter()
+                .filter_map(|r| self.roles.ix(r).map(RoleIx))
+                .collect()
+        };
+        let mut group = Group {
+            def: def.clone(),
+            owner: def
+                .owner
+                .as_deref()
+                .and_then(|u| self.users.ix(u))
+                .map(UserIx),
+            users: users(&def.users),
+            roles: roles(&def.roles),
+            roles_and_subordinates: roles(&def.roles_and_subordinates),
+            groups: def
+                .groups
+                .iter()
+                .filter_map(|g| self.groups.ix(g).map(GroupIx))
+                .collect(),
+            leads: users(&def.leads),
+            containers: Vec::new(),
+        };
+        let ix = GroupIx(self.groups.intern(&def.id));
+        let members_before = self.group_members(ix);
+        if let Some(old) = self.groups.remove(ix.0) {
+            self.index_group(ix, &old, false);
+            group.containers = old.containers;
+        }
+        self.index_group(ix, &group, true);
+        self.groups.put(ix.0, group);
+        let containers = self.group_containers(ix);
+        inv.group_nested.extend(containers.iter().copied());
+        inv.group_members.extend(containers);
+        inv.user_groups.extend(members_before);
+        inv.user_groups.extend(self.group_members(ix));
+    }
+
+    fn delete_group(&mut self, id: &str, inv: &mut Invalidation) {
+        let Some(ix) = self.groups.ix(id).map(GroupIx) else {
+            return;
+        };
+        let containers = self.group_containers(ix);
+        inv.group_nested.extend(containers.iter().copied());
+        inv.group_members.extend(containers);
+        inv.user_groups.extend(self.group_members(ix));
+        if let Some(old) = self.groups.remove(ix.0) {
+            self.index_group(ix, &old, false);
+            for c in &old.containers {
+                if let Some(container) = self.groups.get_mut(c.0) {
+                    container.groups.retain(|g| *g != ix);
+                }
+            }
+        }
+    }
+
+    fn put_record(&mut self, def: &RecordDef) {
+        let Some(owner) = self.resolve_owner(&def.owner) else {
+            return;
+        };
+        let Some(module) = self
+            .modules
+            .ix(&def.module)
+            .and_then(|m| self.modules.get_mut(m))
+        else {
+            return;
+        };
+        let id: Arc<str> = match module.records.get_key_value(def.id.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(def.id.as_str()),
+        };
+        let shares = match module.records.remove(&id) {
+            Some(old) => {
+                if let Some(set) = module.by_owner.get_mut(&old.owner) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        module.by_owner.remove(&old.owner);
+                    }
+                }
+                old.shares
+            }
+            None => Vec::new(),
+        };
+        module.by_owner.entry(owner).or_default().insert(id.clone());
+        module.records.insert(
+            id,
+            Record {
+                owner,
+                private: def.private,
+                attributes: def.attributes.clone(),
+                shares,
+            },
+        );
+    }
+
+    fn delete_record(&mut self, module_id: &str, id: &str) {
+        let Some(m) = self.modules.ix(module_id) else {
+            return;
+        };
+        let Some(module) = self.modules.get_mut(m) else {
+            return;
+        };
+        let Some((key, record)) = module.records.remove_entry(id) else {
+            return;
+        };
+        if let Some(set) = module.by_owner.get_mut(&record.owner) {
+            set.remove(&key);
+            if set.is_empty() {
+                module.by_owner.remove(&record.owner);
+            }
+        }
+        for share in &record.shares {
+            self.unindex_share(share.grantee, ModuleIx(m), &key);
+        }
+    }
+
+    fn unindex_share(&mut self, grantee: GranteeIx, module: ModuleIx, record: &Arc<str>) {
+        if let Some(set) = self.shares_by_grantee.get_mut(&grantee) {
+            set.remove(&(module, record.clone()));
+            if set.is_empty() {
+                self.shares_by_grantee.remove(&grantee);
+            }
+        }
+    }
+
+    fn put_share(&mut self, def: &ShareDef) {
+        let Some(grantee) = self.resolve_grantee(&def.grantee) else {
+            return;
+        };
+        let Some(m) = self.modules.ix(&def.module) else {
+            return;
+        };
+        let Some(module) = self.modules.get_mut(m) else {
+            return;
+        };
+        let Some((key, record)) = module.records.get_key_value(def.record.as_str()) else {
+            return;
+        };
+        let key = key.clone();
+        let _ = record;
+        if let Some(record) = module.records.get_mut(&key) {
+            match record.shares.iter_mut().find(|s| s.grantee == grantee) {
+                Some(share) => share.level = def.level,
+                None => record.shares.push(Share {
+                    grantee,
+                    level: def.level,
+                }),
+            }
+        }
+        self.shares_by_grantee
+            .entry(grantee)
+            .or_default()
+            .insert((ModuleIx(m), key));
+    }
+
+    fn delete_share(&mut self, module_id: &str, record_id: &str, grantee: &Grantee) {
+        let Some(grantee) = self.resolve_grantee(grantee) else {
+            return;
+        };
+        let Some(m) = self.modules.ix(module_id) else {
+            return;
+        };
+        let Some(module) = self.modules.get_mut(m) else {
+            return;
+        };
+        let Some((key, _)) = module.records.get_key_value(record_id) else {
+            return;
+        };
+        let key = key.clone();
+        if let Some(record) = module.records.get_mut(&key) {
+            record.shares.retain(|s| s.grantee != grantee);
+        }
+        self.unindex_share(grantee, ModuleIx(m), &key);
+    }
+
+    fn put_rule(&mut self, def: &SharingRuleDef) {
+        let from = def.from.as_ref().and_then(|f| self.resolve_member_set(f));
+        let Some(to) = self.resolve_member_set(&def.to) else {
+            return;
+        };
+        let Some(m) = self.modules.ix(&def.module).map(ModuleIx) else {
+            return;
+        };
+        self.delete_rule(&def.id);
+        let criteria = def
+            .criteria
+            .as_ref()
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        if let Some(module) = self.modules.get_mut(m.0) {
+            module.rules.insert(
+                def.id.clone(),
+                Rule {
+                    def: def.clone(),
+                    from,
+                    criteria,
+                    to,
+                },
+            );
+            self.rule_modules.insert(def.id.clone(), m);
+        }
+    }
+
+    fn delete_rule(&mut self, id: &str) {
+        if let Some(m) = self.rule_modules.remove(id) {
+            if let Some(module) = self.modules.get_mut(m.0) {
+                module.rules.remove(id);
+            }
+        }
+    }
+
+    /// The record ids shared with `grantee`, by module (for deletes that
+    /// must remove them).
+    pub fn shares_of(&self, grantee: GranteeIx) -> Vec<(ModuleIx, Arc<str>)> {
+        let mut out: Vec<_> = self
+            .shares_by_grantee
+            .get(&grantee)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// Users holding any of the given roles.
+    pub fn users_of_roles(&self, roles: &[RoleIx]) -> FxHashSet<UserIx> {
+        roles
+            .iter()
+            .filter_map(|r| self.role(*r))
+            .flat_map(|r| r.users.iter().copied())
+            .collect()
+    }
+}

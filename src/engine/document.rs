@@ -1,0 +1,165 @@
+//! The organization document: a whole organization as one value, what
+//! `Import` takes, `Export` returns and `warden serve --bootstrap` loads.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{
+    GroupDef, ModuleDef, ProfileDef, RecordDef, RoleDef, Settings, ShareDef, SharingRuleDef,
+    ShiftDef, UserDef,
+};
+use super::org::OrgState;
+
+/// One organization, written out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgDocument {
+    /// Organization id.
+    pub organization: String,
+    /// Settings (absent: defaults, or unchanged on a merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Settings>,
+    /// Modules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<ModuleDef>,
+    /// Profiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<ProfileDef>,
+    /// Roles, parents before children.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleDef>,
+    /// Shifts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shifts: Vec<ShiftDef>,
+    /// Users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserDef>,
+    /// Groups, nested ones before those that nest them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupDef>,
+    /// Records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordDef>,
+    /// Manual shares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<ShareDef>,
+    /// Sharing rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sharing_rules: Vec<SharingRuleDef>,
+}
+
+/// Writes an organization out as a document, every list sorted so that the
+/// same policy always exports the same text; roles parents first, groups
+/// nested first, users managers first.
+pub fn export(org: &OrgState) -> OrgDocument {
+    let mut modules: Vec<ModuleDef> = org.modules.iter().map(|(_, m)| m.def.clone()).collect();
+    modules.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut profiles: Vec<ProfileDef> = org.profiles.iter().map(|(_, p)| p.def.clone()).collect();
+    profiles.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut shifts: Vec<ShiftDef> = org.shifts.iter().map(|(_, s)| s.def.clone()).collect();
+    shifts.sort_by(|a, b| a.id.cmp(&b.id));
+
+    let roles = topo_sorted(
+        org.roles.iter().map(|(_, r)| r.def.clone()).collect(),
+        |r| r.id.clone(),
+        |r| r.parent.iter().cloned().collect(),
+    );
+    let users = topo_sorted(
+        org.users.iter().map(|(_, u)| u.def.clone()).collect(),
+        |u| u.id.clone(),
+        |u| u.reports_to.iter().cloned().collect(),
+    );
+    let groups = topo_sorted(
+        org.groups.iter().map(|(_, g)| g.def.clone()).collect(),
+        |g| g.id.clone(),
+        |g| g.groups.clone(),
+    );
+
+    let mut records = Vec::new();
+    let mut shares = Vec::new();
+    let mut sharing_rules = Vec::new();
+    for (_, module) in org.modules.iter() {
+        let mut ids: Vec<_> = module.records.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let Some(record) = module.records.get(&id) else {
+                continue;
+            };
+            records.push(RecordDef {
+                module: module.def.id.clone(),
+                id: id.to_string(),
+                owner: org.owner_ref(record.owner),
+                private: record.private,
+                attributes: record.attributes.clone(),
+            });
+            let mut record_shares: Vec<ShareDef> = record
+                .shares
+                .iter()
+                .map(|s| ShareDef {
+                    module: module.def.id.clone(),
+                    record: id.to_string(),
+                    grantee: org.grantee_ref(s.grantee),
+                    level: s.level,
+                })
+                .collect();
+            record_shares.sort_by(|a, b| a.grantee.cmp(&b.grantee));
+            shares.extend(record_shares);
+        }
+        sharing_rules.extend(module.rules.values().map(|r| r.def.clone()));
+    }
+    records.sort_by(|a, b| (&a.module, &a.id).cmp(&(&b.module, &b.id)));
+    shares.sort_by(|a, b| {
+        (&a.module, &a.record, &a.grantee).cmp(&(&b.module, &b.record, &b.grantee))
+    });
+    sharing_rules.sort_by(|a, b| a.id.cmp(&b.id));
+
+    OrgDocument {
+        organization: org.id.to_string(),
+        settings: Some(org.settings.clone()),
+        modules,
+        profiles,
+        roles,
+        shifts,
+        users,
+        groups,
+        records,
+        shares,
+        sharing_rules,
+    }
+}
+
+/// Sorts items by id, then moves each after the items it depends on (that
+/// are in the list). Items caught in a cycle keep their id order at the end.
+pub fn topo_sorted<T>(
+    mut items: Vec<T>,
+    id: impl Fn(&T) -> String,
+    deps: impl Fn(&T) -> Vec<String>,
+) -> Vec<T> {
+    use std::collections::{BTreeMap, BTreeSet};
+    items.sort_by_key(|t| id(t));
+    let ids: BTreeSet<String> = items.iter().map(&id).collect();
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    let mut pending: BTreeMap<usize, T> = items.into_iter().enumerate().collect();
+    let mut out = Vec::with_capacity(pending.len());
+    loop {
+        let ready: Vec<usize> = pending
+            .iter()
+            .filter(|(_, t)| {
+                deps(t)
+                    .iter()
+                    .all(|d| !ids.contains(d) || placed.contains(d))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for k in ready {
+            if let Some(t) = pending.remove(&k) {
+                placed.insert(id(&t));
+                out.push(t);
+            }
+        }
+    }
+    out.extend(pending.into_values());
+    out
+}

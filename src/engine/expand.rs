@@ -1,0 +1,253 @@
+//! Expanded memberships: role subtrees, group members, a user's groups,
+//! nested groups and reporting chains, computed from the compiled policy.
+//!
+//! Decisions reach them only through [`Expand`], so a caching layer can
+//! wrap [`Direct`] and drop exactly the entries an [`Invalidation`] names.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
+
+use super::org::{GroupIx, OrgState, RoleIx, UserIx};
+
+/// What a write changed in the expanded memberships of one organization.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invalidation {
+    /// Everything of the organization (created, replaced or deleted).
+    pub whole_org: bool,
+    /// Roles whose subtree changed.
+    pub role_subtree: Vec<RoleIx>,
+    /// Groups whose expanded members changed.
+    pub group_members: Vec<GroupIx>,
+    /// Groups whose set of nested groups changed.
+    pub group_nested: Vec<GroupIx>,
+    /// Users whose set of groups changed.
+    pub user_groups: Vec<UserIx>,
+    /// Users whose reporting chain changed.
+    pub managers: Vec<UserIx>,
+}
+
+impl Invalidation {
+    /// Whether nothing needs dropping.
+    pub fn is_empty(&self) -> bool {
+        !self.whole_org
+            && self.role_subtree.is_empty()
+            && self.group_members.is_empty()
+            && self.group_nested.is_empty()
+            && self.user_groups.is_empty()
+            && self.managers.is_empty()
+    }
+
+    /// Sorts and dedupes every list.
+    pub fn normalize(&mut self) {
+        fn tidy<T: Ord>(v: &mut Vec<T>) {
+            v.sort_unstable();
+            v.dedup();
+        }
+        tidy(&mut self.role_subtree);
+        tidy(&mut self.group_members);
+        tidy(&mut self.group_nested);
+        tidy(&mut self.user_groups);
+        tidy(&mut self.managers);
+    }
+
+    /// Adds what `other` names.
+    pub fn merge(&mut self, other: Invalidation) {
+        self.whole_org |= other.whole_org;
+        self.role_subtree.extend(other.role_subtree);
+        self.group_members.extend(other.group_members);
+        self.group_nested.extend(other.group_nested);
+        self.user_groups.extend(other.user_groups);
+        self.managers.extend(other.managers);
+    }
+}
+
+/// Source of expanded memberships for decisions. Every answer is sorted.
+pub trait Expand: Send + Sync {
+    /// The role and every role below it.
+    fn role_subtree(&self, org: &OrgState, role: RoleIx) -> Arc<[RoleIx]>;
+    /// The expanded members of a group.
+    fn group_members(&self, org: &OrgState, group: GroupIx) -> Arc<[UserIx]>;
+    /// The groups whose expanded members include the user.
+    fn user_groups(&self, org: &OrgState, user: UserIx) -> Arc<[GroupIx]>;
+    /// The group and every group nested in it, at any depth.
+    fn group_nested(&self, org: &OrgState, group: GroupIx) -> Arc<[GroupIx]>;
+    /// The users the user reports to, directly or through a chain.
+    fn managers(&self, org: &OrgState, user: UserIx) -> Arc<[UserIx]>;
+    /// Drops what a write changed; called with the organization's new state
+    /// while writers are held off.
+    fn invalidate(&self, org: &OrgState, changed: &Invalidation);
+}
+
+/// Computes every expansion from the policy on each call: the reference
+/// that caches are checked against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Direct;
+
+impl Expand for Direct {
+    fn role_subtree(&self, org: &OrgState, role: RoleIx) -> Arc<[RoleIx]> {
+        org.role_subtree(role).into()
+    }
+    fn group_members(&self, org: &OrgState, group: GroupIx) -> Arc<[UserIx]> {
+        org.group_members(group).into()
+    }
+    fn user_groups(&self, org: &OrgState, user: UserIx) -> Arc<[GroupIx]> {
+        org.user_groups(user).into()
+    }
+    fn group_nested(&self, org: &OrgState, group: GroupIx) -> Arc<[GroupIx]> {
+        org.group_nested(group).into()
+    }
+    fn managers(&self, org: &OrgState, user: UserIx) -> Arc<[UserIx]> {
+        org.managers(user).into()
+    }
+    fn invalidate(&self, _org: &OrgState, _changed: &Invalidation) {}
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl OrgState {
+    /// The role and every role below it, sorted.
+    pub fn role_subtree(&self, role: RoleIx) -> Vec<RoleIx> {
+        let mut out = Vec::new();
+        let mut stack = vec![role];
+        let mut seen = FxHashSet::default();
+        while let Some(r) = stack.pop() {
+            if !seen.insert(r) {
+                continue;
+            }
+            if let Some(node) = self.role(r) {
+                out.push(r);
+                stack.extend(node.children.iter().copied());
+            }
+        }
+        sorted(out)
+    }
+
+    /// The strict ancestors of a role, nearest first.
+    pub fn role_ancestors(&self, role: RoleIx) -> Vec<RoleIx> {
+        let mut out = Vec::new();
+        let mut at = self.role(role).and_then(|r| r.parent);
+        while let Some(r) = at {
+            if out.contains(&r) || r == role {
+                break;
+            }
+            out.push(r);
+            at = self.role(r).and_then(|n| n.parent);
+        }
+        out
+    }
+
+    /// The group and every group nested in it, sorted.
+    pub fn group_nested(&self, group: GroupIx) -> Vec<GroupIx> {
+        self.walk_groups(group, |g| &g.groups)
+    }
+
+    /// The group and every group it is nested in, at any depth, sorted.
+    pub fn group_containers(&self, group: GroupIx) -> Vec<GroupIx> {
+        self.walk_groups(group, |g| &g.containers)
+    }
+
+    fn walk_groups(
+        &self,
+        group: GroupIx,
+        next: impl Fn(&super::org::Group) -> &Vec<GroupIx>,
+    ) -> Vec<GroupIx> {
+        let mut out = Vec::new();
+        let mut stack = vec![group];
+        let mut seen = FxHashSet::default();
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g) {
+                continue;
+            }
+            if let Some(node) = self.group(g) {
+                out.push(g);
+                stack.extend(next(node).iter().copied());
+            }
+        }
+        sorted(out)
+    }
+
+    /// The expanded members of a group, sorted.
+    pub fn group_members(&self, group: GroupIx) -> Vec<UserIx> {
+        let mut out = Vec::new();
+        for g in self.group_nested(group) {
+            let Some(node) = self.group(g) else { continue };
+            out.extend(node.users.iter().copied());
+            for r in &node.roles {
+                if let Some(role) = self.role(*r) {
+                    out.extend(role.users.iter().copied());
+                }
+            }
+            for top in &node.roles_and_subordinates {
+                for r in self.role_subtree(*top) {
+                    if let Some(role) = self.role(r) {
+                        out.extend(role.users.iter().copied());
+                    }
+                }
+            }
+        }
+        sorted(out)
+    }
+
+    /// The groups whose expanded members include the user, sorted.
+    pub fn user_groups(&self, user: UserIx) -> Vec<GroupIx> {
+        let Some(u) = self.user(user) else {
+            return Vec::new();
+        };
+        let mut direct: Vec<GroupIx> = u.in_groups.clone();
+        if let Some(role_ix) = u.role {
+            if let Some(role) = self.role(role_ix) {
+                direct.extend(role.in_groups.iter().copied());
+                direct.extend(role.in_groups_with_subordinates.iter().copied());
+            }
+            for above in self.role_ancestors(role_ix) {
+                if let Some(role) = self.role(above) {
+                    direct.extend(role.in_groups_with_subordinates.iter().copied());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for g in sorted(direct) {
+            out.extend(self.group_containers(g));
+        }
+        sorted(out)
+    }
+
+    /// The users a user reports to, directly or through a chain, sorted.
+    pub fn managers(&self, user: UserIx) -> Vec<UserIx> {
+        let mut out = Vec::new();
+        let mut at = self.user(user).and_then(|u| u.reports_to);
+        while let Some(m) = at {
+            if m == user || out.contains(&m) {
+                break;
+            }
+            out.push(m);
+            at = self.user(m).and_then(|u| u.reports_to);
+        }
+        sorted(out)
+    }
+
+    /// Everyone who reports to the user, directly or through a chain, sorted.
+    pub fn reports_transitive(&self, user: UserIx) -> Vec<UserIx> {
+        let mut out = Vec::new();
+        let mut stack: Vec<UserIx> = self
+            .user(user)
+            .map(|u| u.reports.clone())
+            .unwrap_or_default();
+        let mut seen = FxHashSet::default();
+        while let Some(u) = stack.pop() {
+            if u == user || !seen.insert(u) {
+                continue;
+            }
+            out.push(u);
+            if let Some(node) = self.user(u) {
+                stack.extend(node.reports.iter().copied());
+            }
+        }
+        sorted(out)
+    }
+}

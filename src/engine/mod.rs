@@ -1,0 +1,419 @@
+//! The decision engine: every organization's compiled policy in memory,
+//! decisions and derived answers over it, and the planning and applying of
+//! writes. It knows nothing of gRPC, SQL or the network; it is synchronous.
+
+pub mod apply;
+pub mod authz;
+pub mod change;
+pub mod decision;
+pub mod document;
+pub mod error;
+pub mod expand;
+pub mod ids;
+pub mod lookup;
+pub mod model;
+pub mod org;
+pub mod password;
+pub mod plan;
+pub mod shifts;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
+
+pub use change::Change;
+pub use decision::{CheckRequest, Decision, TraceStep};
+pub use document::OrgDocument;
+pub use error::{Error, Result};
+pub use expand::{Direct, Expand, Invalidation};
+pub use lookup::{FieldsAnswer, FilterPlan};
+pub use org::OrgState;
+pub use plan::{Command, Limits};
+
+/// One organization behind its lock: readers decide, a writer applies.
+#[derive(Debug)]
+pub struct Org {
+    state: RwLock<OrgState>,
+}
+
+/// The engine over every organization, with `X` supplying expanded
+/// memberships (directly, or through a cache).
+pub struct Engine<X: Expand = Direct> {
+    orgs: RwLock<FxHashMap<Arc<str>, Arc<Org>>>,
+    expand: X,
+    limits: Limits,
+    generation: AtomicU64,
+    writer: Mutex<()>,
+}
+
+/// A user as `GetUser` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    /// The user as written.
+    pub user: model::UserDef,
+    /// Expanded groups, sorted.
+    pub groups: Vec<String>,
+    /// Effective profiles (own, then the role's), without repeats.
+    pub effective_profiles: Vec<String>,
+}
+
+/// A group as `GetGroup` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupView {
+    /// The group as written.
+    pub group: model::GroupDef,
+    /// Expanded members, sorted.
+    pub members: Vec<String>,
+}
+
+impl<X: Expand> Engine<X> {
+    /// An engine with no organizations.
+    pub fn new(expand: X, limits: Limits) -> Self {
+        Engine {
+            orgs: RwLock::new(FxHashMap::default()),
+            expand,
+            limits,
+            generation: AtomicU64::new(1),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The source of expanded memberships.
+    pub fn expander(&self) -> &X {
+        &self.expand
+    }
+
+    fn org(&self, org_id: &str) -> Option<Arc<Org>> {
+        self.orgs.read().get(org_id).cloned()
+    }
+
+    /// Runs `f` over an organization's policy under its read lock.
+    pub fn read<R>(&self, org_id: &str, f: impl FnOnce(&OrgState, &X) -> R) -> Result<R> {
+        let org = self
+            .org(org_id)
+            .ok_or_else(|| Error::not_found("organization", org_id, "org_id"))?;
+        let state = org.state.read();
+        Ok(f(&state, &self.expand))
+    }
+
+    /// The organization's revision, if it exists.
+    pub fn revision(&self, org_id: &str) -> Option<u64> {
+        self.org(org_id).map(|o| o.state.read().revision)
+    }
+
+    /// Every organization id, sorted.
+    pub fn org_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.orgs.read().keys().map(|k| k.to_string()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// `Check`: the decision and the revision it was made at.
+    pub fn check(
+        &self,
+        org_id: &str,
+        req: &CheckRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(Decision, u64)> {
+        self.read(org_id, |org, x| {
+            decision::check(org, x, req, now).map(|d| (d, org.revision))
+        })?
+    }
+
+    /// `CheckFields`.
+    pub fn check_fields(
+        &self,
+        org_id: &str,
+        subject: &str,
+        module: &str,
+        record: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(FieldsAnswer, u64)> {
+        self.read(org_id, |org, x| {
+            lookup::check_fields(org, x, subject, module, record, at).map(|a| (a, org.revision))
+        })?
+    }
+
+    /// `Filter`.
+    pub fn filter(
+        &self,
+        org_id: &str,
+        subject: &str,
+        module: &str,
+        action: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(FilterPlan, u64)> {
+        self.read(org_id, |org, x| {
+            lookup::filter(org, x, subject, module, action, at).map(|p| (p, org.revision))
+        })?
+    }
+
+    /// `LookupRecords`: every record id, sorted, at one revision.
+    pub fn lookup_records(
+        &self,
+        org_id: &str,
+        subject: &str,
+        module: &str,
+        action: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<Arc<str>>, u64)> {
+        self.read(org_id, |org, x| {
+            lookup::lookup_records(org, x, subject, module, action, at).map(|r| (r, org.revision))
+        })?
+    }
+
+    /// `LookupSubjects`.
+    pub fn lookup_subjects(
+        &self,
+        org_id: &str,
+        module: &str,
+        record: &str,
+        action: &str,
+        on_shift_at: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<String>, u64)> {
+        self.read(org_id, |org, x| {
+            lookup::lookup_subjects(org, x, module, record, action, on_shift_at)
+                .map(|s| (s, org.revision))
+        })?
+    }
+
+    /// `ValidatePassword` for a user of the organization.
+    pub fn validate_password(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        password: &str,
+        set_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<password::PasswordVerdict> {
+        self.read(org_id, |org, _| {
+            let (_, user) = org
+                .users
+                .by_id(user_id)
+                .ok_or_else(|| Error::not_found("user", user_id, "user_id"))?;
+            Ok(password::validate_password(
+                org.settings.password_policy.as_ref(),
+                &user.def.principal,
+                password,
+                set_at,
+                now,
+            ))
+        })?
+    }
+
+    /// `GetUser`: the user with its expanded groups.
+    pub fn user_view(&self, org_id: &str, user_id: &str) -> Result<(UserView, u64)> {
+        self.read(org_id, |org, x| {
+            let (ix, user) = org
+                .users
+                .by_id(user_id)
+                .ok_or_else(|| Error::not_found("user", user_id, "user_id"))?;
+            let groups = x
+                .user_groups(org, org::UserIx(ix))
+                .iter()
+                .map(|g| org.group_id(*g).to_string())
+                .collect();
+            let mut effective_profiles: Vec<String> = Vec::new();
+            for p in org.effective_profiles(user) {
+                if !effective_profiles.contains(&p.def.id) {
+                    effective_profiles.push(p.def.id.clone());
+                }
+            }
+            Ok((
+                UserView {
+                    user: user.def.clone(),
+                    groups,
+                    effective_profiles,
+                },
+                org.revision,
+            ))
+        })?
+    }
+
+    /// `GetGroup`: the group with its expanded members.
+    pub fn group_view(&self, org_id: &str, group_id: &str) -> Result<(GroupView, u64)> {
+        self.read(org_id, |org, x| {
+            let (ix, group) = org
+                .groups
+                .by_id(group_id)
+                .ok_or_else(|| Error::not_found("group", group_id, "group_id"))?;
+            let members = x
+                .group_members(org, org::GroupIx(ix))
+                .iter()
+                .map(|u| org.user_id(*u).to_string())
+                .collect();
+            Ok((
+                GroupView {
+                    group: group.def.clone(),
+                    members,
+                },
+                org.revision,
+            ))
+        })?
+    }
+
+    /// `Export`: the whole organization as a document.
+    pub fn export(&self, org_id: &str) -> Result<(OrgDocument, u64)> {
+        self.read(org_id, |org, _| (document::export(org), org.revision))
+    }
+
+    /// `ListOrganizations`: the organizations where `principal` is a user,
+    /// with that user's id (every organization when `principal` is empty).
+    pub fn list_organizations(&self, principal: &str) -> Vec<(String, String)> {
+        let orgs: Vec<Arc<Org>> = self.orgs.read().values().cloned().collect();
+        let mut out: Vec<(String, String)> = orgs
+            .iter()
+            .filter_map(|o| {
+                let state = o.state.read();
+                if principal.is_empty() {
+                    return Some((state.id.to_string(), String::new()));
+                }
+                state
+                    .principals
+                    .get(principal)
+                    .map(|u| (state.id.to_string(), state.user_id(*u).to_string()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether `actor` may carry out `command` in the organization.
+    pub fn authorize(
+        &self,
+        org_id: &str,
+        actor: &str,
+        command: &Command,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.read(org_id, |org, x| {
+            authz::authorize(org, x, actor, command, now)
+        })?
+    }
+
+    /// Validates `command` and plans the changes that carry it out.
+    pub fn plan(&self, org_id: &str, command: &Command) -> Result<Vec<Change>> {
+        let changes = match self.org(org_id) {
+            Some(org) => {
+                let state = org.state.read();
+                plan::plan(Some(&state), org_id, command, &self.limits)?
+            }
+            None => plan::plan(None, org_id, command, &self.limits)?,
+        };
+        self.check_principal_limit(org_id, &changes)?;
+        Ok(changes)
+    }
+
+    fn check_principal_limit(&self, org_id: &str, changes: &[Change]) -> Result<()> {
+        let limit = self.limits.max_orgs_per_principal;
+        if limit == 0 {
+            return Ok(());
+        }
+        for change in changes {
+            let Change::PutUser(def) = change else {
+                continue;
+            };
+            let principal = if def.principal.is_empty() {
+                &def.id
+            } else {
+                &def.principal
+            };
+            let elsewhere = self
+                .list_organizations(principal)
+                .into_iter()
+                .filter(|(o, _)| o != org_id)
+                .count();
+            if elsewhere + 1 > limit {
+                return Err(Error::precondition(format!(
+                    "principal '{principal}' is already a user in {elsewhere} organizations (max_orgs_per_principal = {limit})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies planned changes as the organization's `revision`, all at
+    /// once for readers, and drops what they changed from the expander.
+    pub fn apply(&self, org_id: &str, revision: u64, changes: &[Change]) -> Invalidation {
+        let mut inv = Invalidation::default();
+        let mut rest = changes;
+        match changes.first() {
+            Some(Change::DeleteOrg) => {
+                if let Some(old) = self.orgs.write().remove(org_id) {
+                    let state = old.state.read();
+                    self.expand.invalidate(&state, &whole());
+                }
+                return whole();
+            }
+            Some(Change::CreateOrg(settings)) => {
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+                let mut fresh = OrgState::new(org_id, generation, revision, settings.clone());
+                for change in &changes[1..] {
+                    fresh.apply(change, &mut inv);
+                }
+                fresh.revision = revision;
+                let new = Arc::new(Org {
+                    state: RwLock::new(fresh),
+                });
+                if let Some(old) = self.orgs.write().insert(Arc::from(org_id), new) {
+                    let state = old.state.read();
+                    self.expand.invalidate(&state, &whole());
+                }
+                return whole();
+            }
+            _ => {}
+        }
+        let Some(org) = self.org(org_id) else {
+            return inv;
+        };
+        let mut state = org.state.write();
+        while let Some((change, tail)) = rest.split_first() {
+            state.apply(change, &mut inv);
+            rest = tail;
+        }
+        state.revision = revision;
+        inv.normalize();
+        if !inv.is_empty() {
+            self.expand.invalidate(&state, &inv);
+        }
+        inv
+    }
+
+    /// Installs a whole organization (loaded from a store at start-up).
+    pub fn install(&self, mut state: OrgState) {
+        state.generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let id = state.id.clone();
+        let new = Arc::new(Org {
+            state: RwLock::new(state),
+        });
+        if let Some(old) = self.orgs.write().insert(id, new) {
+            let state = old.state.read();
+            self.expand.invalidate(&state, &whole());
+        }
+    }
+
+    /// Plans and applies a command at the next revision, for an engine
+    /// that is its own store (scenarios, tests). Returns the new revision.
+    pub fn execute(&self, org_id: &str, command: &Command) -> Result<u64> {
+        let _serial = self.writer.lock();
+        let changes = self.plan(org_id, command)?;
+        let revision = self.revision(org_id).unwrap_or(0) + 1;
+        self.apply(org_id, revision, &changes);
+        Ok(revision)
+    }
+}
+
+fn whole() -> Invalidation {
+    Invalidation {
+        whole_org: true,
+        ..Invalidation::default()
+    }
+}

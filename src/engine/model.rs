@@ -1,0 +1,518 @@
+//! Definitions of SPEC section 1: what an operator puts into an organization.
+//!
+//! These are the entities as written (string ids), the form they take in a
+//! scenario document, in the store and on the change log. The engine compiles
+//! them into interned indexes (`org.rs`) for decisions.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Record access levels, ordered `NONE < READ < READ_WRITE < FULL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccessLevel {
+    /// No access.
+    None,
+    /// Read the record.
+    Read,
+    /// Read and modify the record.
+    ReadWrite,
+    /// Everything, including delete, share and assign.
+    Full,
+}
+
+impl AccessLevel {
+    /// The spec's name of the level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::None => "NONE",
+            AccessLevel::Read => "READ",
+            AccessLevel::ReadWrite => "READ_WRITE",
+            AccessLevel::Full => "FULL",
+        }
+    }
+}
+
+/// Organization-wide default access of a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Owd {
+    /// Only the paths of step 7 other than the default.
+    #[default]
+    Private,
+    /// Every member reads.
+    PublicRead,
+    /// Every member reads and writes.
+    PublicReadWrite,
+    /// Every member has full access.
+    PublicFull,
+}
+
+impl Owd {
+    /// The record level this default gives a member.
+    pub fn level(self) -> AccessLevel {
+        match self {
+            Owd::Private => AccessLevel::None,
+            Owd::PublicRead => AccessLevel::Read,
+            Owd::PublicReadWrite => AccessLevel::ReadWrite,
+            Owd::PublicFull => AccessLevel::Full,
+        }
+    }
+}
+
+/// How superiors are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HierarchyMode {
+    /// Superiors hold a role above the user's role.
+    #[default]
+    Role,
+    /// Superiors are those the user reports to, directly or through a chain.
+    Reporting,
+}
+
+/// Company staff or an outside partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserKind {
+    /// A member of the company: has a role.
+    #[default]
+    Member,
+    /// A partner from outside: no role, no hierarchy, no org-wide defaults.
+    Guest,
+}
+
+/// To whom the users of a role may assign records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AssignScope {
+    /// Anyone.
+    #[default]
+    All,
+    /// Users of the same role or below it, and groups.
+    SameAndSubordinate,
+}
+
+/// Who manages a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GroupKind {
+    /// Managed by administrators.
+    #[default]
+    Organization,
+    /// Managed by its owner, who may add guests.
+    Personal,
+}
+
+/// Field security level, ordered `HIDDEN < READ_ONLY < EDITABLE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FieldLevel {
+    /// Not shown.
+    Hidden,
+    /// Shown, not editable.
+    ReadOnly,
+    /// Shown and editable.
+    Editable,
+}
+
+/// Character classes a password policy may require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CharClass {
+    /// `A`–`Z` and other upper-case letters.
+    Upper,
+    /// `a`–`z` and other lower-case letters.
+    Lower,
+    /// `0`–`9`.
+    Digit,
+    /// Anything that is not a letter, digit or white space.
+    Symbol,
+}
+
+/// Day of the week of a shift window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Weekday {
+    /// Monday.
+    Mon,
+    /// Tuesday.
+    Tue,
+    /// Wednesday.
+    Wed,
+    /// Thursday.
+    Thu,
+    /// Friday.
+    Fri,
+    /// Saturday.
+    Sat,
+    /// Sunday.
+    Sun,
+}
+
+impl Weekday {
+    /// Days since Monday (0–6).
+    pub fn index(self) -> u8 {
+        self as u8
+    }
+}
+
+/// The reason of a decision: the step of SPEC section 2 that decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Reason {
+    /// Step 1: no such user in the organization.
+    UnknownSubject,
+    /// Step 1: the user is inactive.
+    InactiveSubject,
+    /// Step 2: outside the user's shift.
+    OutsideShift,
+    /// Step 3: the organization's super administrator.
+    Admin,
+    /// Step 4: no such module.
+    UnknownModule,
+    /// Step 4 (deny) or 5 (allow): the effective profiles.
+    Profile,
+    /// Step 4: field security.
+    Field,
+    /// Step 6: no such record.
+    UnknownRecord,
+    /// Step 7: the subject owns the record.
+    Owner,
+    /// Step 7: the subject is a member of the owning group.
+    GroupOwner,
+    /// Step 7: `view_all` on the module.
+    ViewAll,
+    /// Step 7: `modify_all` on the module.
+    ModifyAll,
+    /// Step 7: the subject is a superior of the owner.
+    Hierarchy,
+    /// Step 7: the subject leads a group that holds the owner.
+    TeamLead,
+    /// Step 7: the module's organization-wide default.
+    OrgDefault,
+    /// Step 7: a sharing rule or criteria rule.
+    SharingRule,
+    /// Step 7: a manual share.
+    ManualShare,
+    /// Step 7: the record level is below what the action needs.
+    InsufficientAccess,
+    /// Step 8: the target owner is outside the role's assign scope.
+    AssignScope,
+}
+
+impl Reason {
+    /// The spec's name, without the `REASON_` prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UnknownSubject => "UNKNOWN_SUBJECT",
+            Reason::InactiveSubject => "INACTIVE_SUBJECT",
+            Reason::OutsideShift => "OUTSIDE_SHIFT",
+            Reason::Admin => "ADMIN",
+            Reason::UnknownModule => "UNKNOWN_MODULE",
+            Reason::Profile => "PROFILE",
+            Reason::Field => "FIELD",
+            Reason::UnknownRecord => "UNKNOWN_RECORD",
+            Reason::Owner => "OWNER",
+            Reason::GroupOwner => "GROUP_OWNER",
+            Reason::ViewAll => "VIEW_ALL",
+            Reason::ModifyAll => "MODIFY_ALL",
+            Reason::Hierarchy => "HIERARCHY",
+            Reason::TeamLead => "TEAM_LEAD",
+            Reason::OrgDefault => "ORG_DEFAULT",
+            Reason::SharingRule => "SHARING_RULE",
+            Reason::ManualShare => "MANUAL_SHARE",
+            Reason::InsufficientAccess => "INSUFFICIENT_ACCESS",
+            Reason::AssignScope => "ASSIGN_SCOPE",
+        }
+    }
+}
+
+/// Organization settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// ROLE (default) or REPORTING.
+    #[serde(default)]
+    pub hierarchy_mode: HierarchyMode,
+    /// Deny non-admin users with a shift outside its windows.
+    #[serde(default)]
+    pub enforce_shifts: bool,
+    /// Rules for candidate passwords.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_policy: Option<PasswordPolicy>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The organization's password policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordPolicy {
+    /// Minimum length in characters.
+    #[serde(default)]
+    pub min_length: u32,
+    /// Character classes that must each appear.
+    #[serde(default)]
+    pub require: Vec<CharClass>,
+    /// Days after which a password expires (none when absent or 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_days: Option<u32>,
+    /// Refuse passwords containing the principal id (default true).
+    #[serde(default = "yes")]
+    pub forbid_principal: bool,
+}
+
+/// A record type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleDef {
+    /// Module id, e.g. `Leads`.
+    pub id: String,
+    /// Organization-wide default.
+    #[serde(default)]
+    pub owd: Owd,
+    /// Superiors get access to subordinates' records (default true).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub hierarchy_access: bool,
+    /// Field names.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Custom actions and the record level each requires.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub actions: BTreeMap<String, AccessLevel>,
+}
+
+/// A permission set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileDef {
+    /// Profile id.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Per module, the allowed actions.
+    #[serde(default)]
+    pub modules: BTreeMap<String, Vec<String>>,
+    /// Modules whose every record this profile reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub view_all: Vec<String>,
+    /// Modules whose every record this profile fully controls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modify_all: Vec<String>,
+    /// Per module per field, the field level.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, BTreeMap<String, FieldLevel>>,
+}
+
+/// A role in the role forest.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDef {
+    /// Role id.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Parent role; none for a root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Profiles every user of the role inherits.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// To whom users of the role may assign records.
+    #[serde(default)]
+    pub assign_scope: AssignScope,
+}
+
+/// A weekly working window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowDef {
+    /// Days on which the window starts.
+    pub days: Vec<Weekday>,
+    /// Start, `HH:MM`.
+    pub start: String,
+    /// End, `HH:MM` (`24:00` allowed); at or before start it runs past midnight.
+    pub end: String,
+}
+
+/// A working shift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftDef {
+    /// Shift id.
+    pub id: String,
+    /// IANA time zone the windows are in.
+    pub time_zone: String,
+    /// Weekly windows.
+    #[serde(default)]
+    pub windows: Vec<WindowDef>,
+}
+
+/// A user of the organization.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDef {
+    /// User id.
+    pub id: String,
+    /// Login subject; defaults to the id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub principal: String,
+    /// MEMBER or GUEST.
+    #[serde(default)]
+    pub kind: UserKind,
+    /// The member's role; guests have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Direct profiles.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Manager, for the REPORTING hierarchy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports_to: Option<String>,
+    /// Working shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<String>,
+    /// Super administrator of the organization.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub admin: bool,
+    /// Inactive users are denied everything.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub active: bool,
+}
+
+/// A group of users.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupDef {
+    /// Group id.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// ORGANIZATION or PERSONAL.
+    #[serde(default)]
+    pub kind: GroupKind,
+    /// Owner of a personal group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Users listed one by one.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Roles whose users are members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Roles whose users, and the users of every role below, are members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles_and_subordinates: Vec<String>,
+    /// Nested groups whose expanded members are members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Team managers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leads: Vec<String>,
+}
+
+/// The owner of a record: a user or a group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerRef {
+    /// A user id.
+    User(String),
+    /// A group id.
+    Group(String),
+}
+
+/// Who a manual share is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grantee {
+    /// One user.
+    User(String),
+    /// The expanded members of a group.
+    Group(String),
+    /// The users of a role.
+    Role(String),
+    /// The users of a role and of every role below it.
+    RoleAndSubordinates(String),
+}
+
+/// The `from` or `to` set of a sharing rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberSet {
+    /// The users of a role.
+    Role(String),
+    /// The users of a role and of every role below it.
+    RoleAndSubordinates(String),
+    /// The expanded members of a group (and, as `from`, the group and its nested groups as owners).
+    Group(String),
+}
+
+/// A record as registered through the Grant service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordDef {
+    /// Module id.
+    pub module: String,
+    /// Record id.
+    pub id: String,
+    /// Owner.
+    pub owner: OwnerRef,
+    /// Confidential: defaults and sharing rules do not apply.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub private: bool,
+    /// Attributes matched by criteria rules.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A manual share of one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareDef {
+    /// Module id.
+    pub module: String,
+    /// Record id.
+    pub record: String,
+    /// Who receives access.
+    pub grantee: Grantee,
+    /// READ, READ_WRITE or FULL.
+    pub level: AccessLevel,
+}
+
+/// An owner-based or criteria sharing rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharingRuleDef {
+    /// Rule id.
+    pub id: String,
+    /// Module id.
+    pub module: String,
+    /// Owners whose records are shared (owner-based rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<MemberSet>,
+    /// Attributes a record must all have (criteria rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria: Option<BTreeMap<String, String>>,
+    /// Users who receive access.
+    pub to: MemberSet,
+    /// READ or READ_WRITE.
+    pub access: AccessLevel,
+}

@@ -1,0 +1,474 @@
+//! One organization's policy, compiled: ids interned to dense indexes, each
+//! reference resolved, and the reverse indexes a decision and an expansion
+//! need (role → users, group → containers, grantee → shares, …).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::ids::Interner;
+use super::model::{
+    AccessLevel, FieldLevel, GroupDef, ModuleDef, ProfileDef, RoleDef, Settings, SharingRuleDef,
+    ShiftDef, UserDef,
+};
+
+macro_rules! index_type {
+    ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
+        #[$doc]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+    )*};
+}
+
+index_type!(
+    /// Interned index of a user.
+    UserIx,
+    /// Interned index of a role.
+    RoleIx,
+    /// Interned index of a group.
+    GroupIx,
+    /// Interned index of a module.
+    ModuleIx,
+    /// Interned index of a profile.
+    ProfileIx,
+    /// Interned index of a shift.
+    ShiftIx,
+);
+
+/// Entities of one kind: ids interned, entries by index.
+#[derive(Debug, Clone)]
+pub struct Table<T> {
+    ids: Interner,
+    items: Vec<Option<T>>,
+    count: usize,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            ids: Interner::default(),
+            items: Vec::new(),
+            count: 0,
+        }
+    }
+}
+
+impl<T> Table<T> {
+    /// The entry at `ix`, if it exists.
+    pub fn get(&self, ix: u32) -> Option<&T> {
+        self.items.get(ix as usize).and_then(Option::as_ref)
+    }
+
+    /// The entry at `ix`, mutably.
+    pub fn get_mut(&mut self, ix: u32) -> Option<&mut T> {
+        self.items.get_mut(ix as usize).and_then(Option::as_mut)
+    }
+
+    /// The index of an existing entry named `id`.
+    pub fn ix(&self, id: &str) -> Option<u32> {
+        self.ids.get(id).filter(|ix| self.get(*ix).is_some())
+    }
+
+    /// The existing entry named `id` with its index.
+    pub fn by_id(&self, id: &str) -> Option<(u32, &T)> {
+        let ix = self.ids.get(id)?;
+        self.get(ix).map(|t| (ix, t))
+    }
+
+    /// Whether an entry named `id` exists.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ix(id).is_some()
+    }
+
+    /// The id of index `ix`.
+    pub fn name(&self, ix: u32) -> &str {
+        self.ids.name(ix)
+    }
+
+    /// The index `id` has or gets, whether or not an entry exists.
+    pub fn intern(&mut self, id: &str) -> u32 {
+        let ix = self.ids.intern(id);
+        if self.items.len() <= ix as usize {
+            self.items.resize_with(ix as usize + 1, || None);
+        }
+        ix
+    }
+
+    /// Stores `item` at `ix`, returning what was there.
+    pub fn put(&mut self, ix: u32, item: T) -> Option<T> {
+        let slot = &mut self.items[ix as usize];
+        let old = slot.replace(item);
+        if old.is_none() {
+            self.count += 1;
+        }
+        old
+    }
+
+    /// Removes the entry at `ix`.
+    pub fn remove(&mut self, ix: u32) -> Option<T> {
+        let old = self.items.get_mut(ix as usize).and_then(Option::take);
+        if old.is_some() {
+            self.count -= 1;
+        }
+        old
+    }
+
+    /// Existing entries with their indexes, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(|(ix, t)| t.as_ref().map(|t| (ix as u32, t)))
+    }
+
+    /// How many entries exist.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no entry exists.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// The owner of a record, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    /// A user.
+    User(UserIx),
+    /// A group.
+    Group(GroupIx),
+}
+
+/// The grantee of a manual share, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GranteeIx {
+    /// One user.
+    User(UserIx),
+    /// A group's expanded members.
+    Group(GroupIx),
+    /// A role's users.
+    Role(RoleIx),
+    /// A role's users and those of the roles below it.
+    RoleAndSubordinates(RoleIx),
+}
+
+/// A sharing rule's `from` or `to` set, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberSetIx {
+    /// A role's users.
+    Role(RoleIx),
+    /// A role's users and those of the roles below it.
+    RoleAndSubordinates(RoleIx),
+    /// A group's expanded members (and, as `from`, its nested groups as owners).
+    Group(GroupIx),
+}
+
+/// A manual share on a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Who receives access.
+    pub grantee: GranteeIx,
+    /// How much.
+    pub level: AccessLevel,
+}
+
+/// A record, resolved.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Owner.
+    pub owner: Owner,
+    /// Confidential flag.
+    pub private: bool,
+    /// Attributes for criteria rules.
+    pub attributes: BTreeMap<String, String>,
+    /// Manual shares.
+    pub shares: Vec<Share>,
+}
+
+/// A sharing rule, resolved.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule as written.
+    pub def: SharingRuleDef,
+    /// Owner-based rule: whose records.
+    pub from: Option<MemberSetIx>,
+    /// Criteria rule: the attributes a record must all have.
+    pub criteria: Vec<(String, String)>,
+    /// Who receives access.
+    pub to: MemberSetIx,
+}
+
+/// A module with its records and its sharing rules.
+#[derive(Debug, Clone)]
+pub struct Module {
+    /// The module as written.
+    pub def: ModuleDef,
+    /// Field names.
+    pub fields: FxHashSet<String>,
+    /// Records by id.
+    pub records: FxHashMap<Arc<str>, Record>,
+    /// Record ids by owner.
+    pub by_owner: FxHashMap<Owner, FxHashSet<Arc<str>>>,
+    /// Sharing rules of this module, by id.
+    pub rules: BTreeMap<String, Rule>,
+}
+
+impl Module {
+    /// The record level `action` requires: `None` when the action is
+    /// neither standard nor one of the module's custom actions.
+    pub fn required_level(&self, action: &str) -> Option<AccessLevel> {
+        match action {
+            "create" => Some(AccessLevel::None),
+            "view" => Some(AccessLevel::Read),
+            "edit" => Some(AccessLevel::ReadWrite),
+            "delete" | "share" | "assign" => Some(AccessLevel::Full),
+            custom => self.def.actions.get(custom).copied(),
+        }
+    }
+}
+
+/// What one profile allows on one module.
+#[derive(Debug, Clone, Default)]
+pub struct ModulePerms {
+    /// Allowed actions.
+    pub actions: FxHashSet<String>,
+    /// Read every record.
+    pub view_all: bool,
+    /// Full access to every record.
+    pub modify_all: bool,
+    /// Field levels it names.
+    pub fields: FxHashMap<String, FieldLevel>,
+}
+
+impl ModulePerms {
+    /// Whether the profile allows `view` on the module (and so speaks for its fields).
+    pub fn views(&self) -> bool {
+        self.actions.contains("view")
+    }
+}
+
+/// A profile, resolved.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The profile as written.
+    pub def: ProfileDef,
+    /// Per module.
+    pub modules: FxHashMap<ModuleIx, ModulePerms>,
+}
+
+/// A role, resolved, with its reverse indexes.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// The role as written.
+    pub def: RoleDef,
+    /// Parent.
+    pub parent: Option<RoleIx>,
+    /// Profiles.
+    pub profiles: Vec<ProfileIx>,
+    /// Child roles (index).
+    pub children: Vec<RoleIx>,
+    /// Users holding this role (index).
+    pub users: Vec<UserIx>,
+    /// Groups listing this role in `roles` (index).
+    pub in_groups: Vec<GroupIx>,
+    /// Groups listing this role in `roles_and_subordinates` (index).
+    pub in_groups_with_subordinates: Vec<GroupIx>,
+}
+
+/// A user, resolved, with its reverse indexes.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The user as written (principal filled in).
+    pub def: UserDef,
+    /// Role.
+    pub role: Option<RoleIx>,
+    /// Direct profiles.
+    pub profiles: Vec<ProfileIx>,
+    /// Manager.
+    pub reports_to: Option<UserIx>,
+    /// Shift.
+    pub shift: Option<ShiftIx>,
+    /// Direct reports (index).
+    pub reports: Vec<UserIx>,
+    /// Groups listing this user in `users` (index).
+    pub in_groups: Vec<GroupIx>,
+    /// Groups this user leads (index).
+    pub leads: Vec<GroupIx>,
+    /// Personal groups this user owns (index).
+    pub owns_groups: Vec<GroupIx>,
+}
+
+/// A group, resolved, with its reverse index.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// The group as written.
+    pub def: GroupDef,
+    /// Owner of a personal group.
+    pub owner: Option<UserIx>,
+    /// Listed users.
+    pub users: Vec<UserIx>,
+    /// Listed roles.
+    pub roles: Vec<RoleIx>,
+    /// Listed roles with subordinates.
+    pub roles_and_subordinates: Vec<RoleIx>,
+    /// Nested groups.
+    pub groups: Vec<GroupIx>,
+    /// Leads.
+    pub leads: Vec<UserIx>,
+    /// Groups that list this one in `groups` (index).
+    pub containers: Vec<GroupIx>,
+}
+
+/// A weekly window in minutes since midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Bit `d` set: the window starts on day `d` (0 = Monday).
+    pub days: u8,
+    /// Start minute.
+    pub start: u16,
+    /// End minute (may be at or before start: runs past midnight).
+    pub end: u16,
+}
+
+/// A shift, resolved.
+#[derive(Debug, Clone)]
+pub struct Shift {
+    /// The shift as written.
+    pub def: ShiftDef,
+    /// Its time zone.
+    pub tz: Tz,
+    /// Its windows.
+    pub windows: Vec<Window>,
+}
+
+/// One organization's compiled policy.
+#[derive(Debug, Clone)]
+pub struct OrgState {
+    /// Organization id.
+    pub id: Arc<str>,
+    /// Distinguishes this instance from an earlier organization of the same
+    /// id in caches keyed by index.
+    pub generation: u64,
+    /// Revision of the last write applied.
+    pub revision: u64,
+    /// Settings.
+    pub settings: Settings,
+    /// Modules.
+    pub modules: Table<Module>,
+    /// Profiles.
+    pub profiles: Table<Profile>,
+    /// Roles.
+    pub roles: Table<Role>,
+    /// Users.
+    pub users: Table<User>,
+    /// Groups.
+    pub groups: Table<Group>,
+    /// Shifts.
+    pub shifts: Table<Shift>,
+    /// Sharing rule id → its module.
+    pub rule_modules: FxHashMap<String, ModuleIx>,
+    /// Principal → user.
+    pub principals: FxHashMap<String, UserIx>,
+    /// Grantee → the records shared with it.
+    pub shares_by_grantee: FxHashMap<GranteeIx, FxHashSet<(ModuleIx, Arc<str>)>>,
+}
+
+impl OrgState {
+    /// An empty organization.
+    pub fn new(id: &str, generation: u64, revision: u64, settings: Settings) -> Self {
+        OrgState {
+            id: Arc::from(id),
+            generation,
+            revision,
+            settings,
+            modules: Table::default(),
+            profiles: Table::default(),
+            roles: Table::default(),
+            users: Table::default(),
+            groups: Table::default(),
+            shifts: Table::default(),
+            rule_modules: FxHashMap::default(),
+            principals: FxHashMap::default(),
+            shares_by_grantee: FxHashMap::default(),
+        }
+    }
+
+    /// The user at `ix`.
+    pub fn user(&self, ix: UserIx) -> Option<&User> {
+        self.users.get(ix.0)
+    }
+
+    /// The role at `ix`.
+    pub fn role(&self, ix: RoleIx) -> Option<&Role> {
+        self.roles.get(ix.0)
+    }
+
+    /// The group at `ix`.
+    pub fn group(&self, ix: GroupIx) -> Option<&Group> {
+        self.groups.get(ix.0)
+    }
+
+    /// The module at `ix`.
+    pub fn module(&self, ix: ModuleIx) -> Option<&Module> {
+        self.modules.get(ix.0)
+    }
+
+    /// The id of a user.
+    pub fn user_id(&self, ix: UserIx) -> &str {
+        self.users.name(ix.0)
+    }
+
+    /// The id of a role.
+    pub fn role_id(&self, ix: RoleIx) -> &str {
+        self.roles.name(ix.0)
+    }
+
+    /// The id of a group.
+    pub fn group_id(&self, ix: GroupIx) -> &str {
+        self.groups.name(ix.0)
+    }
+
+    /// The id of a module.
+    pub fn module_id(&self, ix: ModuleIx) -> &str {
+        self.modules.name(ix.0)
+    }
+
+    /// The effective profiles of a user: its own, then its role's.
+    pub fn effective_profiles<'a>(
+        &'a self,
+        user: &'a User,
+    ) -> impl Iterator<Item = &'a Profile> + 'a {
+        let role_profiles = user
+            .role
+            .and_then(|r| self.role(r))
+            .map(|r| r.profiles.as_slice())
+            .unwrap_or(&[]);
+        user.profiles
+            .iter()
+            .chain(role_profiles)
+            .filter_map(|p| self.profiles.get(p.0))
+    }
+
+    /// Number of records across modules.
+    pub fn record_count(&self) -> usize {
+        self.modules.iter().map(|(_, m)| m.records.len()).sum()
+    }
+}
+
+/// Inserts `v` into a sorted vector if absent.
+pub(crate) fn insert_sorted<T: Ord>(v: &mut Vec<T>, x: T) {
+    if let Err(pos) = v.binary_search(&x) {
+        v.insert(pos, x);
+    }
+}
+
+/// Removes `x` from a sorted vector if present.
+pub(crate) fn remove_sorted<T: Ord>(v: &mut Vec<T>, x: &T) {
+    if let Ok(pos) = v.binary_search(x) {
+        v.remove(pos);
+    }
+}

@@ -1,0 +1,1243 @@
+//! Plans a write: validates a command against an organization's current
+//! policy and turns it into the changes that carry it out. A command that
+//! breaks any rule is refused whole, before anything is stored or applied.
+
+use std::collections::BTreeMap;
+
+use super::change::Change;
+use super::document::{topo_sorted, OrgDocument};
+use super::error::{Error, Result};
+use super::expand::Invalidation;
+use super::ids::check_id;
+use super::model::{
+    AccessLevel, Grantee, GroupDef, GroupKind, MemberSet, ModuleDef, OwnerRef, ProfileDef,
+    RecordDef, RoleDef, Settings, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind,
+};
+use super::org::{GranteeIx, GroupIx, OrgState, Owner, RoleIx, UserIx};
+use super::shifts::compile_shift;
+
+/// Limits of SPEC section 6, each configurable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest id.
+    pub id_length: usize,
+    /// Most checks in one `CheckBulk`.
+    pub bulk_checks: usize,
+    /// Most entries a group lists across its four member sorts.
+    pub group_members: usize,
+    /// Deepest group nesting (edges in the longest chain of nested groups).
+    pub group_depth: usize,
+    /// Deepest role chain (edges from a root to its deepest role).
+    pub role_depth: usize,
+    /// Most shifts per organization.
+    pub shifts: usize,
+    /// Most organizations one principal may be a user in (0: no limit).
+    pub max_orgs_per_principal: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            id_length: 128,
+            bulk_checks: 1000,
+            group_members: 10_000,
+            group_depth: 32,
+            role_depth: 64,
+            shifts: 30,
+            max_orgs_per_principal: 0,
+        }
+    }
+}
+
+/// A write, as asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Create an organization.
+    CreateOrganization(Settings),
+    /// Replace the settings.
+    UpdateSettings(Settings),
+    /// Delete the organization with everything in it.
+    DeleteOrganization,
+    /// Create or replace a module.
+    PutModule(ModuleDef),
+    /// Delete a module with its records, shares and rules.
+    DeleteModule(String),
+    /// Create or replace a profile.
+    PutProfile(ProfileDef),
+    /// Delete a profile, removing it from roles and users.
+    DeleteProfile(String),
+    /// Create or replace a role.
+    PutRole(RoleDef),
+    /// Delete a role; its users and sub-roles move to `transfer_to`.
+    DeleteRole {
+        /// Role id.
+        id: String,
+        /// Role taking its users and sub-roles.
+        transfer_to: Option<String>,
+    },
+    /// Create or replace a shift.
+    PutShift(ShiftDef),
+    /// Delete a shift, clearing it from users.
+    DeleteShift(String),
+    /// Create or replace a user.
+    PutUser(UserDef),
+    /// Delete a user; what it owns moves to `transfer_to`.
+    DeleteUser {
+        /// User id.
+        id: String,
+        /// New owner of its records (and, a user, of its personal groups).
+        transfer_to: Option<OwnerRef>,
+    },
+    /// Create or replace a group.
+    PutGroup(GroupDef),
+    /// Delete a group; its records move to `transfer_to`.
+    DeleteGroup {
+        /// Group id.
+        id: String,
+        /// New owner of its records.
+        transfer_to: Option<OwnerRef>,
+    },
+    /// Create or replace a sharing rule.
+    PutSharingRule(SharingRuleDef),
+    /// Delete a sharing rule.
+    DeleteSharingRule(String),
+    /// Register or re-own a record.
+    SetOwner(RecordDef),
+    /// Delete a record with its shares.
+    DeleteRecord {
+        /// Module id.
+        module: String,
+        /// Record id.
+        id: String,
+    },
+    /// Share records (one or many).
+    Share(Vec<ShareDef>),
+    /// Remove shares (the level is ignored).
+    Unshare(Vec<ShareDef>),
+    /// Load a whole document, merged or replacing the organization.
+    Import {
+        /// The document.
+        document: OrgDocument,
+        /// Replace everything (else: create or replace what it names).
+        replace: bool,
+    },
+}
+
+/// Plans `command` for an organization in state `org` (`None`: it does not
+/// exist).
+pub fn plan(
+    org: Option<&OrgState>,
+    org_id: &str,
+    command: &Command,
+    limits: &Limits,
+) -> Result<Vec<Change>> {
+    check_id("org_id", org_id, limits.id_length)?;
+    let missing = || Error::not_found("organization", org_id, "org_id");
+    match command {
+        Command::CreateOrganization(settings) => {
+            if org.is_some() {
+                return Err(Error::AlreadyExists {
+                    kind: "organization",
+                    id: org_id.to_string(),
+                });
+            }
+            Ok(vec![Change::CreateOrg(settings.clone())])
+        }
+        Command::Import { document, replace } => {
+            if !document.organization.is_empty() && document.organization != org_id {
+                return Err(Error::invalid(
+                    "organization",
+                    format!(
+                        "document is for '{}', not '{org_id}'",
+                        document.organization
+                    ),
+                ));
+            }
+            plan_import(org, org_id, document, *replace, limits)
+        }
+        other => {
+            let org = org.ok_or_else(missing)?;
+            Planner { org, limits }.plan(other)
+        }
+    }
+}
+
+/// Plans a document import on a scratch copy, entity by entity, so each is
+/// validated against everything before it.
+fn plan_import(
+    org: Option<&OrgState>,
+    org_id: &str,
+    doc: &OrgDocument,
+    replace: bool,
+    limits: &Limits,
+) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    let mut scratch = match (org, replace) {
+        (Some(existing), false) => {
+            if let Some(settings) = &doc.settings {
+                changes.push(Change::Settings(settings.clone()));
+            }
+            let mut s = existing.clone();
+            if let Some(settings) = &doc.settings {
+                s.settings = settings.clone();
+            }
+            s
+        }
+        _ => {
+            let settings = doc.settings.clone().unwrap_or_default();
+            changes.push(Change::CreateOrg(settings.clone()));
+            OrgState::new(org_id, 0, 0, settings)
+        }
+    };
+    refuse_cycles_in(doc)?;
+    let roles = topo_sorted(
+        doc.roles.iter().cloned().enumerate().collect(),
+        |(_, r)| r.id.clone(),
+        |(_, r)| r.parent.iter().cloned().collect(),
+    );
+    let users = topo_sorted(
+        doc.users.iter().cloned().enumerate().collect(),
+        |(_, u)| u.id.clone(),
+        |(_, u)| u.reports_to.iter().cloned().collect(),
+    );
+    let groups = topo_sorted(
+        doc.groups.iter().cloned().enumerate().collect(),
+        |(_, g)| g.id.clone(),
+        |(_, g)| g.groups.clone(),
+    );
+    let mut steps: Vec<(String, Command)> = Vec::new();
+    for (i, m) in doc.modules.iter().enumerate() {
+        steps.push((format!("modules[{i}]"), Command::PutModule(m.clone())));
+    }
+    for (i, p) in doc.profiles.iter().enumerate() {
+        steps.push((format!("profiles[{i}]"), Command::PutProfile(p.clone())));
+    }
+    for (i, r) in roles {
+        steps.push((format!("roles[{i}]"), Command::PutRole(r)));
+    }
+    for (i, s) in doc.shifts.iter().enumerate() {
+        steps.push((format!("shifts[{i}]"), Command::PutShift(s.clone())));
+    }
+    for (i, u) in users {
+        steps.push((format!("users[{i}]"), Command::PutUser(u)));
+    }
+    for (i, g) in groups {
+        steps.push((format!("groups[{i}]"), Command::PutGroup(g)));
+    }
+    for (i, r) in doc.records.iter().enumerate() {
+        steps.push((format!("records[{i}]"), Command::SetOwner(r.clone())));
+    }
+    for (i, s) in doc.shares.iter().enumerate() {
+        steps.push((format!("shares[{i}]"), Command::Share(vec![s.clone()])));
+    }
+    for (i, r) in doc.sharing_rules.iter().enumerate() {
+        steps.push((
+            format!("sharing_rules[{i}]"),
+            Command::PutSharingRule(r.clone()),
+        ));
+    }
+    let mut seen: BTreeMap<(&'static str, String), String> = BTreeMap::new();
+    for (path, command) in steps {
+        if let Some((kind, id)) = entity_key(&command) {
+            if let Some(first) = seen.insert((kind, id.clone()), path.clone()) {
+                return Err(Error::invalid(
+                    format!("{path}.id"),
+                    format!("{kind} '{id}' is listed twice (first at {first})"),
+                ));
+            }
+        }
+        let planned = Planner {
+            org: &scratch,
+            limits,
+        }
+        .plan(&command)
+        .map_err(|e| at_path(&path, e))?;
+        let mut inv = Invalidation::default();
+        for change in &planned {
+            scratch.apply(change, &mut inv);
+        }
+        changes.extend(planned);
+    }
+    Ok(changes)
+}
+
+fn entity_key(command: &Command) -> Option<(&'static str, String)> {
+    match command {
+        Command::PutModule(d) => Some(("module", d.id.clone())),
+        Command::PutProfile(d) => Some(("profile", d.id.clone())),
+        Command::PutRole(d) => Some(("role", d.id.clone())),
+        Command::PutShift(d) => Some(("shift", d.id.clone())),
+        Command::PutUser(d) => Some(("user", d.id.clone())),
+        Command::PutGroup(d) => Some(("group", d.id.clone())),
+        Command::SetOwner(d) => Some(("record", format!("{}/{}", d.module, d.id))),
+        Command::PutSharingRule(d) => Some(("sharing rule", d.id.clone())),
+        _ => None,
+    }
+}
+
+/// Prefixes the field of an error with the document path of its entity.
+fn at_path(path: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidArgument { field, rule } => Error::InvalidArgument {
+            field: format!("{path}.{field}"),
+            rule,
+        },
+        Error::NotFound { kind, id, field } => Error::NotFound {
+            kind,
+            id,
+            field: format!("{path}.{field}"),
+        },
+        Error::FailedPrecondition(m) => Error::FailedPrecondition(format!("{path}: {m}")),
+        other => other,
+    }
+}
+
+/// Refuses a document whose roles, groups or reporting lines form a cycle
+/// among themselves, naming it.
+fn refuse_cycles_in(doc: &OrgDocument) -> Result<()> {
+    fn find_cycle(edges: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+        for start in edges.keys() {
+            let mut path = vec![start.clone()];
+            let mut stack = vec![(start.clone(), 0usize)];
+            while let Some((node, next)) = stack.last().cloned() {
+                let outs = edges.get(&node).cloned().unwrap_or_default();
+                if next >= outs.len() {
+                    stack.pop();
+                    path.pop();
+                    continue;
+                }
+                if let Some(top) = stack.last_mut() {
+                    top.1 += 1;
+                }
+                let to = &outs[next];
+                if to == start {
+                    path.push(to.clone());
+                    return Some(path);
+                }
+                if !path.contains(to) && edges.contains_key(to) && path.len() < edges.len() + 1 {
+                    path.push(to.clone());
+                    stack.push((to.clone(), 0));
+                }
+            }
+        }
+        None
+    }
+    let roles = doc
+        .roles
+        .iter()
+        .map(|r| (r.id.clone(), r.parent.iter().cloned().collect()))
+        .collect();
+    if let Some(c) = find_cycle(&roles) {
+        return Err(Error::precondition(format!(
+            "role cycle: {}",
+            c.join(" → ")
+        )));
+    }
+    let groups = doc
+        .groups
+        .iter()
+        .map(|g| (g.id.clone(), g.groups.clone()))
+        .collect();
+    if let Some(c) = find_cycle(&groups) {
+        return Err(Error::precondition(format!(
+            "group membership cycle: {}",
+            c.join(" → ")
+        )));
+    }
+    let reports = doc
+        .users
+        .iter()
+        .map(|u| (u.id.clone(), u.reports_to.iter().cloned().collect()))
+        .collect();
+    if let Some(c) = find_cycle(&reports) {
+        return Err(Error::precondition(format!(
+            "reporting cycle: {}",
+            c.join(" → ")
+        )));
+    }
+    Ok(())
+}
+
+/// Validates and plans one command against one organization.
+struct Planner<'a> {
+    org: &'a OrgState,
+    limits: &'a Limits,
+}
+
+impl Planner<'_> {
+    fn plan(&self, command: &Command) -> Result<Vec<Change>> {
+        match command {
+            Command::CreateOrganization(_) | Command::Import { .. } => Err(Error::invalid(
+                "command",
+                "organizations are created and imported by the engine",
+            )),
+            Command::UpdateSettings(settings) => Ok(vec![Change::Settings(settings.clone())]),
+            Command::DeleteOrganization => Ok(vec![Change::DeleteOrg]),
+            Command::PutModule(def) => self.put_module(def),
+            Command::DeleteModule(id) => self.delete_module(id),
+            Command::PutProfile(def) => self.put_profile(def),
+            Command::DeleteProfile(id) => self.delete_profile(id),
+            Command::PutRole(def) => self.put_role(def),
+            Command::DeleteRole { id, transfer_to } => self.delete_role(id, transfer_to.as_deref()),
+            Command::PutShift(def) => self.put_shift(def),
+            Command::DeleteShift(id) => self.delete_shift(id),
+            Command::PutUser(def) => self.put_user(def),
+            Command::DeleteUser { id, transfer_to } => self.delete_user(id, transfer_to.as_ref()),
+            Command::PutGroup(def) => self.put_group(def),
+            Command::DeleteGroup { id, transfer_to } => self.delete_group(id, transfer_to.as_ref()),
+            Command::PutSharingRule(def) => self.put_rule(def),
+            Command::DeleteSharingRule(id) => {
+                self.id("id", id)?;
+                if !self.org.rule_modules.contains_key(id) {
+                    return Err(Error::not_found("sharing rule", id.clone(), "id"));
+                }
+                Ok(vec![Change::DeleteRule { id: id.clone() }])
+            }
+            Command::SetOwner(def) => self.set_owner(def),
+            Command::DeleteRecord { module, id } => {
+                self.record_exists(module, id)?;
+                Ok(vec![Change::DeleteRecord {
+                    module: module.clone(),
+                    id: id.clone(),
+                }])
+            }
+            Command::Share(shares) => self.share(shares),
+            Command::Unshare(shares) => self.unshare(shares),
+        }
+    }
+
+    fn id(&self, field: &str, id: &str) -> Result<()> {
+        check_id(field, id, self.limits.id_length)
+    }
+
+    fn ids(&self, field: &str, ids: &[String]) -> Result<()> {
+        for (i, id) in ids.iter().enumerate() {
+            self.id(&format!("{field}[{i}]"), id)?;
+        }
+        Ok(())
+    }
+
+    fn module_exists(&self, field: &str, id: &str) -> Result<()> {
+        self.id(field, id)?;
+        if self.org.modules.contains(id) {
+            Ok(())
+        } else {
+            Err(Error::not_found("module", id, field))
+        }
+    }
+
+    fn user_exists(&self, field: &str, id: &str) -> Result<UserIx> {
+        self.id(field, id)?;
+        self.org
+            .users
+            .ix(id)
+            .map(UserIx)
+            .ok_or_else(|| Error::not_found("user", id, field))
+    }
+
+    fn role_exists(&self, field: &str, id: &str) -> Result<RoleIx> {
+        self.id(field, id)?;
+        self.org
+            .roles
+            .ix(id)
+            .map(RoleIx)
+            .ok_or_else(|| Error::not_found("role", id, field))
+    }
+
+    fn group_exists(&self, field: &str, id: &str) -> Result<GroupIx> {
+        self.id(field, id)?;
+        self.org
+            .groups
+            .ix(id)
+            .map(GroupIx)
+            .ok_or_else(|| Error::not_found("group", id, field))
+    }
+
+    fn profiles_exist(&self, field: &str, ids: &[String]) -> Result<()> {
+        for (i, p) in ids.iter().enumerate() {
+            let f = format!("{field}[{i}]");
+            self.id(&f, p)?;
+            if !self.org.profiles.contains(p) {
+                return Err(Error::not_found("profile", p.clone(), f));
+            }
+        }
+        Ok(())
+    }
+
+    fn owner_exists(&self, field: &str, owner: &OwnerRef) -> Result<Owner> {
+        match owner {
+            OwnerRef::User(u) => self
+                .user_exists(&format!("{field}.user"), u)
+                .map(Owner::User),
+            OwnerRef::Group(g) => self
+                .group_exists(&format!("{field}.group"), g)
+                .map(Owner::Group),
+        }
+    }
+
+    fn grantee_exists(&self, field: &str, grantee: &Grantee) -> Result<GranteeIx> {
+        match grantee {
+            Grantee::User(u) => self
+                .user_exists(&format!("{field}.user"), u)
+                .map(GranteeIx::User),
+            Grantee::Group(g) => self
+                .group_exists(&format!("{field}.group"), g)
+                .map(GranteeIx::Group),
+            Grantee::Role(r) => self
+                .role_exists(&format!("{field}.role"), r)
+                .map(GranteeIx::Role),
+            Grantee::RoleAndSubordinates(r) => self
+                .role_exists(&format!("{field}.role_and_subordinates"), r)
+                .map(GranteeIx::RoleAndSubordinates),
+        }
+    }
+
+    fn member_set_exists(&self, field: &str, set: &MemberSet) -> Result<()> {
+        match set {
+            MemberSet::Role(r) => self.role_exists(&format!("{field}.role"), r).map(|_| ()),
+            MemberSet::RoleAndSubordinates(r) => self
+                .role_exists(&format!("{field}.role_and_subordinates"), r)
+                .map(|_| ()),
+            MemberSet::Group(g) => self.group_exists(&format!("{field}.group"), g).map(|_| ()),
+        }
+    }
+
+    fn record_exists(&self, module: &str, id: &str) -> Result<()> {
+        self.module_exists("module", module)?;
+        self.id("record_id", id)?;
+        let found = self
+            .org
+            .modules
+            .by_id(module)
+            .is_some_and(|(_, m)| m.records.contains_key(id));
+        if found {
+            Ok(())
+        } else {
+            Err(Error::not_found(
+                "record",
+                format!("{module}/{id}"),
+                "record_id",
+            ))
+        }
+    }
+
+    fn put_module(&self, def: &ModuleDef) -> Result<Vec<Change>> {
+        self.id("id", &def.id)?;
+        self.ids("fields", &def.fields)?;
+        let mut fields: Vec<&String> = def.fields.iter().collect();
+        fields.sort();
+        if let Some(w) = fields.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::invalid(
+                "fields",
+                format!("field '{}' is listed twice", w[0]),
+            ));
+        }
+        for (action, level) in &def.actions {
+            let field = format!("actions.{action}");
+            self.id(&field, action)?;
+            if matches!(
+                action.as_str(),
+                "view" | "create" | "edit" | "delete" | "share" | "assign"
+            ) {
+                return Err(Error::invalid(
+                    field,
+                    "a custom action cannot take the name of a standard action",
+                ));
+            }
+            if *level == AccessLevel::None {
+                return Err(Error::invalid(
+                    field,
+                    "a custom action requires READ, READ_WRITE or FULL",
+                ));
+            }
+        }
+        Ok(vec![Change::PutModule(def.clone())])
+    }
+
+    fn delete_module(&self, id: &str) -> Result<Vec<Change>> {
+        self.module_exists("id", id)?;
+        let mut changes = Vec::new();
+        for (_, p) in self.org.profiles.iter() {
+            let mentions = p.def.modules.contains_key(id)
+                || p.def.view_all.iter().any(|m| m == id)
+                || p.def.modify_all.iter().any(|m| m == id)
+                || p.def.fields.contains_key(id);
+            if mentions {
+                let mut def = p.def.clone();
+                def.modules.remove(id);
+                def.view_all.retain(|m| m != id);
+                def.modify_all.retain(|m| m != id);
+                def.fields.remove(id);
+                changes.push(Change::PutProfile(def));
+            }
+        }
+        changes.push(Change::DeleteModule { id: id.to_string() });
+        Ok(changes)
+    }
+
+    fn put_profile(&self, def: &ProfileDef) -> Result<Vec<Change>> {
+        self.id("id", &def.id)?;
+        for (module_id, actions) in &def.modules {
+            let field = format!("modules.{module_id}");
+            self.module_exists(&field, module_id)?;
+            let Some((_, module)) = self.org.modules.by_id(module_id) else {
+                continue;
+            };
+            for (i, action) in actions.iter().enumerate() {
+                if module.required_level(action).is_none() {
+                    return Err(Error::invalid(
+                        format!("{field}[{i}]"),
+                        format!("'{action}' is neither a standard action nor a custom action of '{module_id}'"),
+                    ));
+                }
+            }
+        }
+        for (i, m) in def.view_all.iter().enumerate() {
+            self.module_exists(&format!("view_all[{i}]"), m)?;
+        }
+        for (i, m) in def.modify_all.iter().enumerate() {
+            self.module_exists(&format!("modify_all[{i}]"), m)?;
+        }
+        for (module_id, fields) in &def.fields {
+            let field = format!("fields.{module_id}");
+            self.module_exists(&field, module_id)?;
+            if let Some((_, module)) = self.org.modules.by_id(module_id) {
+                if let Some(f) = fields.keys().find(|f| !module.fields.contains(*f)) {
+                    return Err(Error::invalid(
+                        format!("{field}.{f}"),
+                        format!("module '{module_id}' has no field '{f}'"),
+                    ));
+                }
+            }
+        }
+        Ok(vec![Change::PutProfile(def.clone())])
+    }
+
+    fn delete_profile(&self, id: &str) -> Result<Vec<Change>> {
+        self.id("id", id)?;
+        if !self.org.profiles.contains(id) {
+            return Err(Error::not_found("profile", id, "id"));
+        }
+        let mut changes = Vec::new();
+        for (_, r) in self.org.roles.iter() {
+            if r.def.profiles.iter().any(|p| p == id) {
+                let mut def = r.def.clone();
+                def.profiles.retain(|p| p != id);
+                changes.push(Change::PutRole(def));
+            }
+        }
+        for (_, u) in self.org.users.iter() {
+            if u.def.profiles.iter().any(|p| p == id) {
+                let mut def = u.def.clone();
+                def.profiles.retain(|p| p != id);
+                changes.push(Change::PutUser(def));
+            }
+        }
+        changes.push(Change::DeleteProfile { id: id.to_string() });
+        Ok(changes)
+    }
+
+    /// Edges from a root down to `role` (0 for a root).
+    fn role_depth(&self, role: RoleIx) -> usize {
+        self.org.role_ancestors(role).len()
+    }
+
+    /// Edges from `role` down to its deepest descendant.
+    fn role_height(&self, role: RoleIx) -> usize {
+        let mut height = 0;
+        let mut level = vec![role];
+        let mut guard = 0;
+        loop {
+            let next: Vec<RoleIx> = level
+                .iter()
+                .filter_map(|r| self.org.role(*r))
+                .flat_map(|r| r.children.iter().copied())
+                .collect();
+            if next.is_empty() || guard > self.limits.role_depth + 1 {
+                return height;
+            }
+            height += 1;
+            guard += 1;
+            level = next;
+        }
+    }
+
+    fn put_role(&self, def: &RoleDef) -> Result<Vec<Change>> {
+        self.id("id", &def.id)?;
+        self.profiles_exist("profiles", &def.profiles)?;
+        let this = self.org.roles.ix(&def.id).map(RoleIx);
+        if let Some(parent_id) = &def.parent {
+            let parent = self.role_exists("parent", parent_id)?;
+            if let Some(this) = this {
+                if parent == this || self.org.role_ancestors(parent).contains(&this) {
+                    return Err(Error::precondition(format!(
+                        "role cycle: '{}' cannot be placed under '{parent_id}', which is itself or below it",
+                        def.id
+                    )));
+                }
+            }
+            let height = this.map_or(0, |r| self.role_height(r));
+            let depth = self.role_depth(parent) + 1 + height;
+            if depth > self.limits.role_depth {
+                return Err(Error::precondition(format!(
+                    "role depth {depth} would exceed the limit of {}",
+                    self.limits.role_depth
+                )));
+            }
+        }
+        Ok(vec![Change::PutRole(def.clone())])
+    }
+
+    fn delete_role(&self, id: &str, transfer_to: Option<&str>) -> Result<Vec<Change>> {
+        let ix = self.role_exists("id", id)?;
+        let Some(role) = self.org.role(ix) else {
+            return Err(Error::not_found("role", id, "id"));
+        };
+        let target = match transfer_to {
+            Some(t) => {
+                let t_ix = self.role_exists("transfer_to", t)?;
+                if self.org.role_subtree(ix).contains(&t_ix) {
+                    return Err(Error::invalid(
+                        "transfer_to",
+                        "the role taking over must be outside the deleted role and its sub-roles",
+                    ));
+                }
+                Some(t.to_string())
+            }
+            None => None,
+        };
+        if target.is_none() && (!role.users.is_empty() || !role.children.is_empty()) {
+            return Err(Error::precondition(format!(
+                "role '{id}' has {} users and {} sub-roles: name transfer_to",
+                role.users.len(),
+                role.children.len()
+            )));
+        }
+        let mut changes = Vec::new();
+        for u in &role.users {
+            if let Some(user) = self.org.user(*u) {
+                let mut def = user.def.clone();
+                def.role = target.clone();
+                changes.push(Change::PutUser(def));
+            }
+        }
+        for c in &role.children {
+            if let Some(child) = self.org.role(*c) {
+                let mut def = child.def.clone();
+                def.parent = target.clone();
+                changes.push(Change::PutRole(def));
+            }
+        }
+        let mut groups: Vec<GroupIx> = role.in_groups.clone();
+        groups.extend(role.in_groups_with_subordinates.iter().copied());
+        groups.sort_unstable();
+        groups.dedup();
+        for g in groups {
+            if let Some(group) = self.org.group(g) {
+                let mut def = group.def.clone();
+                def.roles.retain(|r| r != id);
+                def.roles_and_subordinates.retain(|r| r != id);
+                changes.push(Change::PutGroup(def));
+            }
+        }
+        self.unshare_all(
+            &[GranteeIx::Role(ix), GranteeIx::RoleAndSubordinates(ix)],
+            &mut changes,
+        );
+        let names_role = |s: &MemberSet| match s {
+            MemberSet::Role(r) | MemberSet::RoleAndSubordinates(r) => r == id,
+            MemberSet::Group(_) => false,
+        };
+        self.drop_rules(
+            |r| r.from.as_ref().is_some_and(names_role) || names_role(&r.to),
+            &mut changes,
+        );
+        changes.push(Change::DeleteRole { id: id.to_string() });
+        Ok(changes)
+    }
+
+    fn unshare_all(&self, grantees: &[GranteeIx], changes: &mut Vec<Change>) {
+        for grantee in grantees {
+            for (m, record) in self.org.shares_of(*grantee) {
+                changes.push(Change::DeleteShare {
+                    module: self.org.module_id(m).to_string(),
+                    record: record.to_string(),
+                    grantee: self.org.grantee_ref(*grantee),
+                });
+            }
+        }
+    }
+
+    fn drop_rules(&self, names: impl Fn(&SharingRuleDef) -> bool, changes: &mut Vec<Change>) {
+        for (_, module) in self.org.modules.iter() {
+            for rule in module.rules.values() {
+                if names(&rule.def) {
+                    changes.push(Change::DeleteRule {
+                        id: rule.def.id.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn put_shift(&self, def: &ShiftDef) -> Result<Vec<Change>> {
+        self.id("id", &def.id)?;
+        compile_shift("", def).map_err(|e| match e {
+            Error::InvalidArgument { field, rule } => Error::InvalidArgument {
+                field: field.trim_start_matches('.').to_string(),
+                rule,
+            },
+            other => other,
+        })?;
+        if !self.org.shifts.contains(&def.id) && self.org.shifts.len() >= self.limits.shifts {
+            return Err(Error::precondition(format!(
+                "an organization has at most {} shifts",
+                self.limits.shifts
+            )));
+        }
+        Ok(vec![Change::PutShift(def.clone())])
+    }
+
+    fn delete_shift(&self, id: &str) -> Result<Vec<Change>> {
+        self.id("id", id)?;
+        let Some(ix) = self.org.shifts.ix(id) else {
+            return Err(Error::not_found("shift", id, "id"));
+        };
+        let mut changes = Vec::new();
+        for (_, u) in self.org.users.iter() {
+            if u.shift.map(|s| s.0) == Some(ix) {
+                let mut def = u.def.clone();
+                def.shift = None;
+                changes.push(Change::PutUser(def));
+            }
+        }
+        changes.push(Change::DeleteShift { id: id.to_string() });
+        Ok(changes)
+    }
+
+    fn put_user(&self, def: &UserDef) -> Result<Vec<Change>> {
+        self.id("id", &def.id)?;
+        let mut def = def.clone();
+        if def.principal.is_empty() {
+            def.principal = def.id.clone();
+        }
+        if def.principal.len() > 256
+            || def
+                .principal
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::invalid(
+                "principal",
+                "a principal is at most 256 characters, without spaces or control characters",
+            ));
+        }
+        let this = self.org.users.ix(&def.id).map(UserIx);
+        if let Some(other) = self.org.principals.get(&def.principal) {
+            if Some(*other) != this {
+                return Err(Error::AlreadyExists {
+                    kind: "principal",
+                    id: format!("{} (user '{}')", def.principal, self.org.user_id(*other)),
+                });
+            }
+        }
+        match def.kind {
+            UserKind::Member => {
+                let Some(role) = &def.role else {
+                    return Err(Error::invalid("role", "a member needs exactly one role"));
+                };
+                self.role_exists("role", role)?;
+            }
+            UserKind::Guest => {
+                if def.role.is_some() {
+                    return Err(Error::invalid("role", "a guest has no role"));
+                }
+                if def.reports_to.is_some() {
+                    return Err(Error::invalid("reports_to", "a guest reports to no one"));
+                }
+                if let Some(u) = this.and_then(|u| self.org.user(u)) {
+                    if !u.reports.is_empty() {
+                        return Err(Error::invalid(
+                            "kind",
+                            "users report to this user, and no one reports to a guest",
+                        ));
+                    }
+                }
+            }
+        }
+        self.profiles_exist("profiles", &def.profiles)?;
+        if let Some(shift) = &def.shift {
+            self.id("shift", shift)?;
+            if !self.org.shifts.contains(shift) {
+                return Err(Error::not_found("shift", shift.clone(), "shift"));
+            }
+        }
+        if let Some(manager) = &def.reports_to {
+            let m = self.user_exists("reports_to", manager)?;
+            if self
+                .org
+                .user(m)
+                .is_some_and(|u| u.def.kind == UserKind::Guest)
+            {
+                return Err(Error::invalid("reports_to", "no one reports to a guest"));
+            }
+            if let Some(this) = this {
+                if m == this || self.org.managers(m).contains(&this) {
+                    return Err(Error::precondition(format!(
+                        "reporting cycle: '{}' cannot report to '{manager}', who reports to it",
+                        def.id
+                    )));
+                }
+            }
+        }
+        Ok(vec![Change::PutUser(def)])
+    }
+
+    fn transfer_target(
+        &self,
+        transfer_to: Option<&OwnerRef>,
+        deleted: Owner,
+    ) -> Result<Option<Owner>> {
+        let Some(t) = transfer_to else {
+            return Ok(None);
+        };
+        let target = self.owner_exists("transfer_to", t)?;
+        if target == deleted {
+            return Err(Error::invalid(
+                "transfer_to",
+                "cannot transfer to what is being deleted",
+            ));
+        }
+        Ok(Some(target))
+    }
+
+    /// Records owned by `owner`, across modules, as re-owned by `to`.
+    fn transfer_records(&self, owner: Owner, to: &OwnerRef, changes: &mut Vec<Change>) {
+        for (_, module) in self.org.modules.iter() {
+            let Some(ids) = module.by_owner.get(&owner) else {
+                continue;
+            };
+            let mut ids: Vec<_> = ids.iter().collect();
+            ids.sort();
+            for id in ids {
+                if let Some(record) = module.records.get(id) {
+                    changes.push(Change::PutRecord(RecordDef {
+                        module: module.def.id.clone(),
+                        id: id.to_string(),
+                        owner: to.clone(),
+                        private: record.private,
+                        attributes: record.attributes.clone(),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn owned_count(&self, owner: Owner) -> usize {
+        self.org
+            .modules
+            .iter()
+            .map(|(_, m)| m.by_owner.get(&owner).map_or(0, |s| s.len()))
+            .sum()
+    }
+
+    fn delete_user(&self, id: &str, transfer_to: Option<&OwnerRef>) -> Result<Vec<Change>> {
+        let ix = self.user_exists("id", id)?;
+        let Some(user) = self.org.user(ix) else {
+            return Err(Error::not_found("user", id, "id"));
+        };
+        let target = self.transfer_target(transfer_to, Owner::User(ix))?;
+        let owned = self.owned_count(Owner::User(ix));
+        if owned > 0 && target.is_none() {
+            return Err(Error::precondition(format!(
+                "user '{id}' owns {owned} records: name transfer_to"
+            )));
+        }
+        let new_group_owner = match (target, transfer_to) {
+            (Some(Owner::User(_)), Some(OwnerRef::User(u))) => Some(u.clone()),
+            _ => None,
+        };
+        if !user.owns_groups.is_empty() && new_group_owner.is_none() {
+            return Err(Error::precondition(format!(
+                "user '{id}' owns {} personal groups: name a user as transfer_to",
+                user.owns_groups.len()
+            )));
+        }
+        let mut changes = Vec::new();
+        if let Some(to) = transfer_to {
+            self.transfer_records(Owner::User(ix), to, &mut changes);
+        }
+        let mut edited: BTreeMap<GroupIx, GroupDef> = BTreeMap::new();
+        for g in user
+            .in_groups
+            .iter()
+            .chain(&user.leads)
+            .chain(&user.owns_groups)
+        {
+            if let Some(group) = self.org.group(*g) {
+                let def = edited.entry(*g).or_insert_with(|| group.def.clone());
+                def.users.retain(|u| u != id);
+                def.leads.retain(|u| u != id);
+                if def.owner.as_deref() == Some(id) {
+                    def.owner = new_group_owner.clone();
+                }
+            }
+        }
+        changes.extend(edited.into_values().map(Change::PutGroup));
+        for r in &user.reports {
+            if let Some(report) = self.org.user(*r) {
+                let mut def = report.def.clone();
+                def.reports_to = user.def.reports_to.clone();
+                changes.push(Change::PutUser(def));
+            }
+        }
+        self.unshare_all(&[GranteeIx::User(ix)], &mut changes);
+        changes.push(Change::DeleteUser { id: id.to_string() });
+        Ok(changes)
+    }
+
+    /// Edges from `group` down its longest chain of nested groups.
+    fn group_height(&self, group: GroupIx, nested: &[GroupIx]) -> usize {
+        let mut memo: BTreeMap<GroupIx, usize> = BTreeMap::new();
+        fn height(
+            planner: &Planner<'_>,
+            g: GroupIx,
+            memo: &mut BTreeMap<GroupIx, usize>,
+            guard: usize,
+        ) -> usize {
+            if let Some(h) = memo.get(&g) {
+                return *h;
+            }
+            let h = if guard > planner.limits.group_depth + 1 {
+                guard
+            } else {
+                planner
+                    .org
+                    .group(g)
+                    .map(|node| {
+                        node.groups
+                            .iter()
+                            .map(|c| 1 + height(planner, *c, memo, guard + 1))
+                            .max()
+                            .unwrap_or(0)
+                    })
+                    .unwrap_or(0)
+            };
+            memo.insert(g, h);
+            h
+        }
+        let _ = group;
+        nested
+            .iter()
+            .map(|c| 1 + height(self, *c, &mut memo, 1))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Edges from `group` up its longest chain of containers.
+    fn group_reach_up(&self, group: GroupIx) -> usize {
+        let mut depth = 0;
+        let mut level = vec![group];
+        loop {
+            let next: Vec<GroupIx> = level
+                .iter()
+                .filter_map(|g| self.org.group(*g))
+                .flat_map(|g| g.containers.iter().copied())
+                .collect();
+            if next.is_empty() || depth > self.limits.group_depth + 1 {
+                return depth;
+            }
+            depth += 1;
+            level = next;
+        }
+    }
+
+    fn put_group(&self, def: &GroupDef) -> Result<Vec<Change>> {
+        self.id("id", &def.id)?;
+        match def.kind {
+            GroupKind::Personal => {
+                let Some(owner) = &def.owner else {
+                    return Err(Error::invalid("owner", "a personal group needs an owner"));
+                };
+                self.user_exists("owner", owner)?;
+            }
+            GroupKind::Organization => {
+                if def.owner.is_some() {
+                    return Err(Error::invalid(
+                        "owner",
+                        "an organization group has no owner (administrators manage it)",
+                    ));
+                }
+            }
+        }
+        let listed =
+            def.users.len() + def.roles.len() + def.roles_and_subordinates.len() + def.groups.len();
+        if listed > self.limits.group_members {
+            return Err(Error::invalid(
+                "users",
+                format!(
+                    "a group lists at most {} members across users, roles, roles_and_subordinates and groups, got {listed}",
+                    self.limits.group_members
+                ),
+            ));
+        }
+        for (i, u) in def.users.iter().enumerate() {
+            self.user_exists(&format!("users[{i}]"), u)?;
+        }
+        for (i, u) in def.leads.iter().enumerate() {
+            self.user_exists(&format!("leads[{i}]"), u)?;
+        }
+        for (i, r) in def.roles.iter().enumerate() {
+            self.role_exists(&format!("roles[{i}]"), r)?;
+        }
+        for (i, r) in def.roles_and_subordinates.iter().enumerate() {
+            self.role_exists(&format!("roles_and_subordinates[{i}]"), r)?;
+        }
+        let this = self.org.groups.ix(&def.id).map(GroupIx);
+        let mut nested = Vec::new();
+        for (i, g) in def.groups.iter().enumerate() {
+            if g == &def.id {
+                return Err(Error::precondition(format!(
+                    "group membership cycle: '{g}' cannot contain itself"
+                )));
+            }
+            let n = self.group_exists(&format!("groups[{i}]"), g)?;
+            if let Some(this) = this {
+                if self.org.group_nested(n).contains(&this) {
+                    return Err(Error::precondition(format!(
+                        "group membership cycle: '{g}' already contains '{}'",
+                        def.id
+                    )));
+                }
+            }
+            nested.push(n);
+        }
+        let up = this.map_or(0, |g| self.group_reach_up(g));
+        let depth = up + self.group_height(this.unwrap_or(GroupIx(u32::MAX)), &nested);
+        if depth > self.limits.group_depth {
+            return Err(Error::precondition(format!(
+                "group nesting depth {depth} would exceed the limit of {}",
+                self.limits.group_depth
+            )));
+        }
+        Ok(vec![Change::PutGroup(def.clone())])
+    }
+
+    fn delete_group(&self, id: &str, transfer_to: Option<&OwnerRef>) -> Result<Vec<Change>> {
+        let ix = self.group_exists("id", id)?;
+        let Some(group) = self.org.group(ix) else {
+            return Err(Error::not_found("group", id, "id"));
+        };
+        let target = self.transfer_target(transfer_to, Owner::Group(ix))?;
+        let owned = self.owned_count(Owner::Group(ix));
+        if owned > 0 && target.is_none() {
+            return Err(Error::precondition(format!(
+                "group '{id}' owns {owned} records: name transfer_to"
+            )));
+        }
+        let mut changes = Vec::new();
+        if let Some(to) = transfer_to {
+            self.transfer_records(Owner::Group(ix), to, &mut changes);
+        }
+        for c in &group.containers {
+            if let Some(container) = self.org.group(*c) {
+                let mut def = container.def.clone();
+                def.groups.retain(|g| g != id);
+                changes.push(Change::PutGroup(def));
+            }
+        }
+        self.unshare_all(&[GranteeIx::Group(ix)], &mut changes);
+        let names_group = |s: &MemberSet| matches!(s, MemberSet::Group(g) if g == id);
+        self.drop_rules(
+            |r| r.from.as_ref().is_some_and(names_group) || names_group(&r.to),
+            &mut changes,
+        );
+        changes.push(Change::DeleteGroup { id: id.to_string() });
+        Ok(changes)
+    }
+
+    fn put_rule(&self, def: &SharingRuleDef) -> Result<Vec<Change>> {
+        self.id("id", &def.id)?;
+        self.module_exists("module", &def.module)?;
+        match (&def.from, &def.criteria) {
+            (Some(from), None) => self.member_set_exists("from", from)?,
+            (None, Some(criteria)) => {
+                if criteria.is_empty() {
+                    return Err(Error::invalid(
+                        "criteria",
+                        "a criteria rule needs at least one attribute",
+                    ));
+                }
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "from",
+                    "a sharing rule has exactly one of from (owner-based) or criteria",
+                ))
+            }
+        }
+        self.member_set_exists("to", &def.to)?;
+        if !matches!(def.access, AccessLevel::Read | AccessLevel::ReadWrite) {
+            return Err(Error::invalid(
+                "access",
+                "a sharing rule gives READ or READ_WRITE",
+            ));
+        }
+        Ok(vec![Change::PutRule(def.clone())])
+    }
+
+    fn set_owner(&self, def: &RecordDef) -> Result<Vec<Change>> {
+        self.module_exists("module", &def.module)?;
+        self.id("id", &def.id)?;
+        self.owner_exists("owner", &def.owner)?;
+        if def.attributes.keys().any(String::is_empty) {
+            return Err(Error::invalid(
+                "attributes",
+                "attribute names must not be empty",
+            ));
+        }
+        Ok(vec![Change::PutRecord(def.clone())])
+    }
+
+    fn share(&self, shares: &[ShareDef]) -> Result<Vec<Change>> {
+        if shares.is_empty() {
+            return Err(Error::invalid("shares", "name at least one share"));
+        }
+        let mut changes = Vec::with_capacity(shares.len());
+        for (i, s) in shares.iter().enumerate() {
+            let field = format!("shares[{i}]");
+            self.record_exists(&s.module, &s.record)
+                .map_err(|e| at_path(&field, e))?;
+            self.grantee_exists("grantee", &s.grantee)
+                .map_err(|e| at_path(&field, e))?;
+            if s.level == AccessLevel::None {
+                return Err(Error::invalid(
+                    format!("{field}.level"),
+                    "a share gives READ, READ_WRITE or FULL",
+                ));
+            }
+            changes.push(Change::PutShare(s.clone()));
+        }
+        Ok(changes)
+    }
+
+    fn unshare(&self, shares: &[ShareDef]) -> Result<Vec<Change>> {
+        if shares.is_empty() {
+            return Err(Error::invalid("shares", "name at least one share"));
+        }
+        let mut changes = Vec::with_capacity(shares.len());
+        for (i, s) in shares.iter().enumerate() {
+            let field = format!("shares[{i}]");
+            self.record_exists(&s.module, &s.record)
+                .map_err(|e| at_path(&field, e))?;
+            self.grantee_exists("grantee", &s.grantee)
+                .map_err(|e| at_path(&field, e))?;
+            changes.push(Change::DeleteShare {
+                module: s.module.clone(),
+                record: s.record.clone(),
+                grantee: s.grantee.clone(),
+            });
+        }
+        Ok(changes)
+    }
+}

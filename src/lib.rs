@@ -1,0 +1,12 @@
+//! Warden: access decisions for CRM data, as a gRPC service.
+//!
+//! `engine` decides (no I/O); `cache` wraps its expanded memberships;
+//! `document` reads scenario documents and runs their checks.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cache;
+pub mod cli;
+pub mod document;
+pub mod engine;
