@@ -11,18 +11,27 @@ use warden::engine::{Direct, Engine, Expand, Limits};
 
 fn scenario_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
                 walk(&p, out);
-            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
                 out.push(p);
             }
         }
     }
     let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios"), &mut out);
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios"),
+        &mut out,
+    );
     assert!(out.len() >= 3, "scenario files missing");
     out
 }
@@ -36,7 +45,12 @@ fn run_all<X: Expand>(make: impl Fn() -> Engine<X>) -> (usize, Vec<String>) {
         let engine = make();
         let outcome = runner::run_on_engine(&engine, &scenario, Utc::now());
         passed += outcome.passed;
-        failures.extend(outcome.failures.iter().map(|f| format!("{}: {f}", file.display())));
+        failures.extend(
+            outcome
+                .failures
+                .iter()
+                .map(|f| format!("{}: {f}", file.display())),
+        );
     }
     (passed, failures)
 }
@@ -44,14 +58,24 @@ fn run_all<X: Expand>(make: impl Fn() -> Engine<X>) -> (usize, Vec<String>) {
 #[test]
 fn every_scenario_passes_on_the_plain_engine() {
     let (passed, failures) = run_all(|| Engine::new(Direct, Limits::default()));
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(passed > 0);
 }
 
 #[test]
 fn every_scenario_passes_on_the_cached_engine() {
     let (passed, failures) = run_all(|| Engine::new(Cached::default(), Limits::default()));
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(passed > 0);
 }
 
@@ -64,7 +88,9 @@ fn shared_scenarios_are_copied_unchanged() {
     for e in entries {
         let p = e.unwrap().path();
         if p.extension().and_then(|e| e.to_str()) == Some("yaml") {
-            let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").join(p.file_name().unwrap());
+            let ours = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/scenarios")
+                .join(p.file_name().unwrap());
             assert_eq!(
                 std::fs::read_to_string(&p).unwrap(),
                 std::fs::read_to_string(&ours).unwrap_or_default(),
@@ -101,11 +127,17 @@ fn warden_validate_reports_a_wrong_expectation_and_fails() {
          \x20 - {subject: b, module: Leads, action: view, record: L1, expect: ALLOW, reason: OWNER}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_warden")).arg("validate").arg(&file).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(
-        stdout.contains("checks[1] b view Leads/L1: expected ALLOW (OWNER), got DENY (INSUFFICIENT_ACCESS)"),
+        stdout.contains(
+            "checks[1] b view Leads/L1: expected ALLOW (OWNER), got DENY (INSUFFICIENT_ACCESS)"
+        ),
         "{stdout}"
     );
     assert_eq!(stdout.lines().last(), Some("1 passed, 1 failed"));
