@@ -19,6 +19,9 @@ pub struct Scenario {
     pub checks: Vec<CheckSpec>,
     /// When set, loading the document must fail so.
     pub expect_error: Option<ExpectError>,
+    /// Why the document itself could not be read, kept (rather than
+    /// returned) only when `expect_error` says loading must fail.
+    pub parse_error: Option<Error>,
 }
 
 /// ALLOW or DENY.
@@ -133,20 +136,24 @@ pub fn parse_scenario(text: &str) -> Result<Scenario> {
         .as_object_mut()
         .ok_or_else(|| Error::invalid("document", "must be a mapping"))?;
     let checks = map.remove("checks");
-    let expect_error = map.remove("expect_error");
-    let document: OrgDocument = typed(value, "")?;
+    let expect_error: Option<ExpectError> = match map.remove("expect_error") {
+        Some(e) => Some(typed(e, "expect_error")?),
+        None => None,
+    };
     let checks = match checks {
         Some(c) => typed(c, "checks")?,
         None => Vec::new(),
     };
-    let expect_error = match expect_error {
-        Some(e) => Some(typed(e, "expect_error")?),
-        None => None,
+    let (document, parse_error) = match typed::<OrgDocument>(value, "") {
+        Ok(d) => (d, None),
+        Err(e) if expect_error.is_some() => (OrgDocument::default(), Some(e)),
+        Err(e) => return Err(e),
     };
     Ok(Scenario {
         document,
         checks,
         expect_error,
+        parse_error,
     })
 }
 

@@ -66,7 +66,10 @@ pub fn run(
     mut check: impl FnMut(&CheckRequest) -> Result<Decision, Error>,
 ) -> Outcome {
     let mut out = Outcome::default();
-    let loaded = load(&scenario.document);
+    let loaded = match &scenario.parse_error {
+        Some(e) => Err(e.clone()),
+        None => load(&scenario.document),
+    };
     if let Some(want) = &scenario.expect_error {
         match loaded {
             Err(e)
