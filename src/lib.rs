@@ -6,7 +6,12 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod api;
 pub mod cache;
 pub mod cli;
+pub mod config;
 pub mod document;
 pub mod engine;
+pub mod server;
+pub mod service;
+pub mod store;

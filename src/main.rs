@@ -1,11 +1,11 @@
-//! The `warden` command: `validate` scenario files (and, later, `serve`).
+//! The `warden` command: `serve` the gRPC service, or `validate` scenario files.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use warden::cli;
+use warden::{cli, config::ServeConfig, server};
 
 /// Access decisions for CRM data.
 #[derive(Parser)]
@@ -17,6 +17,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Serve the Check, Grant and Admin gRPC services.
+    Serve(Box<ServeConfig>),
     /// Load each scenario into a fresh in-memory engine and run its checks.
     Validate {
         /// Scenario files (YAML or JSON).
@@ -26,8 +28,26 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match args.command {
+    match Args::parse().command {
         Cmd::Validate { files } => cli::validate(&files),
+        Cmd::Serve(config) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("warden: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(server::serve(*config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("warden: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

@@ -161,7 +161,11 @@ pub fn parse_scenario(text: &str) -> Result<Scenario> {
 /// scenario's `checks` and `expect_error` are ignored, any other unknown
 /// key is refused.
 pub fn parse_document(text: &str) -> Result<OrgDocument> {
-    parse_scenario(text).map(|s| s.document)
+    let scenario = parse_scenario(text)?;
+    match scenario.parse_error {
+        Some(e) => Err(e),
+        None => Ok(scenario.document),
+    }
 }
 
 #[cfg(test)]

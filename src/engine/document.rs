@@ -163,3 +163,43 @@ pub fn topo_sorted<T>(
     out.extend(pending.into_values());
     out
 }
+
+/// The changes that build a document's organization from nothing, in an
+/// order where every reference exists when it is applied: what a store
+/// replays at start-up. Nothing is validated here; the document came from
+/// the store, which holds only planned changes.
+pub fn changes_of(doc: &OrgDocument) -> Vec<super::change::Change> {
+    use super::change::Change;
+    let mut out = Vec::new();
+    out.push(Change::CreateOrg(doc.settings.clone().unwrap_or_default()));
+    out.extend(doc.modules.iter().cloned().map(Change::PutModule));
+    out.extend(doc.profiles.iter().cloned().map(Change::PutProfile));
+    out.extend(
+        topo_sorted(
+            doc.roles.clone(),
+            |r| r.id.clone(),
+            |r| r.parent.iter().cloned().collect(),
+        )
+        .into_iter()
+        .map(Change::PutRole),
+    );
+    out.extend(doc.shifts.iter().cloned().map(Change::PutShift));
+    out.extend(
+        topo_sorted(
+            doc.users.clone(),
+            |u| u.id.clone(),
+            |u| u.reports_to.iter().cloned().collect(),
+        )
+        .into_iter()
+        .map(Change::PutUser),
+    );
+    out.extend(
+        topo_sorted(doc.groups.clone(), |g| g.id.clone(), |g| g.groups.clone())
+            .into_iter()
+            .map(Change::PutGroup),
+    );
+    out.extend(doc.records.iter().cloned().map(Change::PutRecord));
+    out.extend(doc.shares.iter().cloned().map(Change::PutShare));
+    out.extend(doc.sharing_rules.iter().cloned().map(Change::PutRule));
+    out
+}

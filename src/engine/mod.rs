@@ -60,6 +60,23 @@ pub struct UserView {
     pub effective_profiles: Vec<String>,
 }
 
+/// Settings and sizes of an organization, for `GetOrganization`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgSummary {
+    /// Settings.
+    pub settings: model::Settings,
+    /// Users.
+    pub users: usize,
+    /// Roles.
+    pub roles: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Modules.
+    pub modules: usize,
+    /// Records across modules.
+    pub records: usize,
+}
+
 /// A group as `GetGroup` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupView {
@@ -258,6 +275,97 @@ impl<X: Expand> Engine<X> {
                 org.revision,
             ))
         })?
+    }
+
+    /// Every user as written, sorted by id.
+    pub fn users(&self, org_id: &str) -> Result<(Vec<model::UserDef>, u64)> {
+        self.read(org_id, |org, _| {
+            let mut v: Vec<_> = org.users.iter().map(|(_, u)| u.def.clone()).collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            (v, org.revision)
+        })
+    }
+
+    /// Every role as written, parents before children.
+    pub fn roles(&self, org_id: &str) -> Result<(Vec<model::RoleDef>, u64)> {
+        self.read(org_id, |org, _| {
+            let roles = org.roles.iter().map(|(_, r)| r.def.clone()).collect();
+            let sorted = document::topo_sorted(
+                roles,
+                |r| r.id.clone(),
+                |r| r.parent.iter().cloned().collect(),
+            );
+            (sorted, org.revision)
+        })
+    }
+
+    /// Every group as written, sorted by id.
+    pub fn groups(&self, org_id: &str) -> Result<(Vec<model::GroupDef>, u64)> {
+        self.read(org_id, |org, _| {
+            let mut v: Vec<_> = org.groups.iter().map(|(_, g)| g.def.clone()).collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            (v, org.revision)
+        })
+    }
+
+    /// Every sharing rule as written, sorted by id.
+    pub fn sharing_rules(&self, org_id: &str) -> Result<(Vec<model::SharingRuleDef>, u64)> {
+        self.read(org_id, |org, _| {
+            let mut v: Vec<_> = org
+                .modules
+                .iter()
+                .flat_map(|(_, m)| m.rules.values().map(|r| r.def.clone()))
+                .collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            (v, org.revision)
+        })
+    }
+
+    /// The manual shares of one record.
+    pub fn shares(
+        &self,
+        org_id: &str,
+        module: &str,
+        record: &str,
+    ) -> Result<(Vec<model::ShareDef>, u64)> {
+        self.read(org_id, |org, _| {
+            let (_, m) = org
+                .modules
+                .by_id(module)
+                .ok_or_else(|| Error::not_found("module", module, "module"))?;
+            let r = m.records.get(record).ok_or_else(|| {
+                Error::not_found("record", format!("{module}/{record}"), "record_id")
+            })?;
+            let mut v: Vec<model::ShareDef> = r
+                .shares
+                .iter()
+                .map(|s| model::ShareDef {
+                    module: module.to_string(),
+                    record: record.to_string(),
+                    grantee: org.grantee_ref(s.grantee),
+                    level: s.level,
+                })
+                .collect();
+            v.sort_by(|a, b| a.grantee.cmp(&b.grantee));
+            Ok((v, org.revision))
+        })?
+    }
+
+    /// Settings and sizes of an organization.
+    pub fn summary(&self, org_id: &str) -> Result<(OrgSummary, u64)> {
+        self.read(org_id, |org, _| {
+            (
+                OrgSummary {
+                    settings: org.settings.clone(),
+                    users: org.users.len(),
+                    roles: org.roles.len(),
+                    groups: org.groups.len(),
+                    modules: org.modules.len(),
+                    records: org.record_count(),
+                },
+                org.revision,
+            )
+        })
     }
 
     /// `Export`: the whole organization as a document.

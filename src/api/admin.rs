@@ -1,0 +1,636 @@
+//! AdminService: organizations, modules, users, roles, profiles, groups,
+//! sharing rules, shifts, Import/Export and the Watch feed.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::auth::{caller, require_write, Scope};
+use super::pb::admin_service_server::AdminService;
+use super::{convert, pb, write};
+use crate::document::parse_document;
+use crate::engine::{Change, Command, Error};
+use crate::service::{Committed, Warden};
+
+/// The AdminService handlers.
+pub struct AdminApi {
+    warden: Arc<Warden>,
+}
+
+impl AdminApi {
+    /// Handlers over `warden`.
+    pub fn new(warden: Arc<Warden>) -> Self {
+        AdminApi { warden }
+    }
+
+    async fn fresh(&self, org_id: &str, c: Option<pb::Consistency>) -> Result<(), Status> {
+        self.warden.fresh(org_id, convert::consistency(c)?).await?;
+        Ok(())
+    }
+}
+
+fn read_scope<T>(req: &Request<T>) -> Result<(), Status> {
+    caller(req).require(&[Scope::Admin, Scope::Check])
+}
+
+fn transfer(o: Option<pb::Owner>) -> Option<crate::engine::model::OwnerRef> {
+    convert::owner_opt(o)
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    #[tracing::instrument(name = "CreateOrganization", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn create_organization(
+        &self,
+        req: Request<pb::CreateOrganizationRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        caller(&req).require(&[Scope::Admin])?;
+        let r = req.into_inner();
+        let settings = convert::settings_from(r.settings)?;
+        write(
+            &self.warden,
+            &r.org_id,
+            "",
+            Command::CreateOrganization(settings),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "GetOrganization", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn get_organization(
+        &self,
+        req: Request<pb::GetOrganizationRequest>,
+    ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
+        read_scope(&req)?;
+        let r = req.into_inner();
+        self.fresh(&r.org_id, r.consistency).await?;
+        let (s, rev) = self.warden.engine().summary(&r.org_id)?;
+        Ok(Response::new(pb::GetOrganizationResponse {
+            org_id: r.org_id,
+            settings: Some(convert::settings(&s.settings)),
+            revision: convert::revision(rev),
+            user_count: s.users as u64,
+            role_count: s.roles as u64,
+            group_count: s.groups as u64,
+            module_count: s.modules as u64,
+            record_count: s.records as u64,
+        }))
+    }
+
+    #[tracing::instrument(name = "UpdateSettings", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn update_settings(
+        &self,
+        req: Request<pb::UpdateSettingsRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let settings = convert::settings_from(r.settings)?;
+        write(
+            &self.warden,
+            &r.org_id,
+            &r.actor,
+            Command::UpdateSettings(settings),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "DeleteOrganization", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_organization(
+        &self,
+        req: Request<pb::DeleteOrganizationRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        write(
+            &self.warden,
+            &r.org_id,
+            &r.actor,
+            Command::DeleteOrganization,
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "ListOrganizations", skip_all)]
+    async fn list_organizations(
+        &self,
+        req: Request<pb::ListOrganizationsRequest>,
+    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+        read_scope(&req)?;
+        let r = req.into_inner();
+        let organizations = self
+            .warden
+            .engine()
+            .list_organizations(&r.principal)
+            .into_iter()
+            .map(|(org_id, user_id)| pb::OrganizationRef { org_id, user_id })
+            .collect();
+        Ok(Response::new(pb::ListOrganizationsResponse {
+            organizations,
+        }))
+    }
+
+    #[tracing::instrument(name = "PutModule", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn put_module(
+        &self,
+        req: Request<pb::PutModuleRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let def = convert::module_from(r.module)?;
+        write(&self.warden, &r.org_id, &r.actor, Command::PutModule(def)).await
+    }
+
+    #[tracing::instrument(name = "DeleteModule", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_module(
+        &self,
+        req: Request<pb::DeleteModuleRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        write(
+            &self.warden,
+            &r.org_id,
+            &r.actor,
+            Command::DeleteModule(r.module_id),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "PutUser", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn put_user(
+        &self,
+        req: Request<pb::PutUserRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let def = convert::user_from(r.user)?;
+        write(&self.warden, &r.org_id, &r.actor, Command::PutUser(def)).await
+    }
+
+    #[tracing::instrument(name = "GetUser", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn get_user(
+        &self,
+        req: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
+        read_scope(&req)?;
+        let r = req.into_inner();
+        self.fresh(&r.org_id, r.consistency).await?;
+        let (view, rev) = self.warden.engine().user_view(&r.org_id, &r.user_id)?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(convert::user(&view.user)),
+            groups: view.groups,
+            effective_profile_ids: view.effective_profiles,
+            revision: convert::revision(rev),
+        }))
+    }
+
+    #[tracing::instrument(name = "ListUsers", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn list_users(
+        &self,
+        req: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        read_scope(&req)?;
+        let r = req.into_inner();
+        self.fresh(&r.org_id, r.consistency).await?;
+        let (users, rev) = self.warden.engine().users(&r.org_id)?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: users.iter().map(convert::user).collect(),
+            revision: convert::revision(rev),
+        }))
+    }
+
+    #[tracing::instrument(name = "DeleteUser", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_user(
+        &self,
+        req: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let command = Command::DeleteUser {
+            id: r.user_id,
+            transfer_to: transfer(r.transfer_to),
+        };
+        write(&self.warden, &r.org_id, &r.actor, command).await
+    }
+
+    #[tracing::instrument(name = "PutRole", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn put_role(
+        &self,
+        req: Request<pb::PutRoleRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let def = convert::role_from(r.role)?;
+        write(&self.warden, &r.org_id, &r.actor, Command::PutRole(def)).await
+    }
+
+    #[tracing::instrument(name = "ListRoles", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn list_roles(
+        &self,
+        req: Request<pb::ListRolesRequest>,
+    ) -> Result<Response<pb::ListRolesResponse>, Status> {
+        read_scope(&req)?;
+        let r = req.into_inner();
+        self.fresh(&r.org_id, r.consistency).await?;
+        let (roles, rev) = self.warden.engine().roles(&r.org_id)?;
+        Ok(Response::new(pb::ListRolesResponse {
+            roles: roles.iter().map(convert::role).collect(),
+            revision: convert::revision(rev),
+        }))
+    }
+
+    #[tracing::instrument(name = "DeleteRole", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_role(
+        &self,
+        req: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let command = Command::DeleteRole {
+            id: r.role_id,
+            transfer_to: (!r.transfer_to.is_empty()).then_some(r.transfer_to),
+        };
+        write(&self.warden, &r.org_id, &r.actor, command).await
+    }
+
+    #[tracing::instrument(name = "PutProfile", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn put_profile(
+        &self,
+        req: Request<pb::PutProfileRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let def = convert::profile_from(r.profile)?;
+        write(&self.warden, &r.org_id, &r.actor, Command::PutProfile(def)).await
+    }
+
+    #[tracing::instrument(name = "DeleteProfile", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_profile(
+        &self,
+        req: Request<pb::DeleteProfileRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        write(
+            &self.warden,
+            &r.org_id,
+            &r.actor,
+            Command::DeleteProfile(r.profile_id),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "PutGroup", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn put_group(
+        &self,
+        req: Request<pb::PutGroupRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let def = convert::group_from(r.group)?;
+        write(&self.warden, &r.org_id, &r.actor, Command::PutGroup(def)).await
+    }
+
+    #[tracing::instrument(name = "GetGroup", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn get_group(
+        &self,
+        req: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::GetGroupResponse>, Status> {
+        read_scope(&req)?;
+        let r = req.into_inner();
+        self.fresh(&r.org_id, r.consistency).await?;
+        let (view, rev) = self.warden.engine().group_view(&r.org_id, &r.group_id)?;
+        Ok(Response::new(pb::GetGroupResponse {
+            group: Some(convert::group(&view.group)),
+            members: view.members,
+            revision: convert::revision(rev),
+        }))
+    }
+
+    #[tracing::instrument(name = "ListGroups", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn list_groups(
+        &self,
+        req: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        read_scope(&req)?;
+        let r = req.into_inner();
+        self.fresh(&r.org_id, r.consistency).await?;
+        let (groups, rev) = self.warden.engine().groups(&r.org_id)?;
+        Ok(Response::new(pb::ListGroupsResponse {
+            groups: groups.iter().map(convert::group).collect(),
+            revision: convert::revision(rev),
+        }))
+    }
+
+    #[tracing::instrument(name = "DeleteGroup", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_group(
+        &self,
+        req: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let command = Command::DeleteGroup {
+            id: r.group_id,
+            transfer_to: transfer(r.transfer_to),
+        };
+        write(&self.warden, &r.org_id, &r.actor, command).await
+    }
+
+    #[tracing::instrument(name = "PutSharingRule", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn put_sharing_rule(
+        &self,
+        req: Request<pb::PutSharingRuleRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let def = convert::rule_from(r.rule)?;
+        write(
+            &self.warden,
+            &r.org_id,
+            &r.actor,
+            Command::PutSharingRule(def),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "DeleteSharingRule", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_sharing_rule(
+        &self,
+        req: Request<pb::DeleteSharingRuleRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        write(
+            &self.warden,
+            &r.org_id,
+            &r.actor,
+            Command::DeleteSharingRule(r.rule_id),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "ListSharingRules", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn list_sharing_rules(
+        &self,
+        req: Request<pb::ListSharingRulesRequest>,
+    ) -> Result<Response<pb::ListSharingRulesResponse>, Status> {
+        read_scope(&req)?;
+        let r = req.into_inner();
+        self.fresh(&r.org_id, r.consistency).await?;
+        let (rules, rev) = self.warden.engine().sharing_rules(&r.org_id)?;
+        Ok(Response::new(pb::ListSharingRulesResponse {
+            rules: rules.iter().map(convert::rule).collect(),
+            revision: convert::revision(rev),
+        }))
+    }
+
+    #[tracing::instrument(name = "PutShift", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn put_shift(
+        &self,
+        req: Request<pb::PutShiftRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let def = convert::shift_from(r.shift)?;
+        write(&self.warden, &r.org_id, &r.actor, Command::PutShift(def)).await
+    }
+
+    #[tracing::instrument(name = "DeleteShift", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_shift(
+        &self,
+        req: Request<pb::DeleteShiftRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        write(
+            &self.warden,
+            &r.org_id,
+            &r.actor,
+            Command::DeleteShift(r.shift_id),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "Export", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn export(
+        &self,
+        req: Request<pb::ExportRequest>,
+    ) -> Result<Response<pb::ExportResponse>, Status> {
+        caller(&req).require(&[Scope::Admin])?;
+        let r = req.into_inner();
+        self.fresh(&r.org_id, r.consistency).await?;
+        let (doc, rev) = self.warden.engine().export(&r.org_id)?;
+        let document = match r.format.as_str() {
+            "" | "json" => {
+                serde_json::to_string_pretty(&doc).map_err(|e| Status::internal(e.to_string()))?
+            }
+            "yaml" => {
+                serde_yaml_ng::to_string(&doc).map_err(|e| Status::internal(e.to_string()))?
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "format: \"json\" or \"yaml\", got {other:?}"
+                )))
+            }
+        };
+        Ok(Response::new(pb::ExportResponse {
+            document,
+            revision: convert::revision(rev),
+        }))
+    }
+
+    #[tracing::instrument(name = "Import", skip_all, fields(org = %req.get_ref().org_id, replace = req.get_ref().replace))]
+    async fn import(
+        &self,
+        req: Request<pb::ImportRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let document = parse_document(&r.document)?;
+        let org_id = match (r.org_id.is_empty(), document.organization.is_empty()) {
+            (true, true) => {
+                return Err(Error::invalid(
+                    "org_id",
+                    "name the organization here or in the document",
+                )
+                .into())
+            }
+            (true, false) => document.organization.clone(),
+            (false, _) => r.org_id.clone(),
+        };
+        let command = Command::Import {
+            document,
+            replace: r.replace,
+        };
+        write(&self.warden, &org_id, &r.actor, command).await
+    }
+
+    type WatchStream = WatchStream;
+
+    #[tracing::instrument(name = "Watch", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        caller(&req).require(&[Scope::Admin])?;
+        let r = req.into_inner();
+        let engine_rev = self.warden.engine().revision(&r.org_id).unwrap_or(0);
+        let after = if r.after_revision.is_empty() {
+            engine_rev
+        } else {
+            convert::parse_revision("after_revision", &r.after_revision)?
+        };
+        let every = Duration::from_secs(u64::from(if r.checkpoint_seconds == 0 {
+            10
+        } else {
+            r.checkpoint_seconds
+        }));
+        let live = self.warden.subscribe();
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(watch_loop(
+            self.warden.clone(),
+            r.org_id,
+            after,
+            every,
+            live,
+            tx,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn change_events(revision: u64, changes: &[Change]) -> Vec<pb::WatchResponse> {
+    changes
+        .iter()
+        .map(|c| pb::WatchResponse {
+            event: Some(pb::watch_response::Event::Change(pb::ChangeEvent {
+                revision: convert::revision(revision),
+                kind: c.kind().to_string(),
+                id: c.entity_id(),
+                deleted: c.is_delete(),
+                body: if c.is_delete() {
+                    String::new()
+                } else {
+                    serde_json::to_value(c)
+                        .ok()
+                        .and_then(|mut v| {
+                            v.as_object_mut().map(|o| {
+                                o.remove("op");
+                                serde_json::Value::Object(o.clone())
+                            })
+                        })
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                },
+            })),
+        })
+        .collect()
+}
+
+/// A write too large for the log: one event telling the watcher to re-read the organization.
+fn reload_event(revision: u64) -> pb::WatchResponse {
+    pb::WatchResponse {
+        event: Some(pb::watch_response::Event::Change(pb::ChangeEvent {
+            revision: convert::revision(revision),
+            kind: "organization".into(),
+            id: String::new(),
+            deleted: false,
+            body: String::new(),
+        })),
+    }
+}
+
+/// Sends the log after `after`, then every live write, with checkpoints,
+/// until the client goes away.
+async fn watch_loop(
+    warden: Arc<Warden>,
+    org_id: String,
+    mut after: u64,
+    every: Duration,
+    mut live: broadcast::Receiver<Arc<Committed>>,
+    tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+) {
+    async fn backlog(
+        warden: &Warden,
+        org_id: &str,
+        after: &mut u64,
+        tx: &mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    ) -> bool {
+        match warden.store().changes_since(org_id, *after).await {
+            Ok(entries) => {
+                for e in entries {
+                    let events = match &e.changes {
+                        Some(c) => change_events(e.revision, c),
+                        None => vec![reload_event(e.revision)],
+                    };
+                    for ev in events {
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return false;
+                        }
+                    }
+                    *after = e.revision;
+                }
+                true
+            }
+            Err(e) => {
+                let _ = tx
+                    .send(Err(crate::service::ServiceError::from(e).into()))
+                    .await;
+                false
+            }
+        }
+    }
+    if !backlog(&warden, &org_id, &mut after, &tx).await {
+        return;
+    }
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            msg = live.recv() => match msg {
+                Ok(c) if c.org_id == org_id && c.revision > after => {
+                    if c.revision > after + 1 && !backlog(&warden, &org_id, &mut after, &tx).await {
+                        return;
+                    }
+                    if c.revision <= after {
+                        continue;
+                    }
+                    let events = match &c.changes {
+                        Some(changes) => change_events(c.revision, changes),
+                        None => vec![reload_event(c.revision)],
+                    };
+                    for ev in events {
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                    after = c.revision;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !backlog(&warden, &org_id, &mut after, &tx).await {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = ticker.tick() => {
+                let rev = warden.engine().revision(&org_id).unwrap_or(after);
+                let cp = pb::WatchResponse {
+                    event: Some(pb::watch_response::Event::Checkpoint(pb::Checkpoint { revision: convert::revision(rev) })),
+                };
+                if tx.send(Ok(cp)).await.is_err() {
+                    return;
+                }
+            }
+            _ = tx.closed() => return,
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! CheckService: decisions and the answers derived from them.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use super::auth::{caller, Scope};
+use super::convert;
+use super::pb;
+use super::pb::check_service_server::CheckService;
+use crate::engine::Error;
+use crate::service::cursor::Position;
+use crate::service::{ServiceError, Warden};
+
+/// Page size of LookupRecords when the request names none, and the largest allowed.
+const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
+
+/// The CheckService handlers.
+pub struct CheckApi {
+    warden: Arc<Warden>,
+}
+
+impl CheckApi {
+    /// Handlers over `warden`.
+    pub fn new(warden: Arc<Warden>) -> Self {
+        CheckApi { warden }
+    }
+
+    async fn one(&self, r: pb::CheckRequest) -> Result<pb::CheckResponse, Status> {
+        let (org, req, consistency) = convert::check_from(r)?;
+        self.warden.fresh(&org, consistency).await?;
+        let (d, rev) = self.warden.engine().check(&org, &req, Utc::now())?;
+        tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
+            allowed = d.allowed, reason = d.reason.as_str(), "check");
+        Ok(convert::decision(d, rev))
+    }
+}
+
+type PageStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        super::status::engine_status(e)
+    }
+}
+
+#[tonic::async_trait]
+impl CheckService for CheckApi {
+    #[tracing::instrument(name = "Check", skip_all, fields(org = %req.get_ref().org_id, action = %req.get_ref().action))]
+    async fn check(
+        &self,
+        req: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        caller(&req).require(&[Scope::Check])?;
+        let r = req.into_inner();
+        Ok(Response::new(self.one(r).await?))
+    }
+
+    #[tracing::instrument(name = "CheckBulk", skip_all, fields(checks = req.get_ref().checks.len()))]
+    async fn check_bulk(
+        &self,
+        req: Request<pb::CheckBulkRequest>,
+    ) -> Result<Response<pb::CheckBulkResponse>, Status> {
+        caller(&req).require(&[Scope::Check])?;
+        let checks = req.into_inner().checks;
+        let limit = self.warden.engine().limits().bulk_checks;
+        if checks.len() > limit {
+            return Err(Status::invalid_argument(format!(
+                "checks: at most {limit} checks per bulk, got {}",
+                checks.len()
+            )));
+        }
+        let mut results = Vec::with_capacity(checks.len());
+        for (i, c) in checks.into_iter().enumerate() {
+            let r = self
+                .one(c)
+                .await
+                .map_err(|s| Status::new(s.code(), format!("checks[{i}].{}", s.message())))?;
+            results.push(r);
+        }
+        Ok(Response::new(pb::CheckBulkResponse { results }))
+    }
+
+    #[tracing::instrument(name = "CheckFields", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn check_fields(
+        &self,
+        req: Request<pb::CheckFieldsRequest>,
+    ) -> Result<Response<pb::CheckFieldsResponse>, Status> {
+        caller(&req).require(&[Scope::Check])?;
+        let r = req.into_inner();
+        self.warden
+            .fresh(&r.org_id, convert::consistency(r.consistency)?)
+            .await?;
+        let record = (!r.record_id.is_empty()).then_some(r.record_id.as_str());
+        let (answer, rev) = self.warden.engine().check_fields(
+            &r.org_id,
+            &r.subject,
+            &r.module,
+            record,
+            Utc::now(),
+        )?;
+        Ok(Response::new(pb::CheckFieldsResponse {
+            fields: answer
+                .fields
+                .into_iter()
+                .map(|(field, level)| pb::FieldAccess {
+                    field,
+                    level: convert::field_level(level) as i32,
+                })
+                .collect(),
+            record_level: convert::access_level(answer.record_level) as i32,
+            revision: convert::revision(rev),
+        }))
+    }
+
+    type LookupRecordsStream = PageStream<pb::LookupRecordsResponse>;
+
+    #[tracing::instrument(name = "LookupRecords", skip_all, fields(org = %req.get_ref().org_id, action = %req.get_ref().action))]
+    async fn lookup_records(
+        &self,
+        req: Request<pb::LookupRecordsRequest>,
+    ) -> Result<Response<Self::LookupRecordsStream>, Status> {
+        caller(&req).require(&[Scope::Check])?;
+        let r = req.into_inner();
+        let page = match r.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let key = (
+            r.org_id.clone(),
+            r.subject.clone(),
+            r.module.clone(),
+            r.action.clone(),
+        );
+        let (snapshot, revision, ids, start) = if r.cursor.is_empty() {
+            self.warden
+                .fresh(&r.org_id, convert::consistency(r.consistency)?)
+                .await?;
+            let (ids, rev) = self.warden.engine().lookup_records(
+                &r.org_id,
+                &r.subject,
+                &r.module,
+                &r.action,
+                Utc::now(),
+            )?;
+            if ids.len() > page {
+                let (id, snap) = self.warden.cursors().keep(key, rev, ids);
+                (id, rev, snap, 0)
+            } else {
+                (
+                    0,
+                    rev,
+                    Arc::new(crate::service::cursor::Cursors::single(key, rev, ids)),
+                    0,
+                )
+            }
+        } else {
+            let pos = Position::decode(&r.cursor).ok_or_else(|| {
+                Status::invalid_argument("cursor: not a cursor this service wrote")
+            })?;
+            match self
+                .warden
+                .cursors()
+                .get(pos.snapshot)
+                .filter(|s| s.key == key)
+            {
+                Some(snap) => (pos.snapshot, snap.revision, snap, pos.offset),
+                None => {
+                    let (ids, rev) = self.warden.engine().lookup_records(
+                        &r.org_id,
+                        &r.subject,
+                        &r.module,
+                        &r.action,
+                        Utc::now(),
+                    )?;
+                    if rev != pos.revision {
+                        return Err(ServiceError::CursorExpired(format!(
+                            "cursor: its snapshot expired and '{}' moved from revision {} to {rev}; start again without a cursor",
+                            r.org_id, pos.revision
+                        ))
+                        .into());
+                    }
+                    let (id, snap) = self.warden.cursors().keep(key, rev, ids);
+                    (id, rev, snap, pos.offset)
+                }
+            }
+        };
+        let total = ids.ids.len();
+        let mut pages = Vec::new();
+        let mut offset = start.min(total);
+        loop {
+            let end = (offset + page).min(total);
+            let cursor = if end < total {
+                Position {
+                    snapshot,
+                    revision,
+                    offset: end,
+                }
+                .encode()
+            } else {
+                String::new()
+            };
+            pages.push(Ok(pb::LookupRecordsResponse {
+                record_ids: ids.ids[offset..end].iter().map(|s| s.to_string()).collect(),
+                cursor,
+                revision: convert::revision(revision),
+            }));
+            offset = end;
+            if offset >= total {
+                break;
+            }
+        }
+        Ok(Response::new(Box::pin(futures::stream::iter(pages))))
+    }
+
+    type LookupSubjectsStream = PageStream<pb::LookupSubjectsResponse>;
+
+    #[tracing::instrument(name = "LookupSubjects", skip_all, fields(org = %req.get_ref().org_id, action = %req.get_ref().action))]
+    async fn lookup_subjects(
+        &self,
+        req: Request<pb::LookupSubjectsRequest>,
+    ) -> Result<Response<Self::LookupSubjectsStream>, Status> {
+        caller(&req).require(&[Scope::Check])?;
+        let r = req.into_inner();
+        self.warden
+            .fresh(&r.org_id, convert::consistency(r.consistency)?)
+            .await?;
+        let on_shift_at = match &r.on_shift_at {
+            Some(ts) => Some(convert::time("on_shift_at", ts)?),
+            None => None,
+        };
+        let (users, rev) = self.warden.engine().lookup_subjects(
+            &r.org_id,
+            &r.module,
+            &r.record_id,
+            &r.action,
+            on_shift_at,
+        )?;
+        let mut pages: Vec<Result<pb::LookupSubjectsResponse, Status>> = users
+            .chunks(DEFAULT_PAGE)
+            .map(|c| {
+                Ok(pb::LookupSubjectsResponse {
+                    user_ids: c.to_vec(),
+                    revision: convert::revision(rev),
+                })
+            })
+            .collect();
+        if pages.is_empty() {
+            pages.push(Ok(pb::LookupSubjectsResponse {
+                user_ids: Vec::new(),
+                revision: convert::revision(rev),
+            }));
+        }
+        Ok(Response::new(Box::pin(futures::stream::iter(pages))))
+    }
+
+    #[tracing::instrument(name = "Filter", skip_all, fields(org = %req.get_ref().org_id, action = %req.get_ref().action))]
+    async fn filter(
+        &self,
+        req: Request<pb::FilterRequest>,
+    ) -> Result<Response<pb::FilterResponse>, Status> {
+        caller(&req).require(&[Scope::Check])?;
+        let r = req.into_inner();
+        self.warden
+            .fresh(&r.org_id, convert::consistency(r.consistency)?)
+            .await?;
+        let (plan, rev) =
+            self.warden
+                .engine()
+                .filter(&r.org_id, &r.subject, &r.module, &r.action, Utc::now())?;
+        Ok(Response::new(pb::FilterResponse {
+            all: plan.all,
+            owners: plan.owners.iter().map(convert::owner).collect(),
+            owners_non_private: plan.owners_non_private.iter().map(convert::owner).collect(),
+            public_non_private: plan.public_non_private,
+            record_ids: plan.record_ids,
+            revision: convert::revision(rev),
+        }))
+    }
+
+    #[tracing::instrument(name = "ValidatePassword", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn validate_password(
+        &self,
+        req: Request<pb::ValidatePasswordRequest>,
+    ) -> Result<Response<pb::ValidatePasswordResponse>, Status> {
+        caller(&req).require(&[Scope::Check])?;
+        let r = req.into_inner();
+        // The password is never logged: the span names the org only.
+        let set_at = match &r.password_set_at {
+            Some(ts) => Some(convert::time("password_set_at", ts)?),
+            None => None,
+        };
+        let verdict = self.warden.engine().validate_password(
+            &r.org_id,
+            &r.user_id,
+            &r.password,
+            set_at,
+            Utc::now(),
+        )?;
+        Ok(Response::new(pb::ValidatePasswordResponse {
+            valid: verdict.valid,
+            violations: verdict
+                .violations
+                .into_iter()
+                .map(|v| convert::violation(v) as i32)
+                .collect(),
+            expires_at: verdict.expires_at.map(convert::timestamp),
+        }))
+    }
+}

@@ -1,0 +1,781 @@
+//! Conversions between protobuf messages and engine types. Incoming
+//! messages are checked here for shape (enums set, oneofs chosen, times
+//! valid) and refused with the protobuf field that is wrong; the engine
+//! checks everything that depends on the policy.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::pb;
+use crate::engine::model::{
+    AccessLevel, AssignScope, CharClass, FieldLevel, Grantee, GroupDef, GroupKind, HierarchyMode,
+    MemberSet, ModuleDef, Owd, OwnerRef, PasswordPolicy, ProfileDef, Reason, RecordDef, RoleDef,
+    Settings, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind, Weekday, WindowDef,
+};
+use crate::engine::{Error, Result};
+
+fn none_if_empty(s: String) -> Option<String> {
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+fn sorted_map<V>(m: std::collections::HashMap<String, V>) -> BTreeMap<String, V> {
+    m.into_iter().collect()
+}
+
+/// A protobuf timestamp as a UTC time.
+pub fn time(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>> {
+    u32::try_from(ts.nanos)
+        .ok()
+        .and_then(|n| Utc.timestamp_opt(ts.seconds, n).single())
+        .ok_or_else(|| Error::invalid(field, "not a valid timestamp"))
+}
+
+/// A UTC time as a protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A revision as the API writes it.
+pub fn revision(r: u64) -> String {
+    r.to_string()
+}
+
+/// A revision as the API reads it (`field` names it on error).
+pub fn parse_revision(field: &str, text: &str) -> Result<u64> {
+    text.parse().map_err(|_| {
+        Error::invalid(
+            field,
+            format!("a revision is a decimal number, got {text:?}"),
+        )
+    })
+}
+
+/// The protobuf value of a reason.
+pub fn reason(r: Reason) -> pb::Reason {
+    match r {
+        Reason::UnknownSubject => pb::Reason::UnknownSubject,
+        Reason::InactiveSubject => pb::Reason::InactiveSubject,
+        Reason::OutsideShift => pb::Reason::OutsideShift,
+        Reason::Admin => pb::Reason::Admin,
+        Reason::UnknownModule => pb::Reason::UnknownModule,
+        Reason::Profile => pb::Reason::Profile,
+        Reason::Field => pb::Reason::Field,
+        Reason::UnknownRecord => pb::Reason::UnknownRecord,
+        Reason::Owner => pb::Reason::Owner,
+        Reason::GroupOwner => pb::Reason::GroupOwner,
+        Reason::ViewAll => pb::Reason::ViewAll,
+        Reason::ModifyAll => pb::Reason::ModifyAll,
+        Reason::Hierarchy => pb::Reason::Hierarchy,
+        Reason::TeamLead => pb::Reason::TeamLead,
+        Reason::OrgDefault => pb::Reason::OrgDefault,
+        Reason::SharingRule => pb::Reason::SharingRule,
+        Reason::ManualShare => pb::Reason::ManualShare,
+        Reason::InsufficientAccess => pb::Reason::InsufficientAccess,
+        Reason::AssignScope => pb::Reason::AssignScope,
+    }
+}
+
+/// The protobuf value of an access level.
+pub fn access_level(l: AccessLevel) -> pb::AccessLevel {
+    match l {
+        AccessLevel::None => pb::AccessLevel::None,
+        AccessLevel::Read => pb::AccessLevel::Read,
+        AccessLevel::ReadWrite => pb::AccessLevel::ReadWrite,
+        AccessLevel::Full => pb::AccessLevel::Full,
+    }
+}
+
+/// An access level from its protobuf value; UNSPECIFIED is refused.
+pub fn access_level_from(field: &str, v: i32) -> Result<AccessLevel> {
+    match pb::AccessLevel::try_from(v) {
+        Ok(pb::AccessLevel::None) => Ok(AccessLevel::None),
+        Ok(pb::AccessLevel::Read) => Ok(AccessLevel::Read),
+        Ok(pb::AccessLevel::ReadWrite) => Ok(AccessLevel::ReadWrite),
+        Ok(pb::AccessLevel::Full) => Ok(AccessLevel::Full),
+        Ok(pb::AccessLevel::Unspecified) => {
+            Err(Error::invalid(field, "an access level must be set"))
+        }
+        Err(_) => Err(Error::invalid(field, format!("unknown access level {v}"))),
+    }
+}
+
+/// The protobuf value of a field level.
+pub fn field_level(l: FieldLevel) -> pb::FieldLevel {
+    match l {
+        FieldLevel::Hidden => pb::FieldLevel::Hidden,
+        FieldLevel::ReadOnly => pb::FieldLevel::ReadOnly,
+        FieldLevel::Editable => pb::FieldLevel::Editable,
+    }
+}
+
+fn field_level_from(field: &str, v: i32) -> Result<FieldLevel> {
+    match pb::FieldLevel::try_from(v) {
+        Ok(pb::FieldLevel::Hidden) => Ok(FieldLevel::Hidden),
+        Ok(pb::FieldLevel::ReadOnly) => Ok(FieldLevel::ReadOnly),
+        Ok(pb::FieldLevel::Editable) => Ok(FieldLevel::Editable),
+        _ => Err(Error::invalid(
+            field,
+            "a field level must be HIDDEN, READ_ONLY or EDITABLE",
+        )),
+    }
+}
+
+/// An owner from its protobuf message (`field` names it on error).
+pub fn owner_from(field: &str, o: Option<pb::Owner>) -> Result<OwnerRef> {
+    match o.and_then(|o| o.owner) {
+        Some(pb::owner::Owner::UserId(u)) => Ok(OwnerRef::User(u)),
+        Some(pb::owner::Owner::GroupId(g)) => Ok(OwnerRef::Group(g)),
+        None => Err(Error::invalid(field, "an owner needs user_id or group_id")),
+    }
+}
+
+/// An optional owner: absent when the message or its oneof is unset.
+pub fn owner_opt(o: Option<pb::Owner>) -> Option<OwnerRef> {
+    owner_from("", o).ok()
+}
+
+/// The protobuf message of an owner.
+pub fn owner(o: &OwnerRef) -> pb::Owner {
+    pb::Owner {
+        owner: Some(match o {
+            OwnerRef::User(u) => pb::owner::Owner::UserId(u.clone()),
+            OwnerRef::Group(g) => pb::owner::Owner::GroupId(g.clone()),
+        }),
+    }
+}
+
+fn grantee_from(field: &str, g: Option<pb::Grantee>) -> Result<Grantee> {
+    use pb::grantee::Grantee as G;
+    match g.and_then(|g| g.grantee) {
+        Some(G::UserId(u)) => Ok(Grantee::User(u)),
+        Some(G::GroupId(g)) => Ok(Grantee::Group(g)),
+        Some(G::RoleId(r)) => Ok(Grantee::Role(r)),
+        Some(G::RoleAndSubordinatesId(r)) => Ok(Grantee::RoleAndSubordinates(r)),
+        None => Err(Error::invalid(
+            field,
+            "a grantee needs user_id, group_id, role_id or role_and_subordinates_id",
+        )),
+    }
+}
+
+fn grantee(g: &Grantee) -> pb::Grantee {
+    use pb::grantee::Grantee as G;
+    pb::Grantee {
+        grantee: Some(match g {
+            Grantee::User(u) => G::UserId(u.clone()),
+            Grantee::Group(g) => G::GroupId(g.clone()),
+            Grantee::Role(r) => G::RoleId(r.clone()),
+            Grantee::RoleAndSubordinates(r) => G::RoleAndSubordinatesId(r.clone()),
+        }),
+    }
+}
+
+fn member_set_from(field: &str, s: Option<pb::MemberSet>) -> Result<Option<MemberSet>> {
+    use pb::member_set::Set;
+    Ok(match s {
+        None => None,
+        Some(pb::MemberSet { set: None }) => {
+            return Err(Error::invalid(
+                field,
+                "a member set needs role_id, role_and_subordinates_id or group_id",
+            ))
+        }
+        Some(pb::MemberSet {
+            set: Some(Set::RoleId(r)),
+        }) => Some(MemberSet::Role(r)),
+        Some(pb::MemberSet {
+            set: Some(Set::RoleAndSubordinatesId(r)),
+        }) => Some(MemberSet::RoleAndSubordinates(r)),
+        Some(pb::MemberSet {
+            set: Some(Set::GroupId(g)),
+        }) => Some(MemberSet::Group(g)),
+    })
+}
+
+fn member_set(s: &MemberSet) -> pb::MemberSet {
+    use pb::member_set::Set;
+    pb::MemberSet {
+        set: Some(match s {
+            MemberSet::Role(r) => Set::RoleId(r.clone()),
+            MemberSet::RoleAndSubordinates(r) => Set::RoleAndSubordinatesId(r.clone()),
+            MemberSet::Group(g) => Set::GroupId(g.clone()),
+        }),
+    }
+}
+
+/// Settings from protobuf (absent: defaults).
+pub fn settings_from(s: Option<pb::Settings>) -> Result<Settings> {
+    let Some(s) = s else {
+        return Ok(Settings::default());
+    };
+    let hierarchy_mode = match pb::HierarchyMode::try_from(s.hierarchy_mode) {
+        Ok(pb::HierarchyMode::Unspecified | pb::HierarchyMode::Role) => HierarchyMode::Role,
+        Ok(pb::HierarchyMode::Reporting) => HierarchyMode::Reporting,
+        Err(_) => {
+            return Err(Error::invalid(
+                "settings.hierarchy_mode",
+                "unknown hierarchy mode",
+            ))
+        }
+    };
+    let password_policy = match s.password_policy {
+        None => None,
+        Some(p) => {
+            let mut require = Vec::new();
+            for (i, c) in p.require.iter().enumerate() {
+                require.push(match pb::CharClass::try_from(*c) {
+                    Ok(pb::CharClass::Upper) => CharClass::Upper,
+                    Ok(pb::CharClass::Lower) => CharClass::Lower,
+                    Ok(pb::CharClass::Digit) => CharClass::Digit,
+                    Ok(pb::CharClass::Symbol) => CharClass::Symbol,
+                    _ => {
+                        return Err(Error::invalid(
+                            format!("settings.password_policy.require[{i}]"),
+                            "a character class must be UPPER, LOWER, DIGIT or SYMBOL",
+                        ))
+                    }
+                });
+            }
+            Some(PasswordPolicy {
+                min_length: p.min_length,
+                require,
+                max_age_days: (p.max_age_days > 0).then_some(p.max_age_days),
+                forbid_principal: p.forbid_principal.unwrap_or(true),
+            })
+        }
+    };
+    Ok(Settings {
+        hierarchy_mode,
+        enforce_shifts: s.enforce_shifts,
+        password_policy,
+    })
+}
+
+/// Settings as protobuf.
+pub fn settings(s: &Settings) -> pb::Settings {
+    pb::Settings {
+        hierarchy_mode: match s.hierarchy_mode {
+            HierarchyMode::Role => pb::HierarchyMode::Role,
+            HierarchyMode::Reporting => pb::HierarchyMode::Reporting,
+        } as i32,
+        enforce_shifts: s.enforce_shifts,
+        password_policy: s.password_policy.as_ref().map(|p| pb::PasswordPolicy {
+            min_length: p.min_length,
+            require: p
+                .require
+                .iter()
+                .map(|c| {
+                    (match c {
+                        CharClass::Upper => pb::CharClass::Upper,
+                        CharClass::Lower => pb::CharClass::Lower,
+                        CharClass::Digit => pb::CharClass::Digit,
+                        CharClass::Symbol => pb::CharClass::Symbol,
+                    }) as i32
+                })
+                .collect(),
+            max_age_days: p.max_age_days.unwrap_or(0),
+            forbid_principal: Some(p.forbid_principal),
+        }),
+    }
+}
+
+/// A module from protobuf.
+pub fn module_from(m: Option<pb::Module>) -> Result<ModuleDef> {
+    let m = m.ok_or_else(|| Error::invalid("module", "required"))?;
+    let owd = match pb::Owd::try_from(m.owd) {
+        Ok(pb::Owd::Unspecified | pb::Owd::Private) => Owd::Private,
+        Ok(pb::Owd::PublicRead) => Owd::PublicRead,
+        Ok(pb::Owd::PublicReadWrite) => Owd::PublicReadWrite,
+        Ok(pb::Owd::PublicFull) => Owd::PublicFull,
+        Err(_) => {
+            return Err(Error::invalid(
+                "module.owd",
+                "unknown organization-wide default",
+            ))
+        }
+    };
+    let mut actions = BTreeMap::new();
+    for (name, level) in m.actions {
+        let level = if level == pb::AccessLevel::Unspecified as i32 {
+            AccessLevel::ReadWrite
+        } else {
+            access_level_from(&format!("module.actions.{name}"), level)?
+        };
+        actions.insert(name, level);
+    }
+    Ok(ModuleDef {
+        id: m.id,
+        owd,
+        hierarchy_access: m.hierarchy_access.unwrap_or(true),
+        fields: m.fields,
+        actions,
+    })
+}
+
+/// A module as protobuf.
+pub fn module(m: &ModuleDef) -> pb::Module {
+    pb::Module {
+        id: m.id.clone(),
+        owd: match m.owd {
+            Owd::Private => pb::Owd::Private,
+            Owd::PublicRead => pb::Owd::PublicRead,
+            Owd::PublicReadWrite => pb::Owd::PublicReadWrite,
+            Owd::PublicFull => pb::Owd::PublicFull,
+        } as i32,
+        hierarchy_access: Some(m.hierarchy_access),
+        fields: m.fields.clone(),
+        actions: m
+            .actions
+            .iter()
+            .map(|(k, v)| (k.clone(), access_level(*v) as i32))
+            .collect(),
+    }
+}
+
+/// A profile from protobuf.
+pub fn profile_from(p: Option<pb::Profile>) -> Result<ProfileDef> {
+    let p = p.ok_or_else(|| Error::invalid("profile", "required"))?;
+    let mut fields = BTreeMap::new();
+    for (module, levels) in p.fields {
+        let mut m = BTreeMap::new();
+        for (f, l) in levels.levels {
+            let level = field_level_from(&format!("profile.fields.{module}.{f}"), l)?;
+            m.insert(f, level);
+        }
+        fields.insert(module, m);
+    }
+    Ok(ProfileDef {
+        id: p.id,
+        name: p.name,
+        modules: sorted_map(p.modules.into_iter().map(|(k, v)| (k, v.actions)).collect()),
+        view_all: p.view_all,
+        modify_all: p.modify_all,
+        fields,
+    })
+}
+
+/// A profile as protobuf.
+pub fn profile(p: &ProfileDef) -> pb::Profile {
+    pb::Profile {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        modules: p
+            .modules
+            .iter()
+            .map(|(k, v)| (k.clone(), pb::ActionList { actions: v.clone() }))
+            .collect(),
+        view_all: p.view_all.clone(),
+        modify_all: p.modify_all.clone(),
+        fields: p
+            .fields
+            .iter()
+            .map(|(m, fs)| {
+                (
+                    m.clone(),
+                    pb::FieldLevels {
+                        levels: fs
+                            .iter()
+                            .map(|(f, l)| (f.clone(), field_level(*l) as i32))
+                            .collect(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// A role from protobuf.
+pub fn role_from(r: Option<pb::Role>) -> Result<RoleDef> {
+    let r = r.ok_or_else(|| Error::invalid("role", "required"))?;
+    let assign_scope = match pb::AssignScope::try_from(r.assign_scope) {
+        Ok(pb::AssignScope::Unspecified | pb::AssignScope::All) => AssignScope::All,
+        Ok(pb::AssignScope::SameAndSubordinate) => AssignScope::SameAndSubordinate,
+        Err(_) => return Err(Error::invalid("role.assign_scope", "unknown assign scope")),
+    };
+    Ok(RoleDef {
+        id: r.id,
+        name: r.name,
+        parent: none_if_empty(r.parent_id),
+        profiles: r.profile_ids,
+        assign_scope,
+    })
+}
+
+/// A role as protobuf.
+pub fn role(r: &RoleDef) -> pb::Role {
+    pb::Role {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        parent_id: r.parent.clone().unwrap_or_default(),
+        profile_ids: r.profiles.clone(),
+        assign_scope: match r.assign_scope {
+            AssignScope::All => pb::AssignScope::All,
+            AssignScope::SameAndSubordinate => pb::AssignScope::SameAndSubordinate,
+        } as i32,
+    }
+}
+
+/// A user from protobuf.
+pub fn user_from(u: Option<pb::User>) -> Result<UserDef> {
+    let u = u.ok_or_else(|| Error::invalid("user", "required"))?;
+    let kind = match pb::UserKind::try_from(u.kind) {
+        Ok(pb::UserKind::Unspecified | pb::UserKind::Member) => UserKind::Member,
+        Ok(pb::UserKind::Guest) => UserKind::Guest,
+        Err(_) => return Err(Error::invalid("user.kind", "unknown user kind")),
+    };
+    Ok(UserDef {
+        id: u.user_id,
+        principal: u.principal,
+        kind,
+        role: none_if_empty(u.role_id),
+        profiles: u.profile_ids,
+        reports_to: none_if_empty(u.reports_to),
+        shift: none_if_empty(u.shift_id),
+        admin: u.is_admin,
+        active: u.active.unwrap_or(true),
+    })
+}
+
+/// A user as protobuf.
+pub fn user(u: &UserDef) -> pb::User {
+    pb::User {
+        user_id: u.id.clone(),
+        principal: u.principal.clone(),
+        kind: match u.kind {
+            UserKind::Member => pb::UserKind::Member,
+            UserKind::Guest => pb::UserKind::Guest,
+        } as i32,
+        role_id: u.role.clone().unwrap_or_default(),
+        profile_ids: u.profiles.clone(),
+        reports_to: u.reports_to.clone().unwrap_or_default(),
+        shift_id: u.shift.clone().unwrap_or_default(),
+        is_admin: u.admin,
+        active: Some(u.active),
+    }
+}
+
+/// A group from protobuf.
+pub fn group_from(g: Option<pb::Group>) -> Result<GroupDef> {
+    let g = g.ok_or_else(|| Error::invalid("group", "required"))?;
+    let kind = match pb::GroupKind::try_from(g.kind) {
+        Ok(pb::GroupKind::Unspecified | pb::GroupKind::Organization) => GroupKind::Organization,
+        Ok(pb::GroupKind::Personal) => GroupKind::Personal,
+        Err(_) => return Err(Error::invalid("group.kind", "unknown group kind")),
+    };
+    Ok(GroupDef {
+        id: g.group_id,
+        name: g.name,
+        description: g.description,
+        kind,
+        owner: none_if_empty(g.owner_id),
+        users: g.users,
+        roles: g.roles,
+        roles_and_subordinates: g.roles_and_subordinates,
+        groups: g.groups,
+        leads: g.leads,
+    })
+}
+
+/// A group as protobuf.
+pub fn group(g: &GroupDef) -> pb::Group {
+    pb::Group {
+        group_id: g.id.clone(),
+        name: g.name.clone(),
+        description: g.description.clone(),
+        kind: match g.kind {
+            GroupKind::Organization => pb::GroupKind::Organization,
+            GroupKind::Personal => pb::GroupKind::Personal,
+        } as i32,
+        owner_id: g.owner.clone().unwrap_or_default(),
+        users: g.users.clone(),
+        roles: g.roles.clone(),
+        roles_and_subordinates: g.roles_and_subordinates.clone(),
+        groups: g.groups.clone(),
+        leads: g.leads.clone(),
+    }
+}
+
+fn weekday_from(field: &str, d: i32) -> Result<Weekday> {
+    Ok(match pb::Weekday::try_from(d) {
+        Ok(pb::Weekday::Mon) => Weekday::Mon,
+        Ok(pb::Weekday::Tue) => Weekday::Tue,
+        Ok(pb::Weekday::Wed) => Weekday::Wed,
+        Ok(pb::Weekday::Thu) => Weekday::Thu,
+        Ok(pb::Weekday::Fri) => Weekday::Fri,
+        Ok(pb::Weekday::Sat) => Weekday::Sat,
+        Ok(pb::Weekday::Sun) => Weekday::Sun,
+        _ => return Err(Error::invalid(field, "a day must be MON to SUN")),
+    })
+}
+
+fn weekday(d: Weekday) -> i32 {
+    (match d {
+        Weekday::Mon => pb::Weekday::Mon,
+        Weekday::Tue => pb::Weekday::Tue,
+        Weekday::Wed => pb::Weekday::Wed,
+        Weekday::Thu => pb::Weekday::Thu,
+        Weekday::Fri => pb::Weekday::Fri,
+        Weekday::Sat => pb::Weekday::Sat,
+        Weekday::Sun => pb::Weekday::Sun,
+    }) as i32
+}
+
+/// A shift from protobuf.
+pub fn shift_from(s: Option<pb::Shift>) -> Result<ShiftDef> {
+    let s = s.ok_or_else(|| Error::invalid("shift", "required"))?;
+    let mut windows = Vec::new();
+    for (i, w) in s.windows.into_iter().enumerate() {
+        let days = w
+            .days
+            .iter()
+            .enumerate()
+            .map(|(j, d)| weekday_from(&format!("shift.windows[{i}].days[{j}]"), *d))
+            .collect::<Result<Vec<_>>>()?;
+        windows.push(WindowDef {
+            days,
+            start: w.start,
+            end: w.end,
+        });
+    }
+    Ok(ShiftDef {
+        id: s.shift_id,
+        time_zone: s.time_zone,
+        windows,
+    })
+}
+
+/// A shift as protobuf.
+pub fn shift(s: &ShiftDef) -> pb::Shift {
+    pb::Shift {
+        shift_id: s.id.clone(),
+        time_zone: s.time_zone.clone(),
+        windows: s
+            .windows
+            .iter()
+            .map(|w| pb::ShiftWindow {
+                days: w.days.iter().map(|d| weekday(*d)).collect(),
+                start: w.start.clone(),
+                end: w.end.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A share from protobuf (`field` names it); with `level_needed` false an
+/// unset level is accepted (Unshare ignores it).
+pub fn share_from(field: &str, s: pb::Share, level_needed: bool) -> Result<ShareDef> {
+    let level = if level_needed || s.level != pb::AccessLevel::Unspecified as i32 {
+        access_level_from(&format!("{field}.level"), s.level)?
+    } else {
+        AccessLevel::Read
+    };
+    Ok(ShareDef {
+        module: s.module,
+        record: s.record_id,
+        grantee: grantee_from(&format!("{field}.grantee"), s.grantee)?,
+        level,
+    })
+}
+
+/// A share as protobuf.
+pub fn share(s: &ShareDef) -> pb::Share {
+    pb::Share {
+        module: s.module.clone(),
+        record_id: s.record.clone(),
+        grantee: Some(grantee(&s.grantee)),
+        level: access_level(s.level) as i32,
+    }
+}
+
+/// A sharing rule from protobuf.
+pub fn rule_from(r: Option<pb::SharingRule>) -> Result<SharingRuleDef> {
+    let r = r.ok_or_else(|| Error::invalid("rule", "required"))?;
+    let to =
+        member_set_from("rule.to", r.to)?.ok_or_else(|| Error::invalid("rule.to", "required"))?;
+    Ok(SharingRuleDef {
+        id: r.rule_id,
+        module: r.module,
+        from: member_set_from("rule.from", r.from)?,
+        criteria: if r.criteria.is_empty() {
+            None
+        } else {
+            Some(sorted_map(r.criteria))
+        },
+        to,
+        access: access_level_from("rule.access", r.access)?,
+    })
+}
+
+/// A sharing rule as protobuf.
+pub fn rule(r: &SharingRuleDef) -> pb::SharingRule {
+    pb::SharingRule {
+        rule_id: r.id.clone(),
+        module: r.module.clone(),
+        from: r.from.as_ref().map(member_set),
+        criteria: r
+            .criteria
+            .as_ref()
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        to: Some(member_set(&r.to)),
+        access: access_level(r.access) as i32,
+    }
+}
+
+/// A record registration from a SetOwner request.
+pub fn record_from(req: pb::SetOwnerRequest) -> Result<RecordDef> {
+    Ok(RecordDef {
+        module: req.module,
+        id: req.record_id,
+        owner: owner_from("owner", req.owner)?,
+        private: req.private,
+        attributes: sorted_map(req.attributes),
+    })
+}
+
+/// The consistency a read asks for (absent: minimize latency).
+pub fn consistency(c: Option<pb::Consistency>) -> Result<crate::service::Consistency> {
+    use crate::service::Consistency;
+    use pb::consistency::Requirement;
+    Ok(match c.and_then(|c| c.requirement) {
+        None | Some(Requirement::MinimizeLatency(_)) => Consistency::MinimizeLatency,
+        Some(Requirement::FullyConsistent(_)) => Consistency::FullyConsistent,
+        Some(Requirement::AtLeastAsFresh(r)) => {
+            Consistency::AtLeastAsFresh(parse_revision("consistency.at_least_as_fresh", &r)?)
+        }
+    })
+}
+
+/// A check request as the engine takes it, with its org and consistency.
+pub fn check_from(
+    r: pb::CheckRequest,
+) -> Result<(
+    String,
+    crate::engine::CheckRequest,
+    crate::service::Consistency,
+)> {
+    let at = match &r.at {
+        Some(ts) => Some(time("at", ts)?),
+        None => None,
+    };
+    let consistency = consistency(r.consistency)?;
+    Ok((
+        r.org_id,
+        crate::engine::CheckRequest {
+            subject: r.subject,
+            module: r.module,
+            action: r.action,
+            record: none_if_empty(r.record_id),
+            field: none_if_empty(r.field),
+            at,
+            explain: r.explain,
+            assign_to: match r.assign_to {
+                Some(o) => Some(owner_from("assign_to", Some(o))?),
+                None => None,
+            },
+        },
+        consistency,
+    ))
+}
+
+/// A decision as a check response.
+pub fn decision(d: crate::engine::Decision, revision_at: u64) -> pb::CheckResponse {
+    pb::CheckResponse {
+        allowed: d.allowed,
+        reason: reason(d.reason) as i32,
+        level: access_level(d.level) as i32,
+        revision: revision(revision_at),
+        trace: d
+            .trace
+            .into_iter()
+            .map(|t| pb::TraceStep {
+                reason: reason(t.reason) as i32,
+                level: access_level(t.level) as i32,
+                detail: t.detail,
+            })
+            .collect(),
+    }
+}
+
+/// A password violation as protobuf.
+pub fn violation(v: crate::engine::password::Violation) -> pb::PasswordViolation {
+    use crate::engine::password::Violation;
+    match v {
+        Violation::TooShort => pb::PasswordViolation::TooShort,
+        Violation::MissingUpper => pb::PasswordViolation::MissingUpper,
+        Violation::MissingLower => pb::PasswordViolation::MissingLower,
+        Violation::MissingDigit => pb::PasswordViolation::MissingDigit,
+        Violation::MissingSymbol => pb::PasswordViolation::MissingSymbol,
+        Violation::ContainsPrincipal => pb::PasswordViolation::ContainsPrincipal,
+        Violation::Expired => pb::PasswordViolation::Expired,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entities_round_trip_through_protobuf() {
+        let u = UserDef {
+            id: "u".into(),
+            principal: "u@x".into(),
+            kind: UserKind::Member,
+            role: Some("r".into()),
+            profiles: vec!["p".into()],
+            reports_to: Some("m".into()),
+            shift: None,
+            admin: true,
+            active: false,
+        };
+        assert_eq!(user_from(Some(user(&u))).unwrap(), u);
+        let r = SharingRuleDef {
+            id: "x".into(),
+            module: "M".into(),
+            from: None,
+            criteria: Some(BTreeMap::from([("k".into(), "v".into())])),
+            to: MemberSet::RoleAndSubordinates("r".into()),
+            access: AccessLevel::ReadWrite,
+        };
+        assert_eq!(rule_from(Some(rule(&r))).unwrap(), r);
+        let s = Settings {
+            hierarchy_mode: HierarchyMode::Reporting,
+            enforce_shifts: true,
+            password_policy: Some(PasswordPolicy {
+                min_length: 8,
+                require: vec![CharClass::Digit],
+                max_age_days: Some(30),
+                forbid_principal: false,
+            }),
+        };
+        assert_eq!(settings_from(Some(settings(&s))).unwrap(), s);
+    }
+
+    #[test]
+    fn unset_oneofs_and_levels_name_the_field() {
+        let e = owner_from("assign_to", Some(pb::Owner { owner: None })).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "assign_to: an owner needs user_id or group_id"
+        );
+        let e = share_from("shares[0]", pb::Share::default(), true).unwrap_err();
+        assert!(e.to_string().starts_with("shares[0].level"), "{e}");
+        let e = time(
+            "at",
+            &prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("at:"));
+    }
+}

@@ -1,0 +1,101 @@
+//! GrantService: record ownership and manual shares.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::auth::{caller, require_write, Scope};
+use super::pb::grant_service_server::GrantService;
+use super::{convert, pb, write};
+use crate::engine::{Command, Result};
+use crate::service::Warden;
+
+/// The GrantService handlers.
+pub struct GrantApi {
+    warden: Arc<Warden>,
+}
+
+impl GrantApi {
+    /// Handlers over `warden`.
+    pub fn new(warden: Arc<Warden>) -> Self {
+        GrantApi { warden }
+    }
+}
+
+fn shares(list: Vec<pb::Share>, level_needed: bool) -> Result<Vec<crate::engine::model::ShareDef>> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, s)| convert::share_from(&format!("shares[{i}]"), s, level_needed))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl GrantService for GrantApi {
+    #[tracing::instrument(name = "SetOwner", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn set_owner(
+        &self,
+        req: Request<pb::SetOwnerRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let (org, actor) = (r.org_id.clone(), r.actor.clone());
+        let record = convert::record_from(r)?;
+        write(&self.warden, &org, &actor, Command::SetOwner(record)).await
+    }
+
+    #[tracing::instrument(name = "DeleteRecord", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn delete_record(
+        &self,
+        req: Request<pb::DeleteRecordRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let command = Command::DeleteRecord {
+            module: r.module,
+            id: r.record_id,
+        };
+        write(&self.warden, &r.org_id, &r.actor, command).await
+    }
+
+    #[tracing::instrument(name = "Share", skip_all, fields(org = %req.get_ref().org_id, shares = req.get_ref().shares.len()))]
+    async fn share(
+        &self,
+        req: Request<pb::ShareRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let command = Command::Share(shares(r.shares, true)?);
+        write(&self.warden, &r.org_id, &r.actor, command).await
+    }
+
+    #[tracing::instrument(name = "Unshare", skip_all, fields(org = %req.get_ref().org_id, shares = req.get_ref().shares.len()))]
+    async fn unshare(
+        &self,
+        req: Request<pb::UnshareRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        require_write(&req, &req.get_ref().actor)?;
+        let r = req.into_inner();
+        let command = Command::Unshare(shares(r.shares, false)?);
+        write(&self.warden, &r.org_id, &r.actor, command).await
+    }
+
+    #[tracing::instrument(name = "ListShares", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn list_shares(
+        &self,
+        req: Request<pb::ListSharesRequest>,
+    ) -> Result<Response<pb::ListSharesResponse>, Status> {
+        caller(&req).require(&[Scope::Grant, Scope::Admin, Scope::Check])?;
+        let r = req.into_inner();
+        self.warden
+            .fresh(&r.org_id, convert::consistency(r.consistency)?)
+            .await?;
+        let (list, rev) = self
+            .warden
+            .engine()
+            .shares(&r.org_id, &r.module, &r.record_id)?;
+        Ok(Response::new(pb::ListSharesResponse {
+            shares: list.iter().map(convert::share).collect(),
+            revision: convert::revision(rev),
+        }))
+    }
+}

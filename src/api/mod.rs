@@ -1,0 +1,38 @@
+//! The gRPC layer: maps protobuf to domain types and back, and engine errors
+//! to status codes. It holds no policy logic.
+
+/// Generated protobuf and tonic code for `warden.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("warden.v1");
+
+    /// Descriptor set served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("warden_descriptor");
+}
+
+pub mod admin;
+pub mod auth;
+pub mod check;
+pub mod convert;
+pub mod grant;
+pub mod status;
+
+use tonic::{Response, Status};
+
+use crate::engine::Command;
+use crate::service::Warden;
+
+/// Carries out a write for a handler: the actor (empty: none) is checked
+/// by Warden's own rules; the answer is the new revision.
+pub(crate) async fn write(
+    warden: &Warden,
+    org_id: &str,
+    actor: &str,
+    command: Command,
+) -> Result<Response<pb::WriteResponse>, Status> {
+    let actor = (!actor.is_empty()).then_some(actor);
+    let revision = warden.write(org_id, actor, command).await?;
+    Ok(Response::new(pb::WriteResponse {
+        revision: convert::revision(revision),
+    }))
+}

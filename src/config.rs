@@ -1,0 +1,158 @@
+//! Configuration of `warden serve`: flags and `WARDEN_*` environment
+//! variables over compiled-in defaults that work on a laptop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::engine::Limits;
+use crate::service::ServiceOptions;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of `warden serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on (port 0: any free port; the chosen address is printed).
+    #[arg(long, env = "WARDEN_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Store URL: sqlite://PATH (created if missing).
+    #[arg(long, env = "WARDEN_STORE", default_value = "sqlite://warden.db")]
+    pub store: String,
+    /// Organization document (YAML or JSON) merged into the store at start-up.
+    #[arg(long, env = "WARDEN_BOOTSTRAP")]
+    pub bootstrap: Option<PathBuf>,
+    /// Bearer tokens as TOKEN=scope+scope (scopes: check, grant, admin);
+    /// none: authentication is off.
+    #[arg(
+        long = "auth-token",
+        env = "WARDEN_AUTH_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub auth_tokens: Vec<String>,
+    /// PEM certificate chain: serve TLS.
+    #[arg(long, env = "WARDEN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "WARDEN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates it signed (mutual TLS).
+    #[arg(long, env = "WARDEN_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "WARDEN_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "WARDEN_LOG", default_value = "info")]
+    pub log: String,
+    /// How long AT_LEAST_AS_FRESH waits for its revision, in milliseconds.
+    #[arg(long, env = "WARDEN_FRESHNESS_TIMEOUT_MS", default_value_t = 5000)]
+    pub freshness_timeout_ms: u64,
+    /// How long SIGTERM waits for in-flight calls, in seconds.
+    #[arg(long, env = "WARDEN_DRAIN_TIMEOUT_SECS", default_value_t = 20)]
+    pub drain_timeout_secs: u64,
+    /// Organizations one principal may be a user in (0: no limit).
+    #[arg(long, env = "WARDEN_MAX_ORGS_PER_PRINCIPAL", default_value_t = 0)]
+    pub max_orgs_per_principal: usize,
+    /// Longest id.
+    #[arg(long, env = "WARDEN_MAX_ID_LENGTH", default_value_t = 128)]
+    pub max_id_length: usize,
+    /// Most checks in one CheckBulk.
+    #[arg(long, env = "WARDEN_MAX_BULK_CHECKS", default_value_t = 1000)]
+    pub max_bulk_checks: usize,
+    /// Most members a group lists.
+    #[arg(long, env = "WARDEN_MAX_GROUP_MEMBERS", default_value_t = 10_000)]
+    pub max_group_members: usize,
+    /// Deepest group nesting.
+    #[arg(long, env = "WARDEN_MAX_GROUP_DEPTH", default_value_t = 32)]
+    pub max_group_depth: usize,
+    /// Deepest role chain.
+    #[arg(long, env = "WARDEN_MAX_ROLE_DEPTH", default_value_t = 64)]
+    pub max_role_depth: usize,
+    /// Most shifts per organization.
+    #[arg(long, env = "WARDEN_MAX_SHIFTS", default_value_t = 30)]
+    pub max_shifts: usize,
+}
+
+impl ServeConfig {
+    /// The engine limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            id_length: self.max_id_length,
+            bulk_checks: self.max_bulk_checks,
+            group_members: self.max_group_members,
+            group_depth: self.max_group_depth,
+            role_depth: self.max_role_depth,
+            shifts: self.max_shifts,
+            max_orgs_per_principal: self.max_orgs_per_principal,
+        }
+    }
+
+    /// The service options.
+    pub fn service_options(&self) -> ServiceOptions {
+        ServiceOptions {
+            freshness_timeout: Duration::from_millis(self.freshness_timeout_ms),
+        }
+    }
+
+    /// Checks what clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_id_length == 0 || self.max_bulk_checks == 0 || self.max_group_members == 0 {
+            return Err("limits must be positive".into());
+        }
+        if !self.store.starts_with("sqlite:") {
+            return Err(format!(
+                "--store: unsupported URL {:?}; use sqlite://PATH",
+                self.store
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration for the log, secrets masked.
+    pub fn masked(&self) -> String {
+        let mut c = self.clone();
+        c.auth_tokens = c.auth_tokens.iter().map(|_| "***".to_string()).collect();
+        format!("{c:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn defaults_load_and_work_on_a_laptop() {
+        let c = Cli::try_parse_from(["warden"]).unwrap().serve;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.store, "sqlite://warden.db");
+        assert!(c.auth_tokens.is_empty());
+        assert_eq!(c.limits(), Limits::default());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = Cli::try_parse_from(["warden", "--auth-token", "s3cret=admin"])
+            .unwrap()
+            .serve;
+        assert!(!c.masked().contains("s3cret"));
+    }
+}

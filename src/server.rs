@@ -1,0 +1,204 @@
+//! Wiring of `warden serve`: builds everything fallibly before serving,
+//! then serves the three services with health and reflection until SIGTERM
+//! or Ctrl-C, when health turns NOT_SERVING and in-flight calls drain.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tracing::{info, warn};
+
+use crate::api::admin::AdminApi;
+use crate::api::auth::Tokens;
+use crate::api::check::CheckApi;
+use crate::api::grant::GrantApi;
+use crate::api::pb;
+use crate::api::pb::admin_service_server::AdminServiceServer;
+use crate::api::pb::check_service_server::CheckServiceServer;
+use crate::api::pb::grant_service_server::GrantServiceServer;
+use crate::config::{LogFormat, ServeConfig};
+use crate::document::parse_document;
+use crate::engine::Command;
+use crate::service::Warden;
+use crate::store::Store;
+
+/// Largest Import or Export document.
+const MAX_DOCUMENT_BYTES: usize = 512 << 20;
+
+fn init_logging(config: &ServeConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .with_context(|| format!("--bootstrap: cannot read {}", path.display()))?;
+    let document = parse_document(&text)
+        .map_err(|e| anyhow::anyhow!("--bootstrap {}: {e}", path.display()))?;
+    let org = document.organization.clone();
+    let revision = warden
+        .write(
+            &org,
+            None,
+            Command::Import {
+                document,
+                replace: false,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("--bootstrap {}: {e}", path.display()))?;
+    info!(org = %org, revision, "bootstrap document merged");
+    Ok(())
+}
+
+fn tls(config: &ServeConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let cert = std::fs::read(cert).with_context(|| format!("--tls-cert {}", cert.display()))?;
+    let key = std::fs::read(key).with_context(|| format!("--tls-key {}", key.display()))?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if let Some(ca) = &config.tls_client_ca {
+        let ca = std::fs::read(ca).with_context(|| format!("--tls-client-ca {}", ca.display()))?;
+        tls = tls.client_ca_root(Certificate::from_pem(ca));
+    }
+    Ok(Some(tls))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Runs `warden serve` until a shutdown signal.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    init_logging(&config);
+    config.validate().map_err(anyhow::Error::msg)?;
+    info!(config = %config.masked(), "starting");
+    let tokens = Tokens::parse(&config.auth_tokens).map_err(anyhow::Error::msg)?;
+    if !tokens.enabled() {
+        warn!("no --auth-token configured: every caller is allowed every scope");
+    }
+    let tls = tls(&config)?;
+
+    let store = Store::open(&config.store)
+        .await
+        .context("opening the store")?;
+    let warden = Arc::new(Warden::open(store, config.limits(), config.service_options()).await?);
+    if let Some(path) = &config.bootstrap {
+        bootstrap(&warden, path).await?;
+    }
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<CheckServiceServer<CheckApi>>().await;
+    reporter.set_serving::<GrantServiceServer<GrantApi>>().await;
+    reporter.set_serving::<AdminServiceServer<AdminApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let auth = move |t: Tokens| move |req| t.authenticate(req);
+    let check = InterceptedService::new(
+        CheckServiceServer::new(CheckApi::new(warden.clone())),
+        auth(tokens.clone()),
+    );
+    let grant = InterceptedService::new(
+        GrantServiceServer::new(GrantApi::new(warden.clone())),
+        auth(tokens.clone()),
+    );
+    let admin = InterceptedService::new(
+        AdminServiceServer::new(AdminApi::new(warden.clone()))
+            .max_decoding_message_size(MAX_DOCUMENT_BYTES)
+            .max_encoding_message_size(MAX_DOCUMENT_BYTES),
+        auth(tokens),
+    );
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("--listen {}", config.listen))?;
+    let addr = listener.local_addr()?;
+
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<()>();
+    let drain = Duration::from_secs(config.drain_timeout_secs);
+    let signal_reporter = reporter.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down: health NOT_SERVING, draining in-flight calls");
+        signal_reporter
+            .set_not_serving::<CheckServiceServer<CheckApi>>()
+            .await;
+        signal_reporter
+            .set_not_serving::<GrantServiceServer<GrantApi>>()
+            .await;
+        signal_reporter
+            .set_not_serving::<AdminServiceServer<AdminApi>>()
+            .await;
+        let _ = stop_tx.send(());
+        tokio::time::sleep(drain).await;
+        let _ = deadline_tx.send(());
+    });
+    let server = builder
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(check)
+        .add_service(grant)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+
+    println!("warden listening on {addr}");
+    let _ = std::io::stdout().flush();
+    info!(%addr, "serving");
+
+    tokio::select! {
+        result = server => result.context("serving")?,
+        _ = async {
+            if deadline_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        } => warn!(?drain, "drain deadline passed; stopping with calls in flight"),
+    }
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The durable store: entity rows, the change log with the revision of
+//! every write, and each organization's revision. SQLite by default (one
+//! file), PostgreSQL for several replicas; both behind [`Store`].
+
+pub mod rows;
+pub mod sqlite;
+
+use crate::engine::{Change, OrgDocument};
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The organization's revision in the store is not the one the write
+    /// was planned against: another replica wrote first.
+    #[error("revision conflict: the store is at revision {current}")]
+    Conflict {
+        /// The store's revision (0: the organization does not exist).
+        current: u64,
+    },
+    /// The backend failed (I/O, SQL, corrupt row). Details are for the log.
+    #[error("store: {0}")]
+    Backend(String),
+}
+
+/// Store result.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One organization as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedOrg {
+    /// Its revision.
+    pub revision: u64,
+    /// Everything in it.
+    pub document: OrgDocument,
+}
+
+/// One write in the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The revision the write made.
+    pub revision: u64,
+    /// Its changes; `None` when the write was too large to log (a replica
+    /// that needs it reloads the organization instead).
+    pub changes: Option<Vec<Change>>,
+}
+
+/// Writes with more changes than this are logged without their changes.
+pub const MAX_LOGGED_CHANGES: usize = 10_000;
+
+/// The store chosen by URL.
+pub enum Store {
+    /// `sqlite://PATH`.
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens the store a URL names (`sqlite://PATH`, `sqlite::memory:`),
+    /// creating it and running migrations as needed.
+    pub async fn open(url: &str) -> StoreResult<Store> {
+        if url.starts_with("sqlite:") {
+            return Ok(Store::Sqlite(sqlite::SqliteStore::open(url).await?));
+        }
+        Err(StoreError::Backend(format!(
+            "unsupported store URL {url:?}: use sqlite://PATH"
+        )))
+    }
+
+    /// Every live organization with its revision and contents.
+    pub async fn load_all(&self) -> StoreResult<Vec<LoadedOrg>> {
+        match self {
+            Store::Sqlite(s) => s.load_all().await,
+        }
+    }
+
+    /// One live organization, if it exists.
+    pub async fn load_org(&self, org_id: &str) -> StoreResult<Option<LoadedOrg>> {
+        match self {
+            Store::Sqlite(s) => s.load_org(org_id).await,
+        }
+    }
+
+    /// The revision of every live organization.
+    pub async fn revisions(&self) -> StoreResult<Vec<(String, u64)>> {
+        match self {
+            Store::Sqlite(s) => s.revisions().await,
+        }
+    }
+
+    /// Stores a planned write in one transaction: the entity rows, the
+    /// change-log entry and the new revision, after checking the
+    /// organization is still at `expected` (0: it must not exist). Durable
+    /// when it returns; returns the new revision.
+    pub async fn commit(
+        &self,
+        org_id: &str,
+        expected: u64,
+        changes: &[Change],
+    ) -> StoreResult<u64> {
+        match self {
+            Store::Sqlite(s) => s.commit(org_id, expected, changes).await,
+        }
+    }
+
+    /// The change log of an organization after `after`, oldest first. An
+    /// empty answer while the organization is ahead means the log was
+    /// pruned: reload.
+    pub async fn changes_since(&self, org_id: &str, after: u64) -> StoreResult<Vec<LogEntry>> {
+        match self {
+            Store::Sqlite(s) => s.changes_since(org_id, after).await,
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Test harness: runs the real `warden serve` binary on a free loopback
+//! port with its own store, waits for gRPC health, and hands out clients.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+use warden::api::pb;
+use warden::api::pb::admin_service_client::AdminServiceClient;
+use warden::api::pb::check_service_client::CheckServiceClient;
+use warden::api::pb::grant_service_client::GrantServiceClient;
+
+/// A running `warden serve`.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: String,
+    /// Its store URL.
+    pub store: String,
+    /// Extra arguments it was started with.
+    pub args: Vec<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh SQLite file.
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server on a fresh SQLite file with extra arguments.
+    pub fn start_with(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let mut s = Self::spawn(&store, args);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts a server on an existing store.
+    pub fn spawn(store: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                store,
+                "--log",
+                "warn",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("warden listening on ") {
+                        break a.to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().ok();
+                    panic!("warden serve exited before listening: {status:?}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr,
+            store: store.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            _dir: None,
+        }
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A channel to it, once health answers SERVING.
+    pub async fn channel(&self) -> Channel {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(ch) = Channel::from_shared(self.url()).unwrap().connect().await {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+                let req = tonic_health::pb::HealthCheckRequest {
+                    service: "warden.v1.CheckService".into(),
+                };
+                if let Ok(r) = health.check(req).await {
+                    if r.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                    {
+                        return ch;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "warden at {} never became healthy",
+                self.addr
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Clients of the three services.
+    pub async fn clients(&self) -> Clients {
+        let ch = self.channel().await;
+        Clients {
+            check: CheckServiceClient::new(ch.clone()),
+            grant: GrantServiceClient::new(ch.clone()),
+            admin: AdminServiceClient::new(ch)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+
+    /// The store directory's database path, for restarts.
+    pub fn store_url(&self) -> String {
+        self.store.clone()
+    }
+
+    /// Takes ownership of the temporary directory (to restart on the same store).
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Clients of one server.
+pub struct Clients {
+    /// CheckService.
+    pub check: CheckServiceClient<Channel>,
+    /// GrantService.
+    pub grant: GrantServiceClient<Channel>,
+    /// AdminService.
+    pub admin: AdminServiceClient<Channel>,
+}
+
+/// Every scenario file under tests/scenarios (recursively), sorted.
+pub fn scenario_files() -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios"),
+        &mut out,
+    );
+    out
+}
+
+/// A check request with the common fields.
+pub fn check_req(
+    org: &str,
+    subject: &str,
+    module: &str,
+    action: &str,
+    record: &str,
+) -> pb::CheckRequest {
+    pb::CheckRequest {
+        org_id: org.into(),
+        subject: subject.into(),
+        module: module.into(),
+        action: action.into(),
+        record_id: record.into(),
+        ..Default::default()
+    }
+}
+
+/// The status name of a tonic code, as scenario documents write it.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        _ => "OTHER",
+    }
+}
