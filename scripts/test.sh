@@ -1,6 +1,31 @@
 #!/usr/bin/env bash
-# Runs every test of Warden: installs and starts what the tests need, then
-# the unit, scenario, property and integration tests.
+# Runs every test of Warden on a fresh Debian machine with a Rust toolchain:
+# installs redis-server and PostgreSQL when missing, starts a private
+# PostgreSQL cluster on a free loopback port for the run (the tests start
+# and stop their own redis-server processes), then runs all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# A private PostgreSQL cluster; initdb refuses root, so it runs as postgres.
+PGBIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
+PGDIR=$(mktemp -d /tmp/warden-pg.XXXXXX)
+PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$PGDIR"; fi
+as_pg "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth=trust >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
+  -o "-p $PGPORT -k $PGDIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+trap 'as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDIR"' EXIT
+export WARDEN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
+
 cargo test --all-targets

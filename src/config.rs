@@ -28,6 +28,16 @@ pub struct ServeConfig {
     /// Store URL: sqlite://PATH (created if missing).
     #[arg(long, env = "WARDEN_STORE", default_value = "sqlite://warden.db")]
     pub store: String,
+    /// Redis URL for change messages between replicas (unset: no Redis; the
+    /// poller alone keeps replicas in step).
+    #[arg(long = "redis", env = "WARDEN_REDIS_URL")]
+    pub redis: Option<String>,
+    /// Redis pub/sub channel.
+    #[arg(long, env = "WARDEN_REDIS_CHANNEL", default_value = "warden.changes")]
+    pub redis_channel: String,
+    /// How often the store's revisions are polled, in milliseconds.
+    #[arg(long, env = "WARDEN_POLL_INTERVAL_MS", default_value_t = 1000)]
+    pub poll_interval_ms: u64,
     /// Organization document (YAML or JSON) merged into the store at start-up.
     #[arg(long, env = "WARDEN_BOOTSTRAP")]
     pub bootstrap: Option<PathBuf>,
@@ -123,7 +133,23 @@ impl ServeConfig {
     pub fn masked(&self) -> String {
         let mut c = self.clone();
         c.auth_tokens = c.auth_tokens.iter().map(|_| "***".to_string()).collect();
+        c.store = mask_password(&c.store);
+        c.redis = c.redis.as_deref().map(mask_password);
         format!("{c:?}")
+    }
+}
+
+/// Hides the password of a URL (`scheme://user:PASSWORD@host`).
+fn mask_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -156,6 +156,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    let (halt_tx, halt_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(crate::bus::poll::run(
+        warden.clone(),
+        Duration::from_millis(config.poll_interval_ms),
+        halt_rx.clone(),
+    ));
+    if let Some(url) = &config.redis {
+        let bus = Arc::new(crate::bus::Bus::new(url, &config.redis_channel).context("--redis")?);
+        tokio::spawn(bus.run(warden.clone(), halt_rx.clone()));
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = Duration::from_secs(config.drain_timeout_secs);
@@ -173,6 +183,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .set_not_serving::<AdminServiceServer<AdminApi>>()
             .await;
         let _ = stop_tx.send(());
+        let _ = halt_tx.send(true);
         tokio::time::sleep(drain).await;
         let _ = deadline_tx.send(());
     });

@@ -1190,3 +1190,136 @@ async fn health_reflection_and_sigterm() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+/// The README's grpcurl walk-through, call for call.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_walk_through() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    c.admin
+        .create_organization(pb::CreateOrganizationRequest {
+            org_id: "acme".into(),
+            settings: None,
+        })
+        .await
+        .unwrap();
+    c.admin
+        .put_module(pb::PutModuleRequest {
+            org_id: "acme".into(),
+            module: Some(pb::Module {
+                id: "Leads".into(),
+                owd: pb::Owd::Private as i32,
+                fields: vec!["name".into(), "email".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    c.admin
+        .put_profile(pb::PutProfileRequest {
+            org_id: "acme".into(),
+            profile: Some(pb::Profile {
+                id: "sales".into(),
+                modules: HashMap::from([(
+                    "Leads".into(),
+                    pb::ActionList {
+                        actions: ["view", "create", "edit", "delete"]
+                            .map(String::from)
+                            .to_vec(),
+                    },
+                )]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for (id, parent) in [("manager", ""), ("rep", "manager")] {
+        c.admin
+            .put_role(pb::PutRoleRequest {
+                org_id: "acme".into(),
+                role: Some(pb::Role {
+                    id: id.into(),
+                    parent_id: parent.into(),
+                    profile_ids: vec!["sales".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    for (id, role) in [("mia", "manager"), ("ray", "rep")] {
+        c.admin
+            .put_user(pb::PutUserRequest {
+                org_id: "acme".into(),
+                user: Some(pb::User {
+                    user_id: id.into(),
+                    role_id: role.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let w = c
+        .grant
+        .set_owner(pb::SetOwnerRequest {
+            org_id: "acme".into(),
+            module: "Leads".into(),
+            record_id: "L1".into(),
+            owner: Some(pb::Owner {
+                owner: Some(pb::owner::Owner::UserId("ray".into())),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(w.revision, "8");
+    let mut req = check_req("acme", "mia", "Leads", "edit", "L1");
+    req.explain = true;
+    req.consistency = consistency_at(&w.revision);
+    let r = c.check.check(req).await.unwrap().into_inner();
+    assert!(r.allowed);
+    assert_eq!(reason_name(r.reason), "HIERARCHY");
+    assert_eq!(r.level, pb::AccessLevel::Full as i32);
+    let details: Vec<&str> = r.trace.iter().map(|t| t.detail.as_str()).collect();
+    assert!(
+        details.contains(&"an effective profile allows 'edit' on 'Leads'"),
+        "{details:?}"
+    );
+    assert!(
+        details.contains(&"the subject is a superior of owner 'ray'"),
+        "{details:?}"
+    );
+
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scenarios/profiles-and-sharing.yaml"
+    ))
+    .unwrap();
+    c.admin
+        .import(pb::ImportRequest {
+            document: doc,
+            replace: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let e = c
+        .admin
+        .export(pb::ExportRequest {
+            org_id: "sharing-demo".into(),
+            format: "yaml".into(),
+            consistency: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let reparsed = warden::document::parse_document(&e.document).unwrap();
+    assert_eq!(reparsed.organization, "sharing-demo");
+    assert_eq!(reparsed.users.len(), 9);
+}

@@ -142,3 +142,37 @@ fn warden_validate_reports_a_wrong_expectation_and_fails() {
     );
     assert_eq!(stdout.lines().last(), Some("1 passed, 1 failed"));
 }
+
+#[test]
+fn export_then_import_gives_the_same_organization_and_answers() {
+    for file in scenario_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let scenario = parse_scenario(&text).unwrap();
+        if scenario.expect_error.is_some() {
+            continue;
+        }
+        let org = scenario.document.organization.clone();
+        let first = Engine::new(Direct, Limits::default());
+        runner::run_on_engine(&first, &scenario, Utc::now());
+        let (exported, _) = first.export(&org).unwrap();
+        // Through JSON text, as Export and Import carry it.
+        let json = serde_json::to_string(&exported).unwrap();
+        let mut again = parse_scenario(&json).unwrap();
+        assert_eq!(again.document, exported, "{}", file.display());
+        again.checks = scenario.checks.clone();
+        let second = Engine::new(Direct, Limits::default());
+        let outcome = runner::run_on_engine(&second, &again, Utc::now());
+        assert!(
+            outcome.failures.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            outcome.failures
+        );
+        assert_eq!(
+            second.export(&org).unwrap().0,
+            exported,
+            "{}",
+            file.display()
+        );
+    }
+}

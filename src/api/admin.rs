@@ -431,9 +431,13 @@ impl AdminService for AdminApi {
             "" | "json" => {
                 serde_json::to_string_pretty(&doc).map_err(|e| Status::internal(e.to_string()))?
             }
-            "yaml" => {
-                serde_yaml_ng::to_string(&doc).map_err(|e| Status::internal(e.to_string()))?
-            }
+            // Through a JSON value, so owners and grantees come out as
+            // `{user: id}` maps (as documents write them), not YAML tags.
+            "yaml" => serde_json::to_value(&doc)
+                .map_err(|e| Status::internal(e.to_string()))
+                .and_then(|v| {
+                    serde_yaml_ng::to_string(&v).map_err(|e| Status::internal(e.to_string()))
+                })?,
             other => {
                 return Err(Status::invalid_argument(format!(
                     "format: \"json\" or \"yaml\", got {other:?}"

@@ -5,6 +5,7 @@
 pub mod cursor;
 pub mod error;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,15 @@ pub enum Consistency {
     FullyConsistent,
 }
 
+/// Where a write on the change feed came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Committed by this process: to be published to other replicas.
+    Local,
+    /// Learnt from the store or another replica.
+    Remote,
+}
+
 /// One committed write, as the change feed carries it.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -40,6 +50,19 @@ pub struct Committed {
     pub revision: u64,
     /// Its changes (`None`: too large to carry; reload).
     pub changes: Option<Arc<Vec<Change>>>,
+    /// Who committed it.
+    pub origin: Origin,
+}
+
+/// Counters of the service, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Organizations brought up to the store from its change log.
+    pub catch_ups: AtomicU64,
+    /// Organizations reloaded whole from the store.
+    pub reloads: AtomicU64,
+    /// Writes of other replicas applied from a bus message.
+    pub remote_applied: AtomicU64,
 }
 
 /// Service settings that are not the engine's limits.
@@ -65,6 +88,7 @@ pub struct Warden {
     feed: broadcast::Sender<Arc<Committed>>,
     cursors: cursor::Cursors,
     options: ServiceOptions,
+    stats: ServiceStats,
 }
 
 /// Retries of a write that lost a revision race to another replica.
@@ -95,6 +119,7 @@ impl Warden {
             feed,
             cursors: cursor::Cursors::default(),
             options,
+            stats: ServiceStats::default(),
         })
     }
 
@@ -113,7 +138,27 @@ impl Warden {
         &self.cursors
     }
 
-    /// A receiver of every write committed through this process.
+    /// The service counters.
+    pub fn stats(&self) -> &ServiceStats {
+        &self.stats
+    }
+
+    fn publish(
+        &self,
+        org_id: &str,
+        revision: u64,
+        changes: Option<Arc<Vec<Change>>>,
+        origin: Origin,
+    ) {
+        let _ = self.feed.send(Arc::new(Committed {
+            org_id: org_id.to_string(),
+            revision,
+            changes,
+            origin,
+        }));
+    }
+
+    /// A receiver of every write this process commits or learns of.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
         self.feed.subscribe()
     }
@@ -137,11 +182,7 @@ impl Warden {
             match self.store.commit(org_id, expected, &changes).await {
                 Ok(revision) => {
                     self.engine.apply(org_id, revision, &changes);
-                    let _ = self.feed.send(Arc::new(Committed {
-                        org_id: org_id.to_string(),
-                        revision,
-                        changes: Some(Arc::new(changes)),
-                    }));
+                    self.publish(org_id, revision, Some(Arc::new(changes)), Origin::Local);
                     return Ok(revision);
                 }
                 Err(StoreError::Conflict { current }) => {
@@ -191,28 +232,27 @@ impl Warden {
             }
             return Ok(());
         }
+        self.stats.catch_ups.fetch_add(1, Ordering::Relaxed);
         for entry in entries {
             let changes = entry.changes.unwrap_or_default();
             self.engine.apply(org_id, entry.revision, &changes);
-            let _ = self.feed.send(Arc::new(Committed {
-                org_id: org_id.to_string(),
-                revision: entry.revision,
-                changes: Some(Arc::new(changes)),
-            }));
+            self.publish(
+                org_id,
+                entry.revision,
+                Some(Arc::new(changes)),
+                Origin::Remote,
+            );
         }
         Ok(())
     }
 
     async fn reload_locked(&self, org_id: &str) -> Result<(), ServiceError> {
+        self.stats.reloads.fetch_add(1, Ordering::Relaxed);
         match self.store.load_org(org_id).await? {
             Some(org) => {
                 self.engine
                     .apply(org_id, org.revision, &changes_of(&org.document));
-                let _ = self.feed.send(Arc::new(Committed {
-                    org_id: org_id.to_string(),
-                    revision: org.revision,
-                    changes: None,
-                }));
+                self.publish(org_id, org.revision, None, Origin::Remote);
             }
             None => {
                 if self.engine.revision(org_id).is_some() {
@@ -221,6 +261,57 @@ impl Warden {
             }
         }
         Ok(())
+    }
+
+    /// Applies a write another replica announced: at once when it is the
+    /// next revision and carries its changes, else by catching up from the
+    /// store (a gap means messages were lost).
+    pub async fn apply_remote(
+        &self,
+        org_id: &str,
+        revision: u64,
+        changes: Option<Vec<Change>>,
+    ) -> Result<(), ServiceError> {
+        let _serial = self.writes.lock().await;
+        let local = self.engine.revision(org_id).unwrap_or(0);
+        if revision <= local {
+            return Ok(());
+        }
+        match changes {
+            Some(changes)
+                if revision == local + 1
+                    && (local > 0 || matches!(changes.first(), Some(Change::CreateOrg(_)))) =>
+            {
+                self.engine.apply(org_id, revision, &changes);
+                self.stats.remote_applied.fetch_add(1, Ordering::Relaxed);
+                self.publish(org_id, revision, Some(Arc::new(changes)), Origin::Remote);
+                Ok(())
+            }
+            _ => self.catch_up_locked(org_id).await,
+        }
+    }
+
+    /// Compares every organization's revision with the store's and catches
+    /// up those that differ (new, changed or deleted elsewhere). Returns how
+    /// many needed it.
+    pub async fn poll(&self) -> Result<usize, ServiceError> {
+        let stored: std::collections::HashMap<String, u64> =
+            self.store.revisions().await?.into_iter().collect();
+        let mut behind: Vec<String> = stored
+            .iter()
+            .filter(|(org, rev)| self.engine.revision(org) != Some(**rev))
+            .map(|(org, _)| org.clone())
+            .collect();
+        behind.extend(
+            self.engine
+                .org_ids()
+                .into_iter()
+                .filter(|o| !stored.contains_key(o)),
+        );
+        for org in &behind {
+            self.catch_up(org).await?;
+        }
+        Ok(behind.len())
     }
 
     /// Waits until the organization is as fresh as `consistency` asks, or

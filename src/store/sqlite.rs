@@ -29,33 +29,23 @@ const LOG_KEPT: u64 = 10_000;
 /// to the SQLite thread, with far fewer bind parameters than SQLite allows.
 const UPSERT_BATCH: usize = 256;
 
+// Parameters are anonymous (`?`): SQLite looks a numbered one up by a
+// linear scan, which a statement of a thousand parameters cannot afford.
 const UPSERT_ONE: &str =
     "INSERT OR REPLACE INTO entities (org_id, kind, module, record, id, body) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+     VALUES (?, ?, ?, ?, ?, ?)";
 const DELETE_ONE: &str = "DELETE FROM entities \
-     WHERE org_id = ?1 AND kind = ?2 AND module = ?3 AND record = ?4 AND id = ?5";
-const DELETE_RULE: &str = "DELETE FROM entities WHERE org_id = ?1 AND kind = ?2 AND id = ?3";
+     WHERE org_id = ? AND kind = ? AND module = ? AND record = ? AND id = ?";
+const DELETE_RULE: &str = "DELETE FROM entities WHERE org_id = ? AND kind = ? AND id = ?";
 const DELETE_RECORD_SHARES: &str =
-    "DELETE FROM entities WHERE org_id = ?1 AND kind = ?2 AND module = ?3 AND record = ?4";
+    "DELETE FROM entities WHERE org_id = ? AND kind = ? AND module = ? AND record = ?";
 const DELETE_MODULE_CONTENTS: &str =
-    "DELETE FROM entities WHERE org_id = ?1 AND kind IN (?2, ?3, ?4) AND module = ?5";
-const DELETE_ORG: &str = "DELETE FROM entities WHERE org_id = ?1";
+    "DELETE FROM entities WHERE org_id = ? AND kind IN (?, ?, ?) AND module = ?";
+const DELETE_ORG: &str = "DELETE FROM entities WHERE org_id = ?";
 
-/// `UPSERT_ONE` for `UPSERT_BATCH` rows, sharing the organization's `?1`.
+/// `UPSERT_ONE` for `UPSERT_BATCH` rows.
 static UPSERT_MANY: LazyLock<String> = LazyLock::new(|| {
-    let values: Vec<String> = (0..UPSERT_BATCH)
-        .map(|i| {
-            let p = 2 + 5 * i;
-            format!(
-                "(?1, ?{}, ?{}, ?{}, ?{}, ?{})",
-                p,
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4
-            )
-        })
-        .collect();
+    let values = vec!["(?, ?, ?, ?, ?, ?)"; UPSERT_BATCH];
     format!(
         "INSERT OR REPLACE INTO entities (org_id, kind, module, record, id, body) VALUES {}",
         values.join(", ")
@@ -135,7 +125,7 @@ impl SqliteStore {
         let op = "load organization";
         let mut tx = self.pool.begin().await.map_err(failed(op))?;
         let revision: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM orgs WHERE org_id = ?1 AND live = 1")
+            sqlx::query_scalar("SELECT revision FROM orgs WHERE org_id = ? AND live = 1")
                 .bind(org_id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -182,7 +172,7 @@ impl SqliteStore {
             .await
             .map_err(failed(op))?;
         let row: Option<(i64, bool)> =
-            sqlx::query_as("SELECT revision, live FROM orgs WHERE org_id = ?1")
+            sqlx::query_as("SELECT revision, live FROM orgs WHERE org_id = ?")
                 .bind(org_id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -222,7 +212,7 @@ impl SqliteStore {
             )
         };
         let revision_value = to_sql(revision, op)?;
-        sqlx::query("INSERT INTO changelog (org_id, revision, changes) VALUES (?1, ?2, ?3)")
+        sqlx::query("INSERT INTO changelog (org_id, revision, changes) VALUES (?, ?, ?)")
             .bind(org_id)
             .bind(revision_value)
             .bind(logged)
@@ -230,7 +220,7 @@ impl SqliteStore {
             .await
             .map_err(failed("commit: append to the change log"))?;
         sqlx::query(
-            "INSERT INTO orgs (org_id, revision, live) VALUES (?1, ?2, ?3) \
+            "INSERT INTO orgs (org_id, revision, live) VALUES (?, ?, ?) \
              ON CONFLICT (org_id) DO UPDATE SET revision = excluded.revision, live = excluded.live",
         )
         .bind(org_id)
@@ -240,7 +230,7 @@ impl SqliteStore {
         .await
         .map_err(failed("commit: bump the revision"))?;
         let oldest_kept = to_sql(revision.saturating_sub(LOG_KEPT), op)?;
-        sqlx::query("DELETE FROM changelog WHERE org_id = ?1 AND revision < ?2")
+        sqlx::query("DELETE FROM changelog WHERE org_id = ? AND revision < ?")
             .bind(org_id)
             .bind(oldest_kept)
             .execute(&mut *tx)
@@ -256,7 +246,7 @@ impl SqliteStore {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
             "SELECT revision, changes FROM changelog \
-             WHERE org_id = ?1 AND revision > ?2 ORDER BY revision",
+             WHERE org_id = ? AND revision > ? ORDER BY revision",
         )
         .bind(org_id)
         .bind(after)
@@ -347,9 +337,10 @@ impl<'a> RowWriter<'a> {
 
     async fn flush(&mut self, conn: &mut SqliteConnection) -> StoreResult<()> {
         if self.pending.len() == UPSERT_BATCH {
-            let mut query = sqlx::query(UPSERT_MANY.as_str()).bind(self.org_id);
+            let mut query = sqlx::query(UPSERT_MANY.as_str());
             for row in self.pending.drain(..) {
                 query = query
+                    .bind(self.org_id)
                     .bind(row.key.kind)
                     .bind(row.key.module)
                     .bind(row.key.record)
@@ -385,7 +376,7 @@ async fn load_document(
     let op = "load organization rows";
     let mut builder = DocumentBuilder::new(org_id);
     let mut rows =
-        sqlx::query_as::<_, (String, String)>("SELECT kind, body FROM entities WHERE org_id = ?1")
+        sqlx::query_as::<_, (String, String)>("SELECT kind, body FROM entities WHERE org_id = ?")
             .bind(org_id)
             .fetch(conn);
     while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
@@ -531,7 +522,7 @@ sharing_rules:
 
         async fn rows(&self, org: &str) -> Vec<Key> {
             sqlx::query_as(
-                "SELECT kind, module, record, id FROM entities WHERE org_id = ?1 \
+                "SELECT kind, module, record, id FROM entities WHERE org_id = ? \
                  ORDER BY kind, module, record, id",
             )
             .bind(org)

@@ -228,3 +228,5 @@ pub fn code_name(code: tonic::Code) -> &'static str {
         _ => "OTHER",
     }
 }
+
+pub mod services;
