@@ -25,5 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }
+    // sqlx::migrate! embeds migrations/; a new file there must rebuild.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }
