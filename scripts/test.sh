@@ -28,4 +28,4 @@ as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
 trap 'as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDIR"' EXIT
 export WARDEN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 
-cargo test --all-targets
+cargo test

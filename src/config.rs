@@ -120,11 +120,17 @@ impl ServeConfig {
         if self.max_id_length == 0 || self.max_bulk_checks == 0 || self.max_group_members == 0 {
             return Err("limits must be positive".into());
         }
-        if !self.store.starts_with("sqlite:") {
+        let store_ok = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| self.store.starts_with(p));
+        if !store_ok {
             return Err(format!(
-                "--store: unsupported URL {:?}; use sqlite://PATH",
-                self.store
+                "--store: unsupported URL {:?}; use sqlite://PATH or postgres://…",
+                mask_password(&self.store)
             ));
+        }
+        if self.poll_interval_ms == 0 {
+            return Err("--poll-interval-ms must be positive".into());
         }
         Ok(())
     }

@@ -1323,3 +1323,26 @@ async fn readme_walk_through() {
     assert_eq!(reparsed.organization, "sharing-demo");
     assert_eq!(reparsed.users.len(), 9);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revision_never_reached_ends_in_deadline_exceeded_not_a_stale_answer() {
+    let server = Server::start_with(&["--freshness-timeout-ms", "300"]);
+    let mut c = server.clients().await;
+    let org = build_org(&mut c).await;
+    let mut req = check_req(&org, "ann", "Leads", "view", "L1");
+    req.consistency = consistency_at("999999");
+    let e = c.check.check(req.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::DeadlineExceeded);
+    assert!(
+        e.message().starts_with("consistency.at_least_as_fresh"),
+        "{}",
+        e.message()
+    );
+    req.consistency = consistency_at("not-a-number");
+    let e = c.check.check(req.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    req.consistency = Some(pb::Consistency {
+        requirement: Some(pb::consistency::Requirement::FullyConsistent(true)),
+    });
+    assert!(c.check.check(req).await.unwrap().into_inner().allowed);
+}

@@ -50,7 +50,7 @@ impl Server {
                 "--store",
                 store,
                 "--log",
-                "warn",
+                "error",
             ])
             .args(args)
             .stdout(Stdio::piped())
