@@ -1346,3 +1346,198 @@ async fn a_revision_never_reached_ends_in_deadline_exceeded_not_a_stale_answer()
     });
     assert!(c.check.check(req).await.unwrap().into_inner().allowed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_merges_a_document_at_start_up_and_again_on_restart() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scenarios/groups-as-owners.yaml"
+    );
+    let mut server = Server::start_with(&["--bootstrap", file]);
+    let dir = server.take_dir();
+    let store = server.store_url();
+    let mut c = server.clients().await;
+    let r = c
+        .check
+        .check(check_req(
+            "groups-demo",
+            "person1",
+            "Events",
+            "edit",
+            "meeting-1",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.allowed);
+    assert_eq!(reason_name(r.reason), "GROUP_OWNER");
+    // A record added at run time survives a restart that merges the bootstrap again.
+    c.grant
+        .set_owner(pb::SetOwnerRequest {
+            org_id: "groups-demo".into(),
+            module: "Leads".into(),
+            record_id: "lead-9".into(),
+            owner: Some(pb::Owner {
+                owner: Some(pb::owner::Owner::UserId("person3".into())),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    server.kill();
+    drop(c);
+    let server = Server::spawn(&store, &["--bootstrap", file]);
+    let mut c = server.clients().await;
+    let r = c
+        .check
+        .check(check_req(
+            "groups-demo",
+            "person3",
+            "Leads",
+            "delete",
+            "lead-9",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reason_name(r.reason), "OWNER");
+    drop(dir);
+}
+
+#[test]
+fn a_bad_bootstrap_file_stops_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "organization: x\nusers: [{id: a, rol: r}]\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "error"])
+        .arg("--store")
+        .arg(format!("sqlite://{}", dir.path().join("w.db").display()))
+        .arg("--bootstrap")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("users[0]") && stderr.contains("rol"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_serves_clients_that_trust_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (ca, ca_key, csr, cert, key, ext) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("leaf.csr"),
+        p("cert.pem"),
+        p("key.pem"),
+        p("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<String>> = vec![
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=test-ca",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec[..],
+            &["-subj", "/CN=localhost", "-keyout", &key, "-out", &csr],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            &cert,
+            "-extfile",
+            &ext,
+        ],
+    ]
+    .into_iter()
+    .map(|v| v.into_iter().map(String::from).collect())
+    .collect();
+    for args in steps {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let server = Server::start_with(&["--tls-cert", &cert, "--tls-key", &key]);
+    let pem = std::fs::read(&ca).unwrap();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+        .domain_name("localhost");
+    let ch = tonic::transport::Channel::from_shared(format!("https://{}", server.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(ch);
+    let r = admin
+        .create_organization(pb::CreateOrganizationRequest {
+            org_id: "tls".into(),
+            settings: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.revision, "1");
+    // Plain text to a TLS port fails rather than being served.
+    let plain = tonic::transport::Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        let mut c = pb::admin_service_client::AdminServiceClient::new(ch);
+        assert!(c
+            .get_organization(pb::GetOrganizationRequest {
+                org_id: "tls".into(),
+                consistency: None
+            })
+            .await
+            .is_err());
+    }
+}
