@@ -25,11 +25,14 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Write a generated organization document (e.g. SPEC's crm-large) for benchmarks.
+    Generate(warden::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
     match Args::parse().command {
         Cmd::Validate { files } => cli::validate(&files),
+        Cmd::Generate(args) => warden::generate::run(&args),
         Cmd::Serve(config) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

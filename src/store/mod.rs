@@ -2,6 +2,7 @@
 //! every write, and each organization's revision. SQLite by default (one
 //! file), PostgreSQL for several replicas; both behind [`Store`].
 
+pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
@@ -51,17 +52,25 @@ pub const MAX_LOGGED_CHANGES: usize = 10_000;
 pub enum Store {
     /// `sqlite://PATH`.
     Sqlite(sqlite::SqliteStore),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(postgres::PostgresStore),
 }
 
 impl Store {
-    /// Opens the store a URL names (`sqlite://PATH`, `sqlite::memory:`),
-    /// creating it and running migrations as needed.
+    /// Opens the store a URL names (`sqlite://PATH`, `sqlite::memory:`,
+    /// `postgres://…`, `postgresql://…`), creating it (SQLite) and running
+    /// migrations as needed.
     pub async fn open(url: &str) -> StoreResult<Store> {
         if url.starts_with("sqlite:") {
             return Ok(Store::Sqlite(sqlite::SqliteStore::open(url).await?));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Store::Postgres(postgres::PostgresStore::open(url).await?));
+        }
+        // Only the scheme: the rest may hold a password.
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         Err(StoreError::Backend(format!(
-            "unsupported store URL {url:?}: use sqlite://PATH"
+            "unsupported store URL scheme {scheme:?}: use sqlite://PATH or postgres://…"
         )))
     }
 
@@ -69,6 +78,7 @@ impl Store {
     pub async fn load_all(&self) -> StoreResult<Vec<LoadedOrg>> {
         match self {
             Store::Sqlite(s) => s.load_all().await,
+            Store::Postgres(s) => s.load_all().await,
         }
     }
 
@@ -76,6 +86,7 @@ impl Store {
     pub async fn load_org(&self, org_id: &str) -> StoreResult<Option<LoadedOrg>> {
         match self {
             Store::Sqlite(s) => s.load_org(org_id).await,
+            Store::Postgres(s) => s.load_org(org_id).await,
         }
     }
 
@@ -83,6 +94,7 @@ impl Store {
     pub async fn revisions(&self) -> StoreResult<Vec<(String, u64)>> {
         match self {
             Store::Sqlite(s) => s.revisions().await,
+            Store::Postgres(s) => s.revisions().await,
         }
     }
 
@@ -98,6 +110,7 @@ impl Store {
     ) -> StoreResult<u64> {
         match self {
             Store::Sqlite(s) => s.commit(org_id, expected, changes).await,
+            Store::Postgres(s) => s.commit(org_id, expected, changes).await,
         }
     }
 
@@ -107,6 +120,7 @@ impl Store {
     pub async fn changes_since(&self, org_id: &str, after: u64) -> StoreResult<Vec<LogEntry>> {
         match self {
             Store::Sqlite(s) => s.changes_since(org_id, after).await,
+            Store::Postgres(s) => s.changes_since(org_id, after).await,
         }
     }
 }

@@ -1,0 +1,208 @@
+//! Engine benchmarks on SPEC section 7's crm-large data set: single Check
+//! decisions by the path that decides them, LookupRecords and Filter for a
+//! subject who sees about 100,000 records, each on the cached engine (warm)
+//! and on the direct one for comparison.
+//!
+//! `cargo bench --bench engine` (crm-large: about 10 s of set-up and 1.2
+//! GiB while loading); `WARDEN_BENCH_PRESET=small cargo bench --bench
+//! engine` for a quick run. Set-up lives in [`fixture`] alone: the data set
+//! is generated and loaded once for every benchmark.
+
+use std::hint::black_box;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+use warden::cache::Cached;
+use warden::engine::decision;
+use warden::engine::document::changes_of;
+use warden::engine::model::Reason;
+use warden::engine::{CheckRequest, Direct, Engine, Limits};
+use warden::generate::{check_mix, generate, Landmarks, Params, Preset};
+
+/// Checks per bucket, cycled through so one request's cache lines do not
+/// stand for the path.
+const PER_BUCKET: usize = 256;
+/// Size of the mix the buckets are drawn from.
+const MIX: usize = 50_000;
+
+/// The decision paths reported separately, in SPEC order, with the reason
+/// that puts a check in each.
+const BUCKETS: [(&str, Reason); 7] = [
+    ("owner", Reason::Owner),
+    ("group_owner", Reason::GroupOwner),
+    ("hierarchy", Reason::Hierarchy),
+    ("org_default", Reason::OrgDefault),
+    ("sharing_rule", Reason::SharingRule),
+    ("manual_share", Reason::ManualShare),
+    ("denied", Reason::InsufficientAccess),
+];
+
+struct Fixture {
+    org: String,
+    engine: Engine<Cached>,
+    now: DateTime<Utc>,
+    /// Checks of each bucket, in `BUCKETS` order.
+    buckets: Vec<Vec<CheckRequest>>,
+    /// The whole mix, as the engine sees it in production.
+    mix: Vec<CheckRequest>,
+    landmarks: Landmarks,
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(fixture);
+
+fn preset() -> Preset {
+    match std::env::var("WARDEN_BENCH_PRESET").as_deref() {
+        Ok("small") => Preset::Small,
+        _ => Preset::CrmLarge,
+    }
+}
+
+/// Generates the data set, loads it into a cached engine without
+/// validation (as a store load does), runs every check of the mix once so
+/// the caches are warm, and sorts the checks by the reason they got.
+fn fixture() -> Fixture {
+    let started = Instant::now();
+    let generated = generate(&Params::of(preset())).expect("preset parameters are valid");
+    let doc = generated.document;
+    let org = doc.organization.clone();
+    let generated_in = started.elapsed();
+
+    let engine = Engine::new(Cached::default(), Limits::default());
+    let loading = Instant::now();
+    engine.apply(&org, 1, &changes_of(&doc));
+    let loaded_in = loading.elapsed();
+    let mix = check_mix(&doc, MIX, 7);
+    drop(doc);
+
+    let now = Utc::now();
+    let mut buckets: Vec<Vec<CheckRequest>> = vec![Vec::new(); BUCKETS.len()];
+    for req in &mix {
+        let (d, _) = engine
+            .check(&org, req, now)
+            .expect("generated checks are well-formed");
+        if let Some(b) = BUCKETS.iter().position(|(_, r)| *r == d.reason) {
+            if buckets[b].len() < PER_BUCKET {
+                buckets[b].push(req.clone());
+            }
+        }
+    }
+    let landmarks = generated.landmarks;
+    let (visible, _) = engine
+        .lookup_records(
+            &org,
+            &landmarks.division_head,
+            &landmarks.private_module,
+            "view",
+            now,
+        )
+        .expect("the division head exists");
+    eprintln!(
+        "fixture: '{org}' generated in {generated_in:.2?}, loaded in {loaded_in:.2?}; \
+         {} sees {} records of {}; checks per bucket: {}; cache: {:?}",
+        landmarks.division_head,
+        visible.len(),
+        landmarks.private_module,
+        BUCKETS
+            .iter()
+            .zip(&buckets)
+            .map(|((name, _), b)| format!("{name} {}", b.len()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        engine.expander().stats(),
+    );
+    Fixture {
+        org,
+        engine,
+        now,
+        buckets,
+        mix,
+        landmarks,
+    }
+}
+
+fn check_decisions(c: &mut Criterion) {
+    let f = &*FIXTURE;
+    let mut group = c.benchmark_group("check");
+    for ((name, _), reqs) in BUCKETS.iter().zip(&f.buckets) {
+        if reqs.is_empty() {
+            eprintln!("no check decided as {name}; skipped");
+            continue;
+        }
+        group.bench_with_input(BenchmarkId::new("cached", name), reqs, |b, reqs| {
+            let mut i = 0;
+            b.iter(|| {
+                let req = &reqs[i % reqs.len()];
+                i += 1;
+                black_box(f.engine.check(&f.org, black_box(req), f.now))
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("direct", name), reqs, |b, reqs| {
+            let mut i = 0;
+            b.iter(|| {
+                let req = &reqs[i % reqs.len()];
+                i += 1;
+                black_box(f.engine.read(&f.org, |org, _| {
+                    decision::check(org, &Direct, black_box(req), f.now)
+                }))
+            })
+        });
+    }
+    group.bench_function(BenchmarkId::new("cached", "mix"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let req = &f.mix[i % f.mix.len()];
+            i += 1;
+            black_box(f.engine.check(&f.org, black_box(req), f.now))
+        })
+    });
+    group.finish();
+}
+
+fn lookups(c: &mut Criterion) {
+    let f = &*FIXTURE;
+    let (subject, module) = (&f.landmarks.division_head, &f.landmarks.private_module);
+    let mut group = c.benchmark_group("lookup_records");
+    group.sample_size(10);
+    group.bench_function("cached", |b| {
+        b.iter(|| {
+            black_box(
+                f.engine
+                    .lookup_records(&f.org, subject, module, "view", f.now),
+            )
+        })
+    });
+    group.bench_function("direct", |b| {
+        b.iter(|| {
+            black_box(f.engine.read(&f.org, |org, _| {
+                warden::engine::lookup::lookup_records(org, &Direct, subject, module, "view", f.now)
+            }))
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("filter");
+    group.sample_size(20);
+    group.bench_function("cached", |b| {
+        b.iter(|| black_box(f.engine.filter(&f.org, subject, module, "view", f.now)))
+    });
+    group.bench_function("direct", |b| {
+        b.iter(|| {
+            black_box(f.engine.read(&f.org, |org, _| {
+                warden::engine::lookup::filter(org, &Direct, subject, module, "view", f.now)
+            }))
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = check_decisions, lookups
+}
+criterion_main!(benches);

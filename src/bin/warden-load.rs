@@ -1,0 +1,525 @@
+//! `warden-load`: a load generator for a running `warden serve` on this
+//! machine. It draws a deterministic mix of checks from a generated data
+//! set (`--preset`, the one the server holds: `--import` loads it first, or
+//! start the server with `--bootstrap`), then drives, each for a fixed time
+//! and at most `--max-calls` calls: unary `Check` from many concurrent
+//! calls over a few HTTP/2 connections, `CheckBulk` of 1,000 checks, and
+//! `LookupRecords` for a subject who sees about half of a private module.
+//! It prints throughput and latency percentiles from an HDR histogram.
+//! Traffic goes to loopback addresses only.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+
+use warden::api::pb;
+use warden::api::pb::admin_service_client::AdminServiceClient;
+use warden::api::pb::check_service_client::CheckServiceClient;
+use warden::generate::{check_mix, generate, Params, Preset};
+
+/// Drives Check, CheckBulk and LookupRecords against a local warden.
+#[derive(Parser, Debug)]
+#[command(name = "warden-load", version, about)]
+struct Args {
+    /// Server address (loopback only).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    addr: SocketAddr,
+    /// Data set the checks are drawn from; the server must hold it.
+    #[arg(long, value_enum, default_value_t = Preset::CrmLarge)]
+    preset: Preset,
+    /// Import the data set first, replacing the organization.
+    #[arg(long)]
+    import: bool,
+    /// What to drive.
+    #[arg(long, value_enum, default_value_t = Mode::All)]
+    mode: Mode,
+    /// HTTP/2 connections the calls are spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Unary Check calls in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// CheckBulk calls in flight at once.
+    #[arg(long, default_value_t = 4)]
+    bulk_concurrency: usize,
+    /// Checks per CheckBulk call (the server allows up to 1,000).
+    #[arg(long, default_value_t = 1000)]
+    bulk_size: usize,
+    /// Seconds each of Check and CheckBulk is measured.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Seconds of unmeasured traffic before each measurement.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Most measured calls per phase; a phase ends at this count or at its duration.
+    #[arg(long, default_value_t = 10_000_000)]
+    max_calls: u64,
+    /// Distinct checks in the mix.
+    #[arg(long, default_value_t = 100_000)]
+    mix: usize,
+    /// LookupRecords calls, one after another.
+    #[arg(long, default_value_t = 5)]
+    lookup_runs: usize,
+    /// LookupRecords page size.
+    #[arg(long, default_value_t = 10_000)]
+    page_size: u32,
+    /// Worker threads of this client.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Process id of the server, to report the CPU it used in each phase.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Check,
+    Bulk,
+    Lookup,
+    All,
+}
+
+/// What one phase measured.
+struct Tally {
+    latency_us: Histogram<u64>,
+    calls: u64,
+    decisions: u64,
+    errors: u64,
+    first_error: Option<String>,
+    reasons: BTreeMap<i32, u64>,
+}
+
+impl Tally {
+    fn new() -> anyhow::Result<Tally> {
+        Ok(Tally {
+            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)
+                .context("latency histogram")?,
+            calls: 0,
+            decisions: 0,
+            errors: 0,
+            first_error: None,
+            reasons: BTreeMap::new(),
+        })
+    }
+
+    fn merge(&mut self, other: Tally) -> anyhow::Result<()> {
+        self.latency_us
+            .add(&other.latency_us)
+            .context("merging histograms")?;
+        self.calls += other.calls;
+        self.decisions += other.decisions;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        for (r, n) in other.reasons {
+            *self.reasons.entry(r).or_default() += n;
+        }
+        Ok(())
+    }
+}
+
+/// CPU seconds a process has used (user + system), from /proc.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some((utime + stime) / 100.0)
+}
+
+struct CpuWatch {
+    server: Option<String>,
+    at_start: (Option<f64>, Option<f64>),
+    started: Instant,
+}
+
+impl CpuWatch {
+    fn start(server_pid: Option<u32>) -> CpuWatch {
+        let server = server_pid.map(|p| p.to_string());
+        CpuWatch {
+            at_start: (server.as_deref().and_then(cpu_seconds), cpu_seconds("self")),
+            server,
+            started: Instant::now(),
+        }
+    }
+
+    fn report(&self) -> String {
+        let wall = self.started.elapsed().as_secs_f64();
+        let used = |before: Option<f64>, now: Option<f64>| match (before, now) {
+            (Some(b), Some(n)) if wall > 0.0 => Some((n - b) / wall),
+            _ => None,
+        };
+        let client = used(self.at_start.1, cpu_seconds("self"));
+        let server = used(
+            self.at_start.0,
+            self.server.as_deref().and_then(cpu_seconds),
+        );
+        let mut out = String::from("cores busy:");
+        if let Some(s) = server {
+            out.push_str(&format!(" server {s:.2}"));
+        }
+        if let Some(c) = client {
+            out.push_str(&format!(" client {c:.2}"));
+        }
+        out
+    }
+}
+
+/// Runs `concurrency` workers, each calling `call` in a loop: unmeasured
+/// until `warmup` ends, then measured until `duration` more has passed or
+/// `max_calls` measured calls have started. `call` gives the reasons of
+/// the decisions it got. Returns the tally and the measured wall time.
+async fn drive<F, Fut>(
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    max_calls: u64,
+    call: F,
+) -> anyhow::Result<(Tally, Duration)>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<i32>, tonic::Status>> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let started = Arc::new(AtomicU64::new(0));
+    let measure_from = Instant::now() + warmup;
+    let end = measure_from + duration;
+    let mut workers = Vec::with_capacity(concurrency);
+    for w in 0..concurrency {
+        let call = call.clone();
+        let started = started.clone();
+        workers.push(tokio::spawn(async move {
+            let mut tally = Tally::new()?;
+            let mut seq = w as u64;
+            let mut last = measure_from;
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let measured = now >= measure_from;
+                if measured && started.fetch_add(1, Ordering::Relaxed) >= max_calls {
+                    break;
+                }
+                let result = call(w, seq).await;
+                seq += concurrency as u64;
+                if !measured {
+                    continue;
+                }
+                last = Instant::now();
+                tally.calls += 1;
+                tally
+                    .latency_us
+                    .saturating_record((last - now).as_micros() as u64);
+                match result {
+                    Ok(reasons) => {
+                        tally.decisions += reasons.len() as u64;
+                        for r in reasons {
+                            *tally.reasons.entry(r).or_default() += 1;
+                        }
+                    }
+                    Err(status) => {
+                        tally.errors += 1;
+                        if tally.first_error.is_none() {
+                            tally.first_error = Some(format!("{status}"));
+                        }
+                    }
+                }
+            }
+            anyhow::Ok((tally, last))
+        }));
+    }
+    let mut total = Tally::new()?;
+    let mut finished = measure_from;
+    for w in workers {
+        let (tally, last) = w.await.context("a worker panicked")??;
+        finished = finished.max(last);
+        total.merge(tally)?;
+    }
+    Ok((total, finished.saturating_duration_since(measure_from)))
+}
+
+fn print_tally(name: &str, unit: &str, tally: &Tally, elapsed: Duration, cpu: &CpuWatch) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let h = &tally.latency_us;
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{name}: {} calls, {} {unit} in {secs:.2} s = {:.0} {unit}/s ({:.0} calls/s); errors {}",
+        tally.calls,
+        tally.decisions,
+        tally.decisions as f64 / secs,
+        tally.calls as f64 / secs,
+        tally.errors,
+    );
+    println!(
+        "{name}: call latency ms p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3}; {}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        ms(0.999),
+        h.max() as f64 / 1000.0,
+        cpu.report(),
+    );
+    if let Some(e) = &tally.first_error {
+        println!("{name}: first error: {e}");
+    }
+    if tally.decisions > 0 {
+        let shares: Vec<String> = tally
+            .reasons
+            .iter()
+            .map(|(r, n)| {
+                let name = pb::Reason::try_from(*r)
+                    .map(|r| r.as_str_name().trim_start_matches("REASON_").to_string())
+                    .unwrap_or_else(|_| r.to_string());
+                format!("{name} {:.1}%", 100.0 * *n as f64 / tally.decisions as f64)
+            })
+            .collect();
+        println!("{name}: reasons {}", shares.join(", "));
+    }
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(600))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {addr}"))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    if !args.addr.ip().is_loopback() {
+        bail!(
+            "--addr {}: warden-load sends traffic to loopback addresses only",
+            args.addr
+        );
+    }
+    if args.connections == 0 || args.concurrency == 0 || args.bulk_concurrency == 0 {
+        bail!("--connections, --concurrency and --bulk-concurrency must be at least 1");
+    }
+    if args.bulk_size == 0 || args.mix == 0 {
+        bail!("--bulk-size and --mix must be at least 1");
+    }
+
+    let started = Instant::now();
+    let generated = generate(&Params::of(args.preset))?;
+    let org = generated.document.organization.clone();
+    let landmarks = generated.landmarks.clone();
+    println!(
+        "data set '{org}': {} users, {} records, {} shares (generated in {:.2?})",
+        generated.document.users.len(),
+        generated.document.records.len(),
+        generated.document.shares.len(),
+        started.elapsed()
+    );
+
+    let channels = {
+        let mut v = Vec::with_capacity(args.connections);
+        for _ in 0..args.connections {
+            v.push(connect(args.addr).await?);
+        }
+        v
+    };
+    let mut admin = AdminServiceClient::new(channels[0].clone())
+        .max_encoding_message_size(1 << 30)
+        .max_decoding_message_size(64 << 20);
+    if args.import {
+        let document = serde_json::to_string(&generated.document)?;
+        let bytes = document.len();
+        let t = Instant::now();
+        let revision = admin
+            .import(pb::ImportRequest {
+                org_id: org.clone(),
+                actor: String::new(),
+                document,
+                replace: true,
+            })
+            .await
+            .context("Import")?
+            .into_inner()
+            .revision;
+        println!(
+            "imported {:.1} MiB of JSON in {:.2?} (revision {revision})",
+            bytes as f64 / (1 << 20) as f64,
+            t.elapsed()
+        );
+    }
+    let mix: Arc<Vec<pb::CheckRequest>> = Arc::new(
+        check_mix(&generated.document, args.mix, 11)
+            .into_iter()
+            .map(|r| pb::CheckRequest {
+                org_id: org.clone(),
+                subject: r.subject,
+                module: r.module,
+                action: r.action,
+                record_id: r.record.unwrap_or_default(),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    drop(generated);
+    let summary = admin
+        .get_organization(pb::GetOrganizationRequest {
+            org_id: org.clone(),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| {
+            format!("organization '{org}' is not on the server: pass --import, or serve with --bootstrap")
+        })?
+        .into_inner();
+    println!("server holds '{org}': {summary:?}");
+
+    let clients: Arc<Vec<CheckServiceClient<Channel>>> = Arc::new(
+        channels
+            .iter()
+            .map(|c| {
+                CheckServiceClient::new(c.clone())
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20)
+            })
+            .collect(),
+    );
+    let warmup = Duration::from_secs(args.warmup_secs);
+    let duration = Duration::from_secs(args.duration_secs);
+
+    if matches!(args.mode, Mode::Check | Mode::All) {
+        let (clients, mix) = (clients.clone(), mix.clone());
+        let cpu = CpuWatch::start(args.server_pid);
+        let (tally, elapsed) = drive(
+            args.concurrency,
+            warmup,
+            duration,
+            args.max_calls,
+            move |w, seq| {
+                let mut client = clients[w % clients.len()].clone();
+                let req = mix[(seq % mix.len() as u64) as usize].clone();
+                async move {
+                    let answer = client.check(req).await?.into_inner();
+                    Ok(vec![answer.reason])
+                }
+            },
+        )
+        .await?;
+        print_tally(
+            &format!(
+                "Check x{} over {} connections",
+                args.concurrency, args.connections
+            ),
+            "checks",
+            &tally,
+            elapsed,
+            &cpu,
+        );
+    }
+
+    if matches!(args.mode, Mode::Bulk | Mode::All) {
+        let (clients, mix) = (clients.clone(), mix.clone());
+        let size = args.bulk_size;
+        let cpu = CpuWatch::start(args.server_pid);
+        let (tally, elapsed) = drive(
+            args.bulk_concurrency,
+            warmup,
+            duration,
+            args.max_calls,
+            move |w, seq| {
+                let mut client = clients[w % clients.len()].clone();
+                let from = (seq as usize * size) % mix.len();
+                let checks = (0..size)
+                    .map(|i| mix[(from + i) % mix.len()].clone())
+                    .collect();
+                async move {
+                    let answer = client
+                        .check_bulk(pb::CheckBulkRequest { checks })
+                        .await?
+                        .into_inner();
+                    Ok(answer.results.iter().map(|r| r.reason).collect())
+                }
+            },
+        )
+        .await?;
+        print_tally(
+            &format!("CheckBulk({size}) x{}", args.bulk_concurrency),
+            "decisions",
+            &tally,
+            elapsed,
+            &cpu,
+        );
+    }
+
+    if matches!(args.mode, Mode::Lookup | Mode::All) {
+        let mut client = clients[0].clone();
+        let mut times = Vec::with_capacity(args.lookup_runs);
+        let mut ids = 0usize;
+        for _ in 0..args.lookup_runs {
+            let t = Instant::now();
+            let mut stream = client
+                .lookup_records(pb::LookupRecordsRequest {
+                    org_id: org.clone(),
+                    subject: landmarks.division_head.clone(),
+                    module: landmarks.private_module.clone(),
+                    action: "view".into(),
+                    page_size: args.page_size,
+                    ..Default::default()
+                })
+                .await
+                .context("LookupRecords")?
+                .into_inner();
+            ids = 0;
+            while let Some(page) = stream.next().await {
+                ids += page.context("LookupRecords page")?.record_ids.len();
+            }
+            times.push(t.elapsed());
+        }
+        times.sort();
+        if let Some(median) = times.get(times.len() / 2) {
+            println!(
+                "LookupRecords({} in {}, page {}): {ids} ids; median {median:.2?} of {} runs (min {:.2?}, max {:.2?})",
+                landmarks.division_head,
+                landmarks.private_module,
+                args.page_size,
+                times.len(),
+                times[0],
+                times[times.len() - 1],
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warden-load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("warden-load: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,814 @@
+//! The PostgreSQL store, shared by several replicas: the tables of the
+//! SQLite store (`migrations/postgres/`, shipped in the binary), each write
+//! one transaction that holds its organization's row locked from the
+//! revision check to the commit, so two replicas never both write on the
+//! same revision. A write's row operations are reduced to their net effect
+//! and sent as a few array-bound statements, whatever its size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use super::rows::{self, DocumentBuilder, RowOp};
+use super::{LoadedOrg, LogEntry, StoreError, StoreResult, MAX_LOGGED_CHANGES};
+use crate::engine::{Change, OrgDocument};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Connections per replica: a commit holds one for its transaction, loads
+/// and polls take the others.
+const CONNECTIONS: u32 = 8;
+/// How long connecting, or waiting for a free connection, may take.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections beyond this are closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Change-log entries kept per organization behind its newest.
+const LOG_KEPT: u64 = 10_000;
+/// Rows per array-bound statement: a million-row write makes about a
+/// hundred round trips, each a few megabytes.
+const BATCH: usize = 10_000;
+
+/// One transaction for every load: every organization as of one moment.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+// Every statement on entity rows names the organization's generation: the
+// whole primary key is then usable, and a new generation's rows never
+// collide with the old ones the same transaction deletes.
+const UPSERT_ROWS: &str =
+    "INSERT INTO entities (org_id, generation, kind, module, record, id, body) \
+     SELECT $1, $2, t.kind, t.module, t.record, t.id, t.body \
+     FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+       AS t(kind, module, record, id, body) \
+     ON CONFLICT (org_id, generation, kind, module, record, id) \
+     DO UPDATE SET body = EXCLUDED.body";
+/// `UPSERT_ROWS` into a generation that has no rows yet, with unique keys.
+const INSERT_ROWS: &str =
+    "INSERT INTO entities (org_id, generation, kind, module, record, id, body) \
+     SELECT $1, $2, t.kind, t.module, t.record, t.id, t.body \
+     FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+       AS t(kind, module, record, id, body)";
+const DELETE_ROWS: &str = "DELETE FROM entities e \
+     USING UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS d(kind, module, record, id) \
+     WHERE e.org_id = $1 AND e.generation = $2 AND e.kind = d.kind AND e.module = d.module \
+       AND e.record = d.record AND e.id = d.id";
+const DELETE_RULES: &str = "DELETE FROM entities \
+     WHERE org_id = $1 AND generation = $2 AND kind = $3 AND id = ANY($4::text[])";
+const DELETE_RECORD_SHARES: &str = "DELETE FROM entities e \
+     USING UNNEST($4::text[], $5::text[]) AS d(module, record) \
+     WHERE e.org_id = $1 AND e.generation = $2 AND e.kind = $3 \
+       AND e.module = d.module AND e.record = d.record";
+const DELETE_MODULE_CONTENTS: &str = "DELETE FROM entities \
+     WHERE org_id = $1 AND generation = $2 AND kind = ANY($3::text[]) AND module = ANY($4::text[])";
+/// Every row of the organization, of every generation.
+const DELETE_ORG: &str = "DELETE FROM entities WHERE org_id = $1";
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database a URL names (`postgres://USER:PASSWORD@HOST:PORT/DB`,
+    /// or `postgresql://…`) and brings its schema up to date. Several
+    /// replicas may open one database at once: migrations take a lock.
+    pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+        let secrets = Secrets::of(url);
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| secrets.backend("open the PostgreSQL store: bad URL", e))?
+            .application_name("warden");
+        let target = describe(&options);
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(IDLE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| secrets.backend(&format!("open {target}"), e))?;
+        if let Err(e) = MIGRATOR.run(&pool).await {
+            pool.close().await;
+            return Err(secrets.backend(&format!("migrate {target}"), e));
+        }
+        Ok(PostgresStore { pool })
+    }
+
+    /// Every live organization with its revision and contents, read from
+    /// one snapshot.
+    pub async fn load_all(&self) -> StoreResult<Vec<LoadedOrg>> {
+        let op = "load organizations";
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(failed(op))?;
+        let orgs: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT org_id, revision, generation FROM orgs WHERE live ORDER BY org_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed(op))?;
+        let mut out = Vec::with_capacity(orgs.len());
+        for (org_id, revision, generation) in orgs {
+            out.push(LoadedOrg {
+                revision: to_revision(revision, op)?,
+                document: load_document(&mut tx, &org_id, generation).await?,
+            });
+        }
+        tx.commit().await.map_err(failed(op))?;
+        Ok(out)
+    }
+
+    /// One live organization, if it exists, read from one snapshot.
+    pub async fn load_org(&self, org_id: &str) -> StoreResult<Option<LoadedOrg>> {
+        let op = "load organization";
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(failed(op))?;
+        let found: Option<(i64, i64)> =
+            sqlx::query_as("SELECT revision, generation FROM orgs WHERE org_id = $1 AND live")
+                .bind(org_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(failed(op))?;
+        let Some((revision, generation)) = found else {
+            tx.commit().await.map_err(failed(op))?;
+            return Ok(None);
+        };
+        let document = load_document(&mut tx, org_id, generation).await?;
+        tx.commit().await.map_err(failed(op))?;
+        Ok(Some(LoadedOrg {
+            revision: to_revision(revision, op)?,
+            document,
+        }))
+    }
+
+    /// The revision of every live organization, by organization id.
+    pub async fn revisions(&self) -> StoreResult<Vec<(String, u64)>> {
+        let op = "read revisions";
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT org_id, revision FROM orgs WHERE live ORDER BY org_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(failed(op))?;
+        rows.into_iter()
+            .map(|(org, revision)| Ok((org, to_revision(revision, op)?)))
+            .collect()
+    }
+
+    /// Stores a write in one transaction if the organization is still at
+    /// `expected` (0: it does not exist), and returns its new revision.
+    pub async fn commit(
+        &self,
+        org_id: &str,
+        expected: u64,
+        changes: &[Change],
+    ) -> StoreResult<u64> {
+        let op = "commit";
+        // The log entry and the rows are prepared before the transaction
+        // starts: the organization stays locked no longer than it must.
+        let logged = if changes.len() > MAX_LOGGED_CHANGES {
+            None
+        } else {
+            Some(
+                serde_json::to_string(changes)
+                    .map_err(failed("commit: encode the change log entry"))?,
+            )
+        };
+        let mut net = NetRows::default();
+        let mut live_after = true;
+        for change in changes {
+            match change {
+                Change::DeleteOrg => live_after = false,
+                Change::CreateOrg(_) => live_after = true,
+                _ => {}
+            }
+            for row_op in rows::row_ops(change)? {
+                net.push(row_op);
+            }
+        }
+
+        let mut tx = self.pool.begin().await.map_err(failed(op))?;
+        let written = write(&mut tx, org_id, expected, net, logged, live_after).await;
+        match written {
+            Ok(revision) => {
+                tx.commit().await.map_err(failed(op))?;
+                Ok(revision)
+            }
+            Err(e) => {
+                // Release the organization's row at once; a failed rollback
+                // leaves the connection for the pool to discard.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The change log of an organization after `after`, oldest first.
+    pub async fn changes_since(&self, org_id: &str, after: u64) -> StoreResult<Vec<LogEntry>> {
+        let op = "read the change log";
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT revision, changes FROM changelog \
+             WHERE org_id = $1 AND revision > $2 ORDER BY revision",
+        )
+        .bind(org_id)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed(op))?;
+        rows.into_iter()
+            .map(|(revision, changes)| {
+                let changes = match changes {
+                    Some(text) => Some(
+                        serde_json::from_str(&text)
+                            .map_err(failed("read the change log: corrupt entry"))?,
+                    ),
+                    None => None,
+                };
+                Ok(LogEntry {
+                    revision: to_revision(revision, op)?,
+                    changes,
+                })
+            })
+            .collect()
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The body of `commit`, inside its transaction: lock the organization's
+/// row, check the revision, write the rows, the log entry and the revision.
+async fn write(
+    conn: &mut PgConnection,
+    org_id: &str,
+    expected: u64,
+    net: NetRows,
+    logged: Option<String>,
+    live_after: bool,
+) -> StoreResult<u64> {
+    let op = "commit";
+    // Every writer of the organization, in any replica, takes its row's
+    // lock first; an organization never seen gets a tombstone to lock,
+    // which this transaction turns live or takes away with it.
+    sqlx::query(
+        "INSERT INTO orgs (org_id, revision, live, generation) VALUES ($1, 0, FALSE, 0) \
+         ON CONFLICT (org_id) DO NOTHING",
+    )
+    .bind(org_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(failed("commit: lock the organization"))?;
+    let (stored, live, generation): (i64, bool, i64) =
+        sqlx::query_as("SELECT revision, live, generation FROM orgs WHERE org_id = $1 FOR UPDATE")
+            .bind(org_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(failed("commit: lock the organization"))?;
+    let stored = to_revision(stored, op)?;
+    let current = if live { stored } else { 0 };
+    if current != expected {
+        return Err(StoreError::Conflict { current });
+    }
+    // A tombstone's revision counts: a re-created organization goes on
+    // from it, so no revision ever names two states.
+    let revision = stored + 1;
+    let generation = if net.delete_org {
+        to_sql(revision, op)?
+    } else {
+        generation
+    };
+
+    net.write(conn, org_id, generation).await?;
+
+    // The log entry, the revision and the pruning in one statement. Its
+    // parts see the table as it was before it: pruning keeps the new entry.
+    sqlx::query(
+        "WITH logged AS ( \
+           INSERT INTO changelog (org_id, revision, changes) VALUES ($1, $2, $3) \
+         ), pruned AS ( \
+           DELETE FROM changelog WHERE org_id = $1 AND revision < $5 \
+         ) \
+         UPDATE orgs SET revision = $2, live = $4, generation = $6 WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .bind(to_sql(revision, op)?)
+    .bind(logged)
+    .bind(live_after)
+    .bind(to_sql(revision.saturating_sub(LOG_KEPT), op)?)
+    .bind(generation)
+    .execute(&mut *conn)
+    .await
+    .map_err(failed("commit: log the write and bump the revision"))?;
+    Ok(revision)
+}
+
+/// A row's key: kind, module, record, id.
+type Key = (&'static str, String, String, String);
+
+/// The net effect of a write's row operations, in order: the deletes to
+/// run against the rows as they were before the write, then the rows to
+/// upsert. A delete takes back the upserts before it that it matches (they
+/// never reach the database), so deleting first and upserting last leaves
+/// every row as running the operations one by one would.
+#[derive(Default)]
+struct NetRows {
+    /// Whether the organization's rows are all deleted first (every other
+    /// delete is then moot).
+    delete_org: bool,
+    delete_rows: Vec<Key>,
+    delete_rules: Vec<String>,
+    delete_record_shares: Vec<(String, String)>,
+    delete_module_contents: Vec<String>,
+    /// The last body upserted under each key, in key order.
+    upserts: BTreeMap<Key, String>,
+    /// The modules each pending rule upsert is filed under, by rule id.
+    pending_rules: HashMap<String, Vec<String>>,
+}
+
+impl NetRows {
+    fn push(&mut self, op: RowOp) {
+        match op {
+            RowOp::Upsert(row) => {
+                let key = row.key;
+                if key.kind == rows::RULE {
+                    self.pending_rules
+                        .entry(key.id.clone())
+                        .or_default()
+                        .push(key.module.clone());
+                }
+                self.upserts
+                    .insert((key.kind, key.module, key.record, key.id), row.body);
+            }
+            RowOp::Delete(key) => {
+                let key = (key.kind, key.module, key.record, key.id);
+                self.upserts.remove(&key);
+                if !self.delete_org {
+                    self.delete_rows.push(key);
+                }
+            }
+            RowOp::DeleteRule { id } => {
+                for module in self.pending_rules.remove(&id).unwrap_or_default() {
+                    self.upserts
+                        .remove(&(rows::RULE, module, String::new(), id.clone()));
+                }
+                if !self.delete_org {
+                    self.delete_rules.push(id);
+                }
+            }
+            RowOp::DeleteRecordShares { module, record } => {
+                self.take_back(rows::SHARE, &module, Some(&record));
+                if !self.delete_org {
+                    self.delete_record_shares.push((module, record));
+                }
+            }
+            RowOp::DeleteModuleContents { module } => {
+                for kind in [rows::RECORD, rows::SHARE, rows::RULE] {
+                    self.take_back(kind, &module, None);
+                }
+                if !self.delete_org {
+                    self.delete_module_contents.push(module);
+                }
+            }
+            RowOp::DeleteOrg => {
+                *self = NetRows {
+                    delete_org: true,
+                    ..NetRows::default()
+                };
+            }
+        }
+    }
+
+    /// Drops the pending upserts of one kind under a module (and record).
+    fn take_back(&mut self, kind: &'static str, module: &str, record: Option<&str>) {
+        let start: Key = (
+            kind,
+            module.to_string(),
+            record.unwrap_or_default().to_string(),
+            String::new(),
+        );
+        let matched: Vec<Key> = self
+            .upserts
+            .range(start..)
+            .map(|(key, _)| key)
+            .take_while(|key| key.0 == kind && key.1 == module && record.is_none_or(|r| key.2 == r))
+            .cloned()
+            .collect();
+        for key in matched {
+            self.upserts.remove(&key);
+        }
+    }
+
+    /// Runs the deletes, then the upserts, into `generation`: the
+    /// organization's, or a new one if the organization is emptied first.
+    async fn write(
+        self,
+        conn: &mut PgConnection,
+        org_id: &str,
+        generation: i64,
+    ) -> StoreResult<()> {
+        let deleted = "commit: delete rows";
+        if self.delete_org {
+            sqlx::query(DELETE_ORG)
+                .bind(org_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(failed(deleted))?;
+        }
+        if !self.delete_rows.is_empty() || !self.delete_record_shares.is_empty() {
+            // Look each key up in the primary key: without statistics on
+            // rows this write just added, the planner would rather hash
+            // the whole organization for every batch.
+            sqlx::query(
+                "SELECT set_config('enable_hashjoin', 'off', TRUE), \
+                        set_config('enable_mergejoin', 'off', TRUE)",
+            )
+            .execute(&mut *conn)
+            .await
+            .map_err(failed(deleted))?;
+        }
+        for chunk in self.delete_rows.chunks(BATCH) {
+            let mut kinds = Vec::with_capacity(chunk.len());
+            let mut modules = Vec::with_capacity(chunk.len());
+            let mut records = Vec::with_capacity(chunk.len());
+            let mut ids = Vec::with_capacity(chunk.len());
+            for (kind, module, record, id) in chunk {
+                kinds.push(*kind);
+                modules.push(module.as_str());
+                records.push(record.as_str());
+                ids.push(id.as_str());
+            }
+            sqlx::query(DELETE_ROWS)
+                .bind(org_id)
+                .bind(generation)
+                .bind(kinds)
+                .bind(modules)
+                .bind(records)
+                .bind(ids)
+                .execute(&mut *conn)
+                .await
+                .map_err(failed(deleted))?;
+        }
+        for chunk in self.delete_rules.chunks(BATCH) {
+            sqlx::query(DELETE_RULES)
+                .bind(org_id)
+                .bind(generation)
+                .bind(rows::RULE)
+                .bind(chunk)
+                .execute(&mut *conn)
+                .await
+                .map_err(failed(deleted))?;
+        }
+        for chunk in self.delete_record_shares.chunks(BATCH) {
+            let (modules, records): (Vec<&str>, Vec<&str>) = chunk
+                .iter()
+                .map(|(module, record)| (module.as_str(), record.as_str()))
+                .unzip();
+            sqlx::query(DELETE_RECORD_SHARES)
+                .bind(org_id)
+                .bind(generation)
+                .bind(rows::SHARE)
+                .bind(modules)
+                .bind(records)
+                .execute(&mut *conn)
+                .await
+                .map_err(failed(deleted))?;
+        }
+        for chunk in self.delete_module_contents.chunks(BATCH) {
+            sqlx::query(DELETE_MODULE_CONTENTS)
+                .bind(org_id)
+                .bind(generation)
+                .bind([rows::RECORD, rows::SHARE, rows::RULE].as_slice())
+                .bind(chunk)
+                .execute(&mut *conn)
+                .await
+                .map_err(failed(deleted))?;
+        }
+
+        // A new generation has no rows, and the keys are unique: no
+        // conflict to look for.
+        let statement = if self.delete_org {
+            INSERT_ROWS
+        } else {
+            UPSERT_ROWS
+        };
+        let mut upserts = self.upserts.into_iter().peekable();
+        while upserts.peek().is_some() {
+            let mut batch = Batch::default();
+            for ((kind, module, record, id), body) in upserts.by_ref().take(BATCH) {
+                batch.kinds.push(kind);
+                batch.modules.push(module);
+                batch.records.push(record);
+                batch.ids.push(id);
+                batch.bodies.push(body);
+            }
+            sqlx::query(statement)
+                .bind(org_id)
+                .bind(generation)
+                .bind(batch.kinds)
+                .bind(batch.modules)
+                .bind(batch.records)
+                .bind(batch.ids)
+                .bind(batch.bodies)
+                .execute(&mut *conn)
+                .await
+                .map_err(failed("commit: write rows"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The columns of a batch of rows to write, one array each.
+#[derive(Default)]
+struct Batch {
+    kinds: Vec<&'static str>,
+    modules: Vec<String>,
+    records: Vec<String>,
+    ids: Vec<String>,
+    bodies: Vec<String>,
+}
+
+async fn load_document(
+    conn: &mut PgConnection,
+    org_id: &str,
+    generation: i64,
+) -> StoreResult<OrgDocument> {
+    let op = "load organization rows";
+    let mut builder = DocumentBuilder::new(org_id);
+    let mut rows = sqlx::query_as::<_, (String, String)>(
+        "SELECT kind, body FROM entities WHERE org_id = $1 AND generation = $2",
+    )
+    .bind(org_id)
+    .bind(generation)
+    .fetch(conn);
+    while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
+        builder.add(&kind, &body)?;
+    }
+    Ok(builder.finish())
+}
+
+/// Where a store lives, for messages: user, host, port and database,
+/// never the password.
+fn describe(options: &PgConnectOptions) -> String {
+    let host = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    format!(
+        "postgres://{}@{host}/{}",
+        options.get_username(),
+        options.get_database().unwrap_or_default()
+    )
+}
+
+/// The password a URL carries (in its user info, or as a `password`
+/// parameter), raw and percent-decoded: no message may contain them.
+struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn of(url: &str) -> Secrets {
+        let mut raw = Vec::new();
+        let (before_query, query) = url.split_once('?').unwrap_or((url, ""));
+        if let Some((_, rest)) = before_query.split_once("://") {
+            let authority = rest.split('/').next().unwrap_or_default();
+            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+                if let Some((_, password)) = userinfo.split_once(':') {
+                    raw.push(password.to_string());
+                }
+            }
+        }
+        for pair in query.split('&') {
+            if let Some(("password", password)) = pair.split_once('=') {
+                raw.push(password.to_string());
+            }
+        }
+        let mut secrets = Vec::new();
+        for secret in raw {
+            let decoded = percent_decode(&secret);
+            secrets.push(secret);
+            secrets.push(decoded);
+        }
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so a secret containing another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Secrets(secrets)
+    }
+
+    /// `StoreError::Backend` for `op`, with any password hidden.
+    fn backend(&self, op: &str, error: impl std::fmt::Display) -> StoreError {
+        let mut message = format!("{op}: {error}");
+        for secret in &self.0 {
+            message = message.replace(secret.as_str(), "***");
+        }
+        StoreError::Backend(message)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Maps a backend error to `StoreError::Backend`, naming the operation.
+/// Past `open`, sqlx errors carry no part of the URL.
+fn failed<E: std::fmt::Display>(op: &str) -> impl FnOnce(E) -> StoreError + '_ {
+    move |e| StoreError::Backend(format!("{op}: {e}"))
+}
+
+fn to_revision(value: i64, op: &str) -> StoreResult<u64> {
+    u64::try_from(value)
+        .map_err(|_| StoreError::Backend(format!("{op}: negative revision {value} in the store")))
+}
+
+fn to_sql(revision: u64, op: &str) -> StoreResult<i64> {
+    i64::try_from(revision)
+        .map_err(|_| StoreError::Backend(format!("{op}: revision {revision} out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    //! What needs no database; the rest is in `tests/store_postgres.rs`.
+
+    use super::*;
+    use crate::engine::model::{
+        AccessLevel, Grantee, MemberSet, ModuleDef, Owd, OwnerRef, RecordDef, Settings, ShareDef,
+        SharingRuleDef,
+    };
+
+    fn record(module: &str, id: &str) -> Change {
+        Change::PutRecord(RecordDef {
+            module: module.into(),
+            id: id.into(),
+            owner: OwnerRef::User("alice".into()),
+            private: false,
+            attributes: Default::default(),
+        })
+    }
+
+    fn share(module: &str, record: &str, user: &str) -> Change {
+        Change::PutShare(ShareDef {
+            module: module.into(),
+            record: record.into(),
+            grantee: Grantee::User(user.into()),
+            level: AccessLevel::Read,
+        })
+    }
+
+    fn rule(id: &str, module: &str) -> Change {
+        Change::PutRule(SharingRuleDef {
+            id: id.into(),
+            module: module.into(),
+            from: None,
+            criteria: None,
+            to: MemberSet::Role("ceo".into()),
+            access: AccessLevel::Read,
+        })
+    }
+
+    fn net_of(changes: &[Change]) -> NetRows {
+        let mut net = NetRows::default();
+        for change in changes {
+            for op in rows::row_ops(change).unwrap() {
+                net.push(op);
+            }
+        }
+        net
+    }
+
+    fn upserted(net: &NetRows) -> Vec<(&str, &str, &str, &str)> {
+        net.upserts
+            .keys()
+            .map(|(k, m, r, i)| (*k, m.as_str(), r.as_str(), i.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_later_upsert_of_a_key_wins() {
+        let mut last = record("Leads", "L1");
+        if let Change::PutRecord(def) = &mut last {
+            def.private = true;
+        }
+        let net = net_of(&[record("Leads", "L1"), last]);
+        assert_eq!(net.upserts.len(), 1);
+        let body = net.upserts.values().next().unwrap();
+        assert!(body.contains("\"private\":true"), "{body}");
+    }
+
+    #[test]
+    fn deletes_take_back_the_upserts_before_them_only() {
+        let net = net_of(&[
+            record("Leads", "L1"),
+            share("Leads", "L1", "bob"),
+            share("Leads", "L10", "bob"),
+            record("Leads", "L2"),
+            Change::DeleteRecord {
+                module: "Leads".into(),
+                id: "L1".into(),
+            },
+            // Put again after its delete: stays.
+            share("Leads", "L1", "carol"),
+            rule("r1", "Leads"),
+            rule("r2", "Deals"),
+            record("Deals", "D1"),
+            Change::DeleteModule { id: "Deals".into() },
+            // Moves r1 to Cases: its Leads upsert goes.
+            rule("r1", "Cases"),
+        ]);
+        assert_eq!(
+            upserted(&net),
+            vec![
+                ("record", "Leads", "L2", ""),
+                ("rule", "Cases", "", "r1"),
+                ("share", "Leads", "L1", "user:carol"),
+                ("share", "Leads", "L10", "user:bob"),
+            ]
+        );
+        assert!(!net.delete_org);
+        assert_eq!(
+            net.delete_rows,
+            vec![
+                ("record", "Leads".into(), "L1".into(), String::new()),
+                ("module", String::new(), String::new(), "Deals".into()),
+            ]
+        );
+        assert_eq!(
+            net.delete_record_shares,
+            vec![("Leads".into(), "L1".into())]
+        );
+        assert_eq!(net.delete_module_contents, vec!["Deals".to_string()]);
+        assert_eq!(net.delete_rules, ["r1", "r2", "r1"].map(String::from));
+    }
+
+    #[test]
+    fn deleting_the_organization_forgets_everything_before() {
+        let net = net_of(&[
+            Change::PutModule(ModuleDef {
+                id: "Leads".into(),
+                owd: Owd::Private,
+                hierarchy_access: true,
+                fields: Vec::new(),
+                actions: Default::default(),
+            }),
+            record("Leads", "L1"),
+            Change::DeleteRecord {
+                module: "Leads".into(),
+                id: "L9".into(),
+            },
+            Change::CreateOrg(Settings::default()),
+            record("Leads", "L2"),
+            Change::DeleteRecord {
+                module: "Leads".into(),
+                id: "L3".into(),
+            },
+        ]);
+        assert!(net.delete_org);
+        assert!(net.delete_rows.is_empty());
+        assert!(net.delete_record_shares.is_empty());
+        assert_eq!(
+            upserted(&net),
+            vec![("record", "Leads", "L2", ""), ("settings", "", "", "")]
+        );
+    }
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        for url in [
+            "postgres://warden:s3cr%40t@db:5432/warden",
+            "postgresql://warden@db/warden?password=s3cr%40t&sslmode=disable",
+        ] {
+            let secrets = Secrets::of(url);
+            let message = match secrets.backend("open", format!("failed for {url} (s3cr@t)")) {
+                StoreError::Backend(message) => message,
+                other => panic!("{other:?}"),
+            };
+            assert!(!message.contains("s3cr"), "{message}");
+        }
+        let options = PgConnectOptions::from_str("postgres://warden:s3cret@db:6543/app").unwrap();
+        assert_eq!(describe(&options), "postgres://warden@db:6543/app");
+    }
+}

@@ -1,0 +1,1119 @@
+//! The PostgreSQL store on the test cluster (`WARDEN_TEST_POSTGRES_URL`,
+//! set by `bash scripts/test.sh`): what the SQLite store's tests show, plus
+//! several handles on one database racing their commits. Each test works
+//! in a database of its own, dropped when it ends.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sqlx::{Connection, PgConnection, PgPool};
+use warden::document::{parse_document, parse_scenario};
+use warden::engine::document::changes_of;
+use warden::engine::model::{
+    AccessLevel, Grantee, HierarchyMode, MemberSet, ModuleDef, Owd, OwnerRef, RecordDef, Settings,
+    ShareDef, SharingRuleDef, UserDef,
+};
+use warden::engine::{Change, Command, Direct, Engine, Limits};
+use warden::store::{LogEntry, Store, StoreError, MAX_LOGGED_CHANGES};
+
+/// Change-log entries the store keeps per organization behind its newest.
+const LOG_KEPT: u64 = 10_000;
+
+/// Two modules with records, shares of every grantee sort and rules;
+/// roles, users and groups listed children first.
+const ACME: &str = r#"
+organization: acme
+modules:
+  - {id: Leads, owd: PRIVATE, fields: [name]}
+  - {id: Deals, owd: PUBLIC_READ}
+profiles:
+  - id: std
+    modules: {Leads: [view, edit, share], Deals: [view]}
+roles:
+  - {id: sales, parent: ceo, profiles: [std]}
+  - {id: ceo, profiles: [std]}
+users:
+  - {id: bob, role: sales, reports_to: alice}
+  - {id: alice, role: ceo}
+  - {id: carol, role: sales}
+groups:
+  - {id: outer, groups: [team]}
+  - {id: team, users: [bob, carol]}
+records:
+  - {module: Leads, id: L1, owner: {user: bob}}
+  - {module: Leads, id: L2, owner: {group: team}, attributes: {region: EU}}
+  - {module: Deals, id: D1, owner: {user: alice}, private: true}
+shares:
+  - {module: Leads, record: L1, grantee: {user: alice}, level: READ}
+  - {module: Leads, record: L1, grantee: {role: sales}, level: READ_WRITE}
+  - {module: Leads, record: L2, grantee: {role_and_subordinates: ceo}, level: FULL}
+  - {module: Deals, record: D1, grantee: {group: outer}, level: READ}
+sharing_rules:
+  - {id: r1, module: Leads, from: {role: sales}, to: {group: team}, access: READ}
+  - {id: r2, module: Deals, criteria: {stage: won}, to: {role_and_subordinates: ceo}, access: READ_WRITE}
+"#;
+
+type Key = (String, String, String, String);
+
+/// The admin URL of the test cluster.
+/// The writes that won their revision, with it.
+type Wins = Vec<(u64, Vec<Change>)>;
+
+fn admin_url() -> String {
+    match std::env::var("WARDEN_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "the PostgreSQL store tests need WARDEN_TEST_POSTGRES_URL \
+             (e.g. postgres://postgres@127.0.0.1:5432/postgres): \
+             run them with `bash scripts/test.sh`, which starts a cluster and sets it"
+        ),
+    }
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
+    format!("{}/{database}{query}", &base[..authority_end])
+}
+
+/// `url` with its user's password set to `password`.
+fn with_password(url: &str, password: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        panic!("not a URL: {url}");
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or_default(), host),
+        None => ("postgres", authority),
+    };
+    format!("{scheme}://{user}:{password}@{host}{tail}")
+}
+
+/// A fresh database on the test cluster, dropped (connections and all)
+/// when this goes, whether the test passed or not.
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut random = RandomState::new().build_hasher();
+        random.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        random.write_u32(std::process::id());
+        let name = format!("warden_test_{:016x}", random.finish());
+        let admin = admin_url();
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the test cluster at {admin}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("create the test database {name}: {e}"));
+        let _ = conn.close().await;
+        let url = with_database(&admin, &name);
+        TestDb { admin, name, url }
+    }
+
+    /// A plain pool on the database, to look at its tables.
+    async fn pool(&self) -> PgPool {
+        PgPool::connect(&self.url).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop may run inside the test's runtime: drop the database from a
+        // thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = conn.close().await;
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("could not drop test database {}", self.name),
+        }
+    }
+}
+
+async fn close(store: &Store) {
+    if let Store::Postgres(s) = store {
+        s.close().await;
+    }
+}
+
+/// A store beside an engine that is told every write the store
+/// acknowledges: the engine is what the store must give back.
+struct Harness {
+    store: Store,
+    engine: Engine,
+    tables: PgPool,
+    // Last: the database goes after every connection to it.
+    db: TestDb,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let db = TestDb::new().await;
+        let store = Store::open(&db.url).await.unwrap();
+        assert!(matches!(store, Store::Postgres(_)));
+        Harness {
+            store,
+            engine: Engine::new(Direct, Limits::default()),
+            tables: db.pool().await,
+            db,
+        }
+    }
+
+    async fn reopen(&mut self) {
+        close(&self.store).await;
+        self.store = Store::open(&self.db.url).await.unwrap();
+    }
+
+    /// Plans a command on the engine, commits it, then applies it.
+    async fn run(&self, org: &str, command: Command) -> u64 {
+        let changes = self.engine.plan(org, &command).unwrap();
+        self.commit(org, &changes).await
+    }
+
+    /// Commits changes at the engine's revision, then applies them.
+    async fn commit(&self, org: &str, changes: &[Change]) -> u64 {
+        let expected = self.engine.revision(org).unwrap_or(0);
+        let revision = self.store.commit(org, expected, changes).await.unwrap();
+        self.engine.apply(org, revision, changes);
+        revision
+    }
+
+    async fn import(&self, text: &str) -> (String, u64) {
+        let document = parse_document(text).unwrap();
+        let org = document.organization.clone();
+        let revision = self
+            .run(
+                &org,
+                Command::Import {
+                    document,
+                    replace: true,
+                },
+            )
+            .await;
+        (org, revision)
+    }
+
+    /// The store holds exactly what the engine holds, and its document
+    /// rebuilds the same organization.
+    async fn assert_in_step(&self, org: &str) {
+        assert_in_step(&self.store, &self.engine, org).await;
+    }
+
+    async fn rows(&self, org: &str) -> Vec<Key> {
+        sqlx::query_as(
+            "SELECT kind, module, record, id FROM entities WHERE org_id = $1 \
+             ORDER BY kind, module, record, id",
+        )
+        .bind(org)
+        .fetch_all(&self.tables)
+        .await
+        .unwrap()
+    }
+
+    async fn rows_of_kind(&self, org: &str, kind: &str) -> Vec<Key> {
+        let mut rows = self.rows(org).await;
+        rows.retain(|r| r.0 == kind);
+        rows
+    }
+
+    async fn finish(self) {
+        close(&self.store).await;
+        self.tables.close().await;
+    }
+}
+
+async fn assert_in_step(store: &Store, engine: &Engine, org: &str) {
+    let loaded = store.load_org(org).await.unwrap();
+    let Ok((expected, revision)) = engine.export(org) else {
+        assert_eq!(loaded, None, "{org} is gone from the engine");
+        return;
+    };
+    let loaded = loaded.unwrap_or_else(|| panic!("{org} missing from the store"));
+    assert_eq!(loaded.revision, revision, "{org}: revision");
+    assert_eq!(loaded.document, expected, "{org}: document");
+    let fresh = Engine::new(Direct, Limits::default());
+    fresh.apply(org, loaded.revision, &changes_of(&loaded.document));
+    assert_eq!(fresh.export(org).unwrap(), (expected, revision));
+}
+
+fn key(kind: &str, module: &str, record: &str, id: &str) -> Key {
+    (kind.into(), module.into(), record.into(), id.into())
+}
+
+fn module(id: &str) -> ModuleDef {
+    ModuleDef {
+        id: id.into(),
+        owd: Owd::Private,
+        hierarchy_access: true,
+        fields: Vec::new(),
+        actions: Default::default(),
+    }
+}
+
+fn record(module: &str, id: &str, owner: &str) -> RecordDef {
+    RecordDef {
+        module: module.into(),
+        id: id.into(),
+        owner: OwnerRef::User(owner.into()),
+        private: false,
+        attributes: Default::default(),
+    }
+}
+
+fn share(module: &str, record: &str, grantee: Grantee, level: AccessLevel) -> ShareDef {
+    ShareDef {
+        module: module.into(),
+        record: record.into(),
+        grantee,
+        level,
+    }
+}
+
+fn user(id: &str) -> UserDef {
+    UserDef {
+        id: id.into(),
+        ..UserDef::default()
+    }
+}
+
+fn expect_conflict(result: Result<u64, StoreError>, current: u64, what: &str) {
+    match result {
+        Err(StoreError::Conflict { current: c }) => assert_eq!(c, current, "{what}"),
+        other => panic!("{what}: expected a conflict at {current}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_scenario_document_survives_a_reopen() {
+    let mut h = Harness::new().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut orgs = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let scenario = parse_scenario(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if scenario.expect_error.is_some() {
+            continue;
+        }
+        let org = scenario.document.organization.clone();
+        h.run(
+            &org,
+            Command::Import {
+                document: scenario.document,
+                replace: true,
+            },
+        )
+        .await;
+        orgs.push(org);
+    }
+    assert!(orgs.len() > 10, "scenarios found: {orgs:?}");
+    h.reopen().await;
+    for org in &orgs {
+        h.assert_in_step(org).await;
+    }
+    let all = h.store.load_all().await.unwrap();
+    let names: Vec<&str> = all
+        .iter()
+        .map(|o| o.document.organization.as_str())
+        .collect();
+    let mut expected: Vec<&str> = orgs.iter().map(String::as_str).collect();
+    expected.sort();
+    // In organization order, bytewise.
+    assert_eq!(names, expected);
+    for loaded in all {
+        let org = loaded.document.organization.clone();
+        assert_eq!(
+            Ok((loaded.document, loaded.revision)),
+            h.engine.export(&org).map_err(|e| e.to_string())
+        );
+    }
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn every_write_keeps_the_store_in_step_with_the_engine() {
+    let mut h = Harness::new().await;
+    let (org, revision) = h.import(ACME).await;
+    assert_eq!(revision, 1);
+    h.assert_in_step(&org).await;
+    let commands = vec![
+        Command::Share(vec![share(
+            "Leads",
+            "L2",
+            Grantee::User("carol".into()),
+            AccessLevel::Read,
+        )]),
+        Command::Unshare(vec![share(
+            "Leads",
+            "L1",
+            Grantee::Role("sales".into()),
+            AccessLevel::Read,
+        )]),
+        // Re-owning keeps the record's shares.
+        Command::SetOwner(record("Leads", "L1", "carol")),
+        Command::PutSharingRule(SharingRuleDef {
+            id: "r1".into(),
+            module: "Deals".into(),
+            from: Some(MemberSet::Role("sales".into())),
+            criteria: None,
+            to: MemberSet::Group("team".into()),
+            access: AccessLevel::Read,
+        }),
+        Command::DeleteSharingRule("r2".into()),
+        Command::DeleteRecord {
+            module: "Leads".into(),
+            id: "L2".into(),
+        },
+        Command::DeleteUser {
+            id: "bob".into(),
+            transfer_to: Some(OwnerRef::User("carol".into())),
+        },
+        Command::PutUser(UserDef {
+            role: Some("sales".into()),
+            ..user("dave")
+        }),
+        Command::DeleteModule("Deals".into()),
+        Command::UpdateSettings(Settings {
+            hierarchy_mode: HierarchyMode::Reporting,
+            ..Settings::default()
+        }),
+        Command::DeleteGroup {
+            id: "outer".into(),
+            transfer_to: None,
+        },
+        Command::DeleteProfile("std".into()),
+    ];
+    for (i, command) in commands.into_iter().enumerate() {
+        let revision = h.run(&org, command).await;
+        assert_eq!(revision, i as u64 + 2);
+        h.assert_in_step(&org).await;
+    }
+    h.reopen().await;
+    h.assert_in_step(&org).await;
+    assert_eq!(
+        h.rows_of_kind(&org, "share").await,
+        vec![key("share", "Leads", "L1", "user:alice")]
+    );
+    h.finish().await;
+}
+
+/// One commit that writes, deletes and rewrites the same rows: the store
+/// ends where running its changes one by one does.
+#[tokio::test]
+async fn a_write_touching_a_row_several_times_ends_as_its_last_change() {
+    let h = Harness::new().await;
+    let (org, _) = h.import(ACME).await;
+    let mut odd = record("Leads", "L9", "alice");
+    odd.attributes.insert(
+        "note".into(),
+        "tab\t newline\n nul\0 quote\" backslash\\ é 😀".into(),
+    );
+    let moved_rule = |module: &str| SharingRuleDef {
+        id: "r3".into(),
+        module: module.into(),
+        from: None,
+        criteria: None,
+        to: MemberSet::Role("ceo".into()),
+        access: AccessLevel::Read,
+    };
+    let changes = vec![
+        Change::PutRecord(record("Leads", "L9", "bob")),
+        Change::PutShare(share(
+            "Leads",
+            "L9",
+            Grantee::User("carol".into()),
+            AccessLevel::Read,
+        )),
+        // Deletes the record and the share just put, and the stored L1's.
+        Change::DeleteRecord {
+            module: "Leads".into(),
+            id: "L9".into(),
+        },
+        Change::DeleteRecord {
+            module: "Leads".into(),
+            id: "L1".into(),
+        },
+        Change::PutRecord(odd.clone()),
+        Change::PutRecord(record("Leads", "L1", "carol")),
+        Change::PutShare(share(
+            "Leads",
+            "L1",
+            Grantee::Group("team".into()),
+            AccessLevel::ReadWrite,
+        )),
+        Change::PutShare(share(
+            "Leads",
+            "L1",
+            Grantee::Group("team".into()),
+            AccessLevel::Full,
+        )),
+        Change::PutModule(module("Cases")),
+        Change::PutRecord(record("Cases", "C1", "alice")),
+        Change::PutRule(moved_rule("Cases")),
+        Change::PutRule(moved_rule("Leads")),
+        Change::PutRule(moved_rule("Cases")),
+        Change::DeleteModule { id: "Cases".into() },
+        Change::PutModule(module("Cases")),
+        Change::PutRecord(record("Cases", "C2", "alice")),
+        Change::DeleteRule { id: "r1".into() },
+        Change::PutRule(moved_rule("Deals")),
+    ];
+    assert_eq!(h.commit(&org, &changes).await, 2);
+    h.assert_in_step(&org).await;
+    assert_eq!(
+        h.rows_of_kind(&org, "rule").await,
+        vec![
+            key("rule", "Deals", "", "r2"),
+            key("rule", "Deals", "", "r3")
+        ]
+    );
+    assert_eq!(
+        h.rows_of_kind(&org, "record").await,
+        vec![
+            key("record", "Cases", "C2", ""),
+            key("record", "Deals", "D1", ""),
+            key("record", "Leads", "L1", ""),
+            key("record", "Leads", "L2", ""),
+            key("record", "Leads", "L9", ""),
+        ]
+    );
+    assert_eq!(
+        h.rows_of_kind(&org, "share").await,
+        vec![
+            key("share", "Deals", "D1", "group:outer"),
+            key("share", "Leads", "L1", "group:team"),
+            key("share", "Leads", "L2", "role_and_subordinates:ceo"),
+        ]
+    );
+    let loaded = h.store.load_org(&org).await.unwrap().unwrap();
+    assert!(loaded.document.records.contains(&odd));
+    let log = h.store.changes_since(&org, 1).await.unwrap();
+    assert_eq!(
+        log,
+        vec![LogEntry {
+            revision: 2,
+            changes: Some(changes)
+        }]
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_stale_expected_revision_conflicts_and_changes_nothing() {
+    let h = Harness::new().await;
+    let (org, _) = h.import(ACME).await;
+    let rows_before = h.rows(&org).await;
+    let log_before = h.store.changes_since(&org, 0).await.unwrap();
+    let write = [Change::PutModule(module("Cases"))];
+    for stale in [0, 2, 7] {
+        expect_conflict(
+            h.store.commit(&org, stale, &write).await,
+            1,
+            &format!("stale {stale}"),
+        );
+    }
+    expect_conflict(
+        h.store
+            .commit("nobody", 1, &[Change::CreateOrg(Settings::default())])
+            .await,
+        0,
+        "an organization that does not exist",
+    );
+    assert_eq!(h.rows(&org).await, rows_before);
+    assert_eq!(h.store.changes_since(&org, 0).await.unwrap(), log_before);
+    assert_eq!(h.store.revisions().await.unwrap(), vec![(org.clone(), 1)]);
+    assert!(h.rows("nobody").await.is_empty());
+    assert!(h.store.changes_since("nobody", 0).await.unwrap().is_empty());
+    // A refused write leaves no trace, not even an organization row.
+    let orgs: Vec<(String,)> = sqlx::query_as("SELECT org_id FROM orgs ORDER BY org_id")
+        .fetch_all(&h.tables)
+        .await
+        .unwrap();
+    assert_eq!(orgs, vec![(org.clone(),)]);
+    h.assert_in_step(&org).await;
+    // The write goes through at the right revision.
+    assert_eq!(h.commit(&org, &write).await, 2);
+    h.assert_in_step(&org).await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_deleted_then_recreated_organization_continues_its_revision() {
+    let mut h = Harness::new().await;
+    let org = "acme";
+    assert_eq!(
+        h.run(org, Command::CreateOrganization(Settings::default()))
+            .await,
+        1
+    );
+    assert_eq!(h.run(org, Command::PutModule(module("Leads"))).await, 2);
+    assert_eq!(h.run(org, Command::DeleteOrganization).await, 3);
+    assert_eq!(h.store.load_org(org).await.unwrap(), None);
+    assert!(h.store.load_all().await.unwrap().is_empty());
+    assert!(h.store.revisions().await.unwrap().is_empty());
+    assert!(h.rows(org).await.is_empty());
+    // Gone means revision 0 to a writer.
+    expect_conflict(
+        h.store
+            .commit(org, 3, &[Change::Settings(Settings::default())])
+            .await,
+        0,
+        "a deleted organization",
+    );
+    assert_eq!(
+        h.run(org, Command::CreateOrganization(Settings::default()))
+            .await,
+        4
+    );
+    h.reopen().await;
+    h.assert_in_step(org).await;
+    assert_eq!(
+        h.store.revisions().await.unwrap(),
+        vec![(org.to_string(), 4)]
+    );
+    let log = h.store.changes_since(org, 0).await.unwrap();
+    let revisions: Vec<u64> = log.iter().map(|e| e.revision).collect();
+    assert_eq!(revisions, vec![1, 2, 3, 4]);
+    assert_eq!(log[2].changes, Some(vec![Change::DeleteOrg]));
+    assert_eq!(h.rows(org).await, vec![key("settings", "", "", "")]);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_a_record_takes_its_shares_and_nothing_else() {
+    let h = Harness::new().await;
+    let (org, _) = h.import(ACME).await;
+    h.commit(
+        &org,
+        &[Change::DeleteRecord {
+            module: "Leads".into(),
+            id: "L1".into(),
+        }],
+    )
+    .await;
+    h.assert_in_step(&org).await;
+    assert_eq!(
+        h.rows_of_kind(&org, "record").await,
+        vec![
+            key("record", "Deals", "D1", ""),
+            key("record", "Leads", "L2", ""),
+        ]
+    );
+    assert_eq!(
+        h.rows_of_kind(&org, "share").await,
+        vec![
+            key("share", "Deals", "D1", "group:outer"),
+            key("share", "Leads", "L2", "role_and_subordinates:ceo"),
+        ]
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_a_module_takes_its_records_shares_and_rules() {
+    let h = Harness::new().await;
+    let (org, _) = h.import(ACME).await;
+    let others: Vec<Key> = h
+        .rows(&org)
+        .await
+        .into_iter()
+        .filter(|(kind, module, _, id)| module != "Leads" && !(kind == "module" && id == "Leads"))
+        .collect();
+    h.commit(&org, &[Change::DeleteModule { id: "Leads".into() }])
+        .await;
+    h.assert_in_step(&org).await;
+    assert_eq!(h.rows(&org).await, others);
+    assert!(others.contains(&key("rule", "Deals", "", "r2")));
+    assert!(others.contains(&key("share", "Deals", "D1", "group:outer")));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_replacing_import_leaves_only_the_new_document() {
+    let h = Harness::new().await;
+    let (org, _) = h.import(ACME).await;
+    let (_, revision) = h
+        .import("organization: acme\nmodules: [{id: Cases}]\nusers: [{id: zed, kind: GUEST}]\n")
+        .await;
+    assert_eq!(revision, 2);
+    h.assert_in_step(&org).await;
+    assert_eq!(
+        h.rows(&org).await,
+        vec![
+            key("module", "", "", "Cases"),
+            key("settings", "", "", ""),
+            key("user", "", "", "zed"),
+        ]
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_rule_put_in_another_module_moves_there() {
+    let h = Harness::new().await;
+    let (org, _) = h.import(ACME).await;
+    let moved = SharingRuleDef {
+        id: "r1".into(),
+        module: "Deals".into(),
+        from: None,
+        criteria: Some([("stage".to_string(), "lost".to_string())].into()),
+        to: MemberSet::Role("ceo".into()),
+        access: AccessLevel::ReadWrite,
+    };
+    h.commit(&org, &[Change::PutRule(moved.clone())]).await;
+    h.assert_in_step(&org).await;
+    assert_eq!(
+        h.rows_of_kind(&org, "rule").await,
+        vec![
+            key("rule", "Deals", "", "r1"),
+            key("rule", "Deals", "", "r2")
+        ]
+    );
+    let loaded = h.store.load_org(&org).await.unwrap().unwrap();
+    assert!(loaded.document.sharing_rules.contains(&moved));
+    // And deleting it by id finds it in its new module.
+    h.commit(&org, &[Change::DeleteRule { id: "r1".into() }])
+        .await;
+    assert_eq!(
+        h.rows_of_kind(&org, "rule").await,
+        vec![key("rule", "Deals", "", "r2")]
+    );
+    h.assert_in_step(&org).await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_change_log_reads_in_order_and_a_huge_write_is_logged_empty() {
+    let h = Harness::new().await;
+    let store = &h.store;
+    let org = "acme";
+    let writes = vec![
+        vec![
+            Change::CreateOrg(Settings::default()),
+            Change::PutModule(module("Leads")),
+            Change::PutUser(user("alice")),
+        ],
+        vec![Change::PutRecord(record("Leads", "L1", "alice"))],
+        vec![Change::PutShare(share(
+            "Leads",
+            "L1",
+            Grantee::RoleAndSubordinates("ceo".into()),
+            AccessLevel::Read,
+        ))],
+    ];
+    for (i, changes) in writes.iter().enumerate() {
+        assert_eq!(
+            store.commit(org, i as u64, changes).await.unwrap(),
+            i as u64 + 1
+        );
+    }
+    let records = |n: usize| -> Vec<Change> {
+        (0..n)
+            .map(|i| Change::PutRecord(record("Leads", &format!("bulk-{i}"), "alice")))
+            .collect()
+    };
+    let largest_logged = records(MAX_LOGGED_CHANGES);
+    let too_large = records(MAX_LOGGED_CHANGES + 1);
+    assert_eq!(store.commit(org, 3, &largest_logged).await.unwrap(), 4);
+    assert_eq!(store.commit(org, 4, &too_large).await.unwrap(), 5);
+
+    let log = store.changes_since(org, 0).await.unwrap();
+    let revisions: Vec<u64> = log.iter().map(|e| e.revision).collect();
+    assert_eq!(revisions, vec![1, 2, 3, 4, 5]);
+    for (entry, changes) in log.iter().zip(&writes) {
+        assert_eq!(entry.changes.as_ref(), Some(changes));
+    }
+    assert_eq!(log[3].changes.as_ref(), Some(&largest_logged));
+    assert_eq!(log[4].changes, None);
+    let nulls: Vec<(i64,)> =
+        sqlx::query_as("SELECT revision FROM changelog WHERE changes IS NULL ORDER BY revision")
+            .fetch_all(&h.tables)
+            .await
+            .unwrap();
+    assert_eq!(nulls, vec![(5,)]);
+    let tail = store.changes_since(org, 2).await.unwrap();
+    assert_eq!(tail, log[2..].to_vec());
+    assert!(store.changes_since(org, 5).await.unwrap().is_empty());
+    assert!(store.changes_since(org, u64::MAX).await.unwrap().is_empty());
+    assert!(store.changes_since("other", 0).await.unwrap().is_empty());
+    // The unlogged write is in the rows all the same.
+    let loaded = store.load_org(org).await.unwrap().unwrap();
+    assert_eq!(loaded.revision, 5);
+    assert_eq!(loaded.document.records.len(), 1 + MAX_LOGGED_CHANGES + 1);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_change_log_keeps_the_last_ten_thousand_writes() {
+    let h = Harness::new().await;
+    let store = &h.store;
+    let org = "acme";
+    let write = [Change::Settings(Settings::default())];
+    store
+        .commit(org, 0, &[Change::CreateOrg(Settings::default())])
+        .await
+        .unwrap();
+    let last = LOG_KEPT + 5;
+    for revision in 1..last {
+        store.commit(org, revision, &write).await.unwrap();
+    }
+    let log = store.changes_since(org, 0).await.unwrap();
+    assert_eq!(log.first().map(|e| e.revision), Some(last - LOG_KEPT));
+    assert_eq!(log.last().map(|e| e.revision), Some(last));
+    assert_eq!(log.len() as u64, LOG_KEPT + 1);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn revisions_list_live_organizations_only() {
+    let h = Harness::new().await;
+    let store = &h.store;
+    let create = [Change::CreateOrg(Settings::default())];
+    for org in ["b", "a", "c", "B"] {
+        store.commit(org, 0, &create).await.unwrap();
+    }
+    store
+        .commit("b", 1, &[Change::PutModule(module("Leads"))])
+        .await
+        .unwrap();
+    store.commit("a", 1, &[Change::DeleteOrg]).await.unwrap();
+    // Bytewise order, whatever the database's locale.
+    assert_eq!(
+        store.revisions().await.unwrap(),
+        vec![
+            ("B".to_string(), 1),
+            ("b".to_string(), 2),
+            ("c".to_string(), 1)
+        ]
+    );
+    let loaded: Vec<String> = store
+        .load_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.document.organization)
+        .collect();
+    assert_eq!(loaded, vec!["B", "b", "c"]);
+    assert_eq!(store.load_org("a").await.unwrap(), None);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_backend_error_without_the_password() {
+    let admin = admin_url();
+    let unreachable = "postgres://warden:hunter2secret@127.0.0.1:1/warden".to_string();
+    let no_database = with_password(
+        &with_database(&admin, "warden_no_such_database"),
+        "hunter2secret",
+    );
+    let bad_port = "postgresql://warden:hunter2secret@127.0.0.1:notaport/warden".to_string();
+    for url in [unreachable, no_database, bad_port] {
+        match Store::open(&url).await {
+            Err(StoreError::Backend(message)) => {
+                assert!(message.starts_with("open"), "{message}");
+                assert!(!message.contains("hunter2"), "{message}");
+            }
+            Err(other) => panic!("{url}: expected a backend error, got {other:?}"),
+            Ok(_) => panic!("{url}: expected a backend error"),
+        }
+    }
+    match Store::open("mysql://root:hunter2secret@db/warden").await {
+        Err(StoreError::Backend(message)) => assert!(!message.contains("hunter2"), "{message}"),
+        Err(other) => panic!("expected a backend error, got {other:?}"),
+        Ok(_) => panic!("expected a backend error"),
+    }
+}
+
+#[tokio::test]
+async fn replicas_opening_one_database_at_once_migrate_it_once() {
+    let db = TestDb::new().await;
+    let opened = futures::future::join_all((0..4).map(|_| Store::open(&db.url))).await;
+    let stores: Vec<Store> = opened.into_iter().map(Result::unwrap).collect();
+    stores[0]
+        .commit("acme", 0, &[Change::CreateOrg(Settings::default())])
+        .await
+        .unwrap();
+    for store in &stores {
+        assert_eq!(
+            store.revisions().await.unwrap(),
+            vec![("acme".to_string(), 1)]
+        );
+        close(store).await;
+    }
+}
+
+/// The writes of one contender: a record every contender overwrites, so
+/// that the final state depends on the order of the winners, and one of
+/// its own.
+fn contender_write(round: u64, contender: usize) -> Vec<Change> {
+    let mut hot = record(
+        "Leads",
+        "hot",
+        if contender % 2 == 0 { "alice" } else { "bob" },
+    );
+    hot.attributes.insert(
+        "writer".into(),
+        format!("round {round} contender {contender}"),
+    );
+    vec![
+        Change::PutRecord(hot),
+        Change::PutRecord(record("Leads", &format!("r{round}-c{contender}"), "alice")),
+        Change::PutShare(share(
+            "Leads",
+            "hot",
+            Grantee::User(if contender % 2 == 0 { "bob" } else { "alice" }.into()),
+            AccessLevel::Read,
+        )),
+    ]
+}
+
+fn seed() -> Vec<Change> {
+    vec![
+        Change::CreateOrg(Settings::default()),
+        Change::PutModule(module("Leads")),
+        Change::PutUser(user("alice")),
+        Change::PutUser(user("bob")),
+    ]
+}
+
+/// Two stores (two replicas) on one database; in every round four tasks,
+/// two per store, commit on the same expected revision at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_replicas_commit_exactly_one_write_per_revision() {
+    let db = TestDb::new().await;
+    let stores = [
+        Arc::new(Store::open(&db.url).await.unwrap()),
+        Arc::new(Store::open(&db.url).await.unwrap()),
+    ];
+    let engine = Engine::new(Direct, Limits::default());
+    let org = "race";
+    let seed = seed();
+    assert_eq!(stores[0].commit(org, 0, &seed).await.unwrap(), 1);
+    engine.apply(org, 1, &seed);
+    const CONTENDERS: usize = 4;
+    let mut winners = Vec::new();
+    for round in 1..=25u64 {
+        let barrier = Arc::new(tokio::sync::Barrier::new(CONTENDERS));
+        let tasks: Vec<_> = (0..CONTENDERS)
+            .map(|contender| {
+                let store = stores[contender % 2].clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    let changes = contender_write(round, contender);
+                    barrier.wait().await;
+                    let result = store.commit(org, round, &changes).await;
+                    (changes, result)
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for task in tasks {
+            let (changes, result) = task.await.unwrap();
+            match result {
+                Ok(revision) => {
+                    assert_eq!(revision, round + 1);
+                    won.push(changes);
+                }
+                other => expect_conflict(other, round + 1, &format!("round {round}")),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: one winner");
+        let changes = won.remove(0);
+        engine.apply(org, round + 1, &changes);
+        winners.push(changes);
+    }
+    for store in &stores {
+        assert_in_step(store, &engine, org).await;
+    }
+    let log = stores[1].changes_since(org, 1).await.unwrap();
+    let expected: Vec<LogEntry> = winners
+        .into_iter()
+        .enumerate()
+        .map(|(i, changes)| LogEntry {
+            revision: i as u64 + 2,
+            changes: Some(changes),
+        })
+        .collect();
+    assert_eq!(log, expected);
+    for store in &stores {
+        close(store).await;
+    }
+}
+
+/// Eight writers on two stores, each committing as fast as it can on the
+/// revision it last read: every revision is won once, nothing is lost,
+/// and applying the winners in revision order gives what the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn free_running_writers_on_two_replicas_serialize() {
+    let db = TestDb::new().await;
+    let stores = [
+        Arc::new(Store::open(&db.url).await.unwrap()),
+        Arc::new(Store::open(&db.url).await.unwrap()),
+    ];
+    let org = "race";
+    assert_eq!(stores[0].commit(org, 0, &seed()).await.unwrap(), 1);
+    const WRITES: usize = 150;
+    const WRITERS: usize = 8;
+    let wins: Arc<Mutex<Wins>> = Arc::default();
+    let conflicts = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let store = stores[writer % 2].clone();
+            let wins = wins.clone();
+            let conflicts = conflicts.clone();
+            tokio::spawn(async move {
+                let mut attempt = 0;
+                while wins.lock().unwrap().len() < WRITES {
+                    attempt += 1;
+                    let revisions = store.revisions().await.unwrap();
+                    let expected = revisions
+                        .iter()
+                        .find(|(o, _)| o == org)
+                        .map(|(_, r)| *r)
+                        .unwrap();
+                    let changes = contender_write(attempt, writer);
+                    match store.commit(org, expected, &changes).await {
+                        Ok(revision) => {
+                            assert_eq!(revision, expected + 1);
+                            wins.lock().unwrap().push((revision, changes));
+                        }
+                        Err(StoreError::Conflict { current }) => {
+                            assert!(current > expected, "{current} after {expected}");
+                            conflicts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => panic!("writer {writer}: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut wins = std::mem::take(&mut *wins.lock().unwrap());
+    wins.sort_by_key(|(revision, _)| *revision);
+    let revisions: Vec<u64> = wins.iter().map(|(r, _)| *r).collect();
+    let last = wins.len() as u64 + 1;
+    assert_eq!(revisions, (2..=last).collect::<Vec<_>>());
+    assert!(
+        conflicts.load(Ordering::Relaxed) > 0,
+        "the writers never met: the test raced nothing"
+    );
+    let engine = Engine::new(Direct, Limits::default());
+    engine.apply(org, 1, &seed());
+    for (revision, changes) in &wins {
+        engine.apply(org, *revision, changes);
+    }
+    for store in &stores {
+        assert_in_step(store, &engine, org).await;
+    }
+    let log = stores[0].changes_since(org, 1).await.unwrap();
+    let expected: Vec<LogEntry> = wins
+        .into_iter()
+        .map(|(revision, changes)| LogEntry {
+            revision,
+            changes: Some(changes),
+        })
+        .collect();
+    assert_eq!(log, expected);
+    for store in &stores {
+        close(store).await;
+    }
+}
+
+/// crm-large's records and shares in one replacing import, twice (the
+/// second replaces the first), then loaded back.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "timing: cargo test --release --test store_postgres -- --ignored --nocapture"]
+async fn a_million_record_import_commits_in_seconds() {
+    let db = TestDb::new().await;
+    let store = Store::open(&db.url).await.unwrap();
+    let mut changes = vec![
+        Change::CreateOrg(Settings::default()),
+        Change::PutModule(module("Leads")),
+        Change::PutUser(user("alice")),
+        Change::PutUser(user("bob")),
+    ];
+    changes.extend((0..1_000_000).map(|i| {
+        let mut def = record("Leads", &format!("L{i:07}"), "alice");
+        def.attributes.insert("region".into(), "EU".into());
+        Change::PutRecord(def)
+    }));
+    changes.extend((0..100_000).map(|i| {
+        Change::PutShare(share(
+            "Leads",
+            &format!("L{:07}", i * 10),
+            Grantee::User("bob".into()),
+            AccessLevel::Read,
+        ))
+    }));
+    let mut expected = 0;
+    for attempt in ["first", "replacing"] {
+        let start = Instant::now();
+        expected = store.commit("big", expected, &changes).await.unwrap();
+        eprintln!(
+            "{attempt} commit of 1,000,000 records and 100,000 shares: {:.2?}",
+            start.elapsed()
+        );
+    }
+    let start = Instant::now();
+    let loaded = store.load_org("big").await.unwrap().unwrap();
+    eprintln!("load: {:.2?}", start.elapsed());
+    assert_eq!(loaded.revision, 2);
+    assert_eq!(loaded.document.records.len(), 1_000_000);
+    assert_eq!(loaded.document.shares.len(), 100_000);
+    // Unsharing them all is one write too.
+    let unshare: Vec<Change> = loaded
+        .document
+        .shares
+        .iter()
+        .map(|s| Change::DeleteShare {
+            module: s.module.clone(),
+            record: s.record.clone(),
+            grantee: s.grantee.clone(),
+        })
+        .collect();
+    let start = Instant::now();
+    assert_eq!(store.commit("big", 2, &unshare).await.unwrap(), 3);
+    eprintln!("commit of 100,000 unshares: {:.2?}", start.elapsed());
+    close(&store).await;
+}
