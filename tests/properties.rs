@@ -6,43 +6,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+mod common;
+
+use common::rng::Rng;
 use proptest::prelude::*;
 use warden::cache::Cached;
 use warden::engine::model::*;
 use warden::engine::{CheckRequest, Command, Direct, Engine, Expand, Limits, OrgDocument};
-
-/// A small deterministic generator (splitmix64), driven by a proptest seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn some<T: Clone>(&mut self, items: &[T], percent: u64) -> Vec<T> {
-        items
-            .iter()
-            .filter(|_| self.chance(percent))
-            .cloned()
-            .collect()
-    }
-}
 
 const ORG: &str = "gen";
 const ACTIONS: [&str; 5] = ["view", "edit", "delete", "share", "export"];

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::services::{fresh_postgres_database, Redis};
 use common::{check_req, Clients, Server};
 use warden::api::pb;
@@ -263,22 +264,6 @@ async fn export(c: &mut Clients) -> (String, String) {
         .unwrap()
         .into_inner();
     (e.document, e.revision)
-}
-
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
 }
 
 /// One random write, as a gRPC call and as the engine command it means.

@@ -1,40 +1,17 @@
 //! Every scenario document under tests/scenarios/ through the library (with
 //! and without the membership cache) and through `warden validate`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::scenario_files;
 use std::process::Command;
 
 use chrono::Utc;
 use warden::cache::Cached;
 use warden::document::{parse_scenario, runner};
 use warden::engine::{Direct, Engine, Expand, Limits};
-
-fn scenario_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
-                out.push(p);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios"),
-        &mut out,
-    );
-    assert!(out.len() >= 3, "scenario files missing");
-    out
-}
 
 fn run_all<X: Expand>(make: impl Fn() -> Engine<X>) -> (usize, Vec<String>) {
     let mut passed = 0;

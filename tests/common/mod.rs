@@ -229,4 +229,5 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
+pub mod rng;
 pub mod services;
