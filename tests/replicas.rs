@@ -16,7 +16,7 @@ use warden::engine::{CheckRequest, Command, Direct, Engine, Limits};
 const POLL_MS: u64 = 300;
 /// How long a replica may lag when a message is lost: the poll interval,
 /// plus slack for a loaded machine. Correctness bound, not a speed figure.
-const STALENESS_BOUND: Duration = Duration::from_millis(POLL_MS * 10);
+const STALENESS_BOUND: Duration = Duration::from_millis(POLL_MS * 20);
 
 const ORG_DOC: &str = r#"
 organization: rep
