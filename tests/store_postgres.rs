@@ -537,6 +537,65 @@ async fn a_write_touching_a_row_several_times_ends_as_its_last_change() {
     h.finish().await;
 }
 
+/// Writes of more rows than one statement carries: shares put, some
+/// re-put and some deleted, records deleted with their shares, in batches.
+#[tokio::test]
+async fn bulk_writes_and_deletes_span_batches() {
+    let h = Harness::new().await;
+    let (org, _) = h.import(ACME).await;
+    let n = 25_000;
+    let records: Vec<Change> = (0..n / 10)
+        .map(|i| Change::PutRecord(record("Leads", &format!("B{i:05}"), "alice")))
+        .collect();
+    h.commit(&org, &records).await;
+    let grantee = |i: usize| match i % 3 {
+        0 => Grantee::User("bob".into()),
+        1 => Grantee::Group("team".into()),
+        _ => Grantee::Role("sales".into()),
+    };
+    let shares: Vec<Change> = (0..n)
+        .map(|i| {
+            Change::PutShare(share(
+                "Leads",
+                &format!("B{:05}", i % (n / 10)),
+                grantee(i / (n / 10)),
+                AccessLevel::Read,
+            ))
+        })
+        .collect();
+    h.commit(&org, &shares).await;
+    h.assert_in_step(&org).await;
+    let mut changes: Vec<Change> = (0..n)
+        .filter(|i| i % 2 == 0)
+        .map(|i| Change::DeleteShare {
+            module: "Leads".into(),
+            record: format!("B{:05}", i % (n / 10)),
+            grantee: grantee(i / (n / 10)),
+        })
+        .collect();
+    changes.extend(
+        (0..n / 10)
+            .filter(|i| i % 7 == 0)
+            .map(|i| Change::DeleteRecord {
+                module: "Leads".into(),
+                id: format!("B{i:05}"),
+            }),
+    );
+    changes.push(Change::PutShare(share(
+        "Leads",
+        "B00001",
+        Grantee::User("carol".into()),
+        AccessLevel::Full,
+    )));
+    h.commit(&org, &changes).await;
+    h.assert_in_step(&org).await;
+    let shares = h.rows_of_kind(&org, "share").await.len();
+    let loaded = h.store.load_org(&org).await.unwrap().unwrap();
+    assert_eq!(loaded.document.shares.len(), shares);
+    assert!(shares > 4 && shares < n, "{shares} shares left");
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn a_stale_expected_revision_conflicts_and_changes_nothing() {
     let h = Harness::new().await;
@@ -913,6 +972,55 @@ fn seed() -> Vec<Change> {
         Change::PutUser(user("alice")),
         Change::PutUser(user("bob")),
     ]
+}
+
+/// Two stores on one database create the same new organizations at once:
+/// one creation wins each, the others see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_replicas_create_an_organization_once() {
+    let db = TestDb::new().await;
+    let stores = [
+        Arc::new(Store::open(&db.url).await.unwrap()),
+        Arc::new(Store::open(&db.url).await.unwrap()),
+    ];
+    for round in 0..20 {
+        let org = format!("new-{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(4));
+        let tasks: Vec<_> = (0..4)
+            .map(|contender| {
+                let store = stores[contender % 2].clone();
+                let barrier = barrier.clone();
+                let org = org.clone();
+                tokio::spawn(async move {
+                    let mut changes = seed();
+                    changes.push(Change::PutModule(module(&format!("by-{contender}"))));
+                    barrier.wait().await;
+                    let result = store.commit(&org, 0, &changes).await;
+                    (changes, result)
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for task in tasks {
+            let (changes, result) = task.await.unwrap();
+            match result {
+                Ok(revision) => {
+                    assert_eq!(revision, 1);
+                    won.push(changes);
+                }
+                other => expect_conflict(other, 1, &org),
+            }
+        }
+        assert_eq!(won.len(), 1, "{org}: one creation");
+        let engine = Engine::new(Direct, Limits::default());
+        engine.apply(&org, 1, &won[0]);
+        for store in &stores {
+            assert_in_step(store, &engine, &org).await;
+        }
+    }
+    for store in &stores {
+        close(store).await;
+    }
 }
 
 /// Two stores (two replicas) on one database; in every round four tasks,

@@ -1,9 +1,11 @@
 //! The PostgreSQL store, shared by several replicas: the tables of the
-//! SQLite store (`migrations/postgres/`, shipped in the binary), each write
-//! one transaction that holds its organization's row locked from the
-//! revision check to the commit, so two replicas never both write on the
-//! same revision. A write's row operations are reduced to their net effect
-//! and sent as a few array-bound statements, whatever its size.
+//! SQLite store plus generations (`migrations/postgres/`, shipped in the
+//! binary), each write one transaction that holds its organization's row
+//! locked from the revision check to the commit, so two replicas never both
+//! write on the same revision. A write's row operations are reduced to
+//! their net effect and sent as a few array-bound statements whatever its
+//! size; a write that empties the organization first (an import) streams
+//! its rows into a new generation by binary COPY.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -45,22 +47,38 @@ const UPSERT_ROWS: &str =
        AS t(kind, module, record, id, body) \
      ON CONFLICT (org_id, generation, kind, module, record, id) \
      DO UPDATE SET body = EXCLUDED.body";
-/// `UPSERT_ROWS` into a generation that has no rows yet, with unique keys.
-const INSERT_ROWS: &str =
-    "INSERT INTO entities (org_id, generation, kind, module, record, id, body) \
-     SELECT $1, $2, t.kind, t.module, t.record, t.id, t.body \
-     FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-       AS t(kind, module, record, id, body)";
-const DELETE_ROWS: &str = "DELETE FROM entities e \
-     USING UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS d(kind, module, record, id) \
-     WHERE e.org_id = $1 AND e.generation = $2 AND e.kind = d.kind AND e.module = d.module \
-       AND e.record = d.record AND e.id = d.id";
+/// Rows into a generation that has none yet, with unique keys.
+const COPY_ROWS: &str = "COPY entities (org_id, generation, kind, module, record, id, body) \
+     FROM STDIN (FORMAT binary)";
+/// The binary COPY signature, flags and header extension length.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// Bytes of COPY data per message.
+const COPY_CHUNK: usize = 1 << 20;
+// Deletes by key find their rows one key at a time, in the primary key,
+// then delete them by address: a join the planner may choose would hash
+// the whole organization per batch, or worse, loop over it per key, when
+// it has no statistics on rows this very transaction wrote. The rows stay
+// where they are found: every writer of the organization waits for its lock.
+const DELETE_ROWS: &str = "DELETE FROM entities WHERE ctid = ANY (ARRAY( \
+       SELECT found.ctid \
+       FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) AS d(kind, module, record, id) \
+       CROSS JOIN LATERAL ( \
+         SELECT e.ctid FROM entities e \
+         WHERE e.org_id = $1 AND e.generation = $2 AND e.kind = d.kind \
+           AND e.module = d.module AND e.record = d.record AND e.id = d.id \
+         OFFSET 0 \
+       ) AS found))";
 const DELETE_RULES: &str = "DELETE FROM entities \
      WHERE org_id = $1 AND generation = $2 AND kind = $3 AND id = ANY($4::text[])";
-const DELETE_RECORD_SHARES: &str = "DELETE FROM entities e \
-     USING UNNEST($4::text[], $5::text[]) AS d(module, record) \
-     WHERE e.org_id = $1 AND e.generation = $2 AND e.kind = $3 \
-       AND e.module = d.module AND e.record = d.record";
+const DELETE_RECORD_SHARES: &str = "DELETE FROM entities WHERE ctid = ANY (ARRAY( \
+       SELECT found.ctid \
+       FROM UNNEST($4::text[], $5::text[]) AS d(module, record) \
+       CROSS JOIN LATERAL ( \
+         SELECT e.ctid FROM entities e \
+         WHERE e.org_id = $1 AND e.generation = $2 AND e.kind = $3 \
+           AND e.module = d.module AND e.record = d.record \
+         OFFSET 0 \
+       ) AS found))";
 const DELETE_MODULE_CONTENTS: &str = "DELETE FROM entities \
      WHERE org_id = $1 AND generation = $2 AND kind = ANY($3::text[]) AND module = ANY($4::text[])";
 /// Every row of the organization, of every generation.
@@ -191,7 +209,6 @@ impl PostgresStore {
                 net.push(row_op);
             }
         }
-
         let mut tx = self.pool.begin().await.map_err(failed(op))?;
         let written = write(&mut tx, org_id, expected, net, logged, live_after).await;
         match written {
@@ -327,7 +344,10 @@ struct NetRows {
     delete_rules: Vec<String>,
     delete_record_shares: Vec<(String, String)>,
     delete_module_contents: Vec<String>,
-    /// The last body upserted under each key, in key order.
+    /// The upserts since the last delete, in order. A large write is
+    /// mostly upserts: they are sorted once at the end, not kept in a map.
+    appended: Vec<(Key, String)>,
+    /// The last body upserted under each key before the last delete.
     upserts: BTreeMap<Key, String>,
     /// The modules each pending rule upsert is filed under, by rule id.
     pending_rules: HashMap<String, Vec<String>>,
@@ -335,18 +355,22 @@ struct NetRows {
 
 impl NetRows {
     fn push(&mut self, op: RowOp) {
-        match op {
-            RowOp::Upsert(row) => {
-                let key = row.key;
-                if key.kind == rows::RULE {
-                    self.pending_rules
-                        .entry(key.id.clone())
-                        .or_default()
-                        .push(key.module.clone());
-                }
-                self.upserts
-                    .insert((key.kind, key.module, key.record, key.id), row.body);
+        if let RowOp::Upsert(row) = op {
+            let key = row.key;
+            if key.kind == rows::RULE {
+                self.pending_rules
+                    .entry(key.id.clone())
+                    .or_default()
+                    .push(key.module.clone());
             }
+            self.appended
+                .push(((key.kind, key.module, key.record, key.id), row.body));
+            return;
+        }
+        // A delete takes back what it matches among the upserts before it.
+        self.upserts.extend(self.appended.drain(..));
+        match op {
+            RowOp::Upsert(_) => {}
             RowOp::Delete(key) => {
                 let key = (key.kind, key.module, key.record, key.id);
                 self.upserts.remove(&key);
@@ -406,10 +430,29 @@ impl NetRows {
         }
     }
 
+    /// The rows to upsert, in key order, each key once with its last body.
+    fn take_upserts(&mut self) -> Vec<(Key, String)> {
+        let mut appended = std::mem::take(&mut self.appended);
+        if !self.upserts.is_empty() {
+            self.upserts.extend(appended);
+            return std::mem::take(&mut self.upserts).into_iter().collect();
+        }
+        // Stable: the upserts of one key stay in the order they came.
+        appended.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(Key, String)> = Vec::with_capacity(appended.len());
+        for (key, body) in appended {
+            match out.last_mut() {
+                Some(last) if last.0 == key => last.1 = body,
+                _ => out.push((key, body)),
+            }
+        }
+        out
+    }
+
     /// Runs the deletes, then the upserts, into `generation`: the
     /// organization's, or a new one if the organization is emptied first.
     async fn write(
-        self,
+        mut self,
         conn: &mut PgConnection,
         org_id: &str,
         generation: i64,
@@ -421,18 +464,6 @@ impl NetRows {
                 .execute(&mut *conn)
                 .await
                 .map_err(failed(deleted))?;
-        }
-        if !self.delete_rows.is_empty() || !self.delete_record_shares.is_empty() {
-            // Look each key up in the primary key: without statistics on
-            // rows this write just added, the planner would rather hash
-            // the whole organization for every batch.
-            sqlx::query(
-                "SELECT set_config('enable_hashjoin', 'off', TRUE), \
-                        set_config('enable_mergejoin', 'off', TRUE)",
-            )
-            .execute(&mut *conn)
-            .await
-            .map_err(failed(deleted))?;
         }
         for chunk in self.delete_rows.chunks(BATCH) {
             let mut kinds = Vec::with_capacity(chunk.len());
@@ -492,14 +523,12 @@ impl NetRows {
                 .map_err(failed(deleted))?;
         }
 
-        // A new generation has no rows, and the keys are unique: no
-        // conflict to look for.
-        let statement = if self.delete_org {
-            INSERT_ROWS
-        } else {
-            UPSERT_ROWS
-        };
-        let mut upserts = self.upserts.into_iter().peekable();
+        if self.delete_org {
+            // A new generation has no rows, and the keys are unique: the
+            // rows stream in by COPY, the server storing while this encodes.
+            return copy_rows(conn, org_id, generation, self.take_upserts()).await;
+        }
+        let mut upserts = self.take_upserts().into_iter().peekable();
         while upserts.peek().is_some() {
             let mut batch = Batch::default();
             for ((kind, module, record, id), body) in upserts.by_ref().take(BATCH) {
@@ -509,7 +538,7 @@ impl NetRows {
                 batch.ids.push(id);
                 batch.bodies.push(body);
             }
-            sqlx::query(statement)
+            sqlx::query(UPSERT_ROWS)
                 .bind(org_id)
                 .bind(generation)
                 .bind(batch.kinds)
@@ -523,6 +552,74 @@ impl NetRows {
         }
         Ok(())
     }
+}
+
+/// Writes rows into a generation that has none yet, by binary COPY.
+async fn copy_rows(
+    conn: &mut PgConnection,
+    org_id: &str,
+    generation: i64,
+    rows: Vec<(Key, String)>,
+) -> StoreResult<()> {
+    let op = "commit: write rows";
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut copy = conn.copy_in_raw(COPY_ROWS).await.map_err(failed(op))?;
+    let mut buf = Vec::with_capacity(COPY_CHUNK + 64 * 1024);
+    buf.extend_from_slice(COPY_HEADER);
+    let mut sent: StoreResult<()> = Ok(());
+    for ((kind, module, record, id), body) in rows {
+        sent = encode_row(
+            &mut buf,
+            [org_id, kind, &module, &record, &id, &body],
+            generation,
+        );
+        if sent.is_err() {
+            break;
+        }
+        if buf.len() >= COPY_CHUNK {
+            if let Err(e) = copy.send(std::mem::take(&mut buf)).await {
+                sent = Err(failed(op)(e));
+                break;
+            }
+            buf.reserve(COPY_CHUNK + 64 * 1024);
+        }
+    }
+    if let Err(e) = sent {
+        // Leave the connection ready for the rollback.
+        let _ = copy.abort("warden: the commit failed").await;
+        return Err(e);
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buf).await.map_err(failed(op))?;
+    copy.finish().await.map_err(failed(op))?;
+    Ok(())
+}
+
+/// One row of `COPY_ROWS` in binary COPY format: text fields are their
+/// UTF-8 bytes, the generation a big-endian `int8`.
+fn encode_row(buf: &mut Vec<u8>, texts: [&str; 6], generation: i64) -> StoreResult<()> {
+    let [org_id, kind, module, record, id, body] = texts;
+    buf.extend_from_slice(&7i16.to_be_bytes());
+    let text = |buf: &mut Vec<u8>, value: &str| -> StoreResult<()> {
+        let len = i32::try_from(value.len()).map_err(|_| {
+            StoreError::Backend(format!(
+                "commit: write rows: a {kind} row of {} bytes is too large",
+                value.len()
+            ))
+        })?;
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(value.as_bytes());
+        Ok(())
+    };
+    text(buf, org_id)?;
+    buf.extend_from_slice(&8i32.to_be_bytes());
+    buf.extend_from_slice(&generation.to_be_bytes());
+    for value in [kind, module, record, id, body] {
+        text(buf, value)?;
+    }
+    Ok(())
 }
 
 /// The columns of a batch of rows to write, one array each.
@@ -700,28 +797,76 @@ mod tests {
         net
     }
 
-    fn upserted(net: &NetRows) -> Vec<(&str, &str, &str, &str)> {
-        net.upserts
-            .keys()
-            .map(|(k, m, r, i)| (*k, m.as_str(), r.as_str(), i.as_str()))
+    /// The keys `take_upserts` gives, as `kind/module/record/id`.
+    fn upserted(net: &mut NetRows) -> Vec<String> {
+        net.take_upserts()
+            .into_iter()
+            .map(|((k, m, r, i), _)| format!("{k}/{m}/{r}/{i}"))
             .collect()
     }
 
-    #[test]
-    fn a_later_upsert_of_a_key_wins() {
-        let mut last = record("Leads", "L1");
-        if let Change::PutRecord(def) = &mut last {
+    fn private(module: &str, id: &str) -> Change {
+        let mut change = record(module, id);
+        if let Change::PutRecord(def) = &mut change {
             def.private = true;
         }
-        let net = net_of(&[record("Leads", "L1"), last]);
-        assert_eq!(net.upserts.len(), 1);
-        let body = net.upserts.values().next().unwrap();
-        assert!(body.contains("\"private\":true"), "{body}");
+        change
+    }
+
+    #[test]
+    fn upserts_come_sorted_and_the_last_of_a_key_wins() {
+        let mut net = net_of(&[
+            record("Leads", "L2"),
+            record("Leads", "L1"),
+            private("Leads", "L2"),
+            share("Leads", "L1", "bob"),
+            record("Deals", "D1"),
+            record("Leads", "L2"),
+            private("Leads", "L1"),
+        ]);
+        let upserts = net.take_upserts();
+        let keys: Vec<String> = upserts
+            .iter()
+            .map(|((k, m, r, i), _)| format!("{k}/{m}/{r}/{i}"))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "record/Deals/D1/",
+                "record/Leads/L1/",
+                "record/Leads/L2/",
+                "share/Leads/L1/user:bob"
+            ]
+        );
+        assert!(
+            upserts[1].1.contains("\"private\":true"),
+            "{}",
+            upserts[1].1
+        );
+        assert!(!upserts[2].1.contains("private"), "{}", upserts[2].1);
+    }
+
+    #[test]
+    fn upserts_on_both_sides_of_a_delete_keep_their_order() {
+        let mut net = net_of(&[
+            private("Leads", "L1"),
+            record("Leads", "L2"),
+            Change::DeleteRecord {
+                module: "Leads".into(),
+                id: "L2".into(),
+            },
+            record("Leads", "L1"),
+            private("Leads", "L3"),
+        ]);
+        let upserts = net.take_upserts();
+        let keys: Vec<&str> = upserts.iter().map(|((_, _, r, _), _)| r.as_str()).collect();
+        assert_eq!(keys, ["L1", "L3"]);
+        assert!(!upserts[0].1.contains("private"), "{}", upserts[0].1);
     }
 
     #[test]
     fn deletes_take_back_the_upserts_before_them_only() {
-        let net = net_of(&[
+        let mut net = net_of(&[
             record("Leads", "L1"),
             share("Leads", "L1", "bob"),
             share("Leads", "L10", "bob"),
@@ -740,12 +885,12 @@ mod tests {
             rule("r1", "Cases"),
         ]);
         assert_eq!(
-            upserted(&net),
-            vec![
-                ("record", "Leads", "L2", ""),
-                ("rule", "Cases", "", "r1"),
-                ("share", "Leads", "L1", "user:carol"),
-                ("share", "Leads", "L10", "user:bob"),
+            upserted(&mut net),
+            [
+                "record/Leads/L2/",
+                "rule/Cases//r1",
+                "share/Leads/L1/user:carol",
+                "share/Leads/L10/user:bob",
             ]
         );
         assert!(!net.delete_org);
@@ -766,7 +911,7 @@ mod tests {
 
     #[test]
     fn deleting_the_organization_forgets_everything_before() {
-        let net = net_of(&[
+        let mut net = net_of(&[
             Change::PutModule(ModuleDef {
                 id: "Leads".into(),
                 owd: Owd::Private,
@@ -789,10 +934,7 @@ mod tests {
         assert!(net.delete_org);
         assert!(net.delete_rows.is_empty());
         assert!(net.delete_record_shares.is_empty());
-        assert_eq!(
-            upserted(&net),
-            vec![("record", "Leads", "L2", ""), ("settings", "", "", "")]
-        );
+        assert_eq!(upserted(&mut net), ["record/Leads/L2/", "settings///"]);
     }
 
     #[test]
