@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
@@ -194,9 +193,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .add_service(check)
         .add_service(grant)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = stop_rx.await;
-        });
+        // TCP_NODELAY: without it, replies written in pieces wait for the
+        // peer's delayed ACK (about 40 ms per CheckBulk call).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = stop_rx.await;
+            },
+        );
 
     println!("warden listening on {addr}");
     let _ = std::io::stdout().flush();
