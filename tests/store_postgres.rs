@@ -20,8 +20,7 @@ use warden::engine::model::{
 use warden::engine::{Change, Command, Direct, Engine, Limits};
 use warden::store::{LogEntry, Store, StoreError, MAX_LOGGED_CHANGES};
 
-/// Change-log entries the store keeps per organization behind its newest.
-const LOG_KEPT: u64 = 10_000;
+use warden::store::LOG_KEPT;
 
 /// Two modules with records, shares of every grantee sort and rules;
 /// roles, users and groups listed children first.

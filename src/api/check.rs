@@ -229,10 +229,7 @@ impl CheckService for CheckApi {
         self.warden
             .fresh(&r.org_id, convert::consistency(r.consistency)?)
             .await?;
-        let on_shift_at = match &r.on_shift_at {
-            Some(ts) => Some(convert::time("on_shift_at", ts)?),
-            None => None,
-        };
+        let on_shift_at = convert::time_opt("on_shift_at", r.on_shift_at.as_ref())?;
         let (users, rev) = self.warden.engine().lookup_subjects(
             &r.org_id,
             &r.module,
@@ -290,10 +287,7 @@ impl CheckService for CheckApi {
         caller(&req).require(&[Scope::Check])?;
         let r = req.into_inner();
         // The password is never logged: the span names the org only.
-        let set_at = match &r.password_set_at {
-            Some(ts) => Some(convert::time("password_set_at", ts)?),
-            None => None,
-        };
+        let set_at = convert::time_opt("password_set_at", r.password_set_at.as_ref())?;
         let verdict = self.warden.engine().validate_password(
             &r.org_id,
             &r.user_id,

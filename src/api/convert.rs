@@ -35,6 +35,11 @@ pub fn time(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>> {
         .ok_or_else(|| Error::invalid(field, "not a valid timestamp"))
 }
 
+/// An optional protobuf timestamp as an optional UTC time.
+pub fn time_opt(field: &str, ts: Option<&prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>> {
+    ts.map(|t| time(field, t)).transpose()
+}
+
 /// A UTC time as a protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -662,10 +667,7 @@ pub fn check_from(
     crate::engine::CheckRequest,
     crate::service::Consistency,
 )> {
-    let at = match &r.at {
-        Some(ts) => Some(time("at", ts)?),
-        None => None,
-    };
+    let at = time_opt("at", r.at.as_ref())?;
     let consistency = consistency(r.consistency)?;
     Ok((
         r.org_id,

@@ -45,6 +45,9 @@ pub struct LogEntry {
     pub changes: Option<Vec<Change>>,
 }
 
+/// Change-log entries kept per organization behind its newest.
+pub const LOG_KEPT: u64 = 10_000;
+
 /// Writes with more changes than this are logged without their changes.
 pub const MAX_LOGGED_CHANGES: usize = 10_000;
 

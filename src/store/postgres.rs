@@ -16,7 +16,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::rows::{self, DocumentBuilder, RowOp};
-use super::{LoadedOrg, LogEntry, StoreError, StoreResult, MAX_LOGGED_CHANGES};
+use super::{LoadedOrg, LogEntry, StoreError, StoreResult, LOG_KEPT, MAX_LOGGED_CHANGES};
 use crate::engine::{Change, OrgDocument};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -28,8 +28,6 @@ const CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections beyond this are closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// Change-log entries kept per organization behind its newest.
-const LOG_KEPT: u64 = 10_000;
 /// Rows per array-bound statement: a million-row write makes about a
 /// hundred round trips, each a few megabytes.
 const BATCH: usize = 10_000;

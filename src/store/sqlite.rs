@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 };
 
 use super::rows::{self, DocumentBuilder, Row, RowKey, RowOp};
-use super::{LoadedOrg, LogEntry, StoreError, StoreResult, MAX_LOGGED_CHANGES};
+use super::{LoadedOrg, LogEntry, StoreError, StoreResult, LOG_KEPT, MAX_LOGGED_CHANGES};
 use crate::engine::Change;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -23,8 +23,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections of a file store: readers run beside the one writer (WAL).
 const FILE_CONNECTIONS: u32 = 4;
-/// Change-log entries kept per organization behind its newest.
-const LOG_KEPT: u64 = 10_000;
 /// Rows written per multi-row insert: a large write makes few round trips
 /// to the SQLite thread, with far fewer bind parameters than SQLite allows.
 const UPSERT_BATCH: usize = 256;
