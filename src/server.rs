@@ -22,7 +22,7 @@ use crate::api::pb::check_service_server::CheckServiceServer;
 use crate::api::pb::grant_service_server::GrantServiceServer;
 use crate::config::{LogFormat, ServeConfig};
 use crate::document::parse_document;
-use crate::engine::Command;
+use crate::engine::{Command, Writer};
 use crate::service::Warden;
 use crate::store::Store;
 
@@ -51,7 +51,7 @@ async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()
     let revision = warden
         .write(
             &org,
-            None,
+            &Writer::Operator,
             Command::Import {
                 document,
                 replace: false,

@@ -11,7 +11,7 @@ use common::services::{fresh_postgres_database, Redis};
 use common::{check_req, Clients, Server};
 use warden::api::pb;
 use warden::engine::model::{AccessLevel, Grantee, OwnerRef, RecordDef, ShareDef};
-use warden::engine::{CheckRequest, Command, Direct, Engine, Limits};
+use warden::engine::{CheckRequest, Command, Direct, Engine, Limits, Writer};
 
 const POLL_MS: u64 = 300;
 /// How long a replica may lag when a message is lost: the poll interval,
@@ -468,7 +468,7 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
     let rev = w1
         .write(
             "rep",
-            None,
+            &Writer::Operator,
             Command::Import {
                 document: doc,
                 replace: true,
@@ -515,7 +515,7 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
         ..Default::default()
     };
     let rev = w1
-        .write("rep", None, Command::PutGroup(group))
+        .write("rep", &Writer::Operator, Command::PutGroup(group))
         .await
         .unwrap();
     until(w2.clone(), rev).await;
@@ -527,7 +527,7 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
     let rev = w1
         .write(
             "rep",
-            None,
+            &Writer::Operator,
             Command::DeleteRecord {
                 module: "Leads".into(),
                 id: "r3".into(),

@@ -14,6 +14,7 @@ use super::auth::{caller, require_write, Scope};
 use super::pb::admin_service_server::AdminService;
 use super::{convert, pb, write};
 use crate::document::parse_document;
+use crate::engine::Writer;
 use crate::engine::{Change, Command, Error};
 use crate::service::{Committed, Warden};
 
@@ -57,7 +58,7 @@ impl AdminService for AdminApi {
         write(
             &self.warden,
             &r.org_id,
-            "",
+            Writer::Operator,
             Command::CreateOrganization(settings),
         )
         .await
@@ -89,13 +90,13 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::UpdateSettingsRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let settings = convert::settings_from(r.settings)?;
         write(
             &self.warden,
             &r.org_id,
-            &r.actor,
+            writer,
             Command::UpdateSettings(settings),
         )
         .await
@@ -106,15 +107,9 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
-        write(
-            &self.warden,
-            &r.org_id,
-            &r.actor,
-            Command::DeleteOrganization,
-        )
-        .await
+        write(&self.warden, &r.org_id, writer, Command::DeleteOrganization).await
     }
 
     #[tracing::instrument(name = "ListOrganizations", skip_all)]
@@ -141,10 +136,10 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutModuleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::module_from(r.module)?;
-        write(&self.warden, &r.org_id, &r.actor, Command::PutModule(def)).await
+        write(&self.warden, &r.org_id, writer, Command::PutModule(def)).await
     }
 
     #[tracing::instrument(name = "DeleteModule", skip_all, fields(org = %req.get_ref().org_id))]
@@ -152,12 +147,12 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteModuleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(
             &self.warden,
             &r.org_id,
-            &r.actor,
+            writer,
             Command::DeleteModule(r.module_id),
         )
         .await
@@ -168,10 +163,10 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutUserRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::user_from(r.user)?;
-        write(&self.warden, &r.org_id, &r.actor, Command::PutUser(def)).await
+        write(&self.warden, &r.org_id, writer, Command::PutUser(def)).await
     }
 
     #[tracing::instrument(name = "GetUser", skip_all, fields(org = %req.get_ref().org_id))]
@@ -211,13 +206,13 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::DeleteUser {
             id: r.user_id,
             transfer_to: transfer(r.transfer_to),
         };
-        write(&self.warden, &r.org_id, &r.actor, command).await
+        write(&self.warden, &r.org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "PutRole", skip_all, fields(org = %req.get_ref().org_id))]
@@ -225,10 +220,10 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutRoleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::role_from(r.role)?;
-        write(&self.warden, &r.org_id, &r.actor, Command::PutRole(def)).await
+        write(&self.warden, &r.org_id, writer, Command::PutRole(def)).await
     }
 
     #[tracing::instrument(name = "ListRoles", skip_all, fields(org = %req.get_ref().org_id))]
@@ -251,13 +246,13 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::DeleteRole {
             id: r.role_id,
             transfer_to: (!r.transfer_to.is_empty()).then_some(r.transfer_to),
         };
-        write(&self.warden, &r.org_id, &r.actor, command).await
+        write(&self.warden, &r.org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "PutProfile", skip_all, fields(org = %req.get_ref().org_id))]
@@ -265,10 +260,10 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutProfileRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::profile_from(r.profile)?;
-        write(&self.warden, &r.org_id, &r.actor, Command::PutProfile(def)).await
+        write(&self.warden, &r.org_id, writer, Command::PutProfile(def)).await
     }
 
     #[tracing::instrument(name = "DeleteProfile", skip_all, fields(org = %req.get_ref().org_id))]
@@ -276,12 +271,12 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteProfileRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(
             &self.warden,
             &r.org_id,
-            &r.actor,
+            writer,
             Command::DeleteProfile(r.profile_id),
         )
         .await
@@ -292,10 +287,10 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutGroupRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::group_from(r.group)?;
-        write(&self.warden, &r.org_id, &r.actor, Command::PutGroup(def)).await
+        write(&self.warden, &r.org_id, writer, Command::PutGroup(def)).await
     }
 
     #[tracing::instrument(name = "GetGroup", skip_all, fields(org = %req.get_ref().org_id))]
@@ -334,13 +329,13 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::DeleteGroup {
             id: r.group_id,
             transfer_to: transfer(r.transfer_to),
         };
-        write(&self.warden, &r.org_id, &r.actor, command).await
+        write(&self.warden, &r.org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "PutSharingRule", skip_all, fields(org = %req.get_ref().org_id))]
@@ -348,13 +343,13 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutSharingRuleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::rule_from(r.rule)?;
         write(
             &self.warden,
             &r.org_id,
-            &r.actor,
+            writer,
             Command::PutSharingRule(def),
         )
         .await
@@ -365,12 +360,12 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteSharingRuleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(
             &self.warden,
             &r.org_id,
-            &r.actor,
+            writer,
             Command::DeleteSharingRule(r.rule_id),
         )
         .await
@@ -396,10 +391,10 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutShiftRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::shift_from(r.shift)?;
-        write(&self.warden, &r.org_id, &r.actor, Command::PutShift(def)).await
+        write(&self.warden, &r.org_id, writer, Command::PutShift(def)).await
     }
 
     #[tracing::instrument(name = "DeleteShift", skip_all, fields(org = %req.get_ref().org_id))]
@@ -407,12 +402,12 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteShiftRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(
             &self.warden,
             &r.org_id,
-            &r.actor,
+            writer,
             Command::DeleteShift(r.shift_id),
         )
         .await
@@ -455,7 +450,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ImportRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let document = parse_document(&r.document)?;
         let org_id = match (r.org_id.is_empty(), document.organization.is_empty()) {
@@ -473,7 +468,7 @@ impl AdminService for AdminApi {
             document,
             replace: r.replace,
         };
-        write(&self.warden, &org_id, &r.actor, command).await
+        write(&self.warden, &org_id, writer, command).await
     }
 
     type WatchStream = WatchStream;

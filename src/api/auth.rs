@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
+use crate::engine::Writer;
+
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -48,6 +50,14 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// Whether the caller holds `scope` (everyone does with authentication off).
+    pub fn has(&self, scope: Scope) -> bool {
+        match self {
+            Caller::Anyone => true,
+            Caller::Scoped(have) => have.contains(&scope),
+        }
+    }
+
     /// Fails unless the caller holds one of `scopes`.
     pub fn require(&self, scopes: &[Scope]) -> Result<(), Status> {
         match self {
@@ -139,13 +149,19 @@ pub fn caller<T>(req: &Request<T>) -> Caller {
 }
 
 /// Grant and Admin writes: with an actor Warden's own rules decide and the
-/// credential needs `grant` or `admin`; without one it needs `admin`.
-pub fn require_write<T>(req: &Request<T>, actor: &str) -> Result<(), Status> {
+/// credential needs `grant` or `admin` (and `admin` when the actor is an
+/// administrator, which the engine checks); without one it needs `admin`.
+pub fn require_write<T>(req: &Request<T>, actor: &str) -> Result<Writer, Status> {
     let c = caller(req);
     if actor.is_empty() {
-        c.require(&[Scope::Admin])
+        c.require(&[Scope::Admin])?;
+        Ok(Writer::Operator)
     } else {
-        c.require(&[Scope::Grant, Scope::Admin])
+        c.require(&[Scope::Grant, Scope::Admin])?;
+        Ok(Writer::Actor {
+            user_id: actor.to_string(),
+            admin_scope: c.has(Scope::Admin),
+        })
     }
 }
 

@@ -36,11 +36,11 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::SetOwnerRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let (org, actor) = (r.org_id.clone(), r.actor.clone());
+        let org = r.org_id.clone();
         let record = convert::record_from(r)?;
-        write(&self.warden, &org, &actor, Command::SetOwner(record)).await
+        write(&self.warden, &org, writer, Command::SetOwner(record)).await
     }
 
     #[tracing::instrument(name = "DeleteRecord", skip_all, fields(org = %req.get_ref().org_id))]
@@ -48,13 +48,13 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::DeleteRecordRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::DeleteRecord {
             module: r.module,
             id: r.record_id,
         };
-        write(&self.warden, &r.org_id, &r.actor, command).await
+        write(&self.warden, &r.org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "Share", skip_all, fields(org = %req.get_ref().org_id, shares = req.get_ref().shares.len()))]
@@ -62,10 +62,10 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::ShareRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::Share(shares(r.shares, true)?);
-        write(&self.warden, &r.org_id, &r.actor, command).await
+        write(&self.warden, &r.org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "Unshare", skip_all, fields(org = %req.get_ref().org_id, shares = req.get_ref().shares.len()))]
@@ -73,10 +73,10 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::UnshareRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::Unshare(shares(r.shares, false)?);
-        write(&self.warden, &r.org_id, &r.actor, command).await
+        write(&self.warden, &r.org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "ListShares", skip_all, fields(org = %req.get_ref().org_id))]

@@ -19,19 +19,18 @@ pub mod status;
 
 use tonic::{Response, Status};
 
-use crate::engine::Command;
+use crate::engine::{Command, Writer};
 use crate::service::Warden;
 
-/// Carries out a write for a handler: the actor (empty: none) is checked
-/// by Warden's own rules; the answer is the new revision.
+/// Carries out a write for a handler: the writer's actor (if any) is
+/// checked by Warden's own rules; the answer is the new revision.
 pub(crate) async fn write(
     warden: &Warden,
     org_id: &str,
-    actor: &str,
+    writer: Writer,
     command: Command,
 ) -> Result<Response<pb::WriteResponse>, Status> {
-    let actor = (!actor.is_empty()).then_some(actor);
-    let revision = warden.write(org_id, actor, command).await?;
+    let revision = warden.write(org_id, &writer, command).await?;
     Ok(Response::new(pb::WriteResponse {
         revision: convert::revision(revision),
     }))

@@ -11,11 +11,28 @@ use super::model::{GroupKind, OwnerRef};
 use super::org::OrgState;
 use super::plan::Command;
 
-/// Whether `actor` may make the change `command` asks for.
+/// Who makes a write (SPEC section 3a).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writer {
+    /// An operator's credential with the admin scope, naming no actor.
+    Operator,
+    /// A user of the organization, authorized by Warden's own rules.
+    Actor {
+        /// The acting user's id.
+        user_id: String,
+        /// Whether the caller's credential carries the `admin` scope, which
+        /// a write whose actor is an administrator needs.
+        admin_scope: bool,
+    },
+}
+
+/// Whether `actor` may make the change `command` asks for; `admin_scope`
+/// tells whether the credential may act as an administrator.
 pub fn authorize<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
     actor: &str,
+    admin_scope: bool,
     command: &Command,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -31,6 +48,11 @@ pub fn authorize<X: Expand + ?Sized>(
         )));
     }
     if user.def.admin {
+        if !admin_scope {
+            return Err(Error::PermissionDenied(format!(
+                "actor '{actor}' is an administrator: acting as one needs a credential with the admin scope"
+            )));
+        }
         return Ok(());
     }
     let may = |module: &str,

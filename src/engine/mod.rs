@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 
+pub use authz::Writer;
 pub use change::Change;
 pub use decision::{CheckRequest, Decision, TraceStep};
 pub use document::OrgDocument;
@@ -399,11 +400,12 @@ impl<X: Expand> Engine<X> {
         &self,
         org_id: &str,
         actor: &str,
+        admin_scope: bool,
         command: &Command,
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.read(org_id, |org, x| {
-            authz::authorize(org, x, actor, command, now)
+            authz::authorize(org, x, actor, admin_scope, command, now)
         })?
     }
 

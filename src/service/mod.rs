@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::cache::Cached;
 use crate::engine::document::changes_of;
-use crate::engine::{Change, Command, Engine, Limits};
+use crate::engine::{Change, Command, Engine, Limits, Writer};
 use crate::store::{Store, StoreError};
 
 pub use error::ServiceError;
@@ -169,13 +169,18 @@ impl Warden {
     pub async fn write(
         &self,
         org_id: &str,
-        actor: Option<&str>,
+        writer: &Writer,
         command: Command,
     ) -> Result<u64, ServiceError> {
         let _serial = self.writes.lock().await;
         for _ in 0..WRITE_ATTEMPTS {
-            if let Some(actor) = actor {
-                self.engine.authorize(org_id, actor, &command, Utc::now())?;
+            if let Writer::Actor {
+                user_id,
+                admin_scope,
+            } = writer
+            {
+                self.engine
+                    .authorize(org_id, user_id, *admin_scope, &command, Utc::now())?;
             }
             let changes = self.engine.plan(org_id, &command)?;
             let expected = self.engine.revision(org_id).unwrap_or(0);
