@@ -566,7 +566,9 @@ pub fn generate(params: &Params) -> Result<Generated, ParamsError> {
                     rng.below(5)
                 };
                 let mut listed_users: Vec<usize> = (0..listed).map(|_| member(&mut rng)).collect();
-                let personal = rng.chance(0.05);
+                // Personal groups list users only and nest nothing, so only
+                // level 0 (which nests nothing) has them.
+                let personal = rng.chance(0.05) && level == 0;
                 let owner = personal.then(|| member(&mut rng));
                 if personal && guests > 0 {
                     for _ in 0..1 + rng.below(2) {
@@ -601,10 +603,14 @@ pub fn generate(params: &Params) -> Result<Generated, ParamsError> {
                     },
                     owner: owner.map(|o| user_ids[o].clone()),
                     users: listed_users.iter().map(|u| user_ids[*u].clone()).collect(),
-                    roles: listed_roles,
-                    roles_and_subordinates: listed_subtrees,
+                    roles: if personal { Vec::new() } else { listed_roles },
+                    roles_and_subordinates: if personal {
+                        Vec::new()
+                    } else {
+                        listed_subtrees
+                    },
                     groups: nested.iter().map(|g| group_ids[*g].clone()).collect(),
-                    leads,
+                    leads: if personal { Vec::new() } else { leads },
                 });
             }
         }
