@@ -130,7 +130,12 @@ fn generate(seed: u64) -> OrgDocument {
         .collect();
     let mut groups: Vec<GroupDef> = Vec::new();
     for g in 0..rng.below(6) {
-        let earlier: Vec<String> = groups.iter().map(|x| x.id.clone()).collect();
+        // A personal group is never nested.
+        let earlier: Vec<String> = groups
+            .iter()
+            .filter(|x| x.kind == GroupKind::Organization)
+            .map(|x| x.id.clone())
+            .collect();
         let personal = rng.chance(20);
         groups.push(GroupDef {
             id: format!("g{g}"),
@@ -182,10 +187,16 @@ fn generate(seed: u64) -> OrgDocument {
             },
         })
         .collect();
+    let org_group_ids: Vec<String> = groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::Organization)
+        .map(|g| g.id.clone())
+        .collect();
     let member_set = |rng: &mut Rng| match rng.below(3) {
         0 => MemberSet::Role(rng.pick(&role_ids).clone()),
         1 => MemberSet::RoleAndSubordinates(rng.pick(&role_ids).clone()),
-        _ if !group_ids.is_empty() => MemberSet::Group(rng.pick(&group_ids).clone()),
+        // A personal group is never a rule's `from` set.
+        _ if !org_group_ids.is_empty() => MemberSet::Group(rng.pick(&org_group_ids).clone()),
         _ => MemberSet::Role(rng.pick(&role_ids).clone()),
     };
     let sharing_rules: Vec<SharingRuleDef> = (0..rng.below(4))
@@ -470,7 +481,13 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
             group.users = rng.some(&user_ids, 30);
             group.roles = rng.some(&role_ids, 20);
             group.roles_and_subordinates = rng.some(&role_ids, 15);
-            group.groups = rng.some(&group_ids, 25);
+            let org_group_ids: Vec<String> = doc
+                .groups
+                .iter()
+                .filter(|g| g.kind == GroupKind::Organization)
+                .map(|g| g.id.clone())
+                .collect();
+            group.groups = rng.some(&org_group_ids, 25);
             let member_ids: Vec<String> = doc
                 .users
                 .iter()

@@ -1194,6 +1194,31 @@ impl Planner<'_> {
                     return Err(Error::invalid("owner", "a personal group needs an owner"));
                 };
                 self.user_exists("owner", owner)?;
+                if let Some((_, existing)) = self.org.groups.by_id(&def.id) {
+                    if let Some(c) = existing.containers.first() {
+                        return Err(Error::invalid(
+                            "kind",
+                            format!(
+                                "group '{}' nests this group, and a personal group is never nested",
+                                self.org.group_id(*c)
+                            ),
+                        ));
+                    }
+                    let from_rule = self.org.modules.iter().find_map(|(_, m)| {
+                        m.rules.values().find(
+                            |r| matches!(&r.def.from, Some(MemberSet::Group(g)) if *g == def.id),
+                        )
+                    });
+                    if let Some(rule) = from_rule {
+                        return Err(Error::invalid(
+                            "kind",
+                            format!(
+                                "sharing rule '{}' shares the records of this group's members, and a personal group is never a rule's from set",
+                                rule.def.id
+                            ),
+                        ));
+                    }
+                }
                 // A circle to share with, never a source of power over
                 // others' records: nothing that reaches beyond listed users.
                 for (field, listed) in [
@@ -1262,6 +1287,17 @@ impl Planner<'_> {
                 )));
             }
             let n = self.group_exists(&format!("groups[{i}]"), g)?;
+            if self
+                .org
+                .group(n)
+                .is_some_and(|nested| nested.def.kind == GroupKind::Personal)
+            {
+                // Its owner would decide who is in this group too.
+                return Err(Error::invalid(
+                    format!("groups[{i}]"),
+                    format!("'{g}' is a personal group, which is never nested in another group"),
+                ));
+            }
             if let Some(this) = this {
                 if self.org.group_nested(n).contains(&this) {
                     return Err(Error::precondition(format!(
@@ -1320,7 +1356,23 @@ impl Planner<'_> {
         self.id("id", &def.id)?;
         self.module_exists("module", &def.module)?;
         match (&def.from, &def.criteria) {
-            (Some(from), None) => self.member_set_exists("from", from)?,
+            (Some(from), None) => {
+                self.member_set_exists("from", from)?;
+                if let MemberSet::Group(g) = from {
+                    if self
+                        .org
+                        .groups
+                        .by_id(g)
+                        .is_some_and(|(_, group)| group.def.kind == GroupKind::Personal)
+                    {
+                        // Its owner would decide whose records the rule shares.
+                        return Err(Error::invalid(
+                            "from.group",
+                            format!("'{g}' is a personal group, which is never a rule's from set"),
+                        ));
+                    }
+                }
+            }
             (None, Some(criteria)) => {
                 if criteria.is_empty() {
                     return Err(Error::invalid(
