@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 
 use super::change::Change;
-use super::document::{topo_sorted, OrgDocument};
+use super::document::{settings_of, topo_sorted, OrgDocument};
 use super::error::{Error, Result};
 use super::expand::Invalidation;
 use super::ids::check_id;
 use super::model::{
     AccessLevel, Grantee, GroupDef, GroupKind, MemberSet, ModuleDef, OwnerRef, ProfileDef,
-    RecordDef, RoleDef, Settings, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind,
+    RecordDef, RoleDef, Settings, SettingsPatch, ShareDef, SharingRuleDef, ShiftDef, UserDef,
+    UserKind,
 };
 use super::org::{GranteeIx, GroupIx, OrgState, Owner, RoleIx, UserIx};
+use super::report::{report, EntityRef};
 use super::shifts::compile_shift;
 
 /// Limits of SPEC section 6, each configurable.
@@ -49,23 +51,37 @@ impl Default for Limits {
     }
 }
 
+/// How many references a refused delete names (the count covers them all).
+const REFERENCES_LISTED: usize = 20;
+
 /// A write, as asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Create an organization.
     CreateOrganization(Settings),
-    /// Replace the settings.
-    UpdateSettings(Settings),
+    /// Change the settings the patch names, keeping the others.
+    UpdateSettings(SettingsPatch),
     /// Delete the organization with everything in it.
     DeleteOrganization,
     /// Create or replace a module.
     PutModule(ModuleDef),
-    /// Delete a module with its records, shares and rules.
-    DeleteModule(String),
+    /// Delete a module; its records, shares, rules and profile entries
+    /// need `cascade`.
+    DeleteModule {
+        /// Module id.
+        id: String,
+        /// Remove what refers to the module.
+        cascade: bool,
+    },
     /// Create or replace a profile.
     PutProfile(ProfileDef),
-    /// Delete a profile, removing it from roles and users.
-    DeleteProfile(String),
+    /// Delete a profile; roles and users holding it need `cascade`.
+    DeleteProfile {
+        /// Profile id.
+        id: String,
+        /// Remove the profile from roles and users.
+        cascade: bool,
+    },
     /// Create or replace a role.
     PutRole(RoleDef),
     /// Delete a role; its users and sub-roles move to `transfer_to`.
@@ -74,11 +90,18 @@ pub enum Command {
         id: String,
         /// Role taking its users and sub-roles.
         transfer_to: Option<String>,
+        /// Remove group entries, shares and rules naming the role.
+        cascade: bool,
     },
     /// Create or replace a shift.
     PutShift(ShiftDef),
-    /// Delete a shift, clearing it from users.
-    DeleteShift(String),
+    /// Delete a shift; users on it need `cascade`.
+    DeleteShift {
+        /// Shift id.
+        id: String,
+        /// Clear the shift from users.
+        cascade: bool,
+    },
     /// Create or replace a user.
     PutUser(UserDef),
     /// Delete a user; what it owns moves to `transfer_to`.
@@ -87,6 +110,8 @@ pub enum Command {
         id: String,
         /// New owner of its records (and, a user, of its personal groups).
         transfer_to: Option<OwnerRef>,
+        /// Remove group entries, leads and shares naming the user.
+        cascade: bool,
     },
     /// Create or replace a group.
     PutGroup(GroupDef),
@@ -96,6 +121,8 @@ pub enum Command {
         id: String,
         /// New owner of its records.
         transfer_to: Option<OwnerRef>,
+        /// Remove group entries, shares and rules naming the group.
+        cascade: bool,
     },
     /// Create or replace a sharing rule.
     PutSharingRule(SharingRuleDef),
@@ -121,6 +148,26 @@ pub enum Command {
         /// Replace everything (else: create or replace what it names).
         replace: bool,
     },
+}
+
+impl Command {
+    /// Whether the command removes something, so that its answer lists what
+    /// it removed and moved (other writes answer with the revision alone).
+    pub fn is_delete(&self) -> bool {
+        matches!(
+            self,
+            Command::DeleteOrganization
+                | Command::DeleteModule { .. }
+                | Command::DeleteProfile { .. }
+                | Command::DeleteRole { .. }
+                | Command::DeleteShift { .. }
+                | Command::DeleteUser { .. }
+                | Command::DeleteGroup { .. }
+                | Command::DeleteSharingRule(_)
+                | Command::DeleteRecord { .. }
+                | Command::Unshare(_)
+        )
+    }
 }
 
 /// Plans `command` for an organization in state `org` (`None`: it does not
@@ -174,17 +221,15 @@ fn plan_import(
     let mut changes = Vec::new();
     let mut scratch = match (org, replace) {
         (Some(existing), false) => {
-            if let Some(settings) = &doc.settings {
-                changes.push(Change::Settings(settings.clone()));
-            }
             let mut s = existing.clone();
-            if let Some(settings) = &doc.settings {
-                s.settings = settings.clone();
+            if let Some(patch) = &doc.settings {
+                s.settings = patch.apply(&existing.settings);
+                changes.push(Change::Settings(s.settings.clone()));
             }
             s
         }
         _ => {
-            let settings = doc.settings.clone().unwrap_or_default();
+            let settings = settings_of(doc);
             changes.push(Change::CreateOrg(settings.clone()));
             OrgState::new(org_id, 0, 0, settings)
         }
@@ -371,20 +416,50 @@ impl Planner<'_> {
                 "command",
                 "organizations are created and imported by the engine",
             )),
-            Command::UpdateSettings(settings) => Ok(vec![Change::Settings(settings.clone())]),
+            Command::UpdateSettings(patch) => self.update_settings(patch),
             Command::DeleteOrganization => Ok(vec![Change::DeleteOrg]),
             Command::PutModule(def) => self.put_module(def),
-            Command::DeleteModule(id) => self.delete_module(id),
+            Command::DeleteModule { id, cascade } => {
+                let changes = self.delete_module(id)?;
+                self.refuse_references("module", id, *cascade, changes)
+            }
             Command::PutProfile(def) => self.put_profile(def),
-            Command::DeleteProfile(id) => self.delete_profile(id),
+            Command::DeleteProfile { id, cascade } => {
+                let changes = self.delete_profile(id)?;
+                self.refuse_references("profile", id, *cascade, changes)
+            }
             Command::PutRole(def) => self.put_role(def),
-            Command::DeleteRole { id, transfer_to } => self.delete_role(id, transfer_to.as_deref()),
+            Command::DeleteRole {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_role(id, transfer_to.as_deref())?;
+                self.refuse_references("role", id, *cascade, changes)
+            }
             Command::PutShift(def) => self.put_shift(def),
-            Command::DeleteShift(id) => self.delete_shift(id),
+            Command::DeleteShift { id, cascade } => {
+                let changes = self.delete_shift(id)?;
+                self.refuse_references("shift", id, *cascade, changes)
+            }
             Command::PutUser(def) => self.put_user(def),
-            Command::DeleteUser { id, transfer_to } => self.delete_user(id, transfer_to.as_ref()),
+            Command::DeleteUser {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_user(id, transfer_to.as_ref())?;
+                self.refuse_references("user", id, *cascade, changes)
+            }
             Command::PutGroup(def) => self.put_group(def),
-            Command::DeleteGroup { id, transfer_to } => self.delete_group(id, transfer_to.as_ref()),
+            Command::DeleteGroup {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_group(id, transfer_to.as_ref())?;
+                self.refuse_references("group", id, *cascade, changes)
+            }
             Command::PutSharingRule(def) => self.put_rule(def),
             Command::DeleteSharingRule(id) => {
                 self.id("id", id)?;
@@ -408,6 +483,57 @@ impl Planner<'_> {
 
     fn id(&self, field: &str, id: &str) -> Result<()> {
         check_id(field, id, self.limits.id_length)
+    }
+
+    fn update_settings(&self, patch: &SettingsPatch) -> Result<Vec<Change>> {
+        if patch.is_empty() {
+            return Err(Error::invalid(
+                "settings",
+                "name at least one setting to change",
+            ));
+        }
+        Ok(vec![Change::Settings(patch.apply(&self.org.settings))])
+    }
+
+    /// Passes a delete's planned `changes` when nothing but the entity itself
+    /// is removed, or the request said `cascade`; else refuses it, listing
+    /// what refers to the entity. Moves (users and sub-roles to
+    /// `transfer_to`, records to their new owner, reports to the next
+    /// manager) are governed by `transfer_to`, not by `cascade`.
+    fn refuse_references(
+        &self,
+        kind: &'static str,
+        id: &str,
+        cascade: bool,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Change>> {
+        if cascade {
+            return Ok(changes);
+        }
+        let references: Vec<EntityRef> = report(self.org, &changes)
+            .removed
+            .into_iter()
+            .filter(|r| !(r.kind == kind && r.id == id))
+            .collect();
+        if references.is_empty() {
+            return Ok(changes);
+        }
+        let listed: Vec<String> = references
+            .iter()
+            .take(REFERENCES_LISTED)
+            .map(ToString::to_string)
+            .collect();
+        let more = references.len().saturating_sub(REFERENCES_LISTED);
+        Err(Error::precondition(format!(
+            "{kind} '{id}' is referred to by {} entries: {}{}; name cascade: true to remove them with it",
+            references.len(),
+            listed.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )))
     }
 
     fn ids(&self, field: &str, ids: &[String]) -> Result<()> {
