@@ -646,3 +646,46 @@ pub struct SharingRuleDef {
     /// READ or READ_WRITE.
     pub access: AccessLevel,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settings_patch_tells_absent_from_null_and_refuses_unknown_fields() {
+        let absent: SettingsPatch = serde_json::from_str(r#"{"enforce_shifts": true}"#).unwrap();
+        assert_eq!(absent.password_policy, None);
+        let null: SettingsPatch = serde_json::from_str(r#"{"password_policy": null}"#).unwrap();
+        assert_eq!(null.password_policy, Some(None));
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"enforce_shift": true}"#).is_err());
+        assert!(
+            serde_json::from_str::<SettingsPatch>(r#"{"password_policy": {"min_lenght": 3}}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn whole_settings_as_a_patch_write_out_as_before_and_apply_to_themselves() {
+        let s = Settings {
+            hierarchy_mode: HierarchyMode::Reporting,
+            enforce_shifts: true,
+            password_policy: Some(PasswordPolicy {
+                min_length: 8,
+                require: vec![CharClass::Upper],
+                max_age_days: None,
+                forbid_principal: true,
+            }),
+        };
+        let patch = SettingsPatch::from(&s);
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            serde_json::to_value(&s).unwrap()
+        );
+        assert_eq!(patch.apply(&Settings::default()), s);
+        let none = SettingsPatch::from(&Settings::default());
+        assert_eq!(
+            serde_json::to_value(&none).unwrap(),
+            serde_json::to_value(Settings::default()).unwrap()
+        );
+    }
+}

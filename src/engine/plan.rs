@@ -1367,3 +1367,196 @@ impl Planner<'_> {
         Ok(changes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::{
+        CharClass, HierarchyMode, PasswordPolicy, PasswordPolicyPatch, RoleDef,
+    };
+
+    fn policy() -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: 10,
+            require: vec![CharClass::Digit],
+            max_age_days: Some(90),
+            forbid_principal: false,
+        }
+    }
+
+    /// An organization with a password policy, REPORTING mode, a role
+    /// `sales` listed by `groups` groups, and a role `spare` nobody names.
+    fn org(groups: usize) -> OrgState {
+        let document = OrgDocument {
+            organization: "o".into(),
+            settings: Some(
+                Settings {
+                    hierarchy_mode: HierarchyMode::Reporting,
+                    enforce_shifts: false,
+                    password_policy: Some(policy()),
+                }
+                .into(),
+            ),
+            roles: vec![
+                RoleDef {
+                    id: "sales".into(),
+                    ..RoleDef::default()
+                },
+                RoleDef {
+                    id: "spare".into(),
+                    ..RoleDef::default()
+                },
+            ],
+            groups: (0..groups)
+                .map(|i| GroupDef {
+                    id: format!("g{i:02}"),
+                    roles: vec!["sales".into()],
+                    ..GroupDef::default()
+                })
+                .collect(),
+            ..OrgDocument::default()
+        };
+        let command = Command::Import {
+            document,
+            replace: true,
+        };
+        let changes = plan(None, "o", &command, &Limits::default()).unwrap();
+        let mut state = OrgState::new("o", 0, 0, Settings::default());
+        let mut inv = Invalidation::default();
+        for change in &changes {
+            state.apply(change, &mut inv);
+        }
+        state
+    }
+
+    fn run(org: &OrgState, command: &Command) -> Result<Vec<Change>> {
+        plan(Some(org), "o", command, &Limits::default())
+    }
+
+    #[test]
+    fn update_settings_changes_only_what_the_patch_names() {
+        let org = org(0);
+        let patch = SettingsPatch {
+            enforce_shifts: Some(true),
+            password_policy: Some(Some(PasswordPolicyPatch {
+                min_length: Some(12),
+                ..PasswordPolicyPatch::default()
+            })),
+            ..SettingsPatch::default()
+        };
+        let changes = run(&org, &Command::UpdateSettings(patch)).unwrap();
+        assert_eq!(
+            changes,
+            [Change::Settings(Settings {
+                hierarchy_mode: HierarchyMode::Reporting,
+                enforce_shifts: true,
+                password_policy: Some(PasswordPolicy {
+                    min_length: 12,
+                    ..policy()
+                }),
+            })]
+        );
+        let clear = SettingsPatch {
+            password_policy: Some(None),
+            ..SettingsPatch::default()
+        };
+        let changes = run(&org, &Command::UpdateSettings(clear)).unwrap();
+        assert!(
+            matches!(&changes[..], [Change::Settings(s)] if s.password_policy.is_none() && s.hierarchy_mode == HierarchyMode::Reporting)
+        );
+    }
+
+    #[test]
+    fn update_settings_naming_nothing_is_refused() {
+        let e = run(&org(0), &Command::UpdateSettings(SettingsPatch::default())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "settings: name at least one setting to change"
+        );
+    }
+
+    #[test]
+    fn merge_import_changes_only_the_settings_the_document_names() {
+        let org = org(0);
+        let document = OrgDocument {
+            organization: "o".into(),
+            settings: Some(SettingsPatch {
+                enforce_shifts: Some(true),
+                ..SettingsPatch::default()
+            }),
+            ..OrgDocument::default()
+        };
+        let merged = Command::Import {
+            document: document.clone(),
+            replace: false,
+        };
+        let changes = run(&org, &merged).unwrap();
+        assert_eq!(
+            changes,
+            [Change::Settings(Settings {
+                hierarchy_mode: HierarchyMode::Reporting,
+                enforce_shifts: true,
+                password_policy: Some(policy()),
+            })]
+        );
+        let replaced = Command::Import {
+            document,
+            replace: true,
+        };
+        let changes = run(&org, &replaced).unwrap();
+        assert_eq!(
+            changes.first(),
+            Some(&Change::CreateOrg(Settings {
+                enforce_shifts: true,
+                ..Settings::default()
+            })),
+            "replace: what the document leaves out takes its default"
+        );
+    }
+
+    #[test]
+    fn a_referenced_delete_is_refused_with_a_bounded_list_unless_cascade() {
+        let org = org(25);
+        let delete = |cascade| Command::DeleteRole {
+            id: "sales".into(),
+            transfer_to: None,
+            cascade,
+        };
+        let e = run(&org, &delete(false)).unwrap_err();
+        assert_eq!(e.code(), "FAILED_PRECONDITION");
+        let text = e.to_string();
+        assert!(text.contains("referred to by 25 entries"), "{text}");
+        assert!(text.contains("group_member 'g19/roles/sales'"), "{text}");
+        assert!(
+            !text.contains("g20/roles/sales"),
+            "only 20 are listed: {text}"
+        );
+        assert!(text.contains("and 5 more"), "{text}");
+
+        let changes = run(&org, &delete(true)).unwrap();
+        let removed = report(&org, &changes).removed;
+        assert_eq!(removed.len(), 26, "25 group entries and the role");
+        assert_eq!(
+            removed.last(),
+            Some(&EntityRef {
+                kind: "role",
+                id: "sales".into(),
+                to: None
+            })
+        );
+    }
+
+    #[test]
+    fn an_unreferenced_delete_needs_no_cascade() {
+        let changes = run(
+            &org(3),
+            &Command::DeleteRole {
+                id: "spare".into(),
+                transfer_to: None,
+                cascade: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(changes, [Change::DeleteRole { id: "spare".into() }]);
+    }
+}

@@ -125,10 +125,21 @@ pub fn report(org: &OrgState, changes: &[Change]) -> WriteReport {
                 module,
                 record,
                 grantee,
-            } => out.removed.push(EntityRef::removed(
-                "share",
-                format!("{module}/{record}/{}", grantee_label(grantee)),
-            )),
+            } => {
+                // Unshare of a share that is not there removes nothing.
+                let existed = org.resolve_grantee(grantee).is_some_and(|g| {
+                    org.modules
+                        .by_id(module)
+                        .and_then(|(_, m)| m.records.get(record.as_str()))
+                        .is_some_and(|r| r.shares.iter().any(|s| s.grantee == g))
+                });
+                if existed {
+                    out.removed.push(EntityRef::removed(
+                        "share",
+                        format!("{module}/{record}/{}", grantee_label(grantee)),
+                    ));
+                }
+            }
             Change::PutRecord(def) => {
                 let old = org
                     .modules
