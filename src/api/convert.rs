@@ -906,4 +906,64 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().starts_with("at:"));
     }
+
+    fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+        Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn a_settings_update_takes_the_masked_fields_or_those_present() {
+        let given = pb::Settings {
+            hierarchy_mode: Some(pb::HierarchyMode::Reporting as i32),
+            enforce_shifts: Some(true),
+            password_policy: Some(pb::PasswordPolicy {
+                require: vec![pb::CharClass::Symbol as i32],
+                ..Default::default()
+            }),
+        };
+        let masked = settings_patch_from(
+            Some(given.clone()),
+            mask(&["enforce_shifts", "password_policy.require"]),
+        )
+        .unwrap();
+        assert_eq!(
+            masked,
+            SettingsPatch {
+                enforce_shifts: Some(true),
+                password_policy: Some(Some(PasswordPolicyPatch {
+                    require: Some(vec![CharClass::Symbol]),
+                    ..PasswordPolicyPatch::default()
+                })),
+                ..SettingsPatch::default()
+            }
+        );
+        // An empty mask is no mask: the fields present count.
+        let present = settings_patch_from(Some(given), mask(&[])).unwrap();
+        assert_eq!(present.hierarchy_mode, Some(HierarchyMode::Reporting));
+        assert_eq!(
+            present.password_policy,
+            Some(Some(PasswordPolicyPatch {
+                require: Some(vec![CharClass::Symbol]),
+                ..PasswordPolicyPatch::default()
+            }))
+        );
+    }
+
+    #[test]
+    fn a_settings_update_naming_nothing_or_an_unknown_path_is_refused() {
+        for settings in [None, Some(pb::Settings::default())] {
+            let e = settings_patch_from(settings, None).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "settings: name at least one setting to change"
+            );
+        }
+        let long = "x".repeat(1000);
+        let e = settings_patch_from(None, mask(&["hierarchy_mode", &long])).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("update_mask.paths[1]:"), "{text}");
+        assert!(text.len() < 400, "the path is echoed cut short: {text}");
+    }
 }
