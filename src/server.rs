@@ -58,7 +58,8 @@ async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()
             },
         )
         .await
-        .map_err(|e| anyhow::anyhow!("--bootstrap {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("--bootstrap {}: {e}", path.display()))?
+        .revision;
     info!(org = %org, revision, "bootstrap document merged");
     Ok(())
 }

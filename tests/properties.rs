@@ -245,14 +245,17 @@ fn generate(seed: u64) -> OrgDocument {
         .dedup_by(|a, b| (&a.module, &a.record, &a.grantee) == (&b.module, &b.record, &b.grantee));
     OrgDocument {
         organization: ORG.into(),
-        settings: Some(Settings {
-            hierarchy_mode: if rng.chance(50) {
-                HierarchyMode::Role
-            } else {
-                HierarchyMode::Reporting
-            },
-            ..Settings::default()
-        }),
+        settings: Some(
+            Settings {
+                hierarchy_mode: if rng.chance(50) {
+                    HierarchyMode::Role
+                } else {
+                    HierarchyMode::Reporting
+                },
+                ..Settings::default()
+            }
+            .into(),
+        ),
         modules,
         profiles,
         roles,
@@ -520,6 +523,8 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
         6 if !doc.groups.is_empty() => Command::DeleteGroup {
             id: rng.pick(&group_ids).clone(),
             transfer_to: Some(OwnerRef::User(rng.pick(&user_ids).clone())),
+            // Mostly the cascade; sometimes a refusal, which both engines must agree on.
+            cascade: rng.chance(80),
         },
         7 if doc.users.len() > 2 => {
             let id = rng.pick(&user_ids).clone();
@@ -531,6 +536,7 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
             Command::DeleteUser {
                 id,
                 transfer_to: to,
+                cascade: rng.chance(80),
             }
         }
         _ => {

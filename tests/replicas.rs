@@ -478,7 +478,8 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .revision;
     let until = |w: Arc<Warden>, rev: u64| async move {
         let deadline = Instant::now() + STALENESS_BOUND;
         while w.engine().revision("rep") != Some(rev) {
@@ -520,7 +521,8 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
     let rev = w1
         .write("rep", &Writer::Operator, Command::PutGroup(group))
         .await
-        .unwrap();
+        .unwrap()
+        .revision;
     until(w2.clone(), rev).await;
     assert!(cache.stats().invalidations > after_second.invalidations);
 
@@ -537,7 +539,8 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .revision;
     assert_eq!(w2.poll().await.unwrap(), 1);
     assert_eq!(w2.engine().revision("rep"), Some(rev));
     assert!(w2.stats().catch_ups.load(Ordering::Relaxed) > catch_ups);

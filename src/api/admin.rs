@@ -92,12 +92,12 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let settings = convert::settings_from(r.settings)?;
+        let patch = convert::settings_patch_from(r.settings, r.update_mask)?;
         write(
             &self.warden,
             &r.org_id,
             writer,
-            Command::UpdateSettings(settings),
+            Command::UpdateSettings(patch),
         )
         .await
     }
@@ -153,7 +153,10 @@ impl AdminService for AdminApi {
             &self.warden,
             &r.org_id,
             writer,
-            Command::DeleteModule(r.module_id),
+            Command::DeleteModule {
+                id: r.module_id,
+                cascade: r.cascade,
+            },
         )
         .await
     }
@@ -211,6 +214,7 @@ impl AdminService for AdminApi {
         let command = Command::DeleteUser {
             id: r.user_id,
             transfer_to: transfer(r.transfer_to),
+            cascade: r.cascade,
         };
         write(&self.warden, &r.org_id, writer, command).await
     }
@@ -251,6 +255,7 @@ impl AdminService for AdminApi {
         let command = Command::DeleteRole {
             id: r.role_id,
             transfer_to: (!r.transfer_to.is_empty()).then_some(r.transfer_to),
+            cascade: r.cascade,
         };
         write(&self.warden, &r.org_id, writer, command).await
     }
@@ -277,7 +282,10 @@ impl AdminService for AdminApi {
             &self.warden,
             &r.org_id,
             writer,
-            Command::DeleteProfile(r.profile_id),
+            Command::DeleteProfile {
+                id: r.profile_id,
+                cascade: r.cascade,
+            },
         )
         .await
     }
@@ -334,6 +342,7 @@ impl AdminService for AdminApi {
         let command = Command::DeleteGroup {
             id: r.group_id,
             transfer_to: transfer(r.transfer_to),
+            cascade: r.cascade,
         };
         write(&self.warden, &r.org_id, writer, command).await
     }
@@ -408,7 +417,10 @@ impl AdminService for AdminApi {
             &self.warden,
             &r.org_id,
             writer,
-            Command::DeleteShift(r.shift_id),
+            Command::DeleteShift {
+                id: r.shift_id,
+                cascade: r.cascade,
+            },
         )
         .await
     }

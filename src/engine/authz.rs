@@ -125,10 +125,10 @@ fn what(command: &Command) -> &'static str {
         Command::CreateOrganization(..) => "create an organization",
         Command::UpdateSettings(..) => "change settings",
         Command::DeleteOrganization => "delete the organization",
-        Command::PutModule(..) | Command::DeleteModule(..) => "write modules",
-        Command::PutProfile(..) | Command::DeleteProfile(..) => "write profiles",
+        Command::PutModule(..) | Command::DeleteModule { .. } => "write modules",
+        Command::PutProfile(..) | Command::DeleteProfile { .. } => "write profiles",
         Command::PutRole(..) | Command::DeleteRole { .. } => "write roles",
-        Command::PutShift(..) | Command::DeleteShift(..) => "write shifts",
+        Command::PutShift(..) | Command::DeleteShift { .. } => "write shifts",
         Command::PutUser(..) | Command::DeleteUser { .. } => "write users",
         Command::PutSharingRule(..) | Command::DeleteSharingRule(..) => "write sharing rules",
         Command::Import { .. } => "import a document",
@@ -599,6 +599,7 @@ shares:
         let delete = |id: &str, to: Option<OwnerRef>| Command::DeleteGroup {
             id: id.into(),
             transfer_to: to,
+            cascade: false,
         };
         // erin leads nothing in `circle` and is not a member: C1 is not hers to take.
         refused(
@@ -627,8 +628,12 @@ shares:
             Command::DeleteUser {
                 id: "ray".into(),
                 transfer_to: Some(user("erin")),
+                cascade: false,
             },
-            Command::DeleteModule("Leads".into()),
+            Command::DeleteModule {
+                id: "Leads".into(),
+                cascade: false,
+            },
             Command::UpdateSettings(Default::default()),
             Command::DeleteOrganization,
         ] {

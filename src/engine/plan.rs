@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 
 use super::change::Change;
-use super::document::{topo_sorted, OrgDocument};
+use super::document::{settings_of, topo_sorted, OrgDocument};
 use super::error::{Error, Result};
 use super::expand::Invalidation;
 use super::ids::check_id;
 use super::model::{
     AccessLevel, Grantee, GroupDef, GroupKind, MemberSet, ModuleDef, OwnerRef, ProfileDef,
-    RecordDef, RoleDef, Settings, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind,
+    RecordDef, RoleDef, Settings, SettingsPatch, ShareDef, SharingRuleDef, ShiftDef, UserDef,
+    UserKind,
 };
 use super::org::{GranteeIx, GroupIx, OrgState, Owner, RoleIx, UserIx};
+use super::report::{report, EntityRef};
 use super::shifts::compile_shift;
 
 /// Limits of SPEC section 6, each configurable.
@@ -58,23 +60,37 @@ impl Default for Limits {
     }
 }
 
+/// How many references a refused delete names (the count covers them all).
+const REFERENCES_LISTED: usize = 20;
+
 /// A write, as asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Create an organization.
     CreateOrganization(Settings),
-    /// Replace the settings.
-    UpdateSettings(Settings),
+    /// Change the settings the patch names, keeping the others.
+    UpdateSettings(SettingsPatch),
     /// Delete the organization with everything in it.
     DeleteOrganization,
     /// Create or replace a module.
     PutModule(ModuleDef),
-    /// Delete a module with its records, shares and rules.
-    DeleteModule(String),
+    /// Delete a module; its records, shares, rules and profile entries
+    /// need `cascade`.
+    DeleteModule {
+        /// Module id.
+        id: String,
+        /// Remove what refers to the module.
+        cascade: bool,
+    },
     /// Create or replace a profile.
     PutProfile(ProfileDef),
-    /// Delete a profile, removing it from roles and users.
-    DeleteProfile(String),
+    /// Delete a profile; roles and users holding it need `cascade`.
+    DeleteProfile {
+        /// Profile id.
+        id: String,
+        /// Remove the profile from roles and users.
+        cascade: bool,
+    },
     /// Create or replace a role.
     PutRole(RoleDef),
     /// Delete a role; its users and sub-roles move to `transfer_to`.
@@ -83,11 +99,18 @@ pub enum Command {
         id: String,
         /// Role taking its users and sub-roles.
         transfer_to: Option<String>,
+        /// Remove group entries, shares and rules naming the role.
+        cascade: bool,
     },
     /// Create or replace a shift.
     PutShift(ShiftDef),
-    /// Delete a shift, clearing it from users.
-    DeleteShift(String),
+    /// Delete a shift; users on it need `cascade`.
+    DeleteShift {
+        /// Shift id.
+        id: String,
+        /// Clear the shift from users.
+        cascade: bool,
+    },
     /// Create or replace a user.
     PutUser(UserDef),
     /// Delete a user; what it owns moves to `transfer_to`.
@@ -96,6 +119,8 @@ pub enum Command {
         id: String,
         /// New owner of its records (and, a user, of its personal groups).
         transfer_to: Option<OwnerRef>,
+        /// Remove group entries, leads and shares naming the user.
+        cascade: bool,
     },
     /// Create or replace a group.
     PutGroup(GroupDef),
@@ -105,6 +130,8 @@ pub enum Command {
         id: String,
         /// New owner of its records.
         transfer_to: Option<OwnerRef>,
+        /// Remove group entries, shares and rules naming the group.
+        cascade: bool,
     },
     /// Create or replace a sharing rule.
     PutSharingRule(SharingRuleDef),
@@ -190,6 +217,26 @@ impl RecordWrite {
     }
 }
 
+impl Command {
+    /// Whether the command removes something, so that its answer lists what
+    /// it removed and moved (other writes answer with the revision alone).
+    pub fn is_delete(&self) -> bool {
+        matches!(
+            self,
+            Command::DeleteOrganization
+                | Command::DeleteModule { .. }
+                | Command::DeleteProfile { .. }
+                | Command::DeleteRole { .. }
+                | Command::DeleteShift { .. }
+                | Command::DeleteUser { .. }
+                | Command::DeleteGroup { .. }
+                | Command::DeleteSharingRule(_)
+                | Command::DeleteRecord { .. }
+                | Command::Unshare(_)
+        )
+    }
+}
+
 /// Plans `command` for an organization in state `org` (`None`: it does not
 /// exist).
 pub fn plan(
@@ -241,17 +288,15 @@ fn plan_import(
     let mut changes = Vec::new();
     let mut scratch = match (org, replace) {
         (Some(existing), false) => {
-            if let Some(settings) = &doc.settings {
-                changes.push(Change::Settings(settings.clone()));
-            }
             let mut s = existing.clone();
-            if let Some(settings) = &doc.settings {
-                s.settings = settings.clone();
+            if let Some(patch) = &doc.settings {
+                s.settings = patch.apply(&existing.settings);
+                changes.push(Change::Settings(s.settings.clone()));
             }
             s
         }
         _ => {
-            let settings = doc.settings.clone().unwrap_or_default();
+            let settings = settings_of(doc);
             changes.push(Change::CreateOrg(settings.clone()));
             OrgState::new(org_id, 0, 0, settings)
         }
@@ -462,20 +507,50 @@ impl Planner<'_> {
                 "command",
                 "organizations are created and imported by the engine",
             )),
-            Command::UpdateSettings(settings) => Ok(vec![Change::Settings(settings.clone())]),
+            Command::UpdateSettings(patch) => self.update_settings(patch),
             Command::DeleteOrganization => Ok(vec![Change::DeleteOrg]),
             Command::PutModule(def) => self.put_module(def),
-            Command::DeleteModule(id) => self.delete_module(id),
+            Command::DeleteModule { id, cascade } => {
+                let changes = self.delete_module(id)?;
+                self.refuse_references("module", id, *cascade, changes)
+            }
             Command::PutProfile(def) => self.put_profile(def),
-            Command::DeleteProfile(id) => self.delete_profile(id),
+            Command::DeleteProfile { id, cascade } => {
+                let changes = self.delete_profile(id)?;
+                self.refuse_references("profile", id, *cascade, changes)
+            }
             Command::PutRole(def) => self.put_role(def),
-            Command::DeleteRole { id, transfer_to } => self.delete_role(id, transfer_to.as_deref()),
+            Command::DeleteRole {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_role(id, transfer_to.as_deref())?;
+                self.refuse_references("role", id, *cascade, changes)
+            }
             Command::PutShift(def) => self.put_shift(def),
-            Command::DeleteShift(id) => self.delete_shift(id),
+            Command::DeleteShift { id, cascade } => {
+                let changes = self.delete_shift(id)?;
+                self.refuse_references("shift", id, *cascade, changes)
+            }
             Command::PutUser(def) => self.put_user(def),
-            Command::DeleteUser { id, transfer_to } => self.delete_user(id, transfer_to.as_ref()),
+            Command::DeleteUser {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_user(id, transfer_to.as_ref())?;
+                self.refuse_references("user", id, *cascade, changes)
+            }
             Command::PutGroup(def) => self.put_group(def),
-            Command::DeleteGroup { id, transfer_to } => self.delete_group(id, transfer_to.as_ref()),
+            Command::DeleteGroup {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_group(id, transfer_to.as_ref())?;
+                self.refuse_references("group", id, *cascade, changes)
+            }
             Command::PutSharingRule(def) => self.put_rule(def),
             Command::DeleteSharingRule(id) => {
                 self.id("id", id)?;
@@ -499,6 +574,57 @@ impl Planner<'_> {
 
     fn id(&self, field: &str, id: &str) -> Result<()> {
         check_id(field, id, self.limits.id_length)
+    }
+
+    fn update_settings(&self, patch: &SettingsPatch) -> Result<Vec<Change>> {
+        if patch.is_empty() {
+            return Err(Error::invalid(
+                "settings",
+                "name at least one setting to change",
+            ));
+        }
+        Ok(vec![Change::Settings(patch.apply(&self.org.settings))])
+    }
+
+    /// Passes a delete's planned `changes` when nothing but the entity itself
+    /// is removed, or the request said `cascade`; else refuses it, listing
+    /// what refers to the entity. Moves (users and sub-roles to
+    /// `transfer_to`, records to their new owner, reports to the next
+    /// manager) are governed by `transfer_to`, not by `cascade`.
+    fn refuse_references(
+        &self,
+        kind: &'static str,
+        id: &str,
+        cascade: bool,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Change>> {
+        if cascade {
+            return Ok(changes);
+        }
+        let references: Vec<EntityRef> = report(self.org, &changes)
+            .removed
+            .into_iter()
+            .filter(|r| !(r.kind == kind && r.id == id))
+            .collect();
+        if references.is_empty() {
+            return Ok(changes);
+        }
+        let listed: Vec<String> = references
+            .iter()
+            .take(REFERENCES_LISTED)
+            .map(ToString::to_string)
+            .collect();
+        let more = references.len().saturating_sub(REFERENCES_LISTED);
+        Err(Error::precondition(format!(
+            "{kind} '{id}' is referred to by {} entries: {}{}; name cascade: true to remove them with it",
+            references.len(),
+            listed.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )))
     }
 
     fn ids(&self, field: &str, ids: &[String]) -> Result<()> {
@@ -1499,5 +1625,198 @@ impl Planner<'_> {
             });
         }
         Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::{
+        CharClass, HierarchyMode, PasswordPolicy, PasswordPolicyPatch, RoleDef,
+    };
+
+    fn policy() -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: 10,
+            require: vec![CharClass::Digit],
+            max_age_days: Some(90),
+            forbid_principal: false,
+        }
+    }
+
+    /// An organization with a password policy, REPORTING mode, a role
+    /// `sales` listed by `groups` groups, and a role `spare` nobody names.
+    fn org(groups: usize) -> OrgState {
+        let document = OrgDocument {
+            organization: "o".into(),
+            settings: Some(
+                Settings {
+                    hierarchy_mode: HierarchyMode::Reporting,
+                    enforce_shifts: false,
+                    password_policy: Some(policy()),
+                }
+                .into(),
+            ),
+            roles: vec![
+                RoleDef {
+                    id: "sales".into(),
+                    ..RoleDef::default()
+                },
+                RoleDef {
+                    id: "spare".into(),
+                    ..RoleDef::default()
+                },
+            ],
+            groups: (0..groups)
+                .map(|i| GroupDef {
+                    id: format!("g{i:02}"),
+                    roles: vec!["sales".into()],
+                    ..GroupDef::default()
+                })
+                .collect(),
+            ..OrgDocument::default()
+        };
+        let command = Command::Import {
+            document,
+            replace: true,
+        };
+        let changes = plan(None, "o", &command, &Limits::default()).unwrap();
+        let mut state = OrgState::new("o", 0, 0, Settings::default());
+        let mut inv = Invalidation::default();
+        for change in &changes {
+            state.apply(change, &mut inv);
+        }
+        state
+    }
+
+    fn run(org: &OrgState, command: &Command) -> Result<Vec<Change>> {
+        plan(Some(org), "o", command, &Limits::default())
+    }
+
+    #[test]
+    fn update_settings_changes_only_what_the_patch_names() {
+        let org = org(0);
+        let patch = SettingsPatch {
+            enforce_shifts: Some(true),
+            password_policy: Some(Some(PasswordPolicyPatch {
+                min_length: Some(12),
+                ..PasswordPolicyPatch::default()
+            })),
+            ..SettingsPatch::default()
+        };
+        let changes = run(&org, &Command::UpdateSettings(patch)).unwrap();
+        assert_eq!(
+            changes,
+            [Change::Settings(Settings {
+                hierarchy_mode: HierarchyMode::Reporting,
+                enforce_shifts: true,
+                password_policy: Some(PasswordPolicy {
+                    min_length: 12,
+                    ..policy()
+                }),
+            })]
+        );
+        let clear = SettingsPatch {
+            password_policy: Some(None),
+            ..SettingsPatch::default()
+        };
+        let changes = run(&org, &Command::UpdateSettings(clear)).unwrap();
+        assert!(
+            matches!(&changes[..], [Change::Settings(s)] if s.password_policy.is_none() && s.hierarchy_mode == HierarchyMode::Reporting)
+        );
+    }
+
+    #[test]
+    fn update_settings_naming_nothing_is_refused() {
+        let e = run(&org(0), &Command::UpdateSettings(SettingsPatch::default())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "settings: name at least one setting to change"
+        );
+    }
+
+    #[test]
+    fn merge_import_changes_only_the_settings_the_document_names() {
+        let org = org(0);
+        let document = OrgDocument {
+            organization: "o".into(),
+            settings: Some(SettingsPatch {
+                enforce_shifts: Some(true),
+                ..SettingsPatch::default()
+            }),
+            ..OrgDocument::default()
+        };
+        let merged = Command::Import {
+            document: document.clone(),
+            replace: false,
+        };
+        let changes = run(&org, &merged).unwrap();
+        assert_eq!(
+            changes,
+            [Change::Settings(Settings {
+                hierarchy_mode: HierarchyMode::Reporting,
+                enforce_shifts: true,
+                password_policy: Some(policy()),
+            })]
+        );
+        let replaced = Command::Import {
+            document,
+            replace: true,
+        };
+        let changes = run(&org, &replaced).unwrap();
+        assert_eq!(
+            changes.first(),
+            Some(&Change::CreateOrg(Settings {
+                enforce_shifts: true,
+                ..Settings::default()
+            })),
+            "replace: what the document leaves out takes its default"
+        );
+    }
+
+    #[test]
+    fn a_referenced_delete_is_refused_with_a_bounded_list_unless_cascade() {
+        let org = org(25);
+        let delete = |cascade| Command::DeleteRole {
+            id: "sales".into(),
+            transfer_to: None,
+            cascade,
+        };
+        let e = run(&org, &delete(false)).unwrap_err();
+        assert_eq!(e.code(), "FAILED_PRECONDITION");
+        let text = e.to_string();
+        assert!(text.contains("referred to by 25 entries"), "{text}");
+        assert!(text.contains("group_member 'g19/roles/sales'"), "{text}");
+        assert!(
+            !text.contains("g20/roles/sales"),
+            "only 20 are listed: {text}"
+        );
+        assert!(text.contains("and 5 more"), "{text}");
+
+        let changes = run(&org, &delete(true)).unwrap();
+        let removed = report(&org, &changes).removed;
+        assert_eq!(removed.len(), 26, "25 group entries and the role");
+        assert_eq!(
+            removed.last(),
+            Some(&EntityRef {
+                kind: "role",
+                id: "sales".into(),
+                to: None
+            })
+        );
+    }
+
+    #[test]
+    fn an_unreferenced_delete_needs_no_cascade() {
+        let changes = run(
+            &org(3),
+            &Command::DeleteRole {
+                id: "spare".into(),
+                transfer_to: None,
+                cascade: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(changes, [Change::DeleteRole { id: "spare".into() }]);
     }
 }
