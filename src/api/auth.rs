@@ -193,12 +193,9 @@ fn parse_entry(place: &str, entry: &str) -> Result<Entry, String> {
     let scopes = scopes
         .split('+')
         .map(|s| {
-            Scope::parse(s).ok_or_else(|| {
-                format!(
-                    "{place}: unknown scope {:?} (check, grant, admin)",
-                    bounded(s.trim())
-                )
-            })
+            // The text is not echoed: a line written the wrong way round
+            // would put its token here.
+            Scope::parse(s).ok_or_else(|| format!("{place}: unknown scope (check, grant, admin)"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let orgs = match orgs {
@@ -520,6 +517,11 @@ mod tests {
             .replace_file_tokens(&path, "ops=admin\nsecret-text=rooot\n")
             .unwrap_err();
         assert!(e.contains("line 2") && !e.contains("secret-text"), "{e}");
+        // Written the wrong way round, the token stands where a scope should.
+        let e = t
+            .replace_file_tokens(&path, "admin=secret-text\n")
+            .unwrap_err();
+        assert!(e.contains("line 1") && !e.contains("secret-text"), "{e}");
         // The refused text changed nothing.
         assert!(call(&t, "Bearer reader").is_ok());
         // An emptied file refuses everyone rather than turning authentication off.
