@@ -137,20 +137,21 @@ struct TokenSet {
 impl TokenSet {
     fn find(&self, token: &str) -> Option<Arc<Credential>> {
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let all: Vec<&Entry> = self.fixed.iter().chain(&self.from_file).collect();
         let mut found = subtle::Choice::from(0u8);
         let mut index = 0u64;
-        for (i, e) in all.iter().enumerate() {
+        for (i, e) in self.fixed.iter().chain(&self.from_file).enumerate() {
             let same = presented.ct_eq(&e.digest);
             index.conditional_assign(&(i as u64), same);
             found |= same;
         }
-        if bool::from(found) {
-            all.get(usize::try_from(index).ok()?)
-                .map(|e| e.credential.clone())
-        } else {
-            None
+        if !bool::from(found) {
+            return None;
         }
+        let i = usize::try_from(index).ok()?;
+        self.fixed
+            .get(i)
+            .or_else(|| self.from_file.get(i.checked_sub(self.fixed.len())?))
+            .map(|e| e.credential.clone())
     }
 
     fn check_unique(&self) -> Result<(), String> {
@@ -509,9 +510,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens");
         std::fs::write(&path, "# operators\n\nops=admin\n  reader=check@acme  \n").unwrap();
-        let t = Tokens::default().with_file(&path).unwrap();
+        let t = Tokens::parse(&["env-token=grant".into()])
+            .unwrap()
+            .with_file(&path)
+            .unwrap();
         assert!(t.enabled());
         assert!(call(&t, "Bearer ops").unwrap().has(Scope::Admin));
+        assert!(call(&t, "Bearer env-token").unwrap().has(Scope::Grant));
+        // A file token may not repeat an environment token.
+        assert!(t
+            .replace_file_tokens(&path, "env-token=admin\n")
+            .unwrap_err()
+            .contains("twice"));
         assert!(!call(&t, "Bearer reader").unwrap().may_use_org("globex"));
         let e = t
             .replace_file_tokens(&path, "ops=admin\nsecret-text=rooot\n")
@@ -524,11 +534,19 @@ mod tests {
         assert!(e.contains("line 1") && !e.contains("secret-text"), "{e}");
         // The refused text changed nothing.
         assert!(call(&t, "Bearer reader").is_ok());
-        // An emptied file refuses everyone rather than turning authentication off.
+        // An emptied file removes its tokens only; with no token at all it
+        // refuses everyone rather than turning authentication off.
         t.replace_file_tokens(&path, "# nobody\n").unwrap();
-        assert!(t.enabled());
+        assert!(call(&t, "Bearer env-token").is_ok());
         assert_eq!(
             call(&t, "Bearer ops").unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        std::fs::write(&path, "# nobody\n").unwrap();
+        let only_file = Tokens::default().with_file(&path).unwrap();
+        assert!(only_file.enabled());
+        assert_eq!(
+            call(&only_file, "Bearer ops").unwrap_err().code(),
             tonic::Code::Unauthenticated
         );
     }

@@ -7,6 +7,10 @@ use thiserror::Error;
 /// Longest id or value echoed whole in an error message.
 pub const ECHO_LIMIT: usize = 64;
 
+/// Longest field path echoed whole: a path joins a few ids
+/// (`profile.fields.MODULE.FIELD`), each of which may be near the id limit.
+pub const FIELD_LIMIT: usize = 256;
+
 /// Longest whole error message; past it the message is cut, so that no
 /// input comes back large enough to break a client's header limits.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -38,7 +42,7 @@ fn cut(s: &str, limit: usize) -> Cow<'_, str> {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Error {
     /// A field broke a rule; nothing was changed.
-    #[error("{}: {rule}", bounded(.field))]
+    #[error("{}: {rule}", cut(.field, FIELD_LIMIT))]
     InvalidArgument {
         /// The field, as a path such as `users[2].role`.
         field: String,
@@ -75,7 +79,7 @@ fn at_field(field: &str) -> String {
     if field.is_empty() {
         String::new()
     } else {
-        format!(" ({})", bounded(field))
+        format!(" ({})", cut(field, FIELD_LIMIT))
     }
 }
 
