@@ -868,3 +868,31 @@ async fn a_megabyte_id_is_never_echoed_whole() {
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().len() < 256, "{} bytes", e.message().len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_tokens_carry_organization_limits_beside_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens");
+    write_tokens(&path, "ops=admin\n");
+    let server = Server::start_with_env(
+        &["--auth-token-file", path.to_str().unwrap()],
+        &[("WARDEN_AUTH_TOKENS", "env-acme=check@acme,env-all=check")],
+    );
+    let mut c = server.clients().await;
+    for org in ["acme", "globex"] {
+        c.admin
+            .import(auth(
+                "ops",
+                pb::ImportRequest {
+                    document: org_doc(org),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    let check = |token: &str, org: &str| auth(token, check_req(org, "ann", "Leads", "view", "L1"));
+    assert!(c.check.check(check("env-acme", "acme")).await.is_ok());
+    assert_denied_for_org(c.check.check(check("env-acme", "globex")).await, "Check");
+    assert!(c.check.check(check("env-all", "globex")).await.is_ok());
+}
