@@ -120,8 +120,8 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        caller(&req).require(&[Scope::Admin, Scope::Check])?;
         let c = caller(&req);
+        c.require(&[Scope::Admin, Scope::Check])?;
         let r = req.into_inner();
         let organizations = self
             .warden
