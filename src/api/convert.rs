@@ -61,7 +61,10 @@ pub fn parse_revision(field: &str, text: &str) -> Result<u64> {
     text.parse().map_err(|_| {
         Error::invalid(
             field,
-            format!("a revision is a decimal number, got {text:?}"),
+            format!(
+                "a revision is a decimal number, got {:?}",
+                crate::engine::error::bounded(text)
+            ),
         )
     })
 }

@@ -115,8 +115,15 @@ impl<X: Expand> Engine<X> {
         self.orgs.read().get(org_id).cloned()
     }
 
+    /// Checks the id rule on an `org_id` a request names, so that an empty
+    /// or malformed id is bad input rather than an unknown organization.
+    pub fn check_org_id(&self, org_id: &str) -> Result<()> {
+        ids::check_id("org_id", org_id, self.limits.id_length)
+    }
+
     /// Runs `f` over an organization's policy under its read lock.
     pub fn read<R>(&self, org_id: &str, f: impl FnOnce(&OrgState, &X) -> R) -> Result<R> {
+        self.check_org_id(org_id)?;
         let org = self
             .org(org_id)
             .ok_or_else(|| Error::not_found("organization", org_id, "org_id"))?;
