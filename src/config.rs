@@ -105,6 +105,7 @@ impl ServeConfig {
             role_depth: self.max_role_depth,
             shifts: self.max_shifts,
             max_orgs_per_principal: self.max_orgs_per_principal,
+            ..Limits::default()
         }
     }
 

@@ -836,7 +836,7 @@ async fn lookups_and_filter_agree_with_check_over_grpc() {
                         "ann".into()
                     })),
                 }),
-                private: i % 5 == 0,
+                private: Some(i % 5 == 0),
                 ..Default::default()
             })
             .await

@@ -310,13 +310,16 @@ async fn random_write(rng: &mut Rng, c: &mut Clients) -> (Result<String, tonic::
         }
         2 => {
             let private = rng.next() % 4 == 0;
-            let cmd = Command::SetOwner(RecordDef {
-                module: "Leads".into(),
-                id: record.clone(),
-                owner: OwnerRef::User(user.clone()),
-                private,
-                attributes: Default::default(),
-            });
+            let cmd = Command::SetOwner(
+                RecordDef {
+                    module: "Leads".into(),
+                    id: record.clone(),
+                    owner: OwnerRef::User(user.clone()),
+                    private,
+                    attributes: Default::default(),
+                }
+                .into(),
+            );
             let r = c
                 .grant
                 .set_owner(pb::SetOwnerRequest {
@@ -326,7 +329,7 @@ async fn random_write(rng: &mut Rng, c: &mut Clients) -> (Result<String, tonic::
                     owner: Some(pb::Owner {
                         owner: Some(pb::owner::Owner::UserId(user)),
                     }),
-                    private,
+                    private: Some(private),
                     ..Default::default()
                 })
                 .await;

@@ -388,7 +388,7 @@ async fn every_write_keeps_the_store_in_step_with_the_engine() {
             AccessLevel::Read,
         )]),
         // Re-owning keeps the record's shares.
-        Command::SetOwner(record("Leads", "L1", "carol")),
+        Command::SetOwner(record("Leads", "L1", "carol").into()),
         Command::PutSharingRule(SharingRuleDef {
             id: "r1".into(),
             module: "Deals".into(),

@@ -10,10 +10,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::pb;
 use crate::engine::model::{
     AccessLevel, AssignScope, CharClass, FieldLevel, Grantee, GroupDef, GroupKind, HierarchyMode,
-    MemberSet, ModuleDef, Owd, OwnerRef, PasswordPolicyPatch, ProfileDef, Reason, RecordDef,
-    RoleDef, Settings, SettingsPatch, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind,
-    Weekday, WindowDef,
+    MemberSet, ModuleDef, Owd, OwnerRef, PasswordPolicyPatch, ProfileDef, Reason, RoleDef,
+    Settings, SettingsPatch, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind, Weekday,
+    WindowDef,
 };
+use crate::engine::plan::RecordWrite;
 use crate::engine::{EntityRef, Error, Result};
 use crate::service::WriteOutcome;
 
@@ -761,15 +762,53 @@ pub fn rule(r: &SharingRuleDef) -> pb::SharingRule {
     }
 }
 
-/// A record registration from a SetOwner request.
-pub fn record_from(req: pb::SetOwnerRequest) -> Result<RecordDef> {
-    Ok(RecordDef {
+/// A record write from a SetOwner request: with an `update_mask`, exactly
+/// the fields it names (an unknown path is refused); without one, the
+/// owner and flag when present and the attributes when not empty.
+pub fn record_from(req: pb::SetOwnerRequest) -> Result<RecordWrite> {
+    let owner = req
+        .owner
+        .map(|o| owner_from("owner", Some(o)))
+        .transpose()?;
+    let attributes = sorted_map(req.attributes);
+    let mask = req.update_mask.map(|m| m.paths).unwrap_or_default();
+    if mask.is_empty() {
+        return Ok(RecordWrite {
+            module: req.module,
+            id: req.record_id,
+            owner,
+            private: req.private,
+            attributes: (!attributes.is_empty()).then_some(attributes),
+        });
+    }
+    let mut write = RecordWrite {
         module: req.module,
         id: req.record_id,
-        owner: owner_from("owner", req.owner)?,
-        private: req.private,
-        attributes: sorted_map(req.attributes),
-    })
+        owner: None,
+        private: None,
+        attributes: None,
+    };
+    for (i, path) in mask.iter().enumerate() {
+        match path.as_str() {
+            "owner" => {
+                write.owner = Some(owner.clone().ok_or_else(|| {
+                    Error::invalid("owner", "update_mask names owner: give the new owner")
+                })?)
+            }
+            "private" => write.private = Some(req.private.unwrap_or(false)),
+            "attributes" => write.attributes = Some(attributes.clone()),
+            other => {
+                return Err(Error::invalid(
+                    format!("update_mask.paths[{i}]"),
+                    format!(
+                        "'{}' is not one of owner, private, attributes",
+                        other.chars().take(64).collect::<String>()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(write)
 }
 
 /// The consistency a read asks for (absent: minimize latency).

@@ -230,6 +230,7 @@ pub fn decide<X: Expand + ?Sized>(
     shift_time: ShiftTime,
 ) -> Result<Decision> {
     validate_shape(req)?;
+    validate_against(org, req)?;
     let mut trace = Trace::new(req.explain);
 
     // Steps 1–3.
@@ -254,13 +255,7 @@ pub fn decide<X: Expand + ?Sized>(
     };
     let module_ix = ModuleIx(module_ix);
     let Some(required) = module.required_level(&req.action) else {
-        return Err(Error::invalid(
-            "action",
-            format!(
-                "'{}' is neither a standard action nor a custom action of module '{}'",
-                req.action, req.module
-            ),
-        ));
+        return Err(unknown_action(req));
     };
     if !profile_allows(org, subject, module_ix, &req.action) {
         trace.add(Reason::Profile, AccessLevel::None, || {
@@ -278,12 +273,6 @@ pub fn decide<X: Expand + ?Sized>(
         )
     });
     if let Some(field) = &req.field {
-        if !module.fields.contains(field) {
-            return Err(Error::invalid(
-                "field",
-                format!("module '{}' has no field '{field}'", req.module),
-            ));
-        }
         let level = field_level(org, subject, module_ix, field);
         let needed = if req.action == "edit" {
             FieldLevel::Editable
@@ -375,6 +364,46 @@ fn validate_shape(req: &CheckRequest) -> Result<()> {
         return Err(Error::invalid("assign_to", "assign needs the new owner"));
     }
     Ok(())
+}
+
+/// Refuses input the policy shows is wrong, before any step decides, so an
+/// administrator's check (decided at step 3) is refused exactly like anyone
+/// else's: an action the module does not have, a field it does not have, an
+/// `assign_to` that names no user or group. With an unknown module there is
+/// nothing to hold the action and field against; step 4 decides.
+fn validate_against(org: &OrgState, req: &CheckRequest) -> Result<()> {
+    if let Some((_, module)) = org.modules.by_id(&req.module) {
+        if module.required_level(&req.action).is_none() {
+            return Err(unknown_action(req));
+        }
+        if let Some(field) = &req.field {
+            if !module.fields.contains(field) {
+                return Err(Error::invalid(
+                    "field",
+                    format!("module '{}' has no field '{field}'", req.module),
+                ));
+            }
+        }
+    }
+    if let Some(target) = &req.assign_to {
+        if org.resolve_owner(target).is_none() {
+            return Err(match target {
+                OwnerRef::User(u) => Error::not_found("user", u.clone(), "assign_to.user_id"),
+                OwnerRef::Group(g) => Error::not_found("group", g.clone(), "assign_to.group_id"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn unknown_action(req: &CheckRequest) -> Error {
+    Error::invalid(
+        "action",
+        format!(
+            "'{}' is neither a standard action nor a custom action of module '{}'",
+            req.action, req.module
+        ),
+    )
 }
 
 /// What step 7 looks at.
@@ -619,7 +648,7 @@ pub(crate) fn owner_in<X: Expand + ?Sized>(
 }
 
 /// Step 8: whether the new owner is inside the subject role's assign scope.
-fn in_assign_scope<X: Expand + ?Sized>(
+pub(crate) fn in_assign_scope<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
     subject: &User,

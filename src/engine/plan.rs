@@ -35,6 +35,12 @@ pub struct Limits {
     pub shifts: usize,
     /// Most organizations one principal may be a user in (0: no limit).
     pub max_orgs_per_principal: usize,
+    /// Most attributes on one record.
+    pub record_attributes: usize,
+    /// Longest attribute key, in characters.
+    pub attribute_key_length: usize,
+    /// Longest attribute value, in bytes.
+    pub attribute_value_bytes: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +53,9 @@ impl Default for Limits {
             role_depth: 64,
             shifts: 30,
             max_orgs_per_principal: 0,
+            record_attributes: 64,
+            attribute_key_length: 128,
+            attribute_value_bytes: 1024,
         }
     }
 }
@@ -128,8 +137,8 @@ pub enum Command {
     PutSharingRule(SharingRuleDef),
     /// Delete a sharing rule.
     DeleteSharingRule(String),
-    /// Register or re-own a record.
-    SetOwner(RecordDef),
+    /// Register or re-own a record, changing only what it names.
+    SetOwner(RecordWrite),
     /// Delete a record with its shares.
     DeleteRecord {
         /// Module id.
@@ -167,6 +176,64 @@ impl Command {
                 | Command::DeleteRecord { .. }
                 | Command::Unshare(_)
         )
+    }
+}
+
+/// A `SetOwner` as asked for: what is `None` is kept from the stored
+/// record (a new record needs an owner; its flag and attributes default to
+/// not private and none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordWrite {
+    /// Module id.
+    pub module: String,
+    /// Record id.
+    pub id: String,
+    /// New owner; `None` keeps the owner.
+    pub owner: Option<OwnerRef>,
+    /// New private flag; `None` keeps it.
+    pub private: Option<bool>,
+    /// New attributes, replacing the old ones whole; `None` keeps them.
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+impl From<RecordDef> for RecordWrite {
+    /// A whole record, as documents give it: every field is set.
+    fn from(def: RecordDef) -> Self {
+        RecordWrite {
+            module: def.module,
+            id: def.id,
+            owner: Some(def.owner),
+            private: Some(def.private),
+            attributes: Some(def.attributes),
+        }
+    }
+}
+
+impl RecordWrite {
+    /// The record this write leaves behind, given the stored one (if any);
+    /// `None` when a new record names no owner.
+    pub fn resolve(&self, stored: Option<RecordDef>) -> Option<RecordDef> {
+        let owner = match (&self.owner, &stored) {
+            (Some(o), _) => o.clone(),
+            (None, Some(s)) => s.owner.clone(),
+            (None, None) => return None,
+        };
+        let private = self
+            .private
+            .or(stored.as_ref().map(|s| s.private))
+            .unwrap_or(false);
+        let attributes = match (&self.attributes, stored) {
+            (Some(a), _) => a.clone(),
+            (None, Some(s)) => s.attributes,
+            (None, None) => BTreeMap::new(),
+        };
+        Some(RecordDef {
+            module: self.module.clone(),
+            id: self.id.clone(),
+            owner,
+            private,
+            attributes,
+        })
     }
 }
 
@@ -270,7 +337,7 @@ fn plan_import(
         steps.push((format!("groups[{i}]"), Command::PutGroup(g)));
     }
     for (i, r) in doc.records.iter().enumerate() {
-        steps.push((format!("records[{i}]"), Command::SetOwner(r.clone())));
+        steps.push((format!("records[{i}]"), Command::SetOwner(r.clone().into())));
     }
     for (i, s) in doc.shares.iter().enumerate() {
         steps.push((format!("shares[{i}]"), Command::Share(vec![s.clone()])));
@@ -335,6 +402,30 @@ fn at_path(path: &str, e: Error) -> Error {
         Error::FailedPrecondition(m) => Error::FailedPrecondition(format!("{path}: {m}")),
         other => other,
     }
+}
+
+/// Whether a profile reads whole modules regardless of sharing.
+fn reads_everything(profile: &ProfileDef) -> bool {
+    !profile.view_all.is_empty() || !profile.modify_all.is_empty()
+}
+
+/// A stored record as written, if it exists.
+pub fn stored_record(org: &OrgState, module: &str, id: &str) -> Option<RecordDef> {
+    let (_, m) = org.modules.by_id(module)?;
+    let r = m.records.get(id)?;
+    Some(RecordDef {
+        module: module.to_string(),
+        id: id.to_string(),
+        owner: org.owner_ref(r.owner),
+        private: r.private,
+        attributes: r.attributes.clone(),
+    })
+}
+
+/// An attribute key as an error may echo it: at most 64 characters, with
+/// control characters escaped.
+fn shown_key(key: &str) -> String {
+    key.chars().take(64).flat_map(char::escape_debug).collect()
 }
 
 /// Refuses a document whose roles, groups or reporting lines form a cycle
@@ -721,6 +812,25 @@ impl Planner<'_> {
         for (i, m) in def.view_all.iter().enumerate() {
             self.module_exists(&format!("view_all[{i}]"), m)?;
         }
+        if reads_everything(def) {
+            let guest = self.org.users.iter().find(|(_, u)| {
+                u.def.kind == UserKind::Guest && u.def.profiles.iter().any(|p| p == &def.id)
+            });
+            if let Some((_, g)) = guest {
+                let field = if def.view_all.is_empty() {
+                    "modify_all"
+                } else {
+                    "view_all"
+                };
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "guest '{}' holds this profile, and view_all or modify_all is never given to a guest",
+                        g.def.id
+                    ),
+                ));
+            }
+        }
         for (i, m) in def.modify_all.iter().enumerate() {
             self.module_exists(&format!("modify_all[{i}]"), m)?;
         }
@@ -988,10 +1098,34 @@ impl Planner<'_> {
                             "users report to this user, and no one reports to a guest",
                         ));
                     }
+                    if let Some(g) = u.leads.first() {
+                        return Err(Error::invalid(
+                            "kind",
+                            format!(
+                                "this user leads group '{}', and a guest is never a lead",
+                                self.org.group_id(*g)
+                            ),
+                        ));
+                    }
                 }
             }
         }
         self.profiles_exist("profiles", &def.profiles)?;
+        if def.kind == UserKind::Guest {
+            for (i, p) in def.profiles.iter().enumerate() {
+                if self
+                    .org
+                    .profiles
+                    .by_id(p)
+                    .is_some_and(|(_, profile)| reads_everything(&profile.def))
+                {
+                    return Err(Error::invalid(
+                        format!("profiles[{i}]"),
+                        format!("profile '{p}' has view_all or modify_all, which is never given to a guest"),
+                    ));
+                }
+            }
+        }
         if let Some(shift) = &def.shift {
             self.id("shift", shift)?;
             if !self.org.shifts.contains(shift) {
@@ -1186,6 +1320,46 @@ impl Planner<'_> {
                     return Err(Error::invalid("owner", "a personal group needs an owner"));
                 };
                 self.user_exists("owner", owner)?;
+                if let Some((_, existing)) = self.org.groups.by_id(&def.id) {
+                    if let Some(c) = existing.containers.first() {
+                        return Err(Error::invalid(
+                            "kind",
+                            format!(
+                                "group '{}' nests this group, and a personal group is never nested",
+                                self.org.group_id(*c)
+                            ),
+                        ));
+                    }
+                    let from_rule = self.org.modules.iter().find_map(|(_, m)| {
+                        m.rules.values().find(
+                            |r| matches!(&r.def.from, Some(MemberSet::Group(g)) if *g == def.id),
+                        )
+                    });
+                    if let Some(rule) = from_rule {
+                        return Err(Error::invalid(
+                            "kind",
+                            format!(
+                                "sharing rule '{}' shares the records of this group's members, and a personal group is never a rule's from set",
+                                rule.def.id
+                            ),
+                        ));
+                    }
+                }
+                // A circle to share with, never a source of power over
+                // others' records: nothing that reaches beyond listed users.
+                for (field, listed) in [
+                    ("roles", def.roles.len()),
+                    ("roles_and_subordinates", def.roles_and_subordinates.len()),
+                    ("groups", def.groups.len()),
+                    ("leads", def.leads.len()),
+                ] {
+                    if listed > 0 {
+                        return Err(Error::invalid(
+                            field,
+                            "a personal group lists users only and has no leads",
+                        ));
+                    }
+                }
             }
             GroupKind::Organization => {
                 if def.owner.is_some() {
@@ -1211,7 +1385,18 @@ impl Planner<'_> {
             self.user_exists(&format!("users[{i}]"), u)?;
         }
         for (i, u) in def.leads.iter().enumerate() {
-            self.user_exists(&format!("leads[{i}]"), u)?;
+            let field = format!("leads[{i}]");
+            let lead = self.user_exists(&field, u)?;
+            if self
+                .org
+                .user(lead)
+                .is_some_and(|l| l.def.kind == UserKind::Guest)
+            {
+                return Err(Error::invalid(
+                    field,
+                    format!("'{u}' is a guest, and a guest is never a lead"),
+                ));
+            }
         }
         for (i, r) in def.roles.iter().enumerate() {
             self.role_exists(&format!("roles[{i}]"), r)?;
@@ -1228,6 +1413,17 @@ impl Planner<'_> {
                 )));
             }
             let n = self.group_exists(&format!("groups[{i}]"), g)?;
+            if self
+                .org
+                .group(n)
+                .is_some_and(|nested| nested.def.kind == GroupKind::Personal)
+            {
+                // Its owner would decide who is in this group too.
+                return Err(Error::invalid(
+                    format!("groups[{i}]"),
+                    format!("'{g}' is a personal group, which is never nested in another group"),
+                ));
+            }
             if let Some(this) = this {
                 if self.org.group_nested(n).contains(&this) {
                     return Err(Error::precondition(format!(
@@ -1286,7 +1482,23 @@ impl Planner<'_> {
         self.id("id", &def.id)?;
         self.module_exists("module", &def.module)?;
         match (&def.from, &def.criteria) {
-            (Some(from), None) => self.member_set_exists("from", from)?,
+            (Some(from), None) => {
+                self.member_set_exists("from", from)?;
+                if let MemberSet::Group(g) = from {
+                    if self
+                        .org
+                        .groups
+                        .by_id(g)
+                        .is_some_and(|(_, group)| group.def.kind == GroupKind::Personal)
+                    {
+                        // Its owner would decide whose records the rule shares.
+                        return Err(Error::invalid(
+                            "from.group",
+                            format!("'{g}' is a personal group, which is never a rule's from set"),
+                        ));
+                    }
+                }
+            }
             (None, Some(criteria)) => {
                 if criteria.is_empty() {
                     return Err(Error::invalid(
@@ -1312,17 +1524,65 @@ impl Planner<'_> {
         Ok(vec![Change::PutRule(def.clone())])
     }
 
-    fn set_owner(&self, def: &RecordDef) -> Result<Vec<Change>> {
-        self.module_exists("module", &def.module)?;
-        self.id("id", &def.id)?;
+    fn set_owner(&self, write: &RecordWrite) -> Result<Vec<Change>> {
+        self.module_exists("module", &write.module)?;
+        self.id("record_id", &write.id)?;
+        let stored = stored_record(self.org, &write.module, &write.id);
+        let def = write.resolve(stored).ok_or_else(|| {
+            Error::invalid("owner", "a new record needs an owner (user_id or group_id)")
+        })?;
         self.owner_exists("owner", &def.owner)?;
-        if def.attributes.keys().any(String::is_empty) {
+        self.attributes(&def.attributes)?;
+        Ok(vec![Change::PutRecord(def)])
+    }
+
+    /// Attribute limits: how many, and each key's and value's size and
+    /// characters (keys end up in rules, logs and error messages).
+    fn attributes(&self, attributes: &BTreeMap<String, String>) -> Result<()> {
+        let limits = self.limits;
+        if attributes.len() > limits.record_attributes {
             return Err(Error::invalid(
                 "attributes",
-                "attribute names must not be empty",
+                format!(
+                    "a record has at most {} attributes, got {}",
+                    limits.record_attributes,
+                    attributes.len()
+                ),
             ));
         }
-        Ok(vec![Change::PutRecord(def.clone())])
+        for (key, value) in attributes {
+            let field = || format!("attributes.{}", shown_key(key));
+            let length = key.chars().count();
+            if length == 0 || length > limits.attribute_key_length {
+                return Err(Error::invalid(
+                    field(),
+                    format!(
+                        "an attribute key is 1 to {} characters, got {length}",
+                        limits.attribute_key_length
+                    ),
+                ));
+            }
+            if !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+            {
+                return Err(Error::invalid(
+                    field(),
+                    "an attribute key is made of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
+                ));
+            }
+            if value.len() > limits.attribute_value_bytes {
+                return Err(Error::invalid(
+                    field(),
+                    format!(
+                        "an attribute value is at most {} bytes, got {}",
+                        limits.attribute_value_bytes,
+                        value.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn share(&self, shares: &[ShareDef]) -> Result<Vec<Change>> {

@@ -648,7 +648,7 @@ sharing_rules:
                 AccessLevel::Read,
             )]),
             // Re-owning keeps the record's shares.
-            Command::SetOwner(record("Leads", "L1", "carol")),
+            Command::SetOwner(record("Leads", "L1", "carol").into()),
             Command::PutSharingRule(SharingRuleDef {
                 id: "r1".into(),
                 module: "Deals".into(),
