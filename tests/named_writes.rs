@@ -675,6 +675,27 @@ async fn delete_record_takes_its_shares_and_says_so() {
     assert!(record(&doc, "Leads", "L1").is_none());
     assert!(doc.shares.iter().all(|s| s.record != "L1"));
 
+    // Unshare answers the shares it removed, and nothing for one that was not there.
+    let share = |record: &str, user: &str| pb::Share {
+        module: "Leads".into(),
+        record_id: record.into(),
+        grantee: Some(pb::Grantee {
+            grantee: Some(pb::grantee::Grantee::UserId(user.into())),
+        }),
+        level: pb::AccessLevel::Read as i32,
+    };
+    let answer = c
+        .grant
+        .unshare(pb::UnshareRequest {
+            org_id: "del-record".into(),
+            shares: vec![share("L2", "ann"), share("L2", "bob")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lines(&answer.removed), ["share Leads/L2/user:ann"]);
+
     // Writes that remove nothing answer with nothing.
     let answer = c
         .admin

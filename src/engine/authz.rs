@@ -599,7 +599,7 @@ shares:
         let delete = |id: &str, to: Option<OwnerRef>| Command::DeleteGroup {
             id: id.into(),
             transfer_to: to,
-            cascade: false,
+            cascade: true,
         };
         // erin leads nothing in `circle` and is not a member: C1 is not hers to take.
         refused(
@@ -628,11 +628,11 @@ shares:
             Command::DeleteUser {
                 id: "ray".into(),
                 transfer_to: Some(user("erin")),
-                cascade: false,
+                cascade: true,
             },
             Command::DeleteModule {
                 id: "Leads".into(),
-                cascade: false,
+                cascade: true,
             },
             Command::UpdateSettings(Default::default()),
             Command::DeleteOrganization,

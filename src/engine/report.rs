@@ -64,7 +64,7 @@ impl WriteReport {
 }
 
 /// `user:<id>` or `group:<id>`.
-pub fn owner_label(owner: &OwnerRef) -> String {
+fn owner_label(owner: &OwnerRef) -> String {
     match owner {
         OwnerRef::User(u) => format!("user:{u}"),
         OwnerRef::Group(g) => format!("group:{g}"),
