@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::decision::{decide, in_assign_scope, CheckRequest, Decision, ShiftTime, Subject, Trace};
-use super::error::{Error, Result};
+use super::error::{bounded, Error, Result};
 use super::expand::Expand;
 use super::model::{AccessLevel, GroupKind, OwnerRef, Reason};
 use super::org::{OrgState, Owner, User};
@@ -38,7 +38,7 @@ pub fn authorize<X: Expand + ?Sized>(
     command: &Command,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let name = shown(actor);
+    let name = bounded(actor).into_owned();
     let user = match super::decision::resolve_subject(
         org,
         actor,
@@ -97,13 +97,13 @@ pub fn authorize<X: Expand + ?Sized>(
             let existing = org.groups.by_id(&def.id).map(|(_, g)| &g.def);
             if existing.is_some_and(|g| !a.owns_personal(&g.id)) || def.kind != GroupKind::Personal
             {
-                return Err(a.not_admin(&format!("write group '{}'", shown(&def.id))));
+                return Err(a.not_admin(&format!("write group '{}'", bounded(&def.id))));
             }
             if def.owner.as_deref() != Some(actor) {
                 return Err(denied(format!(
                     "actor '{name}' may not give personal group '{}' to '{}': its owner stays itself (PERSONAL_GROUP_OWNER)",
-                    shown(&def.id),
-                    shown(def.owner.as_deref().unwrap_or(""))
+                    bounded(&def.id),
+                    bounded(def.owner.as_deref().unwrap_or(""))
                 )));
             }
             Ok(())
@@ -112,7 +112,7 @@ pub fn authorize<X: Expand + ?Sized>(
             id, transfer_to, ..
         } if a.owns_personal(id) => a.delete_personal_group(id, transfer_to.as_ref()),
         Command::DeleteGroup { id, .. } => {
-            Err(a.not_admin(&format!("delete group '{}'", shown(id))))
+            Err(a.not_admin(&format!("delete group '{}'", bounded(id))))
         }
         other => Err(a.not_admin(what(other))),
     }
@@ -278,23 +278,13 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
 
 fn owner_name(owner: &OwnerRef) -> String {
     match owner {
-        OwnerRef::User(u) => format!("user '{}'", shown(u)),
-        OwnerRef::Group(g) => format!("group '{}'", shown(g)),
+        OwnerRef::User(u) => format!("user '{}'", bounded(u)),
+        OwnerRef::Group(g) => format!("group '{}'", bounded(g)),
     }
 }
 
 fn record_name(module: &str, record: &str) -> String {
-    format!("{}/{}", shown(module), shown(record))
-}
-
-/// An id as a refusal echoes it: ids are checked after authorization, so
-/// one may be of any length here; at most 64 characters, controls escaped.
-fn shown(id: &str) -> String {
-    let mut out: String = id.chars().take(64).flat_map(char::escape_debug).collect();
-    if id.chars().nth(64).is_some() {
-        out.push('…');
-    }
-    out
+    format!("{}/{}", bounded(module), bounded(record))
 }
 
 #[cfg(test)]

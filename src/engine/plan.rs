@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::change::Change;
 use super::document::{settings_of, topo_sorted, OrgDocument};
-use super::error::{Error, Result};
+use super::error::{bounded, Error, Result};
 use super::expand::Invalidation;
 use super::ids::check_id;
 use super::model::{
@@ -422,10 +422,11 @@ pub fn stored_record(org: &OrgState, module: &str, id: &str) -> Option<RecordDef
     })
 }
 
-/// An attribute key as an error may echo it: at most 64 characters, with
-/// control characters escaped.
+/// An attribute key as an error may echo it: control characters escaped,
+/// bounded like every echoed id.
 fn shown_key(key: &str) -> String {
-    key.chars().take(64).flat_map(char::escape_debug).collect()
+    let escaped: String = key.chars().flat_map(char::escape_debug).collect();
+    bounded(&escaped).into_owned()
 }
 
 /// Refuses a document whose roles, groups or reporting lines form a cycle
