@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decision::{decide, in_assign_scope, CheckRequest, Decision, ShiftTime, Subject, Trace};
+use super::decision::{
+    decide, in_assign_scope, resolve_subject, CheckRequest, Decision, ShiftTime, Subject, Trace,
+};
 use super::error::{bounded, Error, Result};
 use super::expand::Expand;
 use super::model::{AccessLevel, GroupKind, OwnerRef, Reason};
@@ -39,12 +41,7 @@ pub fn authorize<X: Expand + ?Sized>(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let name = bounded(actor).into_owned();
-    let user = match super::decision::resolve_subject(
-        org,
-        actor,
-        ShiftTime::At(now),
-        &mut Trace::new(false),
-    ) {
+    let user = match resolve_subject(org, actor, ShiftTime::At(now), &mut Trace::new(false)) {
         Subject::Decided(Reason::Admin, _) if admin_scope => return Ok(()),
         Subject::Decided(Reason::Admin, _) => {
             return Err(denied(format!(
