@@ -2,6 +2,7 @@
 //! expected answers (or the error its loading must give), parsed from YAML
 //! or JSON with unknown keys refused by name, and run by `warden validate`.
 
+pub mod nesting;
 pub mod runner;
 
 use chrono::{DateTime, Utc};
@@ -92,6 +93,7 @@ pub struct ExpectError {
 
 /// Parses a document as JSON (when it starts with `{`) or YAML.
 fn parse_value(text: &str) -> Result<serde_json::Value> {
+    nesting::check_nesting(text, nesting::MAX_DOCUMENT_NESTING)?;
     let value: serde_json::Value = if text.trim_start().starts_with('{') {
         serde_json::from_str(text)
             .map_err(|e| Error::invalid("document", format!("not valid JSON: {e}")))?
