@@ -450,9 +450,34 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ImportRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        // Cheap refusals first: the credential's scope, the size, and the
+        // actor, all before the document is parsed.
         let writer = require_write(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let document = parse_document(&r.document)?;
+        let limit = self.warden.options().max_document_bytes;
+        if r.document.len() > limit {
+            return Err(Status::resource_exhausted(format!(
+                "document: {} bytes exceed the limit of {limit} bytes (--max-document-bytes)",
+                r.document.len()
+            )));
+        }
+        if matches!(writer, Writer::Actor { .. }) {
+            if r.org_id.is_empty() {
+                return Err(Error::invalid(
+                    "org_id",
+                    "required when an actor is named (the actor is authorized before the document is read)",
+                )
+                .into());
+            }
+            self.warden.precheck_import(&r.org_id, &writer)?;
+        }
+        let text = r.document;
+        let document = tokio::task::spawn_blocking(move || parse_document(&text))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "the document parser failed");
+                Status::internal("the document could not be parsed; nothing was changed")
+            })??;
         let org_id = match (r.org_id.is_empty(), document.organization.is_empty()) {
             (true, true) => {
                 return Err(Error::invalid(

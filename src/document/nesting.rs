@@ -133,12 +133,10 @@ fn yaml_nesting(text: &str, limit: usize) -> Result<()> {
                 '#' if matches!(previous, None | Some(' ' | '\t')) => break,
                 '"' if opens_token => quote = Quote::Double,
                 '\'' if opens_token => quote = Quote::Single,
-                '[' | '{' => {
-                    if flow > 0 || matches!(significant, None | Some(':' | '-' | '?')) {
-                        flow += 1;
-                        if block + flow > limit {
-                            return Err(too_deep(number, limit));
-                        }
+                '[' | '{' if flow > 0 || matches!(significant, None | Some(':' | '-' | '?')) => {
+                    flow += 1;
+                    if block + flow > limit {
+                        return Err(too_deep(number, limit));
                     }
                 }
                 ']' | '}' if flow > 0 => flow -= 1,
