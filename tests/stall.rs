@@ -135,6 +135,37 @@ async fn long_group_chains_are_refused_fast_while_checks_keep_answering() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_wide_document_of_ten_thousand_groups_imports_in_seconds() {
+    let server = Server::start();
+    let mut c = server.clients().await;
+    // 100 groups each nesting 99 others: wide, two levels deep.
+    let mut groups = Vec::new();
+    for p in 0..100 {
+        let leaves: Vec<String> = (0..99).map(|l| format!("leaf-{p}-{l}")).collect();
+        groups.push(serde_json::json!({"id": format!("parent-{p}"), "groups": leaves}));
+        groups.extend(leaves.iter().map(|l| serde_json::json!({"id": l})));
+    }
+    let doc = serde_json::json!({"organization": ORG, "groups": groups}).to_string();
+    let started = Instant::now();
+    c.admin.import(import_req(doc)).await.unwrap();
+    let took = started.elapsed();
+    println!("10,000-group wide document imported in {took:?}");
+    // Loose: a debug build on a shared machine.
+    assert!(took < Duration::from_secs(30), "imported in {took:?}");
+    let g = c
+        .admin
+        .get_group(pb::GetGroupRequest {
+            org_id: ORG.into(),
+            group_id: "parent-7".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(g.group.unwrap().groups.len(), 99);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn deeply_nested_yaml_is_refused_fast_without_being_parsed() {
     let server = Server::start();
     let mut c = server.clients().await;
@@ -456,6 +487,24 @@ async fn a_thousand_unreachable_freshness_checks_do_not_slow_writes() {
     c.grant.set_owner(set_owner(0)).await.unwrap();
     let quiet = started.elapsed();
 
+    // The control: the same write among 1,000 plain checks, which cost the
+    // server's CPU and nothing else.
+    let mut plain = tokio::task::JoinSet::new();
+    for _ in 0..1_000 {
+        let mut check = c.check.clone();
+        plain.spawn(async move {
+            check
+                .check(check_req(ORG, "ann", "Leads", "view", "L1"))
+                .await
+        });
+    }
+    let started = Instant::now();
+    c.grant.set_owner(set_owner(2)).await.unwrap();
+    let among_plain = started.elapsed();
+    while let Some(answer) = plain.join_next().await {
+        assert!(answer.unwrap().unwrap().into_inner().allowed);
+    }
+
     let mut waiters = tokio::task::JoinSet::new();
     for _ in 0..1_000 {
         let mut check = c.check.clone();
@@ -486,9 +535,16 @@ async fn a_thousand_unreachable_freshness_checks_do_not_slow_writes() {
         refused += 1;
     }
     let all = started.elapsed();
-    println!("write alone {quiet:?}; write among 1,000 unreachable freshness checks {busy:?}; all answered in {all:?}");
+    println!(
+        "write alone {quiet:?}; among 1,000 plain checks {among_plain:?}; \
+         among 1,000 unreachable freshness checks {busy:?} (all answered in {all:?})"
+    );
     assert_eq!(refused, 1_000);
-    assert!(busy < Duration::from_secs(2), "the write took {busy:?}");
+    // Loose, as the machine may be busy: no slower than among plain
+    // checks (before, each waiter polled under the write lock for the
+    // whole freshness timeout, and the write waited behind them).
+    let bound = Duration::from_secs(2).max(among_plain * 2);
+    assert!(busy < bound, "the write took {busy:?}, bound {bound:?}");
     // A revision that was reached is still served, fresh.
     let mut req = check_req(ORG, "ann", "Leads", "view", "W1");
     req.consistency = Some(pb::Consistency {

@@ -194,3 +194,37 @@ fn topological_order_is_by_round_then_id_with_cycles_last() {
     let ids: Vec<&str> = sorted.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, ["a", "d", "z", "b", "c", "w", "x", "y"]);
 }
+
+#[test]
+fn a_reporting_chain_of_ten_thousand_users_imports() {
+    // Reporting lines have no depth limit: a long one must still plan in
+    // time linear-ish in its length. Listed boss last, the worst order.
+    let doc = OrgDocument {
+        organization: "o".into(),
+        users: (0..10_000)
+            .rev()
+            .map(|i| UserDef {
+                id: format!("u{i}"),
+                role: Some("staff".into()),
+                reports_to: (i > 0).then(|| format!("u{}", i - 1)),
+                ..UserDef::default()
+            })
+            .collect(),
+        roles: vec![RoleDef {
+            id: "staff".into(),
+            ..RoleDef::default()
+        }],
+        ..OrgDocument::default()
+    };
+    let started = Instant::now();
+    let changes = import(&doc).unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| matches!(c, Change::PutUser(_)))
+            .count(),
+        10_000
+    );
+    assert!(took < Duration::from_secs(20), "planned in {took:?}");
+}

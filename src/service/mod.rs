@@ -102,7 +102,14 @@ pub struct Warden {
     /// Held while an organization catches up on behalf of its readers, so
     /// that readers share one catch-up rather than queue for their own.
     catch_up_gates: DashMap<String, Arc<Mutex<()>>>,
+    /// The latest read of each organization's revision in the store, with
+    /// the time that read began, shared by the readers that arrive before
+    /// it begins.
+    store_revisions: DashMap<String, SharedRead>,
 }
+
+/// A store revision read and when it began.
+type SharedRead = Arc<Mutex<Option<(tokio::time::Instant, u64)>>>;
 
 /// Retries of a write that lost a revision race to another replica.
 const WRITE_ATTEMPTS: usize = 5;
@@ -135,6 +142,7 @@ impl Warden {
             stats: ServiceStats::default(),
             revisions: DashMap::new(),
             catch_up_gates: DashMap::new(),
+            store_revisions: DashMap::new(),
         })
     }
 
@@ -414,7 +422,7 @@ impl Warden {
         match consistency {
             Consistency::MinimizeLatency => Ok(()),
             Consistency::FullyConsistent => {
-                let stored = self.store.revision(org_id).await?;
+                let stored = self.store_revision(org_id).await?;
                 let local = self.engine.revision(org_id);
                 if Some(stored) == local {
                     return Ok(());
@@ -436,7 +444,7 @@ impl Warden {
                 }
                 // A revision the store has not reached may never come:
                 // answered at once, not waited for.
-                let stored = self.store.revision(org_id).await?;
+                let stored = self.store_revision(org_id).await?;
                 if wanted > stored {
                     return Err(Error::precondition(format!(
                         "consistency.at_least_as_fresh: revision {wanted} is ahead of organization '{org_id}''s latest revision {stored}"
@@ -447,6 +455,34 @@ impl Warden {
                     .await
             }
         }
+    }
+
+    /// The organization's revision in the store as of a read that began
+    /// after this call: every write acknowledged before the call is in it.
+    /// Concurrent callers share reads, so a thousand readers cost the store
+    /// a few queries, not a thousand.
+    async fn store_revision(&self, org_id: &str) -> Result<u64, ServiceError> {
+        let arrived = tokio::time::Instant::now();
+        if self.engine.revision(org_id).is_none() {
+            // Only organizations in memory get a shared read, so unknown
+            // ids cannot grow the map.
+            return Ok(self.store.revision(org_id).await?);
+        }
+        let shared = self
+            .store_revisions
+            .entry(org_id.to_string())
+            .or_default()
+            .clone();
+        let mut last = shared.lock().await;
+        if let Some((began, revision)) = *last {
+            if began >= arrived {
+                return Ok(revision);
+            }
+        }
+        let began = tokio::time::Instant::now();
+        let revision = self.store.revision(org_id).await?;
+        *last = Some((began, revision));
+        Ok(revision)
     }
 
     /// [`Warden::reach`] within the freshness timeout.
