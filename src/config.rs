@@ -243,6 +243,25 @@ mod tests {
     }
 
     #[test]
+    fn transport_limits_default_and_refuse_zero() {
+        let c = Cli::try_parse_from(["warden"]).unwrap().serve;
+        assert_eq!(c.max_document_bytes, 80 << 20);
+        assert_eq!(
+            (c.max_connections, c.max_in_flight, c.handshake_timeout_secs),
+            (4096, 2048, 10)
+        );
+        for flag in [
+            "--max-in-flight",
+            "--max-connections",
+            "--handshake-timeout-secs",
+            "--idle-timeout-secs",
+        ] {
+            let c = Cli::try_parse_from(["warden", flag, "0"]).unwrap().serve;
+            assert!(c.validate().unwrap_err().contains(flag), "{flag}");
+        }
+    }
+
+    #[test]
     fn secrets_are_masked() {
         let c = Cli::try_parse_from(["warden", "--auth-token", "s3cret=admin"])
             .unwrap()

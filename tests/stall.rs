@@ -552,3 +552,61 @@ async fn a_thousand_unreachable_freshness_checks_do_not_slow_writes() {
     });
     assert!(c.check.check(req).await.unwrap().into_inner().allowed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readers_waiting_for_a_stored_revision_share_one_catch_up_and_see_it() {
+    // Two servers on one store; the second never polls, so only the
+    // readers' own catch-up can bring it the first one's write.
+    let a = Server::start();
+    let mut ca = a.clients().await;
+    ca.admin.import(import_req(SMALL.into())).await.unwrap();
+    let b = Server::spawn(&a.store, &["--poll-interval-ms", "600000"]);
+    let cb = b.clients().await;
+    let rev = ca
+        .grant
+        .set_owner(pb::SetOwnerRequest {
+            org_id: ORG.into(),
+            module: "Leads".into(),
+            record_id: "FRESH".into(),
+            owner: Some(pb::Owner {
+                owner: Some(pb::owner::Owner::UserId("ann".into())),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    let at = |revision: String| {
+        let mut req = check_req(ORG, "ann", "Leads", "view", "FRESH");
+        req.consistency = Some(pb::Consistency {
+            requirement: Some(pb::consistency::Requirement::AtLeastAsFresh(revision)),
+        });
+        req
+    };
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let mut check = cb.check.clone();
+        let req = at(rev.clone());
+        readers.spawn(async move { check.check(req).await });
+    }
+    let mut allowed = 0;
+    while let Some(answer) = readers.join_next().await {
+        let r = answer.unwrap().unwrap().into_inner();
+        assert!(r.allowed, "{r:?}");
+        assert_eq!(r.revision, rev);
+        allowed += 1;
+    }
+    assert_eq!(allowed, 200);
+    // One past the store's latest is refused at once, naming both.
+    let ahead = (rev.parse::<u64>().unwrap() + 1).to_string();
+    let e = cb.check.clone().check(at(ahead.clone())).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message().contains(&format!(
+            "revision {ahead} is ahead of organization 'stall''s latest revision {rev}"
+        )),
+        "{}",
+        e.message()
+    );
+}
