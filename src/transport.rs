@@ -225,6 +225,9 @@ pub struct CallGuard<S> {
 /// Health probes are never turned away: a full server is busy, not dead.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
 
+/// CheckService calls change nothing.
+const CHECK_PREFIX: &str = "/warden.v1.CheckService/";
+
 /// Import may legitimately take longer than any default bound (tens of
 /// seconds for crm-large); only the client's own deadline bounds it.
 const IMPORT_PATH: &str = "/warden.v1.AdminService/Import";
@@ -268,6 +271,7 @@ where
             }
         };
         let server_bound = (path != IMPORT_PATH).then_some(self.limits.request_timeout);
+        let read_only = path.starts_with(CHECK_PREFIX);
         let deadline = match (client_timeout(req.headers()), server_bound) {
             (Some(c), Some(s)) => Some(c.min(s)),
             (c, s) => c.or(s),
@@ -281,10 +285,17 @@ where
                 Some(d) => match tokio::time::timeout(d, answer).await {
                     Ok(r) => r?,
                     Err(_) => {
+                        // As gRPC has it, a write cut short may still have
+                        // been committed: the client must read to know.
+                        let caveat = if read_only {
+                            ""
+                        } else {
+                            "; a write may still have been applied: read before retrying"
+                        };
                         return Ok(Status::deadline_exceeded(format!(
-                            "no answer within {d:?} (the client's grpc-timeout, at most --request-timeout-secs)"
+                            "no answer within {d:?} (the client's grpc-timeout, at most --request-timeout-secs){caveat}"
                         ))
-                        .into_http())
+                        .into_http());
                     }
                 },
                 None => answer.await?,
