@@ -235,6 +235,13 @@ async fn imports_are_refused_by_size_and_caller_before_the_document_is_parsed() 
     // Small but unparsable: the caller is refused first.
     let e = c.admin.import(import_req(garbage(100))).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{}", e.message());
+    // Even over the message limit: credentials come before the body.
+    let e = c
+        .admin
+        .import(import_req(garbage(200_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{}", e.message());
     let e = c
         .admin
         .import(with_token(import_req(garbage(100)), "chk"))
