@@ -113,14 +113,15 @@ async fn long_group_chains_are_refused_fast_while_checks_keep_answering() {
             "{}",
             e.message()
         );
-        // Was ~25 s (3,200) and over 10 minutes (10,000).
-        assert!(took < Duration::from_secs(3), "refused after {took:?}");
+        // Was ~25 s (3,200) and over 10 minutes (10,000); loose bounds, as
+        // the machine running the tests may be busy.
+        assert!(took < Duration::from_secs(5), "refused after {took:?}");
     }
     stop_tx.send(true).unwrap();
     let (answered, slowest) = checks.await.unwrap();
     println!("{answered} checks answered meanwhile, slowest {slowest:?}");
     assert!(answered > 0);
-    assert!(slowest < Duration::from_secs(1), "a check took {slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "a check took {slowest:?}");
     // Nothing of the refused documents was stored.
     let e = c
         .admin
@@ -181,7 +182,7 @@ async fn deeply_nested_yaml_is_refused_fast_without_being_parsed() {
         "{}",
         e.message()
     );
-    assert!(took < Duration::from_secs(2), "refused after {took:?}");
+    assert!(took < Duration::from_secs(3), "refused after {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
