@@ -541,7 +541,9 @@ async fn a_write_touching_a_row_several_times_ends_as_its_last_change() {
         log,
         vec![LogEntry {
             revision: 2,
-            changes: Some(changes)
+            changes: Some(changes),
+            actor: None,
+            at: None,
         }]
     );
     h.finish().await;
@@ -1089,6 +1091,8 @@ async fn racing_replicas_commit_exactly_one_write_per_revision() {
         .map(|(i, changes)| LogEntry {
             revision: i as u64 + 2,
             changes: Some(changes),
+            actor: None,
+            at: None,
         })
         .collect();
     assert_eq!(log, expected);
@@ -1170,6 +1174,8 @@ async fn free_running_writers_on_two_replicas_serialize() {
         .map(|(revision, changes)| LogEntry {
             revision,
             changes: Some(changes),
+            actor: None,
+            at: None,
         })
         .collect();
     assert_eq!(log, expected);
