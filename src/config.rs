@@ -99,6 +99,10 @@ pub struct ServeConfig {
     /// Most shifts per organization.
     #[arg(long, env = "WARDEN_MAX_SHIFTS", default_value_t = 30)]
     pub max_shifts: usize,
+    /// Change log (and audit) kept per organization: a number of revisions
+    /// behind the newest (`10000`) or an age (`90d`, `12h`, `30m`, `45s`).
+    #[arg(long, env = "WARDEN_CHANGE_RETENTION", default_value = "10000", value_parser = crate::store::Retention::parse)]
+    pub change_retention: crate::store::Retention,
 }
 
 impl ServeConfig {

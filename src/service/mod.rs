@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::cache::Cached;
 use crate::engine::document::changes_of;
 use crate::engine::{Change, Command, Engine, Limits, WriteReport, Writer};
-use crate::store::{Store, StoreError};
+use crate::store::{Audit, CommitMeta, Store, StoreError};
 
 pub use error::ServiceError;
 
@@ -52,6 +52,19 @@ pub struct Committed {
     pub changes: Option<Arc<Vec<Change>>>,
     /// Who committed it.
     pub origin: Origin,
+    /// Who made it and when (`None` when learnt elsewhere: the store's log
+    /// has it).
+    pub audit: Option<Audit>,
+}
+
+/// What a write records besides its command.
+#[derive(Debug, Clone, Default)]
+pub struct WriteMeta {
+    /// The audit's actor for an operator write: the credential's name
+    /// (an actor's write is recorded under the actor's user id).
+    pub operator: Option<String>,
+    /// The SHA-256 of the bootstrap document the write merges.
+    pub bootstrap_sha256: Option<String>,
 }
 
 /// What a committed write made: its revision and, for a delete, what it
@@ -165,6 +178,7 @@ impl Warden {
             revision,
             changes,
             origin,
+            audit: None,
         }));
     }
 
@@ -182,6 +196,23 @@ impl Warden {
         writer: &Writer,
         command: Command,
     ) -> Result<WriteOutcome, ServiceError> {
+        self.write_with(org_id, writer, command, WriteMeta::default())
+            .await
+    }
+
+    /// [`Warden::write`], recording in the change log who made the write
+    /// (the actor, else `meta.operator`) and when.
+    pub async fn write_with(
+        &self,
+        org_id: &str,
+        writer: &Writer,
+        command: Command,
+        meta: WriteMeta,
+    ) -> Result<WriteOutcome, ServiceError> {
+        let actor = match writer {
+            Writer::Actor { user_id, .. } => user_id.clone(),
+            Writer::Operator => meta.operator.unwrap_or_else(|| "operator".to_string()),
+        };
         let _serial = self.writes.lock().await;
         for _ in 0..WRITE_ATTEMPTS {
             if let Writer::Actor {
@@ -200,10 +231,24 @@ impl Warden {
                 WriteReport::default()
             };
             let expected = self.engine.revision(org_id).unwrap_or(0);
-            match self.store.commit(org_id, expected, &changes).await {
+            let commit = CommitMeta {
+                audit: Some(Audit::now(actor.clone())),
+                bootstrap_sha256: meta.bootstrap_sha256.clone(),
+            };
+            match self
+                .store
+                .commit_with(org_id, expected, &changes, &commit)
+                .await
+            {
                 Ok(revision) => {
                     self.engine.apply(org_id, revision, &changes);
-                    self.publish(org_id, revision, Some(Arc::new(changes)), Origin::Local);
+                    let _ = self.feed.send(Arc::new(Committed {
+                        org_id: org_id.to_string(),
+                        revision,
+                        changes: Some(Arc::new(changes)),
+                        origin: Origin::Local,
+                        audit: commit.audit,
+                    }));
                     return Ok(WriteOutcome { revision, report });
                 }
                 Err(StoreError::Conflict { current }) => {
