@@ -604,6 +604,32 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_recorded_by_its_name_or_a_fingerprint_never_itself() {
+        let t = Tokens::parse(&[
+            "named=admin@acme#ci-deployer".into(),
+            "p#q=admin".into(),
+            "unnamed=admin".into(),
+        ])
+        .unwrap();
+        let name = |token: &str| call(&t, &format!("Bearer {token}")).unwrap().actor_name();
+        assert_eq!(name("named"), "ci-deployer");
+        // A '#' before the '=' belongs to the token.
+        assert!(name("p#q").starts_with("token:"));
+        let fingerprint: String = Sha256::digest(b"unnamed")
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(name("unnamed"), format!("token:{fingerprint}"));
+        assert_eq!(Caller::Anyone.actor_name(), "anonymous");
+        // The limit to organizations still applies with a name.
+        assert!(!call(&t, "Bearer named").unwrap().may_use_org("globex"));
+        for bad in ["t=admin#", "t=admin#two words", "t=admin#a=b"] {
+            assert!(Tokens::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn writes_check_the_organization_too() {
         let t = Tokens::parse(&["g=grant@acme".into()]).unwrap();
         let mut req = Request::new(());

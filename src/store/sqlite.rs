@@ -1032,6 +1032,84 @@ sharing_rules:
     }
 
     #[tokio::test]
+    async fn the_log_records_actor_and_time_and_keeps_what_retention_says() {
+        use crate::store::{Audit, CommitMeta, Retention};
+        let mut store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store.set_retention(Retention::Age(Duration::from_secs(3600)));
+        let org = "acme";
+        let at = |hours_ago: i64| CommitMeta {
+            audit: Some(Audit {
+                actor: format!("actor-{hours_ago}"),
+                at: chrono::Utc::now() - chrono::Duration::hours(hours_ago),
+            }),
+            bootstrap_sha256: None,
+        };
+        let create = [Change::CreateOrg(Settings::default())];
+        let write = [Change::Settings(Settings::default())];
+        store.commit_with(org, 0, &create, &at(3)).await.unwrap();
+        // The newest entry stays whatever its age.
+        let log = store.changes_since(org, 0).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].actor.as_deref(), Some("actor-3"));
+        store.commit_with(org, 1, &write, &at(2)).await.unwrap();
+        store.commit(org, 2, &write).await.unwrap();
+        store.commit_with(org, 3, &write, &at(0)).await.unwrap();
+        // Older than an hour, or of unknown time: pruned.
+        let log = store.changes_since(org, 0).await.unwrap();
+        assert_eq!(log.iter().map(|e| e.revision).collect::<Vec<_>>(), [4]);
+        let entry = &log[0];
+        assert_eq!(entry.actor.as_deref(), Some("actor-0"));
+        let age = chrono::Utc::now() - entry.at.unwrap();
+        assert!(age < chrono::Duration::minutes(1), "{age}");
+    }
+
+    #[tokio::test]
+    async fn the_bootstrap_hash_is_kept_with_its_write_and_forgotten_with_the_org() {
+        use crate::store::CommitMeta;
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let org = "acme";
+        let with_hash = CommitMeta {
+            audit: None,
+            bootstrap_sha256: Some("abc".into()),
+        };
+        assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+        store
+            .commit_with(
+                org,
+                0,
+                &[Change::CreateOrg(Settings::default())],
+                &with_hash,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.bootstrap_sha256(org).await.unwrap().as_deref(),
+            Some("abc")
+        );
+        // A refused write records nothing.
+        let other = CommitMeta {
+            bootstrap_sha256: Some("def".into()),
+            ..with_hash.clone()
+        };
+        assert!(store
+            .commit_with(org, 7, &[Change::Settings(Settings::default())], &other)
+            .await
+            .is_err());
+        assert_eq!(
+            store.bootstrap_sha256(org).await.unwrap().as_deref(),
+            Some("abc")
+        );
+        store.commit(org, 1, &[Change::DeleteOrg]).await.unwrap();
+        assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+        // Re-created, it holds no bootstrap document until one is merged.
+        store
+            .commit(org, 0, &[Change::CreateOrg(Settings::default())])
+            .await
+            .unwrap();
+        assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn revisions_list_live_organizations_only() {
         let store = SqliteStore::open("sqlite::memory:").await.unwrap();
         let create = [Change::CreateOrg(Settings::default())];
