@@ -564,7 +564,7 @@ pub(crate) fn change_events(
         .map(|c| pb::WatchResponse {
             event: Some(pb::watch_response::Event::Change(pb::ChangeEvent {
                 actor: stamp.actor.clone(),
-                time: stamp.time.clone(),
+                time: stamp.time,
                 revision: convert::revision(revision),
                 kind: c.kind().to_string(),
                 id: c.entity_id(),
@@ -593,7 +593,7 @@ pub(crate) fn reload_event(revision: u64, stamp: &Stamp) -> pb::WatchResponse {
     pb::WatchResponse {
         event: Some(pb::watch_response::Event::Change(pb::ChangeEvent {
             actor: stamp.actor.clone(),
-            time: stamp.time.clone(),
+            time: stamp.time,
             revision: convert::revision(revision),
             kind: "organization".into(),
             id: String::new(),

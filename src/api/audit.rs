@@ -52,7 +52,7 @@ pub async fn list_changes(
     let page_size = match r.page_size {
         0 => DEFAULT_PAGE,
         n if n > MAX_PAGE => {
-            return Err(Error::invalid("page_size", &format!("at most {MAX_PAGE}")).into())
+            return Err(Error::invalid("page_size", format!("at most {MAX_PAGE}")).into())
         }
         n => n,
     };

@@ -54,6 +54,9 @@ pub struct LogEntry {
     pub at: Option<DateTime<Utc>>,
 }
 
+/// A change-log row as both stores select it: revision, changes, actor, time.
+type LogRow = (i64, Option<String>, Option<String>, Option<String>);
+
 /// A change-log entry from its stored columns.
 fn log_entry(
     revision: u64,

@@ -265,7 +265,7 @@ impl PostgresStore {
     ) -> StoreResult<Vec<LogEntry>> {
         let op = "read the change log";
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<super::LogRow> = sqlx::query_as(
             "SELECT revision, changes, actor, written_at FROM changelog \
              WHERE org_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
         )

@@ -314,7 +314,7 @@ impl SqliteStore {
     ) -> StoreResult<Vec<LogEntry>> {
         let op = "read the change log";
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows: Vec<LogRow> = sqlx::query_as(
+        let rows: Vec<super::LogRow> = sqlx::query_as(
             "SELECT revision, changes, actor, written_at FROM changelog \
              WHERE org_id = ? AND revision > ? ORDER BY revision LIMIT ?",
         )
@@ -344,9 +344,6 @@ impl SqliteStore {
         .map_err(failed("read the bootstrap hash"))
     }
 }
-
-/// A change-log row: revision, changes, actor, time.
-type LogRow = (i64, Option<String>, Option<String>, Option<String>);
 
 /// Runs the row operations of one commit, gathering consecutive upserts
 /// into multi-row inserts; every statement is one of a fixed few, prepared
