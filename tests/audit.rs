@@ -13,8 +13,10 @@ use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
 use warden::api::pb;
 
-/// A named operator token, an unnamed one and a grant token.
-const TOKENS: &str = "ops-secret=admin#ops-team,raw-secret=admin,grant-secret=grant";
+/// A named operator token, an unnamed one, a grant token and an admin token
+/// limited to globex.
+const TOKENS: &str =
+    "ops-secret=admin#ops-team,raw-secret=admin,grant-secret=grant,globex-secret=admin@globex#globex-ops";
 
 const ORG: &str = "organization: acme
 modules:
@@ -170,6 +172,14 @@ async fn writes_by_a_named_token_an_actor_and_an_unnamed_token_are_recorded() {
         .await
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    // And a credential valid for the organization.
+    let denied = c
+        .admin
+        .list_changes(auth("globex-secret", list("acme", "", 0, "")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().starts_with("org_id:"), "{denied:?}");
 }
 
 #[tokio::test]
