@@ -5,6 +5,8 @@
 # missing, and says plainly what is missing otherwise. The corpus found is
 # replayed on stable by `cargo test --test fuzz_corpus`.
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
+# FUZZ_TARGET_DIR sets where the nightly fuzz build goes (default
+# fuzz/target), apart from the stable build of CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,7 @@ fi
 cargo test --test fuzz_corpus write_seeds -- --ignored --quiet
 
 cd fuzz
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
 for t in "${targets[@]}"; do
   echo "== fuzzing $t for ${seconds}s"
   mkdir -p "corpus/$t"
