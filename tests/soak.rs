@@ -106,6 +106,7 @@ struct Stats {
     acknowledged: AtomicU64,
     refused_alike: AtomicU64,
     unavailable: AtomicU64,
+    unanswered_writes: AtomicU64,
     landed_unacknowledged: AtomicU64,
     lost_unacknowledged: AtomicU64,
     redis_kills: AtomicU64,
@@ -537,7 +538,7 @@ impl Soak {
                 }
             },
             Err(s) if unanswered(&s) => {
-                count(&self.stats.unavailable);
+                count(&self.stats.unanswered_writes);
                 self.reconcile(&mut model, &actor, &command).await;
             }
             Err(s) => {
@@ -737,13 +738,14 @@ async fn soak(
     );
     println!(
         "soak [{name}] writes: {} acknowledged, {} refused alike by server and model, {} unanswered \
-         ({} landed, {} did not); faults survived: {} redis kills, {} server restarts; \
-         inputs tried: {} decisions + {writes} writes; mismatches: {}",
+         ({} landed, {} did not); {} reads unavailable; faults survived: {} redis kills, \
+         {} server restarts; inputs tried: {} decisions + {writes} writes; mismatches: {}",
         get(&s.acknowledged),
         get(&s.refused_alike),
-        get(&s.unavailable),
+        get(&s.unanswered_writes),
         get(&s.landed_unacknowledged),
         get(&s.lost_unacknowledged),
+        get(&s.unavailable),
         get(&s.redis_kills),
         get(&s.server_restarts),
         get(&s.decisions),
