@@ -41,8 +41,10 @@ pub struct ServeConfig {
     /// Organization document (YAML or JSON) merged into the store at start-up.
     #[arg(long, env = "WARDEN_BOOTSTRAP")]
     pub bootstrap: Option<PathBuf>,
-    /// Bearer tokens as TOKEN=scope+scope (scopes: check, grant, admin);
-    /// none: authentication is off.
+    /// Bearer tokens as TOKEN=scope+scope[@org+org] (scopes: check, grant,
+    /// admin; with @: only those organizations); none and no token file:
+    /// authentication is off. Prefer the environment or --auth-token-file:
+    /// a command line is visible to every local user in `ps`.
     #[arg(
         long = "auth-token",
         env = "WARDEN_AUTH_TOKENS",
@@ -50,6 +52,11 @@ pub struct ServeConfig {
         hide_env_values = true
     )]
     pub auth_tokens: Vec<String>,
+    /// File of bearer tokens, one TOKEN=scope+scope[@org+org] a line (`#`
+    /// comments, blank lines), re-read when it changes; with it,
+    /// authentication is on even while it lists no token.
+    #[arg(long, env = "WARDEN_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// PEM certificate chain: serve TLS.
     #[arg(long, env = "WARDEN_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -105,6 +112,7 @@ impl ServeConfig {
             role_depth: self.max_role_depth,
             shifts: self.max_shifts,
             max_orgs_per_principal: self.max_orgs_per_principal,
+            ..Limits::default()
         }
     }
 
@@ -112,6 +120,20 @@ impl ServeConfig {
     pub fn service_options(&self) -> ServiceOptions {
         ServiceOptions {
             freshness_timeout: Duration::from_millis(self.freshness_timeout_ms),
+        }
+    }
+
+    /// Whether `--auth-token` was given on the command line (rather than
+    /// through `WARDEN_AUTH_TOKENS`), where `ps` shows it to everyone.
+    pub fn tokens_on_command_line(&self) -> bool {
+        if self.auth_tokens.is_empty() {
+            return false;
+        }
+        match std::env::var("WARDEN_AUTH_TOKENS") {
+            Ok(env) => env
+                .split(',')
+                .ne(self.auth_tokens.iter().map(String::as_str)),
+            Err(_) => true,
         }
     }
 
@@ -176,6 +198,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(c.store, "sqlite://warden.db");
         assert!(c.auth_tokens.is_empty());
+        assert!(c.auth_token_file.is_none());
         assert_eq!(c.limits(), Limits::default());
         assert!(c.validate().is_ok());
     }
@@ -186,5 +209,18 @@ mod tests {
             .unwrap()
             .serve;
         assert!(!c.masked().contains("s3cret"));
+        assert!(c.tokens_on_command_line());
+    }
+
+    #[test]
+    fn the_token_file_is_a_flag() {
+        let c = Cli::try_parse_from(["warden", "--auth-token-file", "/run/secrets/tokens"])
+            .unwrap()
+            .serve;
+        assert_eq!(
+            c.auth_token_file.as_deref(),
+            Some(std::path::Path::new("/run/secrets/tokens"))
+        );
+        assert!(!c.tokens_on_command_line());
     }
 }

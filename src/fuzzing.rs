@@ -15,9 +15,10 @@ use crate::cache::Cached;
 use crate::document::parse_document;
 use crate::engine::model::{
     AccessLevel, AssignScope, FieldLevel, Grantee, GroupDef, GroupKind, HierarchyMode, MemberSet,
-    ModuleDef, Owd, OwnerRef, ProfileDef, Reason, RecordDef, RoleDef, Settings, ShareDef,
+    ModuleDef, Owd, OwnerRef, ProfileDef, Reason, RecordDef, RoleDef, SettingsPatch, ShareDef,
     SharingRuleDef, ShiftDef, UserDef, UserKind, Weekday, WindowDef,
 };
+use crate::engine::plan::RecordWrite;
 use crate::engine::{CheckRequest, Command, Decision, Direct, Engine, Expand, Limits, OrgDocument};
 
 /// The organization every target works in when the input names none.
@@ -388,8 +389,8 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
         }
         "UpdateSettings" => {
             let m = msg!(pb::UpdateSettingsRequest);
-            let settings = convert::settings_from(m.settings)?;
-            return Ok(write(m.org_id, m.actor, Command::UpdateSettings(settings)));
+            let patch = convert::settings_patch_from(m.settings, m.update_mask)?;
+            return Ok(write(m.org_id, m.actor, Command::UpdateSettings(patch)));
         }
         "DeleteOrganization" => {
             let m = msg!(pb::DeleteOrganizationRequest);
@@ -410,7 +411,7 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
             return Ok(write(
                 m.org_id,
                 m.actor,
-                delete_command("module", m.module_id, None),
+                delete_command("module", m.module_id, None, m.cascade),
             ));
         }
         "PutUser" => {
@@ -458,7 +459,7 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
             return Ok(write(
                 m.org_id,
                 m.actor,
-                delete_command("user", m.user_id, to),
+                delete_command("user", m.user_id, to, m.cascade),
             ));
         }
         "PutRole" => {
@@ -472,7 +473,7 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
             return Ok(write(
                 m.org_id,
                 m.actor,
-                delete_command("role", m.role_id, to),
+                delete_command("role", m.role_id, to, m.cascade),
             ));
         }
         "PutProfile" => {
@@ -485,7 +486,7 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
             return Ok(write(
                 m.org_id,
                 m.actor,
-                delete_command("profile", m.profile_id, None),
+                delete_command("profile", m.profile_id, None, m.cascade),
             ));
         }
         "PutGroup" => {
@@ -507,7 +508,7 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
             return Ok(write(
                 m.org_id,
                 m.actor,
-                delete_command("group", m.group_id, to),
+                delete_command("group", m.group_id, to, m.cascade),
             ));
         }
         "PutSharingRule" => {
@@ -520,7 +521,7 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
             return Ok(write(
                 m.org_id,
                 m.actor,
-                delete_command("sharing_rule", m.rule_id, None),
+                delete_command("sharing_rule", m.rule_id, None, false),
             ));
         }
         "PutShift" => {
@@ -533,7 +534,7 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
             return Ok(write(
                 m.org_id,
                 m.actor,
-                delete_command("shift", m.shift_id, None),
+                delete_command("shift", m.shift_id, None, m.cascade),
             ));
         }
         "Import" => {
@@ -605,32 +606,46 @@ fn delete_record_command(module: String, id: String) -> Command {
 
 /// A delete command of the Admin service, as its handler builds it (kept in
 /// one place so a change to the delete commands' fields is made once here).
-fn delete_command(kind: &str, id: String, transfer_to: Option<OwnerRef>) -> Command {
+fn delete_command(kind: &str, id: String, transfer_to: Option<OwnerRef>, cascade: bool) -> Command {
     match kind {
-        "module" => Command::DeleteModule(id),
-        "profile" => Command::DeleteProfile(id),
+        "module" => Command::DeleteModule { id, cascade },
+        "profile" => Command::DeleteProfile { id, cascade },
         "sharing_rule" => Command::DeleteSharingRule(id),
-        "shift" => Command::DeleteShift(id),
+        "shift" => Command::DeleteShift { id, cascade },
         "role" => Command::DeleteRole {
             id,
             transfer_to: match transfer_to {
                 Some(OwnerRef::User(r) | OwnerRef::Group(r)) => Some(r),
                 None => None,
             },
+            cascade,
         },
-        "user" => Command::DeleteUser { id, transfer_to },
-        _ => Command::DeleteGroup { id, transfer_to },
+        "user" => Command::DeleteUser {
+            id,
+            transfer_to,
+            cascade,
+        },
+        _ => Command::DeleteGroup {
+            id,
+            transfer_to,
+            cascade,
+        },
     }
 }
 
 /// `SetOwner` of a record (kept in one place for the same reason).
-fn set_owner_command(module: &str, id: &str, owner: OwnerRef, private: bool) -> Command {
-    Command::SetOwner(RecordDef {
+fn set_owner_command(
+    module: &str,
+    id: &str,
+    owner: Option<OwnerRef>,
+    private: Option<bool>,
+) -> Command {
+    Command::SetOwner(RecordWrite {
         module: module.to_string(),
         id: id.to_string(),
         owner,
         private,
-        attributes: BTreeMap::new(),
+        attributes: None,
     })
 }
 
@@ -744,13 +759,13 @@ impl World {
     }
 
     fn document(&self, c: &mut Choices) -> OrgDocument {
-        let settings = Settings {
-            hierarchy_mode: if c.one_in(3) {
+        let settings = SettingsPatch {
+            hierarchy_mode: Some(if c.one_in(3) {
                 HierarchyMode::Reporting
             } else {
                 HierarchyMode::Role
-            },
-            enforce_shifts: c.one_in(3),
+            }),
+            enforce_shifts: Some(c.one_in(3)),
             password_policy: None,
         };
         let modules = self
@@ -1043,7 +1058,14 @@ impl World {
         let module = self.name(c, &self.modules, "Nothing");
         let record = self.name(c, &self.records, "fresh");
         match c.below(10) {
-            0 | 1 => set_owner_command(&module, &record, self.owner(c), c.one_in(3)),
+            0 | 1 => {
+                let owner = (!c.one_in(4)).then(|| self.owner(c));
+                let private = match c.below(3) {
+                    0 => None,
+                    n => Some(n == 1),
+                };
+                set_owner_command(&module, &record, owner, private)
+            }
             2 => delete_record_command(module, record),
             3 => Command::Share(vec![ShareDef {
                 module,
@@ -1107,17 +1129,20 @@ impl World {
                     "user",
                     self.name(c, &self.users, "nobody"),
                     c.flag().then(|| self.owner(c)),
+                    c.flag(),
                 ),
                 1 => delete_command(
                     "group",
                     self.name(c, &self.groups, "gnone"),
                     c.flag().then(|| self.owner(c)),
+                    c.flag(),
                 ),
                 _ => delete_command(
                     "role",
                     self.name(c, &self.roles, "rnone"),
                     c.flag()
                         .then(|| OwnerRef::User(self.name(c, &self.roles, "rnone"))),
+                    c.flag(),
                 ),
             },
         }

@@ -545,6 +545,7 @@ pub fn generate(params: &Params) -> Result<Generated, ParamsError> {
     if params.groups > 0 {
         let sizes = group_levels(params.groups, params.group_depth);
         let group_starts = starts(&sizes);
+        let mut personal_groups = vec![false; params.groups];
         for (level, size) in sizes.iter().enumerate() {
             for p in 0..*size {
                 let ix = group_starts[level] + p;
@@ -559,6 +560,8 @@ pub fn generate(params: &Params) -> Result<Generated, ParamsError> {
                             nested.push(other);
                         }
                     }
+                    // A personal group is never nested.
+                    nested.retain(|g| !personal_groups[*g]);
                 }
                 let listed = if level == 0 {
                     4 + rng.below(13)
@@ -566,7 +569,11 @@ pub fn generate(params: &Params) -> Result<Generated, ParamsError> {
                     rng.below(5)
                 };
                 let mut listed_users: Vec<usize> = (0..listed).map(|_| member(&mut rng)).collect();
-                let personal = rng.chance(0.05);
+                // Personal groups list users only and are never nested, so
+                // only level 0 (which nests nothing) has them, and not the
+                // first group, which every chain of nesting starts from.
+                let personal = rng.chance(0.05) && level == 0 && p > 0;
+                personal_groups[ix] = personal;
                 let owner = personal.then(|| member(&mut rng));
                 if personal && guests > 0 {
                     for _ in 0..1 + rng.below(2) {
@@ -601,10 +608,14 @@ pub fn generate(params: &Params) -> Result<Generated, ParamsError> {
                     },
                     owner: owner.map(|o| user_ids[o].clone()),
                     users: listed_users.iter().map(|u| user_ids[*u].clone()).collect(),
-                    roles: listed_roles,
-                    roles_and_subordinates: listed_subtrees,
+                    roles: if personal { Vec::new() } else { listed_roles },
+                    roles_and_subordinates: if personal {
+                        Vec::new()
+                    } else {
+                        listed_subtrees
+                    },
                     groups: nested.iter().map(|g| group_ids[*g].clone()).collect(),
-                    leads,
+                    leads: if personal { Vec::new() } else { leads },
                 });
             }
         }

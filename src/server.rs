@@ -26,6 +26,9 @@ use crate::engine::{Command, Writer};
 use crate::service::Warden;
 use crate::store::Store;
 
+/// How often the token file is re-read for changes.
+const TOKEN_FILE_POLL: Duration = Duration::from_secs(1);
+
 /// Largest Import or Export document.
 const MAX_DOCUMENT_BYTES: usize = 512 << 20;
 
@@ -58,7 +61,8 @@ async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()
             },
         )
         .await
-        .map_err(|e| anyhow::anyhow!("--bootstrap {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("--bootstrap {}: {e}", path.display()))?
+        .revision;
     info!(org = %org, revision, "bootstrap document merged");
     Ok(())
 }
@@ -103,10 +107,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     init_logging(&config);
     config.validate().map_err(anyhow::Error::msg)?;
     info!(config = %config.masked(), "starting");
-    let tokens = Tokens::parse(&config.auth_tokens).map_err(anyhow::Error::msg)?;
-    if !tokens.enabled() {
-        warn!("no --auth-token configured: every caller is allowed every scope");
+    let mut tokens = Tokens::parse(&config.auth_tokens).map_err(anyhow::Error::msg)?;
+    if let Some(path) = &config.auth_token_file {
+        tokens = tokens.with_file(path).map_err(anyhow::Error::msg)?;
     }
+    if config.tokens_on_command_line() {
+        warn!("--auth-token on the command line is visible to every local user in `ps`; use --auth-token-file or WARDEN_AUTH_TOKENS");
+    }
+    if !tokens.enabled() {
+        warn!("no auth token configured: every caller is allowed every scope");
+    }
+    let token_file = tokens.clone();
     let tls = tls(&config)?;
 
     let store = Store::open(&config.store)
@@ -161,6 +172,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Duration::from_millis(config.poll_interval_ms),
         halt_rx.clone(),
     ));
+    tokio::spawn(token_file.watch_file(TOKEN_FILE_POLL, halt_rx.clone()));
     if let Some(url) = &config.redis {
         let bus = Arc::new(crate::bus::Bus::new(url, &config.redis_channel).context("--redis")?);
         tokio::spawn(bus.run(warden.clone(), halt_rx.clone()));

@@ -277,9 +277,9 @@ fn request_seeds() -> HashMap<&'static str, Vec<u8>> {
         .encode_to_vec(),
     );
     let settings = pb::Settings {
-        enforce_shifts: true,
+        enforce_shifts: Some(true),
         password_policy: Some(pb::PasswordPolicy {
-            min_length: 10,
+            min_length: Some(10),
             require: vec![pb::CharClass::Upper as i32],
             ..Default::default()
         }),

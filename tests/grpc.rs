@@ -547,17 +547,37 @@ async fn crud_of_every_kind_and_transfer_on_delete() {
     assert!(!allowed(&mut c, &org, "bob", "view", "L1").await);
 
     // Transfer on delete: ann's records go to bob, atomically.
-    c.admin
+    let answer = c
+        .admin
         .delete_user(pb::DeleteUserRequest {
             org_id: org.clone(),
             user_id: "ann".into(),
             transfer_to: Some(pb::Owner {
                 owner: Some(pb::owner::Owner::UserId("bob".into())),
             }),
+            cascade: true,
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    let moved: Vec<(&str, &str)> = answer
+        .moved
+        .iter()
+        .filter(|m| m.kind == "record")
+        .map(|m| (m.id.as_str(), m.to.as_str()))
+        .collect();
+    assert!(
+        moved.contains(&("Leads/L1", "user:bob")) && moved.contains(&("Leads/L3", "user:bob")),
+        "the answer lists ann's records as moved to bob: {moved:?}"
+    );
+    assert_eq!(
+        answer
+            .removed
+            .last()
+            .map(|r| (r.kind.as_str(), r.id.as_str())),
+        Some(("user", "ann"))
+    );
     assert!(allowed(&mut c, &org, "bob", "delete", "L1").await);
     assert!(allowed(&mut c, &org, "bob", "delete", "L3").await);
     let team = c
@@ -602,6 +622,7 @@ async fn crud_of_every_kind_and_transfer_on_delete() {
             transfer_to: Some(pb::Owner {
                 owner: Some(pb::owner::Owner::UserId("ceo".into())),
             }),
+            cascade: true,
             ..Default::default()
         })
         .await
@@ -620,6 +641,7 @@ async fn crud_of_every_kind_and_transfer_on_delete() {
             org_id: org.clone(),
             role_id: "rep".into(),
             transfer_to: "boss".into(),
+            cascade: true,
             ..Default::default()
         })
         .await
@@ -651,14 +673,25 @@ async fn crud_of_every_kind_and_transfer_on_delete() {
         .unwrap()
         .into_inner();
     assert_eq!(reason_name(r.reason), "UNKNOWN_RECORD");
-    c.admin
+    let answer = c
+        .admin
         .delete_profile(pb::DeleteProfileRequest {
             org_id: org.clone(),
             profile_id: "sales".into(),
+            cascade: true,
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(
+        answer
+            .removed
+            .iter()
+            .any(|r| r.kind == "role_profile" || r.kind == "user_profile"),
+        "the answer lists who held the profile: {:?}",
+        answer.removed
+    );
     let r = c
         .check
         .check(check_req(&org, "bob", "Leads", "view", "L3"))
@@ -666,14 +699,25 @@ async fn crud_of_every_kind_and_transfer_on_delete() {
         .unwrap()
         .into_inner();
     assert_eq!(reason_name(r.reason), "PROFILE");
-    c.admin
+    let answer = c
+        .admin
         .delete_module(pb::DeleteModuleRequest {
             org_id: org.clone(),
             module_id: "Leads".into(),
+            cascade: true,
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(
+        answer
+            .removed
+            .iter()
+            .any(|r| r.kind == "record" && r.id == "Leads/L3"),
+        "the answer lists the module's records: {:?}",
+        answer.removed
+    );
     let r = c
         .check
         .check(check_req(&org, "bob", "Leads", "view", "L3"))
@@ -792,7 +836,7 @@ async fn lookups_and_filter_agree_with_check_over_grpc() {
                         "ann".into()
                     })),
                 }),
-                private: i % 5 == 0,
+                private: Some(i % 5 == 0),
                 ..Default::default()
             })
             .await

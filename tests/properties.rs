@@ -63,6 +63,11 @@ fn generate(seed: u64) -> OrgDocument {
         })
         .collect();
     let profile_ids: Vec<String> = profiles.iter().map(|p| p.id.clone()).collect();
+    let plain_profile_ids: Vec<String> = profiles
+        .iter()
+        .filter(|p| p.view_all.is_empty() && p.modify_all.is_empty())
+        .map(|p| p.id.clone())
+        .collect();
     let roles: Vec<RoleDef> = (0..2 + rng.below(5))
         .map(|r| RoleDef {
             id: format!("r{r}"),
@@ -101,7 +106,12 @@ fn generate(seed: u64) -> OrgDocument {
             } else {
                 Some(rng.pick(&role_ids).clone())
             },
-            profiles: rng.some(&profile_ids, 30),
+            // view_all and modify_all are never given to a guest.
+            profiles: if guest {
+                rng.some(&plain_profile_ids, 30)
+            } else {
+                rng.some(&profile_ids, 30)
+            },
             reports_to: if guest || members.is_empty() || rng.chance(30) {
                 None
             } else {
@@ -120,7 +130,12 @@ fn generate(seed: u64) -> OrgDocument {
         .collect();
     let mut groups: Vec<GroupDef> = Vec::new();
     for g in 0..rng.below(6) {
-        let earlier: Vec<String> = groups.iter().map(|x| x.id.clone()).collect();
+        // A personal group is never nested.
+        let earlier: Vec<String> = groups
+            .iter()
+            .filter(|x| x.kind == GroupKind::Organization)
+            .map(|x| x.id.clone())
+            .collect();
         let personal = rng.chance(20);
         groups.push(GroupDef {
             id: format!("g{g}"),
@@ -138,9 +153,17 @@ fn generate(seed: u64) -> OrgDocument {
             roles: rng.some(&role_ids, 15),
             roles_and_subordinates: rng.some(&role_ids, 10),
             groups: rng.some(&earlier, 35),
-            leads: rng.some(&user_ids, 10),
+            leads: rng.some(&member_ids, 10),
             ..GroupDef::default()
         });
+        if personal {
+            // A personal group lists users only and has no leads.
+            let g = groups.last_mut().unwrap();
+            g.roles.clear();
+            g.roles_and_subordinates.clear();
+            g.groups.clear();
+            g.leads.clear();
+        }
     }
     let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
     let owner = |rng: &mut Rng| {
@@ -164,10 +187,16 @@ fn generate(seed: u64) -> OrgDocument {
             },
         })
         .collect();
+    let org_group_ids: Vec<String> = groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::Organization)
+        .map(|g| g.id.clone())
+        .collect();
     let member_set = |rng: &mut Rng| match rng.below(3) {
         0 => MemberSet::Role(rng.pick(&role_ids).clone()),
         1 => MemberSet::RoleAndSubordinates(rng.pick(&role_ids).clone()),
-        _ if !group_ids.is_empty() => MemberSet::Group(rng.pick(&group_ids).clone()),
+        // A personal group is never a rule's `from` set.
+        _ if !org_group_ids.is_empty() => MemberSet::Group(rng.pick(&org_group_ids).clone()),
         _ => MemberSet::Role(rng.pick(&role_ids).clone()),
     };
     let sharing_rules: Vec<SharingRuleDef> = (0..rng.below(4))
@@ -216,14 +245,17 @@ fn generate(seed: u64) -> OrgDocument {
         .dedup_by(|a, b| (&a.module, &a.record, &a.grantee) == (&b.module, &b.record, &b.grantee));
     OrgDocument {
         organization: ORG.into(),
-        settings: Some(Settings {
-            hierarchy_mode: if rng.chance(50) {
-                HierarchyMode::Role
-            } else {
-                HierarchyMode::Reporting
-            },
-            ..Settings::default()
-        }),
+        settings: Some(
+            Settings {
+                hierarchy_mode: if rng.chance(50) {
+                    HierarchyMode::Role
+                } else {
+                    HierarchyMode::Reporting
+                },
+                ..Settings::default()
+            }
+            .into(),
+        ),
         modules,
         profiles,
         roles,
@@ -452,8 +484,26 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
             group.users = rng.some(&user_ids, 30);
             group.roles = rng.some(&role_ids, 20);
             group.roles_and_subordinates = rng.some(&role_ids, 15);
-            group.groups = rng.some(&group_ids, 25);
-            group.leads = rng.some(&user_ids, 15);
+            let org_group_ids: Vec<String> = doc
+                .groups
+                .iter()
+                .filter(|g| g.kind == GroupKind::Organization)
+                .map(|g| g.id.clone())
+                .collect();
+            group.groups = rng.some(&org_group_ids, 25);
+            let member_ids: Vec<String> = doc
+                .users
+                .iter()
+                .filter(|u| u.kind == UserKind::Member)
+                .map(|u| u.id.clone())
+                .collect();
+            group.leads = rng.some(&member_ids, 15);
+            if group.kind == GroupKind::Personal {
+                group.roles.clear();
+                group.roles_and_subordinates.clear();
+                group.groups.clear();
+                group.leads.clear();
+            }
             Command::PutGroup(group)
         }
         4 => {
@@ -473,6 +523,8 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
         6 if !doc.groups.is_empty() => Command::DeleteGroup {
             id: rng.pick(&group_ids).clone(),
             transfer_to: Some(OwnerRef::User(rng.pick(&user_ids).clone())),
+            // Mostly the cascade; sometimes a refusal, which both engines must agree on.
+            cascade: rng.chance(80),
         },
         7 if doc.users.len() > 2 => {
             let id = rng.pick(&user_ids).clone();
@@ -484,6 +536,7 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
             Command::DeleteUser {
                 id,
                 transfer_to: to,
+                cascade: rng.chance(80),
             }
         }
         _ => {
@@ -493,7 +546,7 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
             } else {
                 OwnerRef::User(rng.pick(&user_ids).clone())
             };
-            Command::SetOwner(RecordDef { owner, ..r })
+            Command::SetOwner(RecordDef { owner, ..r }.into())
         }
     }
 }

@@ -310,13 +310,16 @@ async fn random_write(rng: &mut Rng, c: &mut Clients) -> (Result<String, tonic::
         }
         2 => {
             let private = rng.next() % 4 == 0;
-            let cmd = Command::SetOwner(RecordDef {
-                module: "Leads".into(),
-                id: record.clone(),
-                owner: OwnerRef::User(user.clone()),
-                private,
-                attributes: Default::default(),
-            });
+            let cmd = Command::SetOwner(
+                RecordDef {
+                    module: "Leads".into(),
+                    id: record.clone(),
+                    owner: OwnerRef::User(user.clone()),
+                    private,
+                    attributes: Default::default(),
+                }
+                .into(),
+            );
             let r = c
                 .grant
                 .set_owner(pb::SetOwnerRequest {
@@ -326,7 +329,7 @@ async fn random_write(rng: &mut Rng, c: &mut Clients) -> (Result<String, tonic::
                     owner: Some(pb::Owner {
                         owner: Some(pb::owner::Owner::UserId(user)),
                     }),
-                    private,
+                    private: Some(private),
                     ..Default::default()
                 })
                 .await;
@@ -475,7 +478,8 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .revision;
     let until = |w: Arc<Warden>, rev: u64| async move {
         let deadline = Instant::now() + STALENESS_BOUND;
         while w.engine().revision("rep") != Some(rev) {
@@ -517,7 +521,8 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
     let rev = w1
         .write("rep", &Writer::Operator, Command::PutGroup(group))
         .await
-        .unwrap();
+        .unwrap()
+        .revision;
     until(w2.clone(), rev).await;
     assert!(cache.stats().invalidations > after_second.invalidations);
 
@@ -534,7 +539,8 @@ async fn counters_count_cache_use_invalidations_remote_writes_and_catch_ups() {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .revision;
     assert_eq!(w2.poll().await.unwrap(), 1);
     assert_eq!(w2.engine().revision("rep"), Some(rev));
     assert!(w2.stats().catch_ups.load(Ordering::Relaxed) > catch_ups);

@@ -388,7 +388,7 @@ async fn every_write_keeps_the_store_in_step_with_the_engine() {
             AccessLevel::Read,
         )]),
         // Re-owning keeps the record's shares.
-        Command::SetOwner(record("Leads", "L1", "carol")),
+        Command::SetOwner(record("Leads", "L1", "carol").into()),
         Command::PutSharingRule(SharingRuleDef {
             id: "r1".into(),
             module: "Deals".into(),
@@ -405,21 +405,32 @@ async fn every_write_keeps_the_store_in_step_with_the_engine() {
         Command::DeleteUser {
             id: "bob".into(),
             transfer_to: Some(OwnerRef::User("carol".into())),
+            cascade: true,
         },
         Command::PutUser(UserDef {
             role: Some("sales".into()),
             ..user("dave")
         }),
-        Command::DeleteModule("Deals".into()),
-        Command::UpdateSettings(Settings {
-            hierarchy_mode: HierarchyMode::Reporting,
-            ..Settings::default()
-        }),
+        Command::DeleteModule {
+            id: "Deals".into(),
+            cascade: true,
+        },
+        Command::UpdateSettings(
+            Settings {
+                hierarchy_mode: HierarchyMode::Reporting,
+                ..Settings::default()
+            }
+            .into(),
+        ),
         Command::DeleteGroup {
             id: "outer".into(),
             transfer_to: None,
+            cascade: true,
         },
-        Command::DeleteProfile("std".into()),
+        Command::DeleteProfile {
+            id: "std".into(),
+            cascade: true,
+        },
     ];
     for (i, command) in commands.into_iter().enumerate() {
         let revision = h.run(&org, command).await;

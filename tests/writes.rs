@@ -118,15 +118,27 @@ fn every_refusal_changes_nothing() {
         Command::DeleteUser {
             id: "ann".into(),
             transfer_to: None,
+            cascade: false,
         },
         "FAILED_PRECONDITION",
         "transfer_to",
     );
     refused(
         &e,
+        Command::DeleteUser {
+            id: "ann".into(),
+            transfer_to: Some(OwnerRef::User("boss".into())),
+            cascade: false,
+        },
+        "FAILED_PRECONDITION",
+        "group_lead 'outer/ann'",
+    );
+    refused(
+        &e,
         Command::DeleteGroup {
             id: "inner".into(),
             transfer_to: None,
+            cascade: false,
         },
         "FAILED_PRECONDITION",
         "transfer_to",
@@ -136,6 +148,7 @@ fn every_refusal_changes_nothing() {
         Command::DeleteRole {
             id: "mid".into(),
             transfer_to: None,
+            cascade: false,
         },
         "FAILED_PRECONDITION",
         "transfer_to",
@@ -145,6 +158,7 @@ fn every_refusal_changes_nothing() {
         Command::DeleteRole {
             id: "mid".into(),
             transfer_to: Some("low".into()),
+            cascade: false,
         },
         "INVALID_ARGUMENT",
         "transfer_to",
@@ -154,6 +168,7 @@ fn every_refusal_changes_nothing() {
         Command::DeleteUser {
             id: "ann".into(),
             transfer_to: Some(OwnerRef::Group("inner".into())),
+            cascade: false,
         },
         "FAILED_PRECONDITION",
         "personal groups",
@@ -199,15 +214,34 @@ fn every_refusal_changes_nothing() {
 fn deletes_transfer_ownership_in_one_revision() {
     let e = engine();
     let rev = e.revision("w").unwrap();
-    let new = e
-        .execute(
-            "w",
-            &Command::DeleteUser {
-                id: "ann".into(),
-                transfer_to: Some(OwnerRef::User("boss".into())),
-            },
-        )
-        .unwrap();
+    let delete_ann = Command::DeleteUser {
+        id: "ann".into(),
+        transfer_to: Some(OwnerRef::User("boss".into())),
+        cascade: true,
+    };
+    let report = e.report("w", &e.plan("w", &delete_ann).unwrap());
+    let listed = |refs: &[warden::engine::EntityRef]| {
+        let mut v: Vec<String> = refs
+            .iter()
+            .map(|r| format!("{} {} {}", r.kind, r.id, r.to.as_deref().unwrap_or("-")))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed(&report.removed),
+        ["group_lead outer/ann -", "user ann -"],
+        "ann's lead entry goes with her"
+    );
+    assert_eq!(
+        listed(&report.moved),
+        [
+            "group mine user:boss",
+            "record Leads/L1 user:boss",
+            "user bob reports_to:boss"
+        ]
+    );
+    let new = e.execute("w", &delete_ann).unwrap();
     assert_eq!(new, rev + 1);
     let doc = e.export("w").unwrap().0;
     let l1 = doc.records.iter().find(|r| r.id == "L1").unwrap();
@@ -228,6 +262,7 @@ fn deletes_transfer_ownership_in_one_revision() {
         &Command::DeleteGroup {
             id: "inner".into(),
             transfer_to: Some(OwnerRef::Group("outer".into())),
+            cascade: true,
         },
     )
     .unwrap();
@@ -244,6 +279,7 @@ fn deletes_transfer_ownership_in_one_revision() {
         &Command::DeleteRole {
             id: "mid".into(),
             transfer_to: Some("top".into()),
+            cascade: true,
         },
     )
     .unwrap();

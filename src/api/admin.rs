@@ -10,10 +10,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::auth::{caller, require_write, Scope};
+use super::auth::{caller, require_in, require_write, Scope};
 use super::pb::admin_service_server::AdminService;
 use super::{convert, pb, write};
 use crate::document::parse_document;
+use crate::engine::error::bounded;
 use crate::engine::Writer;
 use crate::engine::{Change, Command, Error};
 use crate::service::{Committed, Warden};
@@ -30,13 +31,15 @@ impl AdminApi {
     }
 
     async fn fresh(&self, org_id: &str, c: Option<pb::Consistency>) -> Result<(), Status> {
+        // A malformed id is refused before any wait for freshness.
+        self.warden.engine().check_org_id(org_id)?;
         self.warden.fresh(org_id, convert::consistency(c)?).await?;
         Ok(())
     }
 }
 
-fn read_scope<T>(req: &Request<T>) -> Result<(), Status> {
-    caller(req).require(&[Scope::Admin, Scope::Check])
+fn read_scope<T>(req: &Request<T>, org_id: &str) -> Result<(), Status> {
+    require_in(req, &[Scope::Admin, Scope::Check], org_id)
 }
 
 fn transfer(o: Option<pb::Owner>) -> Option<crate::engine::model::OwnerRef> {
@@ -52,7 +55,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        caller(&req).require(&[Scope::Admin])?;
+        require_in(&req, &[Scope::Admin], &req.get_ref().org_id)?;
         let r = req.into_inner();
         let settings = convert::settings_from(r.settings)?;
         write(
@@ -69,7 +72,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
-        read_scope(&req)?;
+        read_scope(&req, &req.get_ref().org_id)?;
         let r = req.into_inner();
         self.fresh(&r.org_id, r.consistency).await?;
         let (s, rev) = self.warden.engine().summary(&r.org_id)?;
@@ -90,14 +93,14 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::UpdateSettingsRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let settings = convert::settings_from(r.settings)?;
+        let patch = convert::settings_patch_from(r.settings, r.update_mask)?;
         write(
             &self.warden,
             &r.org_id,
             writer,
-            Command::UpdateSettings(settings),
+            Command::UpdateSettings(patch),
         )
         .await
     }
@@ -107,7 +110,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(&self.warden, &r.org_id, writer, Command::DeleteOrganization).await
     }
@@ -117,13 +120,15 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        read_scope(&req)?;
+        let c = caller(&req);
+        c.require(&[Scope::Admin, Scope::Check])?;
         let r = req.into_inner();
         let organizations = self
             .warden
             .engine()
             .list_organizations(&r.principal)
             .into_iter()
+            .filter(|(org_id, _)| c.may_use_org(org_id))
             .map(|(org_id, user_id)| pb::OrganizationRef { org_id, user_id })
             .collect();
         Ok(Response::new(pb::ListOrganizationsResponse {
@@ -136,7 +141,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutModuleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::module_from(r.module)?;
         write(&self.warden, &r.org_id, writer, Command::PutModule(def)).await
@@ -147,13 +152,16 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteModuleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(
             &self.warden,
             &r.org_id,
             writer,
-            Command::DeleteModule(r.module_id),
+            Command::DeleteModule {
+                id: r.module_id,
+                cascade: r.cascade,
+            },
         )
         .await
     }
@@ -163,7 +171,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutUserRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::user_from(r.user)?;
         write(&self.warden, &r.org_id, writer, Command::PutUser(def)).await
@@ -174,7 +182,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::GetUserResponse>, Status> {
-        read_scope(&req)?;
+        read_scope(&req, &req.get_ref().org_id)?;
         let r = req.into_inner();
         self.fresh(&r.org_id, r.consistency).await?;
         let (view, rev) = self.warden.engine().user_view(&r.org_id, &r.user_id)?;
@@ -191,7 +199,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        read_scope(&req)?;
+        read_scope(&req, &req.get_ref().org_id)?;
         let r = req.into_inner();
         self.fresh(&r.org_id, r.consistency).await?;
         let (users, rev) = self.warden.engine().users(&r.org_id)?;
@@ -206,11 +214,12 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::DeleteUser {
             id: r.user_id,
             transfer_to: transfer(r.transfer_to),
+            cascade: r.cascade,
         };
         write(&self.warden, &r.org_id, writer, command).await
     }
@@ -220,7 +229,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutRoleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::role_from(r.role)?;
         write(&self.warden, &r.org_id, writer, Command::PutRole(def)).await
@@ -231,7 +240,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
-        read_scope(&req)?;
+        read_scope(&req, &req.get_ref().org_id)?;
         let r = req.into_inner();
         self.fresh(&r.org_id, r.consistency).await?;
         let (roles, rev) = self.warden.engine().roles(&r.org_id)?;
@@ -246,11 +255,12 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::DeleteRole {
             id: r.role_id,
             transfer_to: (!r.transfer_to.is_empty()).then_some(r.transfer_to),
+            cascade: r.cascade,
         };
         write(&self.warden, &r.org_id, writer, command).await
     }
@@ -260,7 +270,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutProfileRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::profile_from(r.profile)?;
         write(&self.warden, &r.org_id, writer, Command::PutProfile(def)).await
@@ -271,13 +281,16 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteProfileRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(
             &self.warden,
             &r.org_id,
             writer,
-            Command::DeleteProfile(r.profile_id),
+            Command::DeleteProfile {
+                id: r.profile_id,
+                cascade: r.cascade,
+            },
         )
         .await
     }
@@ -287,7 +300,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutGroupRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::group_from(r.group)?;
         write(&self.warden, &r.org_id, writer, Command::PutGroup(def)).await
@@ -298,7 +311,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::GetGroupRequest>,
     ) -> Result<Response<pb::GetGroupResponse>, Status> {
-        read_scope(&req)?;
+        read_scope(&req, &req.get_ref().org_id)?;
         let r = req.into_inner();
         self.fresh(&r.org_id, r.consistency).await?;
         let (view, rev) = self.warden.engine().group_view(&r.org_id, &r.group_id)?;
@@ -314,7 +327,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        read_scope(&req)?;
+        read_scope(&req, &req.get_ref().org_id)?;
         let r = req.into_inner();
         self.fresh(&r.org_id, r.consistency).await?;
         let (groups, rev) = self.warden.engine().groups(&r.org_id)?;
@@ -329,11 +342,12 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::DeleteGroup {
             id: r.group_id,
             transfer_to: transfer(r.transfer_to),
+            cascade: r.cascade,
         };
         write(&self.warden, &r.org_id, writer, command).await
     }
@@ -343,7 +357,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutSharingRuleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::rule_from(r.rule)?;
         write(
@@ -360,7 +374,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteSharingRuleRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(
             &self.warden,
@@ -376,7 +390,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ListSharingRulesRequest>,
     ) -> Result<Response<pb::ListSharingRulesResponse>, Status> {
-        read_scope(&req)?;
+        read_scope(&req, &req.get_ref().org_id)?;
         let r = req.into_inner();
         self.fresh(&r.org_id, r.consistency).await?;
         let (rules, rev) = self.warden.engine().sharing_rules(&r.org_id)?;
@@ -391,7 +405,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::PutShiftRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let def = convert::shift_from(r.shift)?;
         write(&self.warden, &r.org_id, writer, Command::PutShift(def)).await
@@ -402,13 +416,16 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::DeleteShiftRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         write(
             &self.warden,
             &r.org_id,
             writer,
-            Command::DeleteShift(r.shift_id),
+            Command::DeleteShift {
+                id: r.shift_id,
+                cascade: r.cascade,
+            },
         )
         .await
     }
@@ -418,7 +435,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ExportRequest>,
     ) -> Result<Response<pb::ExportResponse>, Status> {
-        caller(&req).require(&[Scope::Admin])?;
+        require_in(&req, &[Scope::Admin], &req.get_ref().org_id)?;
         let r = req.into_inner();
         self.fresh(&r.org_id, r.consistency).await?;
         let (doc, rev) = self.warden.engine().export(&r.org_id)?;
@@ -435,7 +452,8 @@ impl AdminService for AdminApi {
                 })?,
             other => {
                 return Err(Status::invalid_argument(format!(
-                    "format: \"json\" or \"yaml\", got {other:?}"
+                    "format: \"json\" or \"yaml\", got {:?}",
+                    bounded(other)
                 )))
             }
         };
@@ -450,7 +468,15 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ImportRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        // Credentials before work: an organization-limited token must name
+        // the organization here, so that it is checked before the document
+        // is parsed (the document's own `organization` is known only after).
+        if req.get_ref().org_id.is_empty() && caller(&req).is_org_limited() {
+            return Err(Status::permission_denied(
+                "org_id: this credential is limited to organizations; name the organization in org_id",
+            ));
+        }
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let document = parse_document(&r.document)?;
         let org_id = match (r.org_id.is_empty(), document.organization.is_empty()) {
@@ -478,9 +504,20 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        caller(&req).require(&[Scope::Admin])?;
+        require_in(&req, &[Scope::Admin], &req.get_ref().org_id)?;
         let r = req.into_inner();
-        let engine_rev = self.warden.engine().revision(&r.org_id).unwrap_or(0);
+        self.warden.engine().check_org_id(&r.org_id)?;
+        // An organization this replica has not seen yet may exist in the
+        // store; one that exists nowhere is NOT_FOUND rather than a feed of
+        // checkpoints at revision 0 forever.
+        if self.warden.engine().revision(&r.org_id).is_none() {
+            self.warden.catch_up(&r.org_id).await?;
+        }
+        let engine_rev = self
+            .warden
+            .engine()
+            .revision(&r.org_id)
+            .ok_or_else(|| Error::not_found("organization", r.org_id.as_str(), "org_id"))?;
         let after = if r.after_revision.is_empty() {
             engine_rev
         } else {

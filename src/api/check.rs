@@ -7,13 +7,13 @@ use chrono::Utc;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::auth::{caller, Scope};
+use super::auth::{caller, require_in, Scope};
 use super::convert;
 use super::pb;
 use super::pb::check_service_server::CheckService;
 use crate::engine::Error;
-use crate::service::cursor::Position;
-use crate::service::{ServiceError, Warden};
+use crate::service::cursor::{fingerprint, Position};
+use crate::service::{Consistency, Warden};
 
 /// Page size of LookupRecords when the request names none, and the largest allowed.
 const DEFAULT_PAGE: usize = 1000;
@@ -30,9 +30,16 @@ impl CheckApi {
         CheckApi { warden }
     }
 
+    async fn fresh(&self, org_id: &str, consistency: Consistency) -> Result<(), Status> {
+        // A malformed id is refused before any wait for freshness.
+        self.warden.engine().check_org_id(org_id)?;
+        self.warden.fresh(org_id, consistency).await?;
+        Ok(())
+    }
+
     async fn one(&self, r: pb::CheckRequest) -> Result<pb::CheckResponse, Status> {
         let (org, req, consistency) = convert::check_from(r)?;
-        self.warden.fresh(&org, consistency).await?;
+        self.fresh(&org, consistency).await?;
         let (d, rev) = self.warden.engine().check(&org, &req, Utc::now())?;
         tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
             allowed = d.allowed, reason = d.reason.as_str(), "check");
@@ -55,7 +62,7 @@ impl CheckService for CheckApi {
         &self,
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        caller(&req).require(&[Scope::Check])?;
+        require_in(&req, &[Scope::Check], &req.get_ref().org_id)?;
         let r = req.into_inner();
         Ok(Response::new(self.one(r).await?))
     }
@@ -65,7 +72,14 @@ impl CheckService for CheckApi {
         &self,
         req: Request<pb::CheckBulkRequest>,
     ) -> Result<Response<pb::CheckBulkResponse>, Status> {
-        caller(&req).require(&[Scope::Check])?;
+        let c = caller(&req);
+        c.require(&[Scope::Check])?;
+        // Every check's organization before any is answered: a bulk call
+        // never answers part of itself for another organization.
+        for (i, check) in req.get_ref().checks.iter().enumerate() {
+            c.require_org(&check.org_id)
+                .map_err(|s| Status::new(s.code(), format!("checks[{i}].{}", s.message())))?;
+        }
         let checks = req.into_inner().checks;
         let limit = self.warden.engine().limits().bulk_checks;
         if checks.len() > limit {
@@ -90,10 +104,9 @@ impl CheckService for CheckApi {
         &self,
         req: Request<pb::CheckFieldsRequest>,
     ) -> Result<Response<pb::CheckFieldsResponse>, Status> {
-        caller(&req).require(&[Scope::Check])?;
+        require_in(&req, &[Scope::Check], &req.get_ref().org_id)?;
         let r = req.into_inner();
-        self.warden
-            .fresh(&r.org_id, convert::consistency(r.consistency)?)
+        self.fresh(&r.org_id, convert::consistency(r.consistency)?)
             .await?;
         let record = (!r.record_id.is_empty()).then_some(r.record_id.as_str());
         let (answer, rev) = self.warden.engine().check_fields(
@@ -124,7 +137,7 @@ impl CheckService for CheckApi {
         &self,
         req: Request<pb::LookupRecordsRequest>,
     ) -> Result<Response<Self::LookupRecordsStream>, Status> {
-        caller(&req).require(&[Scope::Check])?;
+        require_in(&req, &[Scope::Check], &req.get_ref().org_id)?;
         let r = req.into_inner();
         let page = match r.page_size as usize {
             0 => DEFAULT_PAGE,
@@ -136,9 +149,9 @@ impl CheckService for CheckApi {
             r.module.clone(),
             r.action.clone(),
         );
+        let key_print = fingerprint(&key);
         let (snapshot, revision, ids, start) = if r.cursor.is_empty() {
-            self.warden
-                .fresh(&r.org_id, convert::consistency(r.consistency)?)
+            self.fresh(&r.org_id, convert::consistency(r.consistency)?)
                 .await?;
             let (ids, rev) = self.warden.engine().lookup_records(
                 &r.org_id,
@@ -159,35 +172,16 @@ impl CheckService for CheckApi {
                 )
             }
         } else {
-            let pos = Position::decode(&r.cursor).ok_or_else(|| {
-                Status::invalid_argument("cursor: not a cursor this service wrote")
+            let (id, snap, offset) = self.warden.cursors().resume(&r.cursor, key, || {
+                Ok(self.warden.engine().lookup_records(
+                    &r.org_id,
+                    &r.subject,
+                    &r.module,
+                    &r.action,
+                    Utc::now(),
+                )?)
             })?;
-            match self
-                .warden
-                .cursors()
-                .get(pos.snapshot)
-                .filter(|s| s.key == key)
-            {
-                Some(snap) => (pos.snapshot, snap.revision, snap, pos.offset),
-                None => {
-                    let (ids, rev) = self.warden.engine().lookup_records(
-                        &r.org_id,
-                        &r.subject,
-                        &r.module,
-                        &r.action,
-                        Utc::now(),
-                    )?;
-                    if rev != pos.revision {
-                        return Err(ServiceError::CursorExpired(format!(
-                            "cursor: its snapshot expired and '{}' moved from revision {} to {rev}; start again without a cursor",
-                            r.org_id, pos.revision
-                        ))
-                        .into());
-                    }
-                    let (id, snap) = self.warden.cursors().keep(key, rev, ids);
-                    (id, rev, snap, pos.offset)
-                }
-            }
+            (id, snap.revision, snap, offset)
         };
         let total = ids.ids.len();
         let mut pages = Vec::new();
@@ -199,6 +193,7 @@ impl CheckService for CheckApi {
                     snapshot,
                     revision,
                     offset: end,
+                    key: key_print,
                 }
                 .encode()
             } else {
@@ -224,10 +219,9 @@ impl CheckService for CheckApi {
         &self,
         req: Request<pb::LookupSubjectsRequest>,
     ) -> Result<Response<Self::LookupSubjectsStream>, Status> {
-        caller(&req).require(&[Scope::Check])?;
+        require_in(&req, &[Scope::Check], &req.get_ref().org_id)?;
         let r = req.into_inner();
-        self.warden
-            .fresh(&r.org_id, convert::consistency(r.consistency)?)
+        self.fresh(&r.org_id, convert::consistency(r.consistency)?)
             .await?;
         let on_shift_at = convert::time_opt("on_shift_at", r.on_shift_at.as_ref())?;
         let (users, rev) = self.warden.engine().lookup_subjects(
@@ -260,10 +254,9 @@ impl CheckService for CheckApi {
         &self,
         req: Request<pb::FilterRequest>,
     ) -> Result<Response<pb::FilterResponse>, Status> {
-        caller(&req).require(&[Scope::Check])?;
+        require_in(&req, &[Scope::Check], &req.get_ref().org_id)?;
         let r = req.into_inner();
-        self.warden
-            .fresh(&r.org_id, convert::consistency(r.consistency)?)
+        self.fresh(&r.org_id, convert::consistency(r.consistency)?)
             .await?;
         let (plan, rev) =
             self.warden
@@ -284,7 +277,7 @@ impl CheckService for CheckApi {
         &self,
         req: Request<pb::ValidatePasswordRequest>,
     ) -> Result<Response<pb::ValidatePasswordResponse>, Status> {
-        caller(&req).require(&[Scope::Check])?;
+        require_in(&req, &[Scope::Check], &req.get_ref().org_id)?;
         let r = req.into_inner();
         // The password is never logged: the span names the org only.
         let set_at = convert::time_opt("password_set_at", r.password_set_at.as_ref())?;

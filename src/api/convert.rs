@@ -10,10 +10,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::pb;
 use crate::engine::model::{
     AccessLevel, AssignScope, CharClass, FieldLevel, Grantee, GroupDef, GroupKind, HierarchyMode,
-    MemberSet, ModuleDef, Owd, OwnerRef, PasswordPolicy, ProfileDef, Reason, RecordDef, RoleDef,
-    Settings, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind, Weekday, WindowDef,
+    MemberSet, ModuleDef, Owd, OwnerRef, PasswordPolicyPatch, ProfileDef, Reason, RoleDef,
+    Settings, SettingsPatch, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind, Weekday,
+    WindowDef,
 };
-use crate::engine::{Error, Result};
+use crate::engine::plan::RecordWrite;
+use crate::engine::{EntityRef, Error, Result};
+use crate::service::WriteOutcome;
 
 fn none_if_empty(s: String) -> Option<String> {
     if s.is_empty() {
@@ -58,7 +61,10 @@ pub fn parse_revision(field: &str, text: &str) -> Result<u64> {
     text.parse().map_err(|_| {
         Error::invalid(
             field,
-            format!("a revision is a decimal number, got {text:?}"),
+            format!(
+                "a revision is a decimal number, got {:?}",
+                crate::engine::error::bounded(text)
+            ),
         )
     })
 }
@@ -216,64 +222,188 @@ fn member_set(s: &MemberSet) -> pb::MemberSet {
     }
 }
 
-/// Settings from protobuf (absent: defaults).
+fn hierarchy_mode_from(mode: i32) -> Result<HierarchyMode> {
+    match pb::HierarchyMode::try_from(mode) {
+        Ok(pb::HierarchyMode::Unspecified | pb::HierarchyMode::Role) => Ok(HierarchyMode::Role),
+        Ok(pb::HierarchyMode::Reporting) => Ok(HierarchyMode::Reporting),
+        Err(_) => Err(Error::invalid(
+            "settings.hierarchy_mode",
+            "unknown hierarchy mode",
+        )),
+    }
+}
+
+fn char_classes_from(classes: &[i32]) -> Result<Vec<CharClass>> {
+    let mut require = Vec::with_capacity(classes.len());
+    for (i, c) in classes.iter().enumerate() {
+        require.push(match pb::CharClass::try_from(*c) {
+            Ok(pb::CharClass::Upper) => CharClass::Upper,
+            Ok(pb::CharClass::Lower) => CharClass::Lower,
+            Ok(pb::CharClass::Digit) => CharClass::Digit,
+            Ok(pb::CharClass::Symbol) => CharClass::Symbol,
+            _ => {
+                return Err(Error::invalid(
+                    format!("settings.password_policy.require[{i}]"),
+                    "a character class must be UPPER, LOWER, DIGIT or SYMBOL",
+                ))
+            }
+        });
+    }
+    Ok(require)
+}
+
+/// A whole password policy: every rule left unset takes its default.
+fn password_policy_from(p: &pb::PasswordPolicy) -> Result<PasswordPolicyPatch> {
+    Ok(PasswordPolicyPatch {
+        min_length: Some(p.min_length.unwrap_or(0)),
+        require: Some(char_classes_from(&p.require)?),
+        max_age_days: Some(p.max_age_days.unwrap_or(0)),
+        forbid_principal: Some(p.forbid_principal.unwrap_or(true)),
+    })
+}
+
+/// The password rules a message sets (an empty `require` sets nothing, as
+/// a repeated field has no presence).
+fn password_policy_present(p: &pb::PasswordPolicy) -> Result<PasswordPolicyPatch> {
+    Ok(PasswordPolicyPatch {
+        min_length: p.min_length,
+        require: if p.require.is_empty() {
+            None
+        } else {
+            Some(char_classes_from(&p.require)?)
+        },
+        max_age_days: p.max_age_days,
+        forbid_principal: p.forbid_principal,
+    })
+}
+
+/// Settings from protobuf (absent, or unset fields: defaults).
 pub fn settings_from(s: Option<pb::Settings>) -> Result<Settings> {
     let Some(s) = s else {
         return Ok(Settings::default());
     };
-    let hierarchy_mode = match pb::HierarchyMode::try_from(s.hierarchy_mode) {
-        Ok(pb::HierarchyMode::Unspecified | pb::HierarchyMode::Role) => HierarchyMode::Role,
-        Ok(pb::HierarchyMode::Reporting) => HierarchyMode::Reporting,
-        Err(_) => {
-            return Err(Error::invalid(
-                "settings.hierarchy_mode",
-                "unknown hierarchy mode",
-            ))
-        }
+    let whole = SettingsPatch {
+        hierarchy_mode: Some(hierarchy_mode_from(s.hierarchy_mode.unwrap_or(0))?),
+        enforce_shifts: Some(s.enforce_shifts.unwrap_or(false)),
+        password_policy: Some(
+            s.password_policy
+                .as_ref()
+                .map(password_policy_from)
+                .transpose()?,
+        ),
     };
-    let password_policy = match s.password_policy {
-        None => None,
-        Some(p) => {
-            let mut require = Vec::new();
-            for (i, c) in p.require.iter().enumerate() {
-                require.push(match pb::CharClass::try_from(*c) {
-                    Ok(pb::CharClass::Upper) => CharClass::Upper,
-                    Ok(pb::CharClass::Lower) => CharClass::Lower,
-                    Ok(pb::CharClass::Digit) => CharClass::Digit,
-                    Ok(pb::CharClass::Symbol) => CharClass::Symbol,
-                    _ => {
-                        return Err(Error::invalid(
-                            format!("settings.password_policy.require[{i}]"),
-                            "a character class must be UPPER, LOWER, DIGIT or SYMBOL",
-                        ))
-                    }
-                });
+    Ok(whole.apply(&Settings::default()))
+}
+
+/// The settings paths an `update_mask` may name.
+const SETTINGS_PATHS: &str = "hierarchy_mode, enforce_shifts, password_policy, password_policy.min_length, password_policy.require, password_policy.max_age_days, password_policy.forbid_principal";
+
+/// Longest part of a caller's text an error repeats.
+const ECHO_LIMIT: usize = 64;
+
+fn echo(text: &str) -> String {
+    match text.char_indices().nth(ECHO_LIMIT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// The settings an `UpdateSettings` changes: with a non-empty
+/// `update_mask`, exactly the masked fields (an unset masked field takes its
+/// default, so a mask can clear a setting); without one, the fields present,
+/// the password policy merged rule by rule. Naming nothing is refused rather
+/// than read as a reset.
+pub fn settings_patch_from(
+    settings: Option<pb::Settings>,
+    update_mask: Option<prost_types::FieldMask>,
+) -> Result<SettingsPatch> {
+    let nothing = || Error::invalid("settings", "name at least one setting to change");
+    let Some(mask) = update_mask.filter(|m| !m.paths.is_empty()) else {
+        let s = settings.ok_or_else(nothing)?;
+        let patch = SettingsPatch {
+            hierarchy_mode: s.hierarchy_mode.map(hierarchy_mode_from).transpose()?,
+            enforce_shifts: s.enforce_shifts,
+            password_policy: s
+                .password_policy
+                .as_ref()
+                .map(password_policy_present)
+                .transpose()?
+                .map(Some),
+        };
+        return if patch.is_empty() {
+            Err(nothing())
+        } else {
+            Ok(patch)
+        };
+    };
+    let s = settings.unwrap_or_default();
+    let given = s.password_policy.clone().unwrap_or_default();
+    let mut patch = SettingsPatch::default();
+    let mut rules = PasswordPolicyPatch::default();
+    let mut whole_policy = false;
+    for (i, path) in mask.paths.iter().enumerate() {
+        match path.as_str() {
+            "hierarchy_mode" => {
+                patch.hierarchy_mode = Some(hierarchy_mode_from(s.hierarchy_mode.unwrap_or(0))?)
             }
-            Some(PasswordPolicy {
-                min_length: p.min_length,
-                require,
-                max_age_days: (p.max_age_days > 0).then_some(p.max_age_days),
-                forbid_principal: p.forbid_principal.unwrap_or(true),
-            })
+            "enforce_shifts" => patch.enforce_shifts = Some(s.enforce_shifts.unwrap_or(false)),
+            "password_policy" => whole_policy = true,
+            "password_policy.min_length" => rules.min_length = Some(given.min_length.unwrap_or(0)),
+            "password_policy.require" => rules.require = Some(char_classes_from(&given.require)?),
+            "password_policy.max_age_days" => {
+                rules.max_age_days = Some(given.max_age_days.unwrap_or(0))
+            }
+            "password_policy.forbid_principal" => {
+                rules.forbid_principal = Some(given.forbid_principal.unwrap_or(true))
+            }
+            other => {
+                return Err(Error::invalid(
+                    format!("update_mask.paths[{i}]"),
+                    format!(
+                        "'{}' is not a setting; the paths are {SETTINGS_PATHS}",
+                        echo(other)
+                    ),
+                ))
+            }
         }
+    }
+    if whole_policy {
+        patch.password_policy = Some(
+            s.password_policy
+                .as_ref()
+                .map(password_policy_from)
+                .transpose()?,
+        );
+    } else if rules != PasswordPolicyPatch::default() {
+        patch.password_policy = Some(Some(rules));
+    }
+    Ok(patch)
+}
+
+/// The answer to a write: its revision and what it removed and moved.
+pub fn write_response(outcome: &WriteOutcome) -> pb::WriteResponse {
+    let entity = |e: &EntityRef| pb::EntityRef {
+        kind: e.kind.to_string(),
+        id: e.id.clone(),
+        to: e.to.clone().unwrap_or_default(),
     };
-    Ok(Settings {
-        hierarchy_mode,
-        enforce_shifts: s.enforce_shifts,
-        password_policy,
-    })
+    pb::WriteResponse {
+        revision: revision(outcome.revision),
+        removed: outcome.report.removed.iter().map(entity).collect(),
+        moved: outcome.report.moved.iter().map(entity).collect(),
+    }
 }
 
 /// Settings as protobuf.
 pub fn settings(s: &Settings) -> pb::Settings {
     pb::Settings {
-        hierarchy_mode: match s.hierarchy_mode {
+        hierarchy_mode: Some(match s.hierarchy_mode {
             HierarchyMode::Role => pb::HierarchyMode::Role,
             HierarchyMode::Reporting => pb::HierarchyMode::Reporting,
-        } as i32,
-        enforce_shifts: s.enforce_shifts,
+        } as i32),
+        enforce_shifts: Some(s.enforce_shifts),
         password_policy: s.password_policy.as_ref().map(|p| pb::PasswordPolicy {
-            min_length: p.min_length,
+            min_length: Some(p.min_length),
             require: p
                 .require
                 .iter()
@@ -286,7 +416,7 @@ pub fn settings(s: &Settings) -> pb::Settings {
                     }) as i32
                 })
                 .collect(),
-            max_age_days: p.max_age_days.unwrap_or(0),
+            max_age_days: Some(p.max_age_days.unwrap_or(0)),
             forbid_principal: Some(p.forbid_principal),
         }),
     }
@@ -635,15 +765,53 @@ pub fn rule(r: &SharingRuleDef) -> pb::SharingRule {
     }
 }
 
-/// A record registration from a SetOwner request.
-pub fn record_from(req: pb::SetOwnerRequest) -> Result<RecordDef> {
-    Ok(RecordDef {
+/// A record write from a SetOwner request: with an `update_mask`, exactly
+/// the fields it names (an unknown path is refused); without one, the
+/// owner and flag when present and the attributes when not empty.
+pub fn record_from(req: pb::SetOwnerRequest) -> Result<RecordWrite> {
+    let owner = req
+        .owner
+        .map(|o| owner_from("owner", Some(o)))
+        .transpose()?;
+    let attributes = sorted_map(req.attributes);
+    let mask = req.update_mask.map(|m| m.paths).unwrap_or_default();
+    if mask.is_empty() {
+        return Ok(RecordWrite {
+            module: req.module,
+            id: req.record_id,
+            owner,
+            private: req.private,
+            attributes: (!attributes.is_empty()).then_some(attributes),
+        });
+    }
+    let mut write = RecordWrite {
         module: req.module,
         id: req.record_id,
-        owner: owner_from("owner", req.owner)?,
-        private: req.private,
-        attributes: sorted_map(req.attributes),
-    })
+        owner: None,
+        private: None,
+        attributes: None,
+    };
+    for (i, path) in mask.iter().enumerate() {
+        match path.as_str() {
+            "owner" => {
+                write.owner = Some(owner.clone().ok_or_else(|| {
+                    Error::invalid("owner", "update_mask names owner: give the new owner")
+                })?)
+            }
+            "private" => write.private = Some(req.private.unwrap_or(false)),
+            "attributes" => write.attributes = Some(attributes.clone()),
+            other => {
+                return Err(Error::invalid(
+                    format!("update_mask.paths[{i}]"),
+                    format!(
+                        "'{}' is not one of owner, private, attributes",
+                        other.chars().take(64).collect::<String>()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(write)
 }
 
 /// The consistency a read asks for (absent: minimize latency).
@@ -751,7 +919,7 @@ mod tests {
         let s = Settings {
             hierarchy_mode: HierarchyMode::Reporting,
             enforce_shifts: true,
-            password_policy: Some(PasswordPolicy {
+            password_policy: Some(crate::engine::model::PasswordPolicy {
                 min_length: 8,
                 require: vec![CharClass::Digit],
                 max_age_days: Some(30),
@@ -779,5 +947,65 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("at:"));
+    }
+
+    fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+        Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn a_settings_update_takes_the_masked_fields_or_those_present() {
+        let given = pb::Settings {
+            hierarchy_mode: Some(pb::HierarchyMode::Reporting as i32),
+            enforce_shifts: Some(true),
+            password_policy: Some(pb::PasswordPolicy {
+                require: vec![pb::CharClass::Symbol as i32],
+                ..Default::default()
+            }),
+        };
+        let masked = settings_patch_from(
+            Some(given.clone()),
+            mask(&["enforce_shifts", "password_policy.require"]),
+        )
+        .unwrap();
+        assert_eq!(
+            masked,
+            SettingsPatch {
+                enforce_shifts: Some(true),
+                password_policy: Some(Some(PasswordPolicyPatch {
+                    require: Some(vec![CharClass::Symbol]),
+                    ..PasswordPolicyPatch::default()
+                })),
+                ..SettingsPatch::default()
+            }
+        );
+        // An empty mask is no mask: the fields present count.
+        let present = settings_patch_from(Some(given), mask(&[])).unwrap();
+        assert_eq!(present.hierarchy_mode, Some(HierarchyMode::Reporting));
+        assert_eq!(
+            present.password_policy,
+            Some(Some(PasswordPolicyPatch {
+                require: Some(vec![CharClass::Symbol]),
+                ..PasswordPolicyPatch::default()
+            }))
+        );
+    }
+
+    #[test]
+    fn a_settings_update_naming_nothing_or_an_unknown_path_is_refused() {
+        for settings in [None, Some(pb::Settings::default())] {
+            let e = settings_patch_from(settings, None).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "settings: name at least one setting to change"
+            );
+        }
+        let long = "x".repeat(1000);
+        let e = settings_patch_from(None, mask(&["hierarchy_mode", &long])).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("update_mask.paths[1]:"), "{text}");
+        assert!(text.len() < 400, "the path is echoed cut short: {text}");
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::auth::{caller, require_write, Scope};
+use super::auth::{require_in, require_write, Scope};
 use super::pb::grant_service_server::GrantService;
 use super::{convert, pb, write};
 use crate::engine::{Command, Result};
@@ -36,7 +36,7 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::SetOwnerRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let org = r.org_id.clone();
         let record = convert::record_from(r)?;
@@ -48,7 +48,7 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::DeleteRecordRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::DeleteRecord {
             module: r.module,
@@ -62,7 +62,7 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::ShareRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::Share(shares(r.shares, true)?);
         write(&self.warden, &r.org_id, writer, command).await
@@ -73,7 +73,7 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::UnshareRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let writer = require_write(&req, &req.get_ref().actor)?;
+        let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
         let command = Command::Unshare(shares(r.shares, false)?);
         write(&self.warden, &r.org_id, writer, command).await
@@ -84,8 +84,13 @@ impl GrantService for GrantApi {
         &self,
         req: Request<pb::ListSharesRequest>,
     ) -> Result<Response<pb::ListSharesResponse>, Status> {
-        caller(&req).require(&[Scope::Grant, Scope::Admin, Scope::Check])?;
+        require_in(
+            &req,
+            &[Scope::Grant, Scope::Admin, Scope::Check],
+            &req.get_ref().org_id,
+        )?;
         let r = req.into_inner();
+        self.warden.engine().check_org_id(&r.org_id)?;
         self.warden
             .fresh(&r.org_id, convert::consistency(r.consistency)?)
             .await?;

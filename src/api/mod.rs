@@ -23,15 +23,14 @@ use crate::engine::{Command, Writer};
 use crate::service::Warden;
 
 /// Carries out a write for a handler: the writer's actor (if any) is
-/// checked by Warden's own rules; the answer is the new revision.
+/// checked by Warden's own rules; the answer is the new revision with what
+/// the write removed and moved.
 pub(crate) async fn write(
     warden: &Warden,
     org_id: &str,
     writer: Writer,
     command: Command,
 ) -> Result<Response<pb::WriteResponse>, Status> {
-    let revision = warden.write(org_id, &writer, command).await?;
-    Ok(Response::new(pb::WriteResponse {
-        revision: convert::revision(revision),
-    }))
+    let outcome = warden.write(org_id, &writer, command).await?;
+    Ok(Response::new(convert::write_response(&outcome)))
 }

@@ -4,6 +4,7 @@
 use tonic::Status;
 use tracing::error;
 
+use crate::engine::error::bounded_message;
 use crate::engine::Error;
 use crate::service::ServiceError;
 use crate::store::StoreError;
@@ -19,18 +20,18 @@ impl From<ServiceError> for Status {
                 error!(%detail, "store failure");
                 Status::unavailable("the store is unavailable; nothing was changed")
             }
-            ServiceError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
-            ServiceError::Aborted(m) => Status::aborted(m),
-            ServiceError::Unauthenticated(m) => Status::unauthenticated(m),
-            ServiceError::MissingScope(m) => Status::permission_denied(m),
-            ServiceError::CursorExpired(m) => Status::failed_precondition(m),
+            ServiceError::DeadlineExceeded(m) => Status::deadline_exceeded(bounded_message(&m)),
+            ServiceError::Aborted(m) => Status::aborted(bounded_message(&m)),
+            ServiceError::Unauthenticated(m) => Status::unauthenticated(bounded_message(&m)),
+            ServiceError::MissingScope(m) => Status::permission_denied(bounded_message(&m)),
+            ServiceError::CursorExpired(m) => Status::failed_precondition(bounded_message(&m)),
         }
     }
 }
 
 /// The status of an engine error.
 pub fn engine_status(e: Error) -> Status {
-    let message = e.to_string();
+    let message = bounded_message(&e.to_string()).into_owned();
     match e {
         Error::InvalidArgument { .. } => Status::invalid_argument(message),
         Error::NotFound { .. } => Status::not_found(message),

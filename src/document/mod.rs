@@ -7,6 +7,7 @@ pub mod runner;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::engine::error::bounded;
 use crate::engine::model::{OwnerRef, Reason};
 use crate::engine::{CheckRequest, Error, OrgDocument, Result};
 
@@ -90,15 +91,34 @@ pub struct ExpectError {
     pub message: String,
 }
 
-/// Parses a document as JSON (when it starts with `{`) or YAML.
+/// Parses a document as JSON (when it starts with `{`) or YAML, refusing a
+/// key that appears twice in one mapping (both parsers would otherwise keep
+/// the last silently, so a document could say two things at once).
 fn parse_value(text: &str) -> Result<serde_json::Value> {
-    let value: serde_json::Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text)
-            .map_err(|e| Error::invalid("document", format!("not valid JSON: {e}")))?
-    } else {
-        serde_yaml_ng::from_str(text)
-            .map_err(|e| Error::invalid("document", format!("not valid YAML: {e}")))?
+    let duplicate = std::cell::RefCell::new(None);
+    let seed = StrictValue {
+        at: &Path::Root,
+        duplicate: &duplicate,
     };
+    let parsed = if text.trim_start().starts_with('{') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(seed, &mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| format!("not valid JSON: {e}"))
+    } else {
+        serde::de::DeserializeSeed::deserialize(seed, serde_yaml_ng::Deserializer::from_str(text))
+            .map_err(|e| format!("not valid YAML: {e}"))
+    };
+    if let Some((path, key)) = duplicate.into_inner() {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "duplicate key `{}`: a key appears once per mapping",
+                bounded(&key)
+            ),
+        ));
+    }
+    let value = parsed.map_err(|e| Error::invalid("document", e))?;
     if !value.is_object() {
         return Err(Error::invalid(
             "document",
@@ -106,6 +126,138 @@ fn parse_value(text: &str) -> Result<serde_json::Value> {
         ));
     }
     Ok(value)
+}
+
+/// Where a value sits in a document, rendered only for an error, so that
+/// parsing allocates nothing for paths.
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    /// `users[2].id`, as `typed` names fields.
+    fn render(&self) -> String {
+        match self {
+            Path::Root => String::new(),
+            Path::Key(parent, key) => match parent.render() {
+                p if p.is_empty() => key.to_string(),
+                p => format!("{p}.{key}"),
+            },
+            Path::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+/// Deserializes any value as `serde_json::Value` does, recording the first
+/// duplicate key (its path and the key) in `duplicate`.
+#[derive(Clone, Copy)]
+struct StrictValue<'a> {
+    at: &'a Path<'a>,
+    duplicate: &'a std::cell::RefCell<Option<(String, String)>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StrictValue<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a document value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Self::Value, E> {
+        Ok(serde_json::Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        loop {
+            let at = Path::Index(self.at, out.len());
+            let element = StrictValue {
+                at: &at,
+                duplicate: self.duplicate,
+            };
+            match seq.next_element_seed(element)? {
+                Some(v) => out.push(v),
+                None => return Ok(serde_json::Value::Array(out)),
+            }
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let at = Path::Key(self.at, &key);
+            let value = map.next_value_seed(StrictValue {
+                at: &at,
+                duplicate: self.duplicate,
+            })?;
+            if out.contains_key(&key) {
+                let path = at.render();
+                self.duplicate
+                    .borrow_mut()
+                    .get_or_insert((path, key.clone()));
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{}`",
+                    bounded(&key)
+                )));
+            }
+            out.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
 }
 
 /// Deserializes `value`, naming the path of the first bad key or value.
@@ -199,5 +351,29 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("checks[0].expect"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path_in_yaml_and_json() {
+        let yaml =
+            "organization: o\nusers:\n  - {id: a, role: r}\n  - id: b\n    role: r\n    role: s\n";
+        let err = parse_scenario(yaml).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        assert_eq!(
+            err.to_string(),
+            "users[1].role: duplicate key `role`: a key appears once per mapping"
+        );
+        let json = r#"{"organization":"o","modules":[{"id":"Leads","owd":"PRIVATE","owd":"PUBLIC_FULL"}]}"#;
+        let err = parse_scenario(json).unwrap_err().to_string();
+        assert!(
+            err.starts_with("modules[0].owd: duplicate key `owd`"),
+            "{err}"
+        );
+        let top = parse_scenario("organization: o\norganization: p\n")
+            .unwrap_err()
+            .to_string();
+        assert!(top.starts_with("organization: duplicate key"), "{top}");
+        // The same key in different mappings is no duplicate.
+        assert!(parse_scenario("organization: o\nusers: [{id: a}, {id: b}]\n").is_ok());
     }
 }

@@ -230,6 +230,7 @@ pub fn decide<X: Expand + ?Sized>(
     shift_time: ShiftTime,
 ) -> Result<Decision> {
     validate_shape(req)?;
+    validate_against(org, req)?;
     let mut trace = Trace::new(req.explain);
 
     // Steps 1–3.
@@ -254,13 +255,7 @@ pub fn decide<X: Expand + ?Sized>(
     };
     let module_ix = ModuleIx(module_ix);
     let Some(required) = module.required_level(&req.action) else {
-        return Err(Error::invalid(
-            "action",
-            format!(
-                "'{}' is neither a standard action nor a custom action of module '{}'",
-                req.action, req.module
-            ),
-        ));
+        return Err(unknown_action(req));
     };
     if !profile_allows(org, subject, module_ix, &req.action) {
         trace.add(Reason::Profile, AccessLevel::None, || {
@@ -278,12 +273,6 @@ pub fn decide<X: Expand + ?Sized>(
         )
     });
     if let Some(field) = &req.field {
-        if !module.fields.contains(field) {
-            return Err(Error::invalid(
-                "field",
-                format!("module '{}' has no field '{field}'", req.module),
-            ));
-        }
         let level = field_level(org, subject, module_ix, field);
         let needed = if req.action == "edit" {
             FieldLevel::Editable
@@ -375,6 +364,46 @@ fn validate_shape(req: &CheckRequest) -> Result<()> {
         return Err(Error::invalid("assign_to", "assign needs the new owner"));
     }
     Ok(())
+}
+
+/// Refuses input the policy shows is wrong, before any step decides, so an
+/// administrator's check (decided at step 3) is refused exactly like anyone
+/// else's: an action the module does not have, a field it does not have, an
+/// `assign_to` that names no user or group. With an unknown module there is
+/// nothing to hold the action and field against; step 4 decides.
+fn validate_against(org: &OrgState, req: &CheckRequest) -> Result<()> {
+    if let Some((_, module)) = org.modules.by_id(&req.module) {
+        if module.required_level(&req.action).is_none() {
+            return Err(unknown_action(req));
+        }
+        if let Some(field) = &req.field {
+            if !module.fields.contains(field) {
+                return Err(Error::invalid(
+                    "field",
+                    format!("module '{}' has no field '{field}'", req.module),
+                ));
+            }
+        }
+    }
+    if let Some(target) = &req.assign_to {
+        if org.resolve_owner(target).is_none() {
+            return Err(match target {
+                OwnerRef::User(u) => Error::not_found("user", u.clone(), "assign_to.user_id"),
+                OwnerRef::Group(g) => Error::not_found("group", g.clone(), "assign_to.group_id"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn unknown_action(req: &CheckRequest) -> Error {
+    Error::invalid(
+        "action",
+        format!(
+            "'{}' is neither a standard action nor a custom action of module '{}'",
+            req.action, req.module
+        ),
+    )
 }
 
 /// What step 7 looks at.
@@ -619,7 +648,7 @@ pub(crate) fn owner_in<X: Expand + ?Sized>(
 }
 
 /// Step 8: whether the new owner is inside the subject role's assign scope.
-fn in_assign_scope<X: Expand + ?Sized>(
+pub(crate) fn in_assign_scope<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
     subject: &User,
@@ -646,5 +675,105 @@ fn in_assign_scope<X: Expand + ?Sized>(
             .user(t)
             .and_then(|u| u.role)
             .is_some_and(|tr| x.role_subtree(org, role_ix).binary_search(&tr).is_ok())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Command, Direct, Engine, Limits};
+
+    fn engine() -> Engine<Direct> {
+        let document = crate::document::parse_document(
+            r#"
+organization: t
+modules:
+  - {id: Leads, owd: PRIVATE, fields: [name]}
+profiles:
+  - id: rep
+    modules: {Leads: [view, edit, assign]}
+roles:
+  - {id: staff, profiles: [rep]}
+users:
+  - {id: root, role: staff, admin: true}
+  - {id: erin, role: staff}
+records:
+  - {module: Leads, id: L1, owner: {user: erin}}
+"#,
+        )
+        .unwrap();
+        let engine = Engine::new(Direct, Limits::default());
+        engine
+            .execute(
+                "t",
+                &Command::Import {
+                    document,
+                    replace: true,
+                },
+            )
+            .unwrap();
+        engine
+    }
+
+    fn ask(subject: &str, module: &str, action: &str) -> CheckRequest {
+        CheckRequest {
+            subject: subject.into(),
+            module: module.into(),
+            action: action.into(),
+            record: Some("L1".into()),
+            ..CheckRequest::default()
+        }
+    }
+
+    fn field_of(r: Result<(Decision, u64)>) -> String {
+        match r {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            Err(Error::NotFound { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused_for_every_subject_before_any_step() {
+        let e = engine();
+        let now = Utc::now();
+        for subject in ["root", "erin", "nobody"] {
+            let fly = ask(subject, "Leads", "fly");
+            assert_eq!(field_of(e.check("t", &fly, now)), "action");
+            let field = CheckRequest {
+                field: Some("nope".into()),
+                ..ask(subject, "Leads", "view")
+            };
+            assert_eq!(field_of(e.check("t", &field, now)), "field");
+            let assign = CheckRequest {
+                assign_to: Some(OwnerRef::User("ghost".into())),
+                ..ask(subject, "Leads", "assign")
+            };
+            assert_eq!(field_of(e.check("t", &assign, now)), "assign_to.user_id");
+        }
+    }
+
+    #[test]
+    fn valid_input_keeps_the_decision_order() {
+        let e = engine();
+        let now = Utc::now();
+        let decided = |req: CheckRequest| {
+            let d = e.check("t", &req, now).unwrap().0;
+            (d.allowed, d.reason)
+        };
+        assert_eq!(
+            decided(ask("root", "Leads", "delete")),
+            (true, Reason::Admin)
+        );
+        // An unknown module holds no actions to check against: steps 3 and 4 decide.
+        assert_eq!(decided(ask("root", "Deals", "fly")), (true, Reason::Admin));
+        assert_eq!(
+            decided(ask("erin", "Deals", "fly")),
+            (false, Reason::UnknownModule)
+        );
+        assert_eq!(
+            decided(ask("nobody", "Leads", "view")),
+            (false, Reason::UnknownSubject)
+        );
     }
 }

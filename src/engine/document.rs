@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    GroupDef, ModuleDef, ProfileDef, RecordDef, RoleDef, Settings, ShareDef, SharingRuleDef,
-    ShiftDef, UserDef,
+    GroupDef, ModuleDef, ProfileDef, RecordDef, RoleDef, Settings, SettingsPatch, ShareDef,
+    SharingRuleDef, ShiftDef, UserDef,
 };
 use super::org::OrgState;
 
@@ -15,9 +15,10 @@ use super::org::OrgState;
 pub struct OrgDocument {
     /// Organization id.
     pub organization: String,
-    /// Settings (absent: defaults, or unchanged on a merge).
+    /// Settings, read with presence: on a merge only those named change;
+    /// on a replace (or a new organization) the others take their defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<Settings>,
+    pub settings: Option<SettingsPatch>,
     /// Modules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<ModuleDef>,
@@ -114,7 +115,7 @@ pub fn export(org: &OrgState) -> OrgDocument {
 
     OrgDocument {
         organization: org.id.to_string(),
-        settings: Some(org.settings.clone()),
+        settings: Some(SettingsPatch::from(&org.settings)),
         modules,
         profiles,
         roles,
@@ -164,6 +165,15 @@ pub fn topo_sorted<T>(
     out
 }
 
+/// The whole settings a document gives a new organization: those it names,
+/// defaults for the rest.
+pub fn settings_of(doc: &OrgDocument) -> Settings {
+    doc.settings
+        .as_ref()
+        .map(|patch| patch.apply(&Settings::default()))
+        .unwrap_or_default()
+}
+
 /// The changes that build a document's organization from nothing, in an
 /// order where every reference exists when it is applied: what a store
 /// replays at start-up. Nothing is validated here; the document came from
@@ -171,7 +181,7 @@ pub fn topo_sorted<T>(
 pub fn changes_of(doc: &OrgDocument) -> Vec<super::change::Change> {
     use super::change::Change;
     let mut out = Vec::new();
-    out.push(Change::CreateOrg(doc.settings.clone().unwrap_or_default()));
+    out.push(Change::CreateOrg(settings_of(doc)));
     out.extend(doc.modules.iter().cloned().map(Change::PutModule));
     out.extend(doc.profiles.iter().cloned().map(Change::PutProfile));
     out.extend(

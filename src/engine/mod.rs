@@ -15,6 +15,7 @@ pub mod model;
 pub mod org;
 pub mod password;
 pub mod plan;
+pub mod report;
 pub mod shifts;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,7 @@ pub use expand::{Direct, Expand, Invalidation};
 pub use lookup::{FieldsAnswer, FilterPlan};
 pub use org::OrgState;
 pub use plan::{Command, Limits};
+pub use report::{EntityRef, WriteReport};
 
 /// One organization behind its lock: readers decide, a writer applies.
 #[derive(Debug)]
@@ -113,8 +115,15 @@ impl<X: Expand> Engine<X> {
         self.orgs.read().get(org_id).cloned()
     }
 
+    /// Checks the id rule on an `org_id` a request names, so that an empty
+    /// or malformed id is bad input rather than an unknown organization.
+    pub fn check_org_id(&self, org_id: &str) -> Result<()> {
+        ids::check_id("org_id", org_id, self.limits.id_length)
+    }
+
     /// Runs `f` over an organization's policy under its read lock.
     pub fn read<R>(&self, org_id: &str, f: impl FnOnce(&OrgState, &X) -> R) -> Result<R> {
+        self.check_org_id(org_id)?;
         let org = self
             .org(org_id)
             .ok_or_else(|| Error::not_found("organization", org_id, "org_id"))?;
@@ -420,6 +429,13 @@ impl<X: Expand> Engine<X> {
         };
         self.check_principal_limit(org_id, &changes)?;
         Ok(changes)
+    }
+
+    /// What planned `changes` of a delete remove and move, read against the
+    /// organization as it is before they apply (empty for an unknown one).
+    pub fn report(&self, org_id: &str, changes: &[Change]) -> WriteReport {
+        self.read(org_id, |org, _| report::report(org, changes))
+            .unwrap_or_default()
     }
 
     fn check_principal_limit(&self, org_id: &str, changes: &[Change]) -> Result<()> {

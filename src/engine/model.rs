@@ -274,6 +274,136 @@ pub struct PasswordPolicy {
     pub forbid_principal: bool,
 }
 
+impl PasswordPolicy {
+    /// The policy of an organization that has none yet, as a patch starts
+    /// from: every rule off except `forbid_principal`, which defaults on.
+    fn fresh() -> Self {
+        PasswordPolicy {
+            forbid_principal: true,
+            ..PasswordPolicy::default()
+        }
+    }
+}
+
+/// Settings to change: each field present replaces that setting, each
+/// absent one keeps it (`UpdateSettings`, a merge `Import`). A whole
+/// organization's settings written as a patch name every field.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    /// New hierarchy mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchy_mode: Option<HierarchyMode>,
+    /// New `enforce_shifts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce_shifts: Option<bool>,
+    /// `Some(None)` (`password_policy: null`) removes the policy;
+    /// `Some(Some(p))` merges `p` into it field by field.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub password_policy: Option<Option<PasswordPolicyPatch>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`,
+/// through `default`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Password rules to change, each absent one kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordPolicyPatch {
+    /// New minimum length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<u32>,
+    /// New required character classes (replacing the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<Vec<CharClass>>,
+    /// New maximum age in days (0: passwords never expire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_days: Option<u32>,
+    /// New `forbid_principal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_principal: Option<bool>,
+}
+
+impl SettingsPatch {
+    /// Whether the patch names no setting at all.
+    pub fn is_empty(&self) -> bool {
+        self.hierarchy_mode.is_none()
+            && self.enforce_shifts.is_none()
+            && self.password_policy.is_none()
+    }
+
+    /// `base` with the settings this patch names replaced.
+    pub fn apply(&self, base: &Settings) -> Settings {
+        let password_policy = match &self.password_policy {
+            None => base.password_policy.clone(),
+            Some(None) => None,
+            Some(Some(patch)) => Some(patch.apply(base.password_policy.as_ref())),
+        };
+        Settings {
+            hierarchy_mode: self.hierarchy_mode.unwrap_or(base.hierarchy_mode),
+            enforce_shifts: self.enforce_shifts.unwrap_or(base.enforce_shifts),
+            password_policy,
+        }
+    }
+}
+
+impl PasswordPolicyPatch {
+    /// `base` (or a fresh policy) with the rules this patch names replaced.
+    pub fn apply(&self, base: Option<&PasswordPolicy>) -> PasswordPolicy {
+        let base = base.cloned().unwrap_or_else(PasswordPolicy::fresh);
+        PasswordPolicy {
+            min_length: self.min_length.unwrap_or(base.min_length),
+            require: self.require.clone().unwrap_or(base.require),
+            max_age_days: match self.max_age_days {
+                None => base.max_age_days,
+                Some(days) => (days > 0).then_some(days),
+            },
+            forbid_principal: self.forbid_principal.unwrap_or(base.forbid_principal),
+        }
+    }
+}
+
+impl From<&PasswordPolicy> for PasswordPolicyPatch {
+    fn from(p: &PasswordPolicy) -> Self {
+        PasswordPolicyPatch {
+            min_length: Some(p.min_length),
+            require: Some(p.require.clone()),
+            max_age_days: p.max_age_days,
+            forbid_principal: Some(p.forbid_principal),
+        }
+    }
+}
+
+impl From<&Settings> for SettingsPatch {
+    fn from(s: &Settings) -> Self {
+        SettingsPatch {
+            hierarchy_mode: Some(s.hierarchy_mode),
+            enforce_shifts: Some(s.enforce_shifts),
+            password_policy: s
+                .password_policy
+                .as_ref()
+                .map(|p| Some(PasswordPolicyPatch::from(p))),
+        }
+    }
+}
+
+impl From<Settings> for SettingsPatch {
+    fn from(s: Settings) -> Self {
+        SettingsPatch::from(&s)
+    }
+}
+
 /// A record type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -515,4 +645,47 @@ pub struct SharingRuleDef {
     pub to: MemberSet,
     /// READ or READ_WRITE.
     pub access: AccessLevel,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settings_patch_tells_absent_from_null_and_refuses_unknown_fields() {
+        let absent: SettingsPatch = serde_json::from_str(r#"{"enforce_shifts": true}"#).unwrap();
+        assert_eq!(absent.password_policy, None);
+        let null: SettingsPatch = serde_json::from_str(r#"{"password_policy": null}"#).unwrap();
+        assert_eq!(null.password_policy, Some(None));
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"enforce_shift": true}"#).is_err());
+        assert!(
+            serde_json::from_str::<SettingsPatch>(r#"{"password_policy": {"min_lenght": 3}}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn whole_settings_as_a_patch_write_out_as_before_and_apply_to_themselves() {
+        let s = Settings {
+            hierarchy_mode: HierarchyMode::Reporting,
+            enforce_shifts: true,
+            password_policy: Some(PasswordPolicy {
+                min_length: 8,
+                require: vec![CharClass::Upper],
+                max_age_days: None,
+                forbid_principal: true,
+            }),
+        };
+        let patch = SettingsPatch::from(&s);
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            serde_json::to_value(&s).unwrap()
+        );
+        assert_eq!(patch.apply(&Settings::default()), s);
+        let none = SettingsPatch::from(&Settings::default());
+        assert_eq!(
+            serde_json::to_value(&none).unwrap(),
+            serde_json::to_value(Settings::default()).unwrap()
+        );
+    }
 }

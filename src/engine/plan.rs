@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 
 use super::change::Change;
-use super::document::{topo_sorted, OrgDocument};
-use super::error::{Error, Result};
+use super::document::{settings_of, topo_sorted, OrgDocument};
+use super::error::{bounded, Error, Result};
 use super::expand::Invalidation;
 use super::ids::check_id;
 use super::model::{
     AccessLevel, Grantee, GroupDef, GroupKind, MemberSet, ModuleDef, OwnerRef, ProfileDef,
-    RecordDef, RoleDef, Settings, ShareDef, SharingRuleDef, ShiftDef, UserDef, UserKind,
+    RecordDef, RoleDef, Settings, SettingsPatch, ShareDef, SharingRuleDef, ShiftDef, UserDef,
+    UserKind,
 };
 use super::org::{GranteeIx, GroupIx, OrgState, Owner, RoleIx, UserIx};
+use super::report::{report, EntityRef};
 use super::shifts::compile_shift;
 
 /// Limits of SPEC section 6, each configurable.
@@ -33,6 +35,12 @@ pub struct Limits {
     pub shifts: usize,
     /// Most organizations one principal may be a user in (0: no limit).
     pub max_orgs_per_principal: usize,
+    /// Most attributes on one record.
+    pub record_attributes: usize,
+    /// Longest attribute key, in characters.
+    pub attribute_key_length: usize,
+    /// Longest attribute value, in bytes.
+    pub attribute_value_bytes: usize,
 }
 
 impl Default for Limits {
@@ -45,27 +53,44 @@ impl Default for Limits {
             role_depth: 64,
             shifts: 30,
             max_orgs_per_principal: 0,
+            record_attributes: 64,
+            attribute_key_length: 128,
+            attribute_value_bytes: 1024,
         }
     }
 }
+
+/// How many references a refused delete names (the count covers them all).
+const REFERENCES_LISTED: usize = 20;
 
 /// A write, as asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Create an organization.
     CreateOrganization(Settings),
-    /// Replace the settings.
-    UpdateSettings(Settings),
+    /// Change the settings the patch names, keeping the others.
+    UpdateSettings(SettingsPatch),
     /// Delete the organization with everything in it.
     DeleteOrganization,
     /// Create or replace a module.
     PutModule(ModuleDef),
-    /// Delete a module with its records, shares and rules.
-    DeleteModule(String),
+    /// Delete a module; its records, shares, rules and profile entries
+    /// need `cascade`.
+    DeleteModule {
+        /// Module id.
+        id: String,
+        /// Remove what refers to the module.
+        cascade: bool,
+    },
     /// Create or replace a profile.
     PutProfile(ProfileDef),
-    /// Delete a profile, removing it from roles and users.
-    DeleteProfile(String),
+    /// Delete a profile; roles and users holding it need `cascade`.
+    DeleteProfile {
+        /// Profile id.
+        id: String,
+        /// Remove the profile from roles and users.
+        cascade: bool,
+    },
     /// Create or replace a role.
     PutRole(RoleDef),
     /// Delete a role; its users and sub-roles move to `transfer_to`.
@@ -74,11 +99,18 @@ pub enum Command {
         id: String,
         /// Role taking its users and sub-roles.
         transfer_to: Option<String>,
+        /// Remove group entries, shares and rules naming the role.
+        cascade: bool,
     },
     /// Create or replace a shift.
     PutShift(ShiftDef),
-    /// Delete a shift, clearing it from users.
-    DeleteShift(String),
+    /// Delete a shift; users on it need `cascade`.
+    DeleteShift {
+        /// Shift id.
+        id: String,
+        /// Clear the shift from users.
+        cascade: bool,
+    },
     /// Create or replace a user.
     PutUser(UserDef),
     /// Delete a user; what it owns moves to `transfer_to`.
@@ -87,6 +119,8 @@ pub enum Command {
         id: String,
         /// New owner of its records (and, a user, of its personal groups).
         transfer_to: Option<OwnerRef>,
+        /// Remove group entries, leads and shares naming the user.
+        cascade: bool,
     },
     /// Create or replace a group.
     PutGroup(GroupDef),
@@ -96,13 +130,15 @@ pub enum Command {
         id: String,
         /// New owner of its records.
         transfer_to: Option<OwnerRef>,
+        /// Remove group entries, shares and rules naming the group.
+        cascade: bool,
     },
     /// Create or replace a sharing rule.
     PutSharingRule(SharingRuleDef),
     /// Delete a sharing rule.
     DeleteSharingRule(String),
-    /// Register or re-own a record.
-    SetOwner(RecordDef),
+    /// Register or re-own a record, changing only what it names.
+    SetOwner(RecordWrite),
     /// Delete a record with its shares.
     DeleteRecord {
         /// Module id.
@@ -121,6 +157,84 @@ pub enum Command {
         /// Replace everything (else: create or replace what it names).
         replace: bool,
     },
+}
+
+/// A `SetOwner` as asked for: what is `None` is kept from the stored
+/// record (a new record needs an owner; its flag and attributes default to
+/// not private and none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordWrite {
+    /// Module id.
+    pub module: String,
+    /// Record id.
+    pub id: String,
+    /// New owner; `None` keeps the owner.
+    pub owner: Option<OwnerRef>,
+    /// New private flag; `None` keeps it.
+    pub private: Option<bool>,
+    /// New attributes, replacing the old ones whole; `None` keeps them.
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+impl From<RecordDef> for RecordWrite {
+    /// A whole record, as documents give it: every field is set.
+    fn from(def: RecordDef) -> Self {
+        RecordWrite {
+            module: def.module,
+            id: def.id,
+            owner: Some(def.owner),
+            private: Some(def.private),
+            attributes: Some(def.attributes),
+        }
+    }
+}
+
+impl RecordWrite {
+    /// The record this write leaves behind, given the stored one (if any);
+    /// `None` when a new record names no owner.
+    pub fn resolve(&self, stored: Option<RecordDef>) -> Option<RecordDef> {
+        let owner = match (&self.owner, &stored) {
+            (Some(o), _) => o.clone(),
+            (None, Some(s)) => s.owner.clone(),
+            (None, None) => return None,
+        };
+        let private = self
+            .private
+            .or(stored.as_ref().map(|s| s.private))
+            .unwrap_or(false);
+        let attributes = match (&self.attributes, stored) {
+            (Some(a), _) => a.clone(),
+            (None, Some(s)) => s.attributes,
+            (None, None) => BTreeMap::new(),
+        };
+        Some(RecordDef {
+            module: self.module.clone(),
+            id: self.id.clone(),
+            owner,
+            private,
+            attributes,
+        })
+    }
+}
+
+impl Command {
+    /// Whether the command removes something, so that its answer lists what
+    /// it removed and moved (other writes answer with the revision alone).
+    pub fn is_delete(&self) -> bool {
+        matches!(
+            self,
+            Command::DeleteOrganization
+                | Command::DeleteModule { .. }
+                | Command::DeleteProfile { .. }
+                | Command::DeleteRole { .. }
+                | Command::DeleteShift { .. }
+                | Command::DeleteUser { .. }
+                | Command::DeleteGroup { .. }
+                | Command::DeleteSharingRule(_)
+                | Command::DeleteRecord { .. }
+                | Command::Unshare(_)
+        )
+    }
 }
 
 /// Plans `command` for an organization in state `org` (`None`: it does not
@@ -174,17 +288,15 @@ fn plan_import(
     let mut changes = Vec::new();
     let mut scratch = match (org, replace) {
         (Some(existing), false) => {
-            if let Some(settings) = &doc.settings {
-                changes.push(Change::Settings(settings.clone()));
-            }
             let mut s = existing.clone();
-            if let Some(settings) = &doc.settings {
-                s.settings = settings.clone();
+            if let Some(patch) = &doc.settings {
+                s.settings = patch.apply(&existing.settings);
+                changes.push(Change::Settings(s.settings.clone()));
             }
             s
         }
         _ => {
-            let settings = doc.settings.clone().unwrap_or_default();
+            let settings = settings_of(doc);
             changes.push(Change::CreateOrg(settings.clone()));
             OrgState::new(org_id, 0, 0, settings)
         }
@@ -225,7 +337,7 @@ fn plan_import(
         steps.push((format!("groups[{i}]"), Command::PutGroup(g)));
     }
     for (i, r) in doc.records.iter().enumerate() {
-        steps.push((format!("records[{i}]"), Command::SetOwner(r.clone())));
+        steps.push((format!("records[{i}]"), Command::SetOwner(r.clone().into())));
     }
     for (i, s) in doc.shares.iter().enumerate() {
         steps.push((format!("shares[{i}]"), Command::Share(vec![s.clone()])));
@@ -290,6 +402,31 @@ fn at_path(path: &str, e: Error) -> Error {
         Error::FailedPrecondition(m) => Error::FailedPrecondition(format!("{path}: {m}")),
         other => other,
     }
+}
+
+/// Whether a profile reads whole modules regardless of sharing.
+fn reads_everything(profile: &ProfileDef) -> bool {
+    !profile.view_all.is_empty() || !profile.modify_all.is_empty()
+}
+
+/// A stored record as written, if it exists.
+pub fn stored_record(org: &OrgState, module: &str, id: &str) -> Option<RecordDef> {
+    let (_, m) = org.modules.by_id(module)?;
+    let r = m.records.get(id)?;
+    Some(RecordDef {
+        module: module.to_string(),
+        id: id.to_string(),
+        owner: org.owner_ref(r.owner),
+        private: r.private,
+        attributes: r.attributes.clone(),
+    })
+}
+
+/// An attribute key as an error may echo it: control characters escaped,
+/// bounded like every echoed id.
+fn shown_key(key: &str) -> String {
+    let escaped: String = key.chars().flat_map(char::escape_debug).collect();
+    bounded(&escaped).into_owned()
 }
 
 /// Refuses a document whose roles, groups or reporting lines form a cycle
@@ -371,20 +508,50 @@ impl Planner<'_> {
                 "command",
                 "organizations are created and imported by the engine",
             )),
-            Command::UpdateSettings(settings) => Ok(vec![Change::Settings(settings.clone())]),
+            Command::UpdateSettings(patch) => self.update_settings(patch),
             Command::DeleteOrganization => Ok(vec![Change::DeleteOrg]),
             Command::PutModule(def) => self.put_module(def),
-            Command::DeleteModule(id) => self.delete_module(id),
+            Command::DeleteModule { id, cascade } => {
+                let changes = self.delete_module(id)?;
+                self.refuse_references("module", id, *cascade, changes)
+            }
             Command::PutProfile(def) => self.put_profile(def),
-            Command::DeleteProfile(id) => self.delete_profile(id),
+            Command::DeleteProfile { id, cascade } => {
+                let changes = self.delete_profile(id)?;
+                self.refuse_references("profile", id, *cascade, changes)
+            }
             Command::PutRole(def) => self.put_role(def),
-            Command::DeleteRole { id, transfer_to } => self.delete_role(id, transfer_to.as_deref()),
+            Command::DeleteRole {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_role(id, transfer_to.as_deref())?;
+                self.refuse_references("role", id, *cascade, changes)
+            }
             Command::PutShift(def) => self.put_shift(def),
-            Command::DeleteShift(id) => self.delete_shift(id),
+            Command::DeleteShift { id, cascade } => {
+                let changes = self.delete_shift(id)?;
+                self.refuse_references("shift", id, *cascade, changes)
+            }
             Command::PutUser(def) => self.put_user(def),
-            Command::DeleteUser { id, transfer_to } => self.delete_user(id, transfer_to.as_ref()),
+            Command::DeleteUser {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_user(id, transfer_to.as_ref())?;
+                self.refuse_references("user", id, *cascade, changes)
+            }
             Command::PutGroup(def) => self.put_group(def),
-            Command::DeleteGroup { id, transfer_to } => self.delete_group(id, transfer_to.as_ref()),
+            Command::DeleteGroup {
+                id,
+                transfer_to,
+                cascade,
+            } => {
+                let changes = self.delete_group(id, transfer_to.as_ref())?;
+                self.refuse_references("group", id, *cascade, changes)
+            }
             Command::PutSharingRule(def) => self.put_rule(def),
             Command::DeleteSharingRule(id) => {
                 self.id("id", id)?;
@@ -408,6 +575,57 @@ impl Planner<'_> {
 
     fn id(&self, field: &str, id: &str) -> Result<()> {
         check_id(field, id, self.limits.id_length)
+    }
+
+    fn update_settings(&self, patch: &SettingsPatch) -> Result<Vec<Change>> {
+        if patch.is_empty() {
+            return Err(Error::invalid(
+                "settings",
+                "name at least one setting to change",
+            ));
+        }
+        Ok(vec![Change::Settings(patch.apply(&self.org.settings))])
+    }
+
+    /// Passes a delete's planned `changes` when nothing but the entity itself
+    /// is removed, or the request said `cascade`; else refuses it, listing
+    /// what refers to the entity. Moves (users and sub-roles to
+    /// `transfer_to`, records to their new owner, reports to the next
+    /// manager) are governed by `transfer_to`, not by `cascade`.
+    fn refuse_references(
+        &self,
+        kind: &'static str,
+        id: &str,
+        cascade: bool,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Change>> {
+        if cascade {
+            return Ok(changes);
+        }
+        let references: Vec<EntityRef> = report(self.org, &changes)
+            .removed
+            .into_iter()
+            .filter(|r| !(r.kind == kind && r.id == id))
+            .collect();
+        if references.is_empty() {
+            return Ok(changes);
+        }
+        let listed: Vec<String> = references
+            .iter()
+            .take(REFERENCES_LISTED)
+            .map(ToString::to_string)
+            .collect();
+        let more = references.len().saturating_sub(REFERENCES_LISTED);
+        Err(Error::precondition(format!(
+            "{kind} '{id}' is referred to by {} entries: {}{}; name cascade: true to remove them with it",
+            references.len(),
+            listed.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )))
     }
 
     fn ids(&self, field: &str, ids: &[String]) -> Result<()> {
@@ -594,6 +812,25 @@ impl Planner<'_> {
         }
         for (i, m) in def.view_all.iter().enumerate() {
             self.module_exists(&format!("view_all[{i}]"), m)?;
+        }
+        if reads_everything(def) {
+            let guest = self.org.users.iter().find(|(_, u)| {
+                u.def.kind == UserKind::Guest && u.def.profiles.iter().any(|p| p == &def.id)
+            });
+            if let Some((_, g)) = guest {
+                let field = if def.view_all.is_empty() {
+                    "modify_all"
+                } else {
+                    "view_all"
+                };
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "guest '{}' holds this profile, and view_all or modify_all is never given to a guest",
+                        g.def.id
+                    ),
+                ));
+            }
         }
         for (i, m) in def.modify_all.iter().enumerate() {
             self.module_exists(&format!("modify_all[{i}]"), m)?;
@@ -862,10 +1099,34 @@ impl Planner<'_> {
                             "users report to this user, and no one reports to a guest",
                         ));
                     }
+                    if let Some(g) = u.leads.first() {
+                        return Err(Error::invalid(
+                            "kind",
+                            format!(
+                                "this user leads group '{}', and a guest is never a lead",
+                                self.org.group_id(*g)
+                            ),
+                        ));
+                    }
                 }
             }
         }
         self.profiles_exist("profiles", &def.profiles)?;
+        if def.kind == UserKind::Guest {
+            for (i, p) in def.profiles.iter().enumerate() {
+                if self
+                    .org
+                    .profiles
+                    .by_id(p)
+                    .is_some_and(|(_, profile)| reads_everything(&profile.def))
+                {
+                    return Err(Error::invalid(
+                        format!("profiles[{i}]"),
+                        format!("profile '{p}' has view_all or modify_all, which is never given to a guest"),
+                    ));
+                }
+            }
+        }
         if let Some(shift) = &def.shift {
             self.id("shift", shift)?;
             if !self.org.shifts.contains(shift) {
@@ -1060,6 +1321,46 @@ impl Planner<'_> {
                     return Err(Error::invalid("owner", "a personal group needs an owner"));
                 };
                 self.user_exists("owner", owner)?;
+                if let Some((_, existing)) = self.org.groups.by_id(&def.id) {
+                    if let Some(c) = existing.containers.first() {
+                        return Err(Error::invalid(
+                            "kind",
+                            format!(
+                                "group '{}' nests this group, and a personal group is never nested",
+                                self.org.group_id(*c)
+                            ),
+                        ));
+                    }
+                    let from_rule = self.org.modules.iter().find_map(|(_, m)| {
+                        m.rules.values().find(
+                            |r| matches!(&r.def.from, Some(MemberSet::Group(g)) if *g == def.id),
+                        )
+                    });
+                    if let Some(rule) = from_rule {
+                        return Err(Error::invalid(
+                            "kind",
+                            format!(
+                                "sharing rule '{}' shares the records of this group's members, and a personal group is never a rule's from set",
+                                rule.def.id
+                            ),
+                        ));
+                    }
+                }
+                // A circle to share with, never a source of power over
+                // others' records: nothing that reaches beyond listed users.
+                for (field, listed) in [
+                    ("roles", def.roles.len()),
+                    ("roles_and_subordinates", def.roles_and_subordinates.len()),
+                    ("groups", def.groups.len()),
+                    ("leads", def.leads.len()),
+                ] {
+                    if listed > 0 {
+                        return Err(Error::invalid(
+                            field,
+                            "a personal group lists users only and has no leads",
+                        ));
+                    }
+                }
             }
             GroupKind::Organization => {
                 if def.owner.is_some() {
@@ -1085,7 +1386,18 @@ impl Planner<'_> {
             self.user_exists(&format!("users[{i}]"), u)?;
         }
         for (i, u) in def.leads.iter().enumerate() {
-            self.user_exists(&format!("leads[{i}]"), u)?;
+            let field = format!("leads[{i}]");
+            let lead = self.user_exists(&field, u)?;
+            if self
+                .org
+                .user(lead)
+                .is_some_and(|l| l.def.kind == UserKind::Guest)
+            {
+                return Err(Error::invalid(
+                    field,
+                    format!("'{u}' is a guest, and a guest is never a lead"),
+                ));
+            }
         }
         for (i, r) in def.roles.iter().enumerate() {
             self.role_exists(&format!("roles[{i}]"), r)?;
@@ -1102,6 +1414,17 @@ impl Planner<'_> {
                 )));
             }
             let n = self.group_exists(&format!("groups[{i}]"), g)?;
+            if self
+                .org
+                .group(n)
+                .is_some_and(|nested| nested.def.kind == GroupKind::Personal)
+            {
+                // Its owner would decide who is in this group too.
+                return Err(Error::invalid(
+                    format!("groups[{i}]"),
+                    format!("'{g}' is a personal group, which is never nested in another group"),
+                ));
+            }
             if let Some(this) = this {
                 if self.org.group_nested(n).contains(&this) {
                     return Err(Error::precondition(format!(
@@ -1160,7 +1483,23 @@ impl Planner<'_> {
         self.id("id", &def.id)?;
         self.module_exists("module", &def.module)?;
         match (&def.from, &def.criteria) {
-            (Some(from), None) => self.member_set_exists("from", from)?,
+            (Some(from), None) => {
+                self.member_set_exists("from", from)?;
+                if let MemberSet::Group(g) = from {
+                    if self
+                        .org
+                        .groups
+                        .by_id(g)
+                        .is_some_and(|(_, group)| group.def.kind == GroupKind::Personal)
+                    {
+                        // Its owner would decide whose records the rule shares.
+                        return Err(Error::invalid(
+                            "from.group",
+                            format!("'{g}' is a personal group, which is never a rule's from set"),
+                        ));
+                    }
+                }
+            }
             (None, Some(criteria)) => {
                 if criteria.is_empty() {
                     return Err(Error::invalid(
@@ -1186,17 +1525,65 @@ impl Planner<'_> {
         Ok(vec![Change::PutRule(def.clone())])
     }
 
-    fn set_owner(&self, def: &RecordDef) -> Result<Vec<Change>> {
-        self.module_exists("module", &def.module)?;
-        self.id("id", &def.id)?;
+    fn set_owner(&self, write: &RecordWrite) -> Result<Vec<Change>> {
+        self.module_exists("module", &write.module)?;
+        self.id("record_id", &write.id)?;
+        let stored = stored_record(self.org, &write.module, &write.id);
+        let def = write.resolve(stored).ok_or_else(|| {
+            Error::invalid("owner", "a new record needs an owner (user_id or group_id)")
+        })?;
         self.owner_exists("owner", &def.owner)?;
-        if def.attributes.keys().any(String::is_empty) {
+        self.attributes(&def.attributes)?;
+        Ok(vec![Change::PutRecord(def)])
+    }
+
+    /// Attribute limits: how many, and each key's and value's size and
+    /// characters (keys end up in rules, logs and error messages).
+    fn attributes(&self, attributes: &BTreeMap<String, String>) -> Result<()> {
+        let limits = self.limits;
+        if attributes.len() > limits.record_attributes {
             return Err(Error::invalid(
                 "attributes",
-                "attribute names must not be empty",
+                format!(
+                    "a record has at most {} attributes, got {}",
+                    limits.record_attributes,
+                    attributes.len()
+                ),
             ));
         }
-        Ok(vec![Change::PutRecord(def.clone())])
+        for (key, value) in attributes {
+            let field = || format!("attributes.{}", shown_key(key));
+            let length = key.chars().count();
+            if length == 0 || length > limits.attribute_key_length {
+                return Err(Error::invalid(
+                    field(),
+                    format!(
+                        "an attribute key is 1 to {} characters, got {length}",
+                        limits.attribute_key_length
+                    ),
+                ));
+            }
+            if !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+            {
+                return Err(Error::invalid(
+                    field(),
+                    "an attribute key is made of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
+                ));
+            }
+            if value.len() > limits.attribute_value_bytes {
+                return Err(Error::invalid(
+                    field(),
+                    format!(
+                        "an attribute value is at most {} bytes, got {}",
+                        limits.attribute_value_bytes,
+                        value.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn share(&self, shares: &[ShareDef]) -> Result<Vec<Change>> {
@@ -1239,5 +1626,198 @@ impl Planner<'_> {
             });
         }
         Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::{
+        CharClass, HierarchyMode, PasswordPolicy, PasswordPolicyPatch, RoleDef,
+    };
+
+    fn policy() -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: 10,
+            require: vec![CharClass::Digit],
+            max_age_days: Some(90),
+            forbid_principal: false,
+        }
+    }
+
+    /// An organization with a password policy, REPORTING mode, a role
+    /// `sales` listed by `groups` groups, and a role `spare` nobody names.
+    fn org(groups: usize) -> OrgState {
+        let document = OrgDocument {
+            organization: "o".into(),
+            settings: Some(
+                Settings {
+                    hierarchy_mode: HierarchyMode::Reporting,
+                    enforce_shifts: false,
+                    password_policy: Some(policy()),
+                }
+                .into(),
+            ),
+            roles: vec![
+                RoleDef {
+                    id: "sales".into(),
+                    ..RoleDef::default()
+                },
+                RoleDef {
+                    id: "spare".into(),
+                    ..RoleDef::default()
+                },
+            ],
+            groups: (0..groups)
+                .map(|i| GroupDef {
+                    id: format!("g{i:02}"),
+                    roles: vec!["sales".into()],
+                    ..GroupDef::default()
+                })
+                .collect(),
+            ..OrgDocument::default()
+        };
+        let command = Command::Import {
+            document,
+            replace: true,
+        };
+        let changes = plan(None, "o", &command, &Limits::default()).unwrap();
+        let mut state = OrgState::new("o", 0, 0, Settings::default());
+        let mut inv = Invalidation::default();
+        for change in &changes {
+            state.apply(change, &mut inv);
+        }
+        state
+    }
+
+    fn run(org: &OrgState, command: &Command) -> Result<Vec<Change>> {
+        plan(Some(org), "o", command, &Limits::default())
+    }
+
+    #[test]
+    fn update_settings_changes_only_what_the_patch_names() {
+        let org = org(0);
+        let patch = SettingsPatch {
+            enforce_shifts: Some(true),
+            password_policy: Some(Some(PasswordPolicyPatch {
+                min_length: Some(12),
+                ..PasswordPolicyPatch::default()
+            })),
+            ..SettingsPatch::default()
+        };
+        let changes = run(&org, &Command::UpdateSettings(patch)).unwrap();
+        assert_eq!(
+            changes,
+            [Change::Settings(Settings {
+                hierarchy_mode: HierarchyMode::Reporting,
+                enforce_shifts: true,
+                password_policy: Some(PasswordPolicy {
+                    min_length: 12,
+                    ..policy()
+                }),
+            })]
+        );
+        let clear = SettingsPatch {
+            password_policy: Some(None),
+            ..SettingsPatch::default()
+        };
+        let changes = run(&org, &Command::UpdateSettings(clear)).unwrap();
+        assert!(
+            matches!(&changes[..], [Change::Settings(s)] if s.password_policy.is_none() && s.hierarchy_mode == HierarchyMode::Reporting)
+        );
+    }
+
+    #[test]
+    fn update_settings_naming_nothing_is_refused() {
+        let e = run(&org(0), &Command::UpdateSettings(SettingsPatch::default())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "settings: name at least one setting to change"
+        );
+    }
+
+    #[test]
+    fn merge_import_changes_only_the_settings_the_document_names() {
+        let org = org(0);
+        let document = OrgDocument {
+            organization: "o".into(),
+            settings: Some(SettingsPatch {
+                enforce_shifts: Some(true),
+                ..SettingsPatch::default()
+            }),
+            ..OrgDocument::default()
+        };
+        let merged = Command::Import {
+            document: document.clone(),
+            replace: false,
+        };
+        let changes = run(&org, &merged).unwrap();
+        assert_eq!(
+            changes,
+            [Change::Settings(Settings {
+                hierarchy_mode: HierarchyMode::Reporting,
+                enforce_shifts: true,
+                password_policy: Some(policy()),
+            })]
+        );
+        let replaced = Command::Import {
+            document,
+            replace: true,
+        };
+        let changes = run(&org, &replaced).unwrap();
+        assert_eq!(
+            changes.first(),
+            Some(&Change::CreateOrg(Settings {
+                enforce_shifts: true,
+                ..Settings::default()
+            })),
+            "replace: what the document leaves out takes its default"
+        );
+    }
+
+    #[test]
+    fn a_referenced_delete_is_refused_with_a_bounded_list_unless_cascade() {
+        let org = org(25);
+        let delete = |cascade| Command::DeleteRole {
+            id: "sales".into(),
+            transfer_to: None,
+            cascade,
+        };
+        let e = run(&org, &delete(false)).unwrap_err();
+        assert_eq!(e.code(), "FAILED_PRECONDITION");
+        let text = e.to_string();
+        assert!(text.contains("referred to by 25 entries"), "{text}");
+        assert!(text.contains("group_member 'g19/roles/sales'"), "{text}");
+        assert!(
+            !text.contains("g20/roles/sales"),
+            "only 20 are listed: {text}"
+        );
+        assert!(text.contains("and 5 more"), "{text}");
+
+        let changes = run(&org, &delete(true)).unwrap();
+        let removed = report(&org, &changes).removed;
+        assert_eq!(removed.len(), 26, "25 group entries and the role");
+        assert_eq!(
+            removed.last(),
+            Some(&EntityRef {
+                kind: "role",
+                id: "sales".into(),
+                to: None
+            })
+        );
+    }
+
+    #[test]
+    fn an_unreferenced_delete_needs_no_cascade() {
+        let changes = run(
+            &org(3),
+            &Command::DeleteRole {
+                id: "spare".into(),
+                transfer_to: None,
+                cascade: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(changes, [Change::DeleteRole { id: "spare".into() }]);
     }
 }

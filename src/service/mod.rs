@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::cache::Cached;
 use crate::engine::document::changes_of;
-use crate::engine::{Change, Command, Engine, Limits, Writer};
+use crate::engine::{Change, Command, Engine, Limits, WriteReport, Writer};
 use crate::store::{Store, StoreError};
 
 pub use error::ServiceError;
@@ -52,6 +52,16 @@ pub struct Committed {
     pub changes: Option<Arc<Vec<Change>>>,
     /// Who committed it.
     pub origin: Origin,
+}
+
+/// What a committed write made: its revision and, for a delete, what it
+/// removed and moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The organization's revision after the write.
+    pub revision: u64,
+    /// What the write removed and moved (empty unless it deletes).
+    pub report: WriteReport,
 }
 
 /// Counters of the service, for metrics and tests.
@@ -165,13 +175,13 @@ impl Warden {
 
     /// Carries out a write: authorizes the actor (if any) by Warden's own
     /// rules, plans, commits to the store, applies to memory and publishes.
-    /// Returns the new revision.
+    /// Returns the new revision with what the write removed and moved.
     pub async fn write(
         &self,
         org_id: &str,
         writer: &Writer,
         command: Command,
-    ) -> Result<u64, ServiceError> {
+    ) -> Result<WriteOutcome, ServiceError> {
         let _serial = self.writes.lock().await;
         for _ in 0..WRITE_ATTEMPTS {
             if let Writer::Actor {
@@ -183,12 +193,18 @@ impl Warden {
                     .authorize(org_id, user_id, *admin_scope, &command, Utc::now())?;
             }
             let changes = self.engine.plan(org_id, &command)?;
+            // Read against the state the changes were planned on, before they apply.
+            let report = if command.is_delete() {
+                self.engine.report(org_id, &changes)
+            } else {
+                WriteReport::default()
+            };
             let expected = self.engine.revision(org_id).unwrap_or(0);
             match self.store.commit(org_id, expected, &changes).await {
                 Ok(revision) => {
                     self.engine.apply(org_id, revision, &changes);
                     self.publish(org_id, revision, Some(Arc::new(changes)), Origin::Local);
-                    return Ok(revision);
+                    return Ok(WriteOutcome { revision, report });
                 }
                 Err(StoreError::Conflict { current }) => {
                     warn!(

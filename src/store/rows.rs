@@ -243,7 +243,7 @@ impl DocumentBuilder {
     pub fn add(&mut self, kind: &str, body: &str) -> StoreResult<()> {
         let doc = &mut self.document;
         match kind {
-            SETTINGS => doc.settings = Some(decode::<Settings>(kind, body)?),
+            SETTINGS => doc.settings = Some(decode::<Settings>(kind, body)?.into()),
             MODULE => doc.modules.push(decode::<ModuleDef>(kind, body)?),
             PROFILE => doc.profiles.push(decode::<ProfileDef>(kind, body)?),
             ROLE => doc.roles.push(decode::<RoleDef>(kind, body)?),
@@ -452,7 +452,7 @@ mod tests {
         ];
         let doc = document_of("acme", rows).unwrap();
         assert_eq!(doc.organization, "acme");
-        assert_eq!(doc.settings, Some(Settings::default()));
+        assert_eq!(doc.settings, Some(Settings::default().into()));
         let shares: Vec<_> = doc
             .shares
             .iter()

@@ -648,7 +648,7 @@ sharing_rules:
                 AccessLevel::Read,
             )]),
             // Re-owning keeps the record's shares.
-            Command::SetOwner(record("Leads", "L1", "carol")),
+            Command::SetOwner(record("Leads", "L1", "carol").into()),
             Command::PutSharingRule(SharingRuleDef {
                 id: "r1".into(),
                 module: "Deals".into(),
@@ -665,21 +665,32 @@ sharing_rules:
             Command::DeleteUser {
                 id: "bob".into(),
                 transfer_to: Some(OwnerRef::User("carol".into())),
+                cascade: true,
             },
             Command::PutUser(UserDef {
                 role: Some("sales".into()),
                 ..user("dave")
             }),
-            Command::DeleteModule("Deals".into()),
-            Command::UpdateSettings(Settings {
-                hierarchy_mode: HierarchyMode::Reporting,
-                ..Settings::default()
-            }),
+            Command::DeleteModule {
+                id: "Deals".into(),
+                cascade: true,
+            },
+            Command::UpdateSettings(
+                Settings {
+                    hierarchy_mode: HierarchyMode::Reporting,
+                    ..Settings::default()
+                }
+                .into(),
+            ),
             Command::DeleteGroup {
                 id: "outer".into(),
                 transfer_to: None,
+                cascade: true,
             },
-            Command::DeleteProfile("std".into()),
+            Command::DeleteProfile {
+                id: "std".into(),
+                cascade: true,
+            },
         ];
         for (i, command) in commands.into_iter().enumerate() {
             let revision = h.run(&org, command).await;
@@ -977,7 +988,7 @@ sharing_rules:
             .unwrap();
         let loaded = first.load_org("acme").await.unwrap().unwrap();
         assert_eq!(loaded.revision, 1);
-        assert_eq!(loaded.document.settings, Some(Settings::default()));
+        assert_eq!(loaded.document.settings, Some(Settings::default().into()));
         assert!(second.revisions().await.unwrap().is_empty());
     }
 

@@ -231,3 +231,52 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 
 pub mod rng;
 pub mod services;
+
+impl Server {
+    /// Starts a server on a fresh SQLite file with extra arguments and
+    /// environment variables (for settings that belong in the environment,
+    /// such as tokens).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                &store,
+                "--log",
+                "error",
+            ])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("warden listening on ") {
+                        break a.to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().ok();
+                    panic!("warden serve exited before listening: {status:?}");
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr,
+            store,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            _dir: Some(dir),
+        }
+    }
+}
