@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,12 +89,14 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
         .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     // Checks from several tasks, each on its own connection, as several
     // CRM backends would.
     let mut checkers = Vec::new();
     for t in 0..4 {
         let ch = connect(&server).await;
         let stop = stop.clone();
+        let answered = answered.clone();
         checkers.push(tokio::spawn(async move {
             let mut client = CheckServiceClient::new(ch);
             let mut calls = Vec::new();
@@ -111,6 +113,7 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
                 let started = Instant::now();
                 let ok = client.check(req).await.map(|r| r.into_inner().allowed);
                 let failed = ok.is_err();
+                answered.fetch_add(1, Ordering::Relaxed);
                 calls.push(Call { started, ok });
                 if failed {
                     break;
@@ -123,8 +126,10 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
     // LookupRecords streams read slowly, so they are still running when the
     // signal comes: each must still deliver every record.
     let mut lookups = Vec::new();
+    let (begun_tx, mut begun_rx) = tokio::sync::mpsc::channel::<()>(2);
     for _ in 0..2 {
         let ch = connect(&server).await;
+        let begun = begun_tx.clone();
         lookups.push(tokio::spawn(async move {
             let mut stream = CheckServiceClient::new(ch)
                 .lookup_records(pb::LookupRecordsRequest {
@@ -140,6 +145,9 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
             let first_page = Instant::now();
             let mut ids = 0usize;
             while let Some(page) = stream.next().await {
+                if ids == 0 {
+                    let _ = begun.try_send(());
+                }
                 ids += page?.record_ids.len();
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
@@ -147,7 +155,18 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
         }));
     }
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Signal once both streams delivered a page and checks are flowing, not
+    // after a fixed pause that a loaded machine could outlast.
+    let ready = Instant::now() + Duration::from_secs(30);
+    for _ in 0..2 {
+        tokio::time::timeout_at(ready.into(), begun_rx.recv())
+            .await
+            .expect("LookupRecords streams never delivered a page");
+    }
+    while answered.load(Ordering::Relaxed) < 40 {
+        assert!(Instant::now() < ready, "checks never flowed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let signalled = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
