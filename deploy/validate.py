@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -424,8 +425,59 @@ def check_dashboard(path):
     return errors, len(exprs)
 
 
+def self_check():
+    """The checks must be able to fail: a broken manifest, a missing Secret
+    and an unknown metric are each reported."""
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "broken"},
+        "spec": {
+            "replicas": "three",
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "i",
+                            "envFrom": [{"secretRef": {"name": "absent"}}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    problems = []
+    if not validate_docs([bad], "self-check"):
+        problems.append("a Deployment with replicas: three passed the schema")
+    if not check_references([bad], "self-check", set()):
+        problems.append("a missing Secret passed the reference check")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"panels": [{"title": "t", "targets": [{"expr": "rate(warden_nope_total[5m])"}]}]}, f)
+    try:
+        dash_errors, _ = check_dashboard(f.name)
+    finally:
+        os.unlink(f.name)
+    if not any("unknown metric warden_nope_total" in e for e in dash_errors):
+        problems.append("a dashboard query over an unknown metric passed")
+    return problems
+
+
 def main():
     errors = []
+    with open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            problems = self_check()
+        finally:
+            sys.stdout = stdout
+    if problems:
+        for p in problems:
+            print(f"ERROR self-check: {p}", file=sys.stderr)
+        return 1
+    print("self-check: a broken manifest, a missing Secret and an unknown metric are each caught")
     external = {"production": {"warden-store", "warden-tokens"}, "trial": set()}
     for overlay in OVERLAYS:
         overlay_dir = os.path.join(DEPLOY, "overlays", overlay)
