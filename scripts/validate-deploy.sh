@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=${WARDEN_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/warden/deploy-venv}
+VENV=${WARDEN_DEPLOY_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/warden/deploy-venv}
 # Pinned: a new release may ship other schemas and change the verdict.
 PACKAGE=kubernetes-validate==1.37.0
 if ! "$VENV/bin/python" -c 'import kubernetes_validate, yaml, jsonschema' >/dev/null 2>&1 \
