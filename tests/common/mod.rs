@@ -325,4 +325,14 @@ impl Server {
             _dir: None,
         }
     }
+
+    /// The process id, to signal the server without waiting for it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
 }
