@@ -21,7 +21,7 @@ use warden::api::pb::check_service_client::CheckServiceClient;
 
 const DRAIN_SECS: u64 = 15;
 const RECORDS: usize = 3000;
-const PAGE: u32 = 50;
+const PAGE: u32 = 25;
 
 /// An organization with RECORDS records owned by `rep`, visible to `boss`
 /// through the role hierarchy.
@@ -67,6 +67,10 @@ async fn health_now(server: &Server) -> Option<ServingStatus> {
         .ok()?;
     ServingStatus::try_from(r.into_inner().status).ok()
 }
+
+/// How long before the signal a check must have been sent to count as
+/// started on the server.
+const SENT_MARGIN: Duration = Duration::from_millis(250);
 
 /// One Check: when it started, and whether it answered OK and allowed.
 struct Call {
@@ -167,6 +171,11 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
         assert!(Instant::now() < ready, "checks never flowed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Let checks run a while longer, so that many are sent well before the
+    // signal: only those are surely on the server when it arrives (a check
+    // sent in the last instant may still be in the client's or the kernel's
+    // hands on a loaded machine, and is then rightly refused).
+    tokio::time::sleep(SENT_MARGIN + Duration::from_millis(200)).await;
     let signalled = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
@@ -215,7 +224,7 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
     let (mut before, mut after_ok, mut after_failed) = (0, 0, 0);
     for c in checkers {
         for call in c.await.unwrap() {
-            if call.started < signalled {
+            if call.started + SENT_MARGIN < signalled {
                 before += 1;
                 match call.ok {
                     Ok(allowed) => assert!(allowed, "a check started before SIGTERM was denied"),
@@ -228,7 +237,7 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
             }
         }
     }
-    assert!(before > 0, "no check ran before the signal");
+    assert!(before > 0, "no check ran well before the signal");
     eprintln!(
         "checks before SIGTERM: {before} all OK; after: {after_ok} OK, {after_failed} refused"
     );
