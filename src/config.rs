@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::engine::Limits;
 use crate::service::ServiceOptions;
+use crate::telemetry::DecisionLogSink;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +100,22 @@ pub struct ServeConfig {
     /// Most shifts per organization.
     #[arg(long, env = "WARDEN_MAX_SHIFTS", default_value_t = 30)]
     pub max_shifts: usize,
+    /// OTLP/gRPC collector for traces and metrics, e.g. http://otel-collector:4317
+    /// (unset: OTEL_EXPORTER_OTLP_ENDPOINT; neither: no export).
+    #[arg(long, env = "WARDEN_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Address of the Prometheus endpoint `/metrics`, e.g. 0.0.0.0:9464 (unset: off).
+    #[arg(long, env = "WARDEN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where each Check decision is logged.
+    #[arg(long, env = "WARDEN_DECISION_LOG", value_enum, default_value = "off")]
+    pub decision_log: DecisionLogSink,
+    /// Fraction of decisions logged, 0.0 to 1.0.
+    #[arg(long, env = "WARDEN_DECISION_LOG_SAMPLE", default_value_t = 1.0)]
+    pub decision_log_sample: f64,
+    /// Log every denial, whatever the sample.
+    #[arg(long, env = "WARDEN_DECISION_LOG_DENIALS")]
+    pub decision_log_denials: bool,
 }
 
 impl ServeConfig {
@@ -153,6 +170,9 @@ impl ServeConfig {
         }
         if self.poll_interval_ms == 0 {
             return Err("--poll-interval-ms must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.decision_log_sample) {
+            return Err("--decision-log-sample: must be between 0.0 and 1.0".into());
         }
         Ok(())
     }
@@ -222,5 +242,16 @@ mod tests {
             Some(std::path::Path::new("/run/secrets/tokens"))
         );
         assert!(!c.tokens_on_command_line());
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_the_sample_is_a_fraction() {
+        let c = Cli::try_parse_from(["warden"]).unwrap().serve;
+        assert!(c.otlp_endpoint.is_none() && c.metrics_listen.is_none());
+        assert_eq!(c.decision_log, DecisionLogSink::Off);
+        let c = Cli::try_parse_from(["warden", "--decision-log-sample", "1.5"])
+            .unwrap()
+            .serve;
+        assert!(c.validate().unwrap_err().contains("--decision-log-sample"));
     }
 }

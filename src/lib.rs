@@ -17,3 +17,4 @@ pub mod generate;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;

@@ -20,7 +20,7 @@ use crate::api::pb;
 use crate::api::pb::admin_service_server::AdminServiceServer;
 use crate::api::pb::check_service_server::CheckServiceServer;
 use crate::api::pb::grant_service_server::GrantServiceServer;
-use crate::config::{LogFormat, ServeConfig};
+use crate::config::ServeConfig;
 use crate::document::parse_document;
 use crate::engine::{Command, Writer};
 use crate::service::Warden;
@@ -29,20 +29,11 @@ use crate::store::Store;
 /// How often the token file is re-read for changes.
 const TOKEN_FILE_POLL: Duration = Duration::from_secs(1);
 
+/// How long shutdown waits for spans and metrics to reach the collector.
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
+
 /// Largest Import or Export document.
 const MAX_DOCUMENT_BYTES: usize = 512 << 20;
-
-fn init_logging(config: &ServeConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
 
 async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()> {
     let text = tokio::fs::read_to_string(path)
@@ -104,7 +95,7 @@ async fn shutdown_signal() {
 
 /// Runs `warden serve` until a shutdown signal.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    init_logging(&config);
+    let mut telemetry = crate::telemetry::init(&config)?;
     config.validate().map_err(anyhow::Error::msg)?;
     info!(config = %config.masked(), "starting");
     let mut tokens = Tokens::parse(&config.auth_tokens).map_err(anyhow::Error::msg)?;
@@ -127,6 +118,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(path) = &config.bootstrap {
         bootstrap(&warden, path).await?;
     }
+    telemetry.observe(&warden);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CheckServiceServer<CheckApi>>().await;
@@ -162,7 +154,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("--listen {}", config.listen))?;
     let addr = listener.local_addr()?;
 
-    let mut builder = Server::builder();
+    let mut builder = Server::builder().layer(crate::telemetry::RpcLayer);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -176,6 +168,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(url) = &config.redis {
         let bus = Arc::new(crate::bus::Bus::new(url, &config.redis_channel).context("--redis")?);
         tokio::spawn(bus.run(warden.clone(), halt_rx.clone()));
+    }
+    if let Some(at) = config.metrics_listen {
+        let metrics = TcpListener::bind(at)
+            .await
+            .with_context(|| format!("--metrics-listen {at}"))?;
+        println!("warden metrics on http://{}/metrics", metrics.local_addr()?);
+        tokio::spawn(crate::telemetry::serve_metrics(
+            metrics,
+            warden.clone(),
+            halt_rx.clone(),
+        ));
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<()>();
@@ -227,5 +230,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         } => warn!(?drain, "drain deadline passed; stopping with calls in flight"),
     }
     info!("stopped");
+    telemetry.shutdown(TELEMETRY_FLUSH).await;
     Ok(())
 }

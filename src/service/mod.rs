@@ -308,7 +308,12 @@ impl Warden {
                 self.publish(org_id, revision, Some(Arc::new(changes)), Origin::Remote);
                 Ok(())
             }
-            _ => self.catch_up_locked(org_id).await,
+            _ => {
+                if revision > local + 1 {
+                    crate::telemetry::metrics().bus_gap();
+                }
+                self.catch_up_locked(org_id).await
+            }
         }
     }
 

@@ -79,26 +79,32 @@ impl Store {
 
     /// Every live organization with its revision and contents.
     pub async fn load_all(&self) -> StoreResult<Vec<LoadedOrg>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.load_all().await,
             Store::Postgres(s) => s.load_all().await,
-        }
+        };
+        crate::telemetry::store_result("load_all", &result);
+        result
     }
 
     /// One live organization, if it exists.
     pub async fn load_org(&self, org_id: &str) -> StoreResult<Option<LoadedOrg>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.load_org(org_id).await,
             Store::Postgres(s) => s.load_org(org_id).await,
-        }
+        };
+        crate::telemetry::store_result("load_org", &result);
+        result
     }
 
     /// The revision of every live organization.
     pub async fn revisions(&self) -> StoreResult<Vec<(String, u64)>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.revisions().await,
             Store::Postgres(s) => s.revisions().await,
-        }
+        };
+        crate::telemetry::store_result("revisions", &result);
+        result
     }
 
     /// Stores a planned write in one transaction: the entity rows, the
@@ -111,19 +117,23 @@ impl Store {
         expected: u64,
         changes: &[Change],
     ) -> StoreResult<u64> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.commit(org_id, expected, changes).await,
             Store::Postgres(s) => s.commit(org_id, expected, changes).await,
-        }
+        };
+        crate::telemetry::store_result("commit", &result);
+        result
     }
 
     /// The change log of an organization after `after`, oldest first. An
     /// empty answer while the organization is ahead means the log was
     /// pruned: reload.
     pub async fn changes_since(&self, org_id: &str, after: u64) -> StoreResult<Vec<LogEntry>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.changes_since(org_id, after).await,
             Store::Postgres(s) => s.changes_since(org_id, after).await,
-        }
+        };
+        crate::telemetry::store_result("changes_since", &result);
+        result
     }
 }
