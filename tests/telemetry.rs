@@ -136,7 +136,7 @@ fn hex(bytes: &[u8]) -> String {
 async fn check_spans_reach_the_collector_as_children_of_the_callers_span() {
     let (receiver, endpoint) = start_receiver().await;
     let server = Server::start_with_env(
-        &["--otlp-endpoint", &endpoint],
+        &["--otlp-endpoint", &endpoint, "--decision-log", "otlp"],
         &[
             ("WARDEN_AUTH_TOKENS", &format!("{TOKEN}=check+admin+grant")),
             // Export within the test's patience rather than every 5 s / 60 s.
@@ -206,6 +206,24 @@ async fn check_spans_reach_the_collector_as_children_of_the_callers_span() {
     );
     assert!(attr(&span.attributes, "revision").is_some());
     for kv in &span.attributes {
+        let text = format!("{:?}", kv.value);
+        assert!(!text.contains(TOKEN) && !text.contains(ATTRIBUTE_VALUE));
+    }
+    // --decision-log otlp: the decision is an event on the Check span.
+    let event = span
+        .events
+        .iter()
+        .find(|e| e.name == "decision")
+        .expect("a decision event on the Check span");
+    assert_eq!(
+        string_attr(&event.attributes, "subject").as_deref(),
+        Some("bob")
+    );
+    assert_eq!(
+        string_attr(&event.attributes, "reason").as_deref(),
+        Some("INSUFFICIENT_ACCESS")
+    );
+    for kv in &event.attributes {
         let text = format!("{:?}", kv.value);
         assert!(!text.contains(TOKEN) && !text.contains(ATTRIBUTE_VALUE));
     }
@@ -321,9 +339,12 @@ fn scrape(addr: &str, path: &str) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
+/// One sample: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// Samples of a Prometheus text exposition: (name, labels, value). Checks
 /// each line's shape, so that a malformed line fails the test.
-fn parse_prometheus(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+fn parse_prometheus(text: &str) -> Vec<Sample> {
     let mut samples = Vec::new();
     for line in text.lines() {
         if line.is_empty() || line.starts_with('#') {
@@ -363,11 +384,7 @@ fn parse_prometheus(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
     samples
 }
 
-fn value(
-    samples: &[(String, Vec<(String, String)>, f64)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|(n, l, _)| {
