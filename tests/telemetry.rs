@@ -620,3 +620,45 @@ async fn sampled_decision_log_still_logs_every_denial_when_asked() {
     assert_eq!(count(false), 3);
     assert_eq!(count(true), 0, "a sample of 0 logs no allowed decision");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_flushes_spans_still_waiting_for_their_batch() {
+    let (receiver, endpoint) = start_receiver().await;
+    let mut server = Server::start_with_env(
+        &["--otlp-endpoint", &endpoint],
+        &[
+            ("WARDEN_AUTH_TOKENS", &format!("{TOKEN}=check+admin+grant")),
+            // Far beyond the test: only the shutdown flush can send the span.
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ],
+    );
+    let channel = server.channel().await;
+    import(channel.clone()).await;
+    let mut check = CheckServiceClient::new(channel);
+    check
+        .check(authed(check_req(
+            "tel", "alice", "Leads", "view", "L-alice",
+        )))
+        .await
+        .unwrap();
+    drop(check);
+    let has_check = |r: &Receiver| {
+        r.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|e| &e.resource_spans)
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .any(|s| s.name == "Check")
+    };
+    assert!(!has_check(&receiver), "exported before its batch was due");
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        has_check(&receiver),
+        "the Check span was flushed at shutdown"
+    );
+}
