@@ -265,13 +265,23 @@ async fn check_spans_reach_the_collector_as_children_of_the_callers_span() {
 fn spawn_captured(args: &[&str]) -> (Child, String, Option<String>, Arc<Mutex<Vec<String>>>) {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("warden.db").display());
+    // The store's directory lives as long as the process's test.
+    std::mem::forget(dir);
+    spawn_captured_on(&store, args)
+}
+
+/// [`spawn_captured`] on a given store.
+fn spawn_captured_on(
+    store: &str,
+    args: &[&str],
+) -> (Child, String, Option<String>, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--store",
-            &store,
+            store,
             "--log",
             "info",
         ])
@@ -282,8 +292,6 @@ fn spawn_captured(args: &[&str]) -> (Child, String, Option<String>, Arc<Mutex<Ve
         .stderr(Stdio::piped())
         .spawn()
         .expect("start warden serve");
-    // The store's directory lives as long as the process's test.
-    std::mem::forget(dir);
     let stderr = child.stderr.take().unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
@@ -661,4 +669,46 @@ async fn sigterm_flushes_spans_still_waiting_for_their_batch() {
         has_check(&receiver),
         "the Check span was flushed at shutdown"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bus_messages_and_propagation_delay_are_measured_on_the_receiving_replica() {
+    let redis = common::services::Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("warden.db").display());
+    let url = redis.url();
+    let (mut writer, writer_addr, _, _) = spawn_captured_on(&store, &["--redis", &url]);
+    // A poll far beyond the test: only the bus can tell the reader.
+    let (mut reader, _, metrics, _) = spawn_captured_on(
+        &store,
+        &[
+            "--redis",
+            &url,
+            "--poll-interval-ms",
+            "600000",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let metrics = metrics.expect("the metrics address is printed");
+    let channel = connect(&writer_addr).await;
+    // The reader subscribes in the background: write until it has heard.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let samples = loop {
+        import(channel.clone()).await;
+        let samples = parse_prometheus(&scrape(&metrics, "/metrics").1);
+        if value(&samples, "warden_bus_messages_total", &[]) >= 1.0 {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "the reader never heard the bus");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let delays = value(&samples, "warden_propagation_delay_seconds_count", &[]);
+    assert!(delays >= 1.0, "every message carries its publication time");
+    let mean = value(&samples, "warden_propagation_delay_seconds_sum", &[]) / delays;
+    assert!((0.0..10.0).contains(&mean), "mean delay {mean}");
+    for child in [&mut writer, &mut reader] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
