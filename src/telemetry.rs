@@ -816,9 +816,9 @@ where
     S::Error: 'static,
     RB: 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<RpcBody<RB>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -835,21 +835,99 @@ where
         Box::pin(async move {
             // The handler's span is made while this context is current, so
             // its parent is the caller's span.
-            let result = call.with_context(parent).await;
-            // An error status travels in the headers (trailers-only); a
-            // success or an error after streaming began, in the trailers,
-            // which this layer does not wait for: those count as OK.
-            let code = match &result {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .map_or("OK", code_name),
-                Err(_) => "UNAVAILABLE",
-            };
-            metrics().rpc(&rpc, code, started.elapsed().as_secs_f64());
-            result
+            match call.with_context(parent).await {
+                Ok(response) => {
+                    // An error before any message travels in the headers
+                    // (trailers-only); otherwise the code comes in the
+                    // trailers, at the end of the body.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .map(code_name);
+                    Ok(response.map(|inner| RpcBody {
+                        inner,
+                        rpc,
+                        started,
+                        code,
+                        counted: false,
+                    }))
+                }
+                Err(e) => {
+                    metrics().rpc(&rpc, "UNAVAILABLE", started.elapsed().as_secs_f64());
+                    Err(e)
+                }
+            }
         })
+    }
+}
+
+/// A response body that counts its call once, when the status is known:
+/// at the trailers, at the end of the body, or when the body is dropped
+/// unfinished (the client went away: `CANCELLED`).
+pub struct RpcBody<B> {
+    inner: B,
+    rpc: String,
+    started: Instant,
+    code: Option<&'static str>,
+    counted: bool,
+}
+
+impl<B> RpcBody<B> {
+    fn count(&mut self, code: &'static str) {
+        if !self.counted {
+            self.counted = true;
+            metrics().rpc(&self.rpc, code, self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl<B> Drop for RpcBody<B> {
+    fn drop(&mut self) {
+        let code = self.code.unwrap_or("CANCELLED");
+        self.count(code);
+    }
+}
+
+impl<B> http_body::Body for RpcBody<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = trailers
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .map_or("UNKNOWN", code_name);
+                    this.count(code);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.count("INTERNAL"),
+            Poll::Ready(None) => {
+                let code = this.code.unwrap_or("OK");
+                this.count(code);
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

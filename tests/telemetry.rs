@@ -441,6 +441,20 @@ async fn metrics_endpoint_counts_calls_by_rpc_and_code_and_decisions_by_reason()
         .unwrap_err();
     assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
 
+    // A stream is counted when it ends, with the code of its trailers.
+    let mut pages = check
+        .lookup_records(authed(pb::LookupRecordsRequest {
+            org_id: "tel".into(),
+            subject: "alice".into(),
+            module: "Leads".into(),
+            action: "view".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    while pages.message().await.unwrap().is_some() {}
+
     let (head, body) = scrape(&metrics, "/metrics");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
@@ -461,6 +475,13 @@ async fn metrics_endpoint_counts_calls_by_rpc_and_code_and_decisions_by_reason()
         moved(
             "warden_rpc_calls_total",
             &[rpc, ("code", "UNAUTHENTICATED")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        moved(
+            "warden_rpc_calls_total",
+            &[("rpc", "CheckService/LookupRecords"), ("code", "OK")]
         ),
         1.0
     );
