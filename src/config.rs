@@ -183,6 +183,7 @@ impl ServeConfig {
         c.auth_tokens = c.auth_tokens.iter().map(|_| "***".to_string()).collect();
         c.store = mask_password(&c.store);
         c.redis = c.redis.as_deref().map(mask_password);
+        c.otlp_endpoint = c.otlp_endpoint.as_deref().map(mask_password);
         format!("{c:?}")
     }
 }

@@ -163,8 +163,15 @@ pub fn init(config: &ServeConfig) -> anyhow::Result<Telemetry> {
         .with(logs)
         .with(spans)
         .try_init();
-    if let Some(endpoint) = &endpoint {
-        info!(%endpoint, "exporting traces and metrics over OTLP");
+    match &endpoint {
+        Some(endpoint) => info!(
+            endpoint = %endpoint.rsplit('@').next().unwrap_or_default(),
+            "exporting traces and metrics over OTLP"
+        ),
+        None if config.decision_log == DecisionLogSink::Otlp => {
+            warn!("--decision-log otlp without an OTLP endpoint: decisions go nowhere");
+        }
+        None => {}
     }
     Ok(Telemetry {
         tracer,
