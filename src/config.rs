@@ -254,5 +254,9 @@ mod tests {
             .unwrap()
             .serve;
         assert!(c.validate().unwrap_err().contains("--decision-log-sample"));
+        let c = Cli::try_parse_from(["warden", "--otlp-endpoint", "http://u:pw0rd@collector:4317"])
+            .unwrap()
+            .serve;
+        assert!(!c.masked().contains("pw0rd"));
     }
 }
