@@ -11,6 +11,10 @@ use crate::engine::Limits;
 use crate::service::ServiceOptions;
 use crate::telemetry::DecisionLogSink;
 
+/// Largest `--max-document-bytes`, leaving room under gRPC's 4 GiB
+/// message length for the rest of the request.
+pub const MAX_MESSAGE_BYTES: usize = (u32::MAX as usize) - (1 << 20);
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -100,6 +104,42 @@ pub struct ServeConfig {
     /// Most shifts per organization.
     #[arg(long, env = "WARDEN_MAX_SHIFTS", default_value_t = 30)]
     pub max_shifts: usize,
+    /// Largest Import document in bytes, refused before it is parsed
+    /// (default 80 MiB: the crm-large JSON document is 77 MiB).
+    #[arg(long, env = "WARDEN_MAX_DOCUMENT_BYTES", default_value_t = crate::service::DEFAULT_MAX_DOCUMENT_BYTES)]
+    pub max_document_bytes: usize,
+    /// Most open client connections; beyond it a new connection is closed
+    /// at once.
+    #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Seconds a new connection has to send its first bytes (the HTTP/2 or
+    /// TLS handshake) before it is closed.
+    #[arg(long, env = "WARDEN_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    pub handshake_timeout_secs: u64,
+    /// Seconds a connection may go without sending a byte before it is
+    /// closed (live clients answer the server's keep-alive pings).
+    #[arg(long, env = "WARDEN_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    pub idle_timeout_secs: u64,
+    /// Seconds between the server's HTTP/2 keep-alive pings; a ping not
+    /// answered within 20 s closes the connection.
+    #[arg(long, env = "WARDEN_KEEPALIVE_SECS", default_value_t = 60)]
+    pub keepalive_secs: u64,
+    /// Most calls in flight across the server (streams count until they
+    /// end); beyond it a call is answered RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "WARDEN_MAX_IN_FLIGHT", default_value_t = 2048)]
+    pub max_in_flight: usize,
+    /// Most concurrent calls (HTTP/2 streams) on one connection.
+    #[arg(
+        long,
+        env = "WARDEN_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 1024
+    )]
+    pub max_streams_per_connection: u32,
+    /// Upper bound, in seconds, on a unary call's time to answer (a
+    /// client's shorter grpc-timeout wins); streams are bounded by their
+    /// client.
+    #[arg(long, env = "WARDEN_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
     /// OTLP/gRPC collector for traces and metrics, e.g. http://otel-collector:4317
     /// (unset: OTEL_EXPORTER_OTLP_ENDPOINT; neither: no export).
     #[arg(long, env = "WARDEN_OTLP_ENDPOINT")]
@@ -137,6 +177,7 @@ impl ServeConfig {
     pub fn service_options(&self) -> ServiceOptions {
         ServiceOptions {
             freshness_timeout: Duration::from_millis(self.freshness_timeout_ms),
+            max_document_bytes: self.max_document_bytes,
         }
     }
 
@@ -170,6 +211,27 @@ impl ServeConfig {
         }
         if self.poll_interval_ms == 0 {
             return Err("--poll-interval-ms must be positive".into());
+        }
+        let transport = [
+            ("--max-document-bytes", self.max_document_bytes as u64),
+            ("--max-connections", self.max_connections as u64),
+            ("--handshake-timeout-secs", self.handshake_timeout_secs),
+            ("--idle-timeout-secs", self.idle_timeout_secs),
+            ("--keepalive-secs", self.keepalive_secs),
+            ("--max-in-flight", self.max_in_flight as u64),
+            (
+                "--max-streams-per-connection",
+                u64::from(self.max_streams_per_connection),
+            ),
+            ("--request-timeout-secs", self.request_timeout_secs),
+        ];
+        if let Some((flag, _)) = transport.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{flag} must be positive"));
+        }
+        if self.max_document_bytes > MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "--max-document-bytes: at most {MAX_MESSAGE_BYTES} (a gRPC message is at most 4 GiB)"
+            ));
         }
         if !(0.0..=1.0).contains(&self.decision_log_sample) {
             return Err("--decision-log-sample: must be between 0.0 and 1.0".into());
@@ -222,6 +284,25 @@ mod tests {
         assert!(c.auth_token_file.is_none());
         assert_eq!(c.limits(), Limits::default());
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn transport_limits_default_and_refuse_zero() {
+        let c = Cli::try_parse_from(["warden"]).unwrap().serve;
+        assert_eq!(c.max_document_bytes, 80 << 20);
+        assert_eq!(
+            (c.max_connections, c.max_in_flight, c.handshake_timeout_secs),
+            (4096, 2048, 10)
+        );
+        for flag in [
+            "--max-in-flight",
+            "--max-connections",
+            "--handshake-timeout-secs",
+            "--idle-timeout-secs",
+        ] {
+            let c = Cli::try_parse_from(["warden", flag, "0"]).unwrap().serve;
+            assert!(c.validate().unwrap_err().contains(flag), "{flag}");
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::document::parse_document;
 use crate::engine::{Command, Writer};
 use crate::service::Warden;
 use crate::store::Store;
+use crate::transport::{CallGuardLayer, CallLimits, ConnectionLimits};
 
 /// How often the token file is re-read for changes.
 const TOKEN_FILE_POLL: Duration = Duration::from_secs(1);
@@ -32,8 +33,16 @@ const TOKEN_FILE_POLL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for spans and metrics to reach the collector.
 const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
 
-/// Largest Import or Export document.
-const MAX_DOCUMENT_BYTES: usize = 512 << 20;
+/// Largest Export document sent (Import's is `--max-document-bytes`).
+const MAX_EXPORT_BYTES: usize = 512 << 20;
+
+/// Room in an Import request for its fields besides the document, so that
+/// a document at the limit still decodes and one over it is refused by
+/// the handler, naming the limit.
+const IMPORT_MESSAGE_MARGIN: usize = 64 << 10;
+
+/// A keep-alive ping not answered within this closes the connection.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()> {
     let text = tokio::fs::read_to_string(path)
@@ -144,8 +153,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     let admin = InterceptedService::new(
         AdminServiceServer::new(AdminApi::new(warden.clone()))
-            .max_decoding_message_size(MAX_DOCUMENT_BYTES)
-            .max_encoding_message_size(MAX_DOCUMENT_BYTES),
+            .max_decoding_message_size(
+                config
+                    .max_document_bytes
+                    .saturating_add(IMPORT_MESSAGE_MARGIN),
+            )
+            .max_encoding_message_size(MAX_EXPORT_BYTES),
         auth(tokens),
     );
 
@@ -154,7 +167,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("--listen {}", config.listen))?;
     let addr = listener.local_addr()?;
 
-    let mut builder = Server::builder().layer(crate::telemetry::RpcLayer);
+    // Keep-alive pings make a live client send bytes however quiet it is,
+    // so the idle timeout closes only connections whose peer is gone.
+    let mut builder = Server::builder()
+        .layer(crate::telemetry::RpcLayer)
+        .http2_keepalive_interval(Some(Duration::from_secs(config.keepalive_secs)))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(Some(config.max_streams_per_connection));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -202,16 +221,25 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let _ = deadline_tx.send(());
     });
     let server = builder
+        .layer(CallGuardLayer::new(CallLimits {
+            max_in_flight: config.max_in_flight,
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
+        }))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(check)
         .add_service(grant)
         .add_service(admin)
-        // TCP_NODELAY: without it, replies written in pieces wait for the
-        // peer's delayed ACK (about 40 ms per CheckBulk call).
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            crate::transport::incoming(
+                listener,
+                ConnectionLimits {
+                    max_connections: config.max_connections,
+                    handshake_timeout: Duration::from_secs(config.handshake_timeout_secs),
+                    idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+                },
+            ),
             async {
                 let _ = stop_rx.await;
             },

@@ -1369,16 +1369,17 @@ async fn readme_walk_through() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_revision_never_reached_ends_in_deadline_exceeded_not_a_stale_answer() {
+async fn a_revision_ahead_of_the_store_is_refused_at_once_not_a_stale_answer() {
     let server = Server::start_with(&["--freshness-timeout-ms", "300"]);
     let mut c = server.clients().await;
     let org = build_org(&mut c).await;
     let mut req = check_req(&org, "ann", "Leads", "view", "L1");
     req.consistency = consistency_at("999999");
     let e = c.check.check(req.clone()).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::DeadlineExceeded);
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
     assert!(
-        e.message().starts_with("consistency.at_least_as_fresh"),
+        e.message()
+            .starts_with("consistency.at_least_as_fresh: revision 999999 is ahead"),
         "{}",
         e.message()
     );

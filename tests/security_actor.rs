@@ -496,7 +496,7 @@ async fn record_attributes_are_bounded() {
     refused(
         r,
         Code::InvalidArgument,
-        &format!("attributes.{}:", "k".repeat(64)),
+        &format!("attributes.{}…(129 bytes):", "k".repeat(64)),
     );
     refused(
         c.grant

@@ -468,7 +468,9 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::ImportRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        // Credentials before work: an organization-limited token must name
+        // Cheap refusals first: the credential's scope and organization,
+        // the size, and the actor, all before the document is parsed.
+        // An organization-limited token must name
         // the organization here, so that it is checked before the document
         // is parsed (the document's own `organization` is known only after).
         if req.get_ref().org_id.is_empty() && caller(&req).is_org_limited() {
@@ -478,7 +480,30 @@ impl AdminService for AdminApi {
         }
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let document = parse_document(&r.document)?;
+        let limit = self.warden.options().max_document_bytes;
+        if r.document.len() > limit {
+            return Err(Status::resource_exhausted(format!(
+                "document: {} bytes exceed the limit of {limit} bytes (--max-document-bytes)",
+                r.document.len()
+            )));
+        }
+        if matches!(writer, Writer::Actor { .. }) {
+            if r.org_id.is_empty() {
+                return Err(Error::invalid(
+                    "org_id",
+                    "required when an actor is named (the actor is authorized before the document is read)",
+                )
+                .into());
+            }
+            self.warden.precheck_import(&r.org_id, &writer)?;
+        }
+        let text = r.document;
+        let document = tokio::task::spawn_blocking(move || parse_document(&text))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "the document parser failed");
+                Status::internal("the document could not be parsed; nothing was changed")
+            })??;
         let org_id = match (r.org_id.is_empty(), document.organization.is_empty()) {
             (true, true) => {
                 return Err(Error::invalid(

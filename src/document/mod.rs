@@ -2,6 +2,7 @@
 //! expected answers (or the error its loading must give), parsed from YAML
 //! or JSON with unknown keys refused by name, and run by `warden validate`.
 
+pub mod nesting;
 pub mod runner;
 
 use chrono::{DateTime, Utc};
@@ -95,6 +96,7 @@ pub struct ExpectError {
 /// key that appears twice in one mapping (both parsers would otherwise keep
 /// the last silently, so a document could say two things at once).
 fn parse_value(text: &str) -> Result<serde_json::Value> {
+    nesting::check_nesting(text, nesting::MAX_DOCUMENT_NESTING)?;
     let duplicate = std::cell::RefCell::new(None);
     let seed = StrictValue {
         at: &Path::Root,

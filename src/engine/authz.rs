@@ -5,8 +5,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::decision::{decide, in_assign_scope, CheckRequest, Decision, ShiftTime, Subject, Trace};
-use super::error::{Error, Result};
+use super::decision::{
+    decide, in_assign_scope, resolve_subject, CheckRequest, Decision, ShiftTime, Subject, Trace,
+};
+use super::error::{bounded, Error, Result};
 use super::expand::Expand;
 use super::model::{AccessLevel, GroupKind, OwnerRef, Reason};
 use super::org::{OrgState, Owner, User};
@@ -38,16 +40,12 @@ pub fn authorize<X: Expand + ?Sized>(
     command: &Command,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let user = match super::decision::resolve_subject(
-        org,
-        actor,
-        ShiftTime::At(now),
-        &mut Trace::new(false),
-    ) {
+    let name = bounded(actor).into_owned();
+    let user = match resolve_subject(org, actor, ShiftTime::At(now), &mut Trace::new(false)) {
         Subject::Decided(Reason::Admin, _) if admin_scope => return Ok(()),
         Subject::Decided(Reason::Admin, _) => {
             return Err(denied(format!(
-                "actor '{actor}' is an administrator: acting as one needs a credential with the admin scope (ADMIN_SCOPE)"
+                "actor '{name}' is an administrator: acting as one needs a credential with the admin scope (ADMIN_SCOPE)"
             )))
         }
         Subject::Decided(reason, _) => {
@@ -57,7 +55,7 @@ pub fn authorize<X: Expand + ?Sized>(
                 Reason::OutsideShift => "is outside its shift".to_string(),
                 _ => "may not write".to_string(),
             };
-            return Err(denied(format!("actor '{actor}' {why} ({})", reason.as_str())));
+            return Err(denied(format!("actor '{name}' {why} ({})", reason.as_str())));
         }
         Subject::User(_, user) => user,
     };
@@ -65,6 +63,7 @@ pub fn authorize<X: Expand + ?Sized>(
         org,
         x,
         id: actor,
+        name: name.clone(),
         user,
         now,
     };
@@ -76,9 +75,8 @@ pub fn authorize<X: Expand + ?Sized>(
                 let own = a.may(&s.module, "share", &s.record, None)?;
                 if s.level > own.level {
                     return Err(denied(format!(
-                        "actor '{actor}' may not share {}/{} at {}, above its own level {} (SHARE_LEVEL)",
-                        s.module,
-                        s.record,
+                        "actor '{name}' may not share {} at {}, above its own level {} (SHARE_LEVEL)",
+                        record_name(&s.module, &s.record),
                         s.level.as_str(),
                         own.level.as_str()
                     )));
@@ -96,13 +94,13 @@ pub fn authorize<X: Expand + ?Sized>(
             let existing = org.groups.by_id(&def.id).map(|(_, g)| &g.def);
             if existing.is_some_and(|g| !a.owns_personal(&g.id)) || def.kind != GroupKind::Personal
             {
-                return Err(a.not_admin(&format!("write group '{}'", def.id)));
+                return Err(a.not_admin(&format!("write group '{}'", bounded(&def.id))));
             }
             if def.owner.as_deref() != Some(actor) {
                 return Err(denied(format!(
-                    "actor '{actor}' may not give personal group '{}' to '{}': its owner stays itself (PERSONAL_GROUP_OWNER)",
-                    def.id,
-                    def.owner.as_deref().unwrap_or("")
+                    "actor '{name}' may not give personal group '{}' to '{}': its owner stays itself (PERSONAL_GROUP_OWNER)",
+                    bounded(&def.id),
+                    bounded(def.owner.as_deref().unwrap_or(""))
                 )));
             }
             Ok(())
@@ -110,7 +108,9 @@ pub fn authorize<X: Expand + ?Sized>(
         Command::DeleteGroup {
             id, transfer_to, ..
         } if a.owns_personal(id) => a.delete_personal_group(id, transfer_to.as_ref()),
-        Command::DeleteGroup { id, .. } => Err(a.not_admin(&format!("delete group '{id}'"))),
+        Command::DeleteGroup { id, .. } => {
+            Err(a.not_admin(&format!("delete group '{}'", bounded(id))))
+        }
         other => Err(a.not_admin(what(other))),
     }
 }
@@ -141,6 +141,8 @@ struct Actor<'a, X: ?Sized> {
     org: &'a OrgState,
     x: &'a X,
     id: &'a str,
+    /// The id as messages show it.
+    name: String,
     user: &'a User,
     now: DateTime<Utc>,
 }
@@ -149,7 +151,7 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
     fn not_admin(&self, what: &str) -> Error {
         denied(format!(
             "actor '{}' may not {what}: that needs an administrator of organization '{}' (IS_ADMIN)",
-            self.id, self.org.id
+            self.name, self.org.id
         ))
     }
 
@@ -177,8 +179,9 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
             .map(|o| format!(" to {}", owner_name(o)))
             .unwrap_or_default();
         Err(denied(format!(
-            "actor '{}' may not {action} {module}/{record}{to} ({})",
-            self.id,
+            "actor '{}' may not {action} {}{to} ({})",
+            self.name,
+            record_name(module, record),
             decision.reason.as_str()
         )))
     }
@@ -204,16 +207,18 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
             let decision = decide(self.org, self.x, &req, ShiftTime::At(self.now))?;
             if !decision.allowed {
                 return Err(denied(format!(
-                    "actor '{}' may not create {module}/{id} ({})",
-                    self.id,
+                    "actor '{}' may not create {} ({})",
+                    self.name,
+                    record_name(module, id),
                     decision.reason.as_str()
                 )));
             }
             let itself = matches!(owner, OwnerRef::User(u) if u == self.id);
             if !itself && !in_assign_scope(self.org, self.x, self.user, owner)? {
                 return Err(denied(format!(
-                    "actor '{}' may not create {module}/{id} owned by {} (ASSIGN_SCOPE)",
-                    self.id,
+                    "actor '{}' may not create {} owned by {} (ASSIGN_SCOPE)",
+                    self.name,
+                    record_name(module, id),
                     owner_name(owner)
                 )));
             }
@@ -234,8 +239,9 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
             let clears_private = stored.private && write.private == Some(false);
             if clears_private && edit.level < AccessLevel::Full {
                 return Err(denied(format!(
-                    "actor '{}' may not clear private on {module}/{id}: that needs FULL, it has {} (CLEAR_PRIVATE)",
-                    self.id,
+                    "actor '{}' may not clear private on {}: that needs FULL, it has {} (CLEAR_PRIVATE)",
+                    self.name,
+                    record_name(module, id),
                     edit.level.as_str()
                 )));
             }
@@ -269,9 +275,13 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
 
 fn owner_name(owner: &OwnerRef) -> String {
     match owner {
-        OwnerRef::User(u) => format!("user '{u}'"),
-        OwnerRef::Group(g) => format!("group '{g}'"),
+        OwnerRef::User(u) => format!("user '{}'", bounded(u)),
+        OwnerRef::Group(g) => format!("group '{}'", bounded(g)),
     }
+}
+
+fn record_name(module: &str, record: &str) -> String {
+    format!("{}/{}", bounded(module), bounded(record))
 }
 
 #[cfg(test)]
@@ -619,6 +629,21 @@ shares:
             "IS_ADMIN",
         );
         refused(authorize(&e, "erin", &delete("team", None)), "IS_ADMIN");
+    }
+
+    #[test]
+    fn a_refusal_echoes_ids_at_most_64_characters_long() {
+        let e = engine();
+        let long = "x".repeat(1 << 20);
+        let write = Command::SetOwner(set_owner(&long, Some(user("erin"))));
+        for (actor, check) in [(long.as_str(), "UNKNOWN_SUBJECT"), ("vic", "PROFILE")] {
+            match authorize(&e, actor, &write) {
+                Err(Error::PermissionDenied(m)) => {
+                    assert!(m.len() < 300 && m.contains(check), "{} bytes", m.len())
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

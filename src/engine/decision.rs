@@ -677,3 +677,103 @@ pub(crate) fn in_assign_scope<X: Expand + ?Sized>(
             .is_some_and(|tr| x.role_subtree(org, role_ix).binary_search(&tr).is_ok())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Command, Direct, Engine, Limits};
+
+    fn engine() -> Engine<Direct> {
+        let document = crate::document::parse_document(
+            r#"
+organization: t
+modules:
+  - {id: Leads, owd: PRIVATE, fields: [name]}
+profiles:
+  - id: rep
+    modules: {Leads: [view, edit, assign]}
+roles:
+  - {id: staff, profiles: [rep]}
+users:
+  - {id: root, role: staff, admin: true}
+  - {id: erin, role: staff}
+records:
+  - {module: Leads, id: L1, owner: {user: erin}}
+"#,
+        )
+        .unwrap();
+        let engine = Engine::new(Direct, Limits::default());
+        engine
+            .execute(
+                "t",
+                &Command::Import {
+                    document,
+                    replace: true,
+                },
+            )
+            .unwrap();
+        engine
+    }
+
+    fn ask(subject: &str, module: &str, action: &str) -> CheckRequest {
+        CheckRequest {
+            subject: subject.into(),
+            module: module.into(),
+            action: action.into(),
+            record: Some("L1".into()),
+            ..CheckRequest::default()
+        }
+    }
+
+    fn field_of(r: Result<(Decision, u64)>) -> String {
+        match r {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            Err(Error::NotFound { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused_for_every_subject_before_any_step() {
+        let e = engine();
+        let now = Utc::now();
+        for subject in ["root", "erin", "nobody"] {
+            let fly = ask(subject, "Leads", "fly");
+            assert_eq!(field_of(e.check("t", &fly, now)), "action");
+            let field = CheckRequest {
+                field: Some("nope".into()),
+                ..ask(subject, "Leads", "view")
+            };
+            assert_eq!(field_of(e.check("t", &field, now)), "field");
+            let assign = CheckRequest {
+                assign_to: Some(OwnerRef::User("ghost".into())),
+                ..ask(subject, "Leads", "assign")
+            };
+            assert_eq!(field_of(e.check("t", &assign, now)), "assign_to.user_id");
+        }
+    }
+
+    #[test]
+    fn valid_input_keeps_the_decision_order() {
+        let e = engine();
+        let now = Utc::now();
+        let decided = |req: CheckRequest| {
+            let d = e.check("t", &req, now).unwrap().0;
+            (d.allowed, d.reason)
+        };
+        assert_eq!(
+            decided(ask("root", "Leads", "delete")),
+            (true, Reason::Admin)
+        );
+        // An unknown module holds no actions to check against: steps 3 and 4 decide.
+        assert_eq!(decided(ask("root", "Deals", "fly")), (true, Reason::Admin));
+        assert_eq!(
+            decided(ask("erin", "Deals", "fly")),
+            (false, Reason::UnknownModule)
+        );
+        assert_eq!(
+            decided(ask("nobody", "Leads", "view")),
+            (false, Reason::UnknownSubject)
+        );
+    }
+}

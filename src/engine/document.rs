@@ -130,39 +130,73 @@ pub fn export(org: &OrgState) -> OrgDocument {
 
 /// Sorts items by id, then moves each after the items it depends on (that
 /// are in the list). Items caught in a cycle keep their id order at the end.
+/// Each item goes in the round of its longest chain of dependencies, found
+/// by one depth-first pass, so a long chain sorts in linear time.
 pub fn topo_sorted<T>(
     mut items: Vec<T>,
     id: impl Fn(&T) -> String,
     deps: impl Fn(&T) -> Vec<String>,
 ) -> Vec<T> {
-    use std::collections::{BTreeMap, BTreeSet};
     items.sort_by_key(|t| id(t));
-    let ids: BTreeSet<String> = items.iter().map(&id).collect();
-    let mut placed: BTreeSet<String> = BTreeSet::new();
-    let mut pending: BTreeMap<usize, T> = items.into_iter().enumerate().collect();
-    let mut out = Vec::with_capacity(pending.len());
-    loop {
-        let ready: Vec<usize> = pending
-            .iter()
-            .filter(|(_, t)| {
-                deps(t)
-                    .iter()
-                    .all(|d| !ids.contains(d) || placed.contains(d))
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        if ready.is_empty() {
-            break;
+    let ids: Vec<String> = items.iter().map(&id).collect();
+    let mut position: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        position.entry(id.as_str()).or_insert(i);
+    }
+    let edges: Vec<Vec<usize>> = items
+        .iter()
+        .map(|t| {
+            deps(t)
+                .iter()
+                .filter_map(|d| position.get(d.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    // `None`: in a cycle, or behind one; such items are never ready.
+    let mut round: Vec<Option<usize>> = vec![Some(0); items.len()];
+    let mut state = vec![0u8; items.len()];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..items.len() {
+        if state[root] != 0 {
+            continue;
         }
-        for k in ready {
-            if let Some(t) = pending.remove(&k) {
-                placed.insert(id(&t));
-                out.push(t);
+        state[root] = 1;
+        stack.push((root, 0));
+        while let Some(top) = stack.last_mut() {
+            let node = top.0;
+            match edges[node].get(top.1).copied() {
+                Some(to) => {
+                    top.1 += 1;
+                    match state[to] {
+                        0 => {
+                            state[to] = 1;
+                            stack.push((to, 0));
+                        }
+                        1 => round[node] = None,
+                        _ => {}
+                    }
+                }
+                None => {
+                    if round[node].is_some() {
+                        round[node] = edges[node]
+                            .iter()
+                            .try_fold(0, |r, d| round[*d].map(|d| r.max(d + 1)));
+                    }
+                    state[node] = 2;
+                    stack.pop();
+                }
             }
         }
     }
-    out.extend(pending.into_values());
-    out
+    let mut ranked: Vec<(usize, T)> = round
+        .into_iter()
+        .map(|r| r.unwrap_or(usize::MAX))
+        .zip(items)
+        .collect();
+    // Stable: within a round, items keep their id order.
+    ranked.sort_by_key(|(r, _)| *r);
+    ranked.into_iter().map(|(_, t)| t).collect()
 }
 
 /// The whole settings a document gives a new organization: those it names,

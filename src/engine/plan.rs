@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::change::Change;
 use super::document::{settings_of, topo_sorted, OrgDocument};
-use super::error::{Error, Result};
+use super::error::{bounded, Error, Result};
 use super::expand::Invalidation;
 use super::ids::check_id;
 use super::model::{
@@ -285,6 +285,7 @@ fn plan_import(
     replace: bool,
     limits: &Limits,
 ) -> Result<Vec<Change>> {
+    check_document_graph(doc, limits)?;
     let mut changes = Vec::new();
     let mut scratch = match (org, replace) {
         (Some(existing), false) => {
@@ -301,7 +302,6 @@ fn plan_import(
             OrgState::new(org_id, 0, 0, settings)
         }
     };
-    refuse_cycles_in(doc)?;
     let roles = topo_sorted(
         doc.roles.iter().cloned().enumerate().collect(),
         |(_, r)| r.id.clone(),
@@ -422,77 +422,155 @@ pub fn stored_record(org: &OrgState, module: &str, id: &str) -> Option<RecordDef
     })
 }
 
-/// An attribute key as an error may echo it: at most 64 characters, with
-/// control characters escaped.
+/// An attribute key as an error may echo it: control characters escaped,
+/// bounded like every echoed id.
 fn shown_key(key: &str) -> String {
-    key.chars().take(64).flat_map(char::escape_debug).collect()
+    let escaped: String = key.chars().flat_map(char::escape_debug).collect();
+    bounded(&escaped).into_owned()
 }
 
-/// Refuses a document whose roles, groups or reporting lines form a cycle
-/// among themselves, naming it.
-fn refuse_cycles_in(doc: &OrgDocument) -> Result<()> {
-    fn find_cycle(edges: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
-        for start in edges.keys() {
-            let mut path = vec![start.clone()];
-            let mut stack = vec![(start.clone(), 0usize)];
-            while let Some((node, next)) = stack.last().cloned() {
-                let outs = edges.get(&node).cloned().unwrap_or_default();
-                if next >= outs.len() {
-                    stack.pop();
-                    path.pop();
-                    continue;
-                }
-                if let Some(top) = stack.last_mut() {
-                    top.1 += 1;
-                }
-                let to = &outs[next];
-                if to == start {
-                    path.push(to.clone());
-                    return Some(path);
-                }
-                if !path.contains(to) && edges.contains_key(to) && path.len() < edges.len() + 1 {
-                    path.push(to.clone());
-                    stack.push((to.clone(), 0));
+/// A document's references of one kind (role → parent, group → nested
+/// groups, user → manager) as a graph over the positions of its entities.
+/// References to ids the document does not list are left out: those
+/// entities exist already (or not at all), and planning them one by one
+/// checks them.
+struct DocGraph<'d> {
+    ids: Vec<&'d str>,
+    edges: Vec<Vec<usize>>,
+}
+
+impl<'d> DocGraph<'d> {
+    fn new<T>(
+        items: &'d [T],
+        id: impl Fn(&'d T) -> &'d str,
+        refs: impl Fn(&'d T) -> Vec<&'d str>,
+    ) -> Self {
+        let ids: Vec<&str> = items.iter().map(&id).collect();
+        let mut position: rustc_hash::FxHashMap<&str, usize> = Default::default();
+        for (i, id) in ids.iter().enumerate() {
+            position.entry(id).or_insert(i);
+        }
+        let edges = items
+            .iter()
+            .map(|item| {
+                refs(item)
+                    .into_iter()
+                    .filter_map(|r| position.get(r).copied())
+                    .collect()
+            })
+            .collect();
+        DocGraph { ids, edges }
+    }
+
+    /// One depth-first pass (iterative, so a long chain cannot overflow the
+    /// stack): either a cycle, as the ids along it with the first repeated
+    /// at the end, or the height of every entity (edges on its longest
+    /// outgoing path). Linear in entities plus references.
+    fn heights(&self) -> std::result::Result<Vec<usize>, Vec<&'d str>> {
+        const NEW: u8 = 0;
+        const OPEN: u8 = 1;
+        const DONE: u8 = 2;
+        let n = self.ids.len();
+        let mut colour = vec![NEW; n];
+        let mut height = vec![0usize; n];
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        for root in 0..n {
+            if colour[root] != NEW {
+                continue;
+            }
+            colour[root] = OPEN;
+            stack.push((root, 0));
+            while let Some(top) = stack.last_mut() {
+                let node = top.0;
+                match self.edges[node].get(top.1).copied() {
+                    Some(to) => {
+                        top.1 += 1;
+                        match colour[to] {
+                            NEW => {
+                                colour[to] = OPEN;
+                                stack.push((to, 0));
+                            }
+                            OPEN => {
+                                let from = stack.iter().position(|(v, _)| *v == to).unwrap_or(0);
+                                let mut cycle: Vec<&str> =
+                                    stack[from..].iter().map(|(v, _)| self.ids[*v]).collect();
+                                cycle.push(self.ids[to]);
+                                return Err(cycle);
+                            }
+                            _ => {}
+                        }
+                    }
+                    None => {
+                        height[node] = self.edges[node]
+                            .iter()
+                            .map(|c| height[*c] + 1)
+                            .max()
+                            .unwrap_or(0);
+                        colour[node] = DONE;
+                        stack.pop();
+                    }
                 }
             }
         }
-        None
+        Ok(height)
     }
-    let roles = doc
-        .roles
-        .iter()
-        .map(|r| (r.id.clone(), r.parent.iter().cloned().collect()))
-        .collect();
-    if let Some(c) = find_cycle(&roles) {
-        return Err(Error::precondition(format!(
-            "role cycle: {}",
-            c.join(" → ")
-        )));
+}
+
+/// Refuses a document whose roles, groups or reporting lines form a cycle
+/// among themselves, or whose role chains or group nesting are deeper than
+/// the limits, naming the cycle or the deepest entity. It runs before any
+/// entity is planned, and in time linear in the document, so that a long
+/// chain is refused at once rather than planned entity by entity.
+fn check_document_graph(doc: &OrgDocument, limits: &Limits) -> Result<()> {
+    let cycle =
+        |kind: &str, c: Vec<&str>| Error::precondition(format!("{kind} cycle: {}", c.join(" → ")));
+    let deepest = |heights: &[usize]| {
+        heights
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, h)| (**h, std::cmp::Reverse(*i)))
+            .map(|(i, h)| (i, *h))
+    };
+    let roles = DocGraph::new(
+        &doc.roles,
+        |r| r.id.as_str(),
+        |r| r.parent.iter().map(String::as_str).collect(),
+    );
+    let heights = roles.heights().map_err(|c| cycle("role", c))?;
+    if let Some((i, depth)) = deepest(&heights) {
+        if depth > limits.role_depth {
+            return Err(Error::precondition(format!(
+                "roles[{i}]: role depth {depth} (from '{}' up to its root) would exceed the limit of {}",
+                roles.ids[i], limits.role_depth
+            )));
+        }
     }
-    let groups = doc
-        .groups
-        .iter()
-        .map(|g| (g.id.clone(), g.groups.clone()))
-        .collect();
-    if let Some(c) = find_cycle(&groups) {
-        return Err(Error::precondition(format!(
-            "group membership cycle: {}",
-            c.join(" → ")
-        )));
+    let groups = DocGraph::new(
+        &doc.groups,
+        |g| g.id.as_str(),
+        |g| g.groups.iter().map(String::as_str).collect(),
+    );
+    let heights = groups.heights().map_err(|c| cycle("group membership", c))?;
+    if let Some((i, depth)) = deepest(&heights) {
+        if depth > limits.group_depth {
+            return Err(Error::precondition(format!(
+                "groups[{i}]: group nesting depth {depth} (below '{}') would exceed the limit of {}",
+                groups.ids[i], limits.group_depth
+            )));
+        }
     }
-    let reports = doc
-        .users
-        .iter()
-        .map(|u| (u.id.clone(), u.reports_to.iter().cloned().collect()))
-        .collect();
-    if let Some(c) = find_cycle(&reports) {
-        return Err(Error::precondition(format!(
-            "reporting cycle: {}",
-            c.join(" → ")
-        )));
-    }
+    let reports = DocGraph::new(
+        &doc.users,
+        |u| u.id.as_str(),
+        |u| u.reports_to.iter().map(String::as_str).collect(),
+    );
+    reports.heights().map_err(|c| cycle("reporting", c))?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "plan_graph_tests.rs"]
+mod graph_tests;
 
 /// Validates and plans one command against one organization.
 struct Planner<'a> {

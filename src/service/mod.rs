@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{broadcast, Mutex};
+use dashmap::DashMap;
+use tokio::sync::{broadcast, watch, Mutex};
 use tracing::{info, warn};
 
 use crate::cache::Cached;
 use crate::engine::document::changes_of;
-use crate::engine::{Change, Command, Engine, Limits, WriteReport, Writer};
+use crate::engine::{Change, Command, Engine, Error, Limits, WriteReport, Writer};
 use crate::store::{Store, StoreError};
 
 pub use error::ServiceError;
@@ -80,12 +81,19 @@ pub struct ServiceStats {
 pub struct ServiceOptions {
     /// How long an AT_LEAST_AS_FRESH read waits for its revision.
     pub freshness_timeout: Duration,
+    /// Largest Import document, in bytes.
+    pub max_document_bytes: usize,
 }
+
+/// Default largest Import document: the crm-large reference data set's
+/// JSON (77 MiB, 80,780,836 bytes from `warden generate`) plus a margin.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 80 << 20;
 
 impl Default for ServiceOptions {
     fn default() -> Self {
         ServiceOptions {
             freshness_timeout: Duration::from_secs(5),
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
         }
     }
 }
@@ -99,7 +107,19 @@ pub struct Warden {
     cursors: cursor::Cursors,
     options: ServiceOptions,
     stats: ServiceStats,
+    /// Each organization's revision in memory, for readers waiting on it.
+    revisions: DashMap<String, watch::Sender<u64>>,
+    /// Held while an organization catches up on behalf of its readers, so
+    /// that readers share one catch-up rather than queue for their own.
+    catch_up_gates: DashMap<String, Arc<Mutex<()>>>,
+    /// The latest read of each organization's revision in the store, with
+    /// the time that read began, shared by the readers that arrive before
+    /// it begins.
+    store_revisions: DashMap<String, SharedRead>,
 }
+
+/// A store revision read and when it began.
+type SharedRead = Arc<Mutex<Option<(tokio::time::Instant, u64)>>>;
 
 /// Retries of a write that lost a revision race to another replica.
 const WRITE_ATTEMPTS: usize = 5;
@@ -130,6 +150,9 @@ impl Warden {
             cursors: cursor::Cursors::default(),
             options,
             stats: ServiceStats::default(),
+            revisions: DashMap::new(),
+            catch_up_gates: DashMap::new(),
+            store_revisions: DashMap::new(),
         })
     }
 
@@ -153,6 +176,82 @@ impl Warden {
         &self.stats
     }
 
+    /// The service settings.
+    pub fn options(&self) -> &ServiceOptions {
+        &self.options
+    }
+
+    /// Tells readers waiting on the organization its revision in memory.
+    fn note_revision(&self, org_id: &str) {
+        let revision = self.engine.revision(org_id).unwrap_or(0);
+        if let Some(tx) = self.revisions.get(org_id) {
+            tx.send_replace(revision);
+        }
+    }
+
+    /// A receiver of the organization's revision in memory.
+    fn watch_revision(&self, org_id: &str) -> watch::Receiver<u64> {
+        let rx = self
+            .revisions
+            .entry(org_id.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        // Registered before this read, so no later revision is missed.
+        self.note_revision(org_id);
+        rx
+    }
+
+    /// Refuses, before a document is parsed, an Import whose actor could
+    /// not make it (not a user, inactive, not an administrator, or an
+    /// administrator without the admin scope); the write itself authorizes
+    /// it again in full.
+    pub fn precheck_import(&self, org_id: &str, writer: &Writer) -> Result<(), ServiceError> {
+        let Writer::Actor {
+            user_id,
+            admin_scope,
+        } = writer
+        else {
+            return Ok(());
+        };
+        let refusal = self.engine.read(org_id, |org, _| {
+            let Some((_, user)) = org.users.by_id(user_id) else {
+                return Some(format!(
+                    "actor '{user_id}' is not a user of organization '{org_id}'"
+                ));
+            };
+            if !user.def.active {
+                Some(format!("actor '{user_id}' is inactive"))
+            } else if !user.def.admin {
+                Some(format!(
+                    "actor '{user_id}' is not an administrator of organization '{org_id}': Import needs one"
+                ))
+            } else if !admin_scope {
+                Some(format!(
+                    "actor '{user_id}' is an administrator: acting as one needs a credential with the admin scope"
+                ))
+            } else {
+                None
+            }
+        })?;
+        match refusal {
+            Some(m) => Err(Error::PermissionDenied(m).into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Plans a write; an Import (seconds for a large document) is planned
+    /// off the async runtime's worker, so other calls keep being served.
+    fn plan(&self, org_id: &str, command: &Command) -> Result<Vec<Change>, Error> {
+        let large = matches!(command, Command::Import { .. });
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if large && multi_thread {
+            tokio::task::block_in_place(|| self.engine.plan(org_id, command))
+        } else {
+            self.engine.plan(org_id, command)
+        }
+    }
+
     fn publish(
         &self,
         org_id: &str,
@@ -160,6 +259,7 @@ impl Warden {
         changes: Option<Arc<Vec<Change>>>,
         origin: Origin,
     ) {
+        self.note_revision(org_id);
         let _ = self.feed.send(Arc::new(Committed {
             org_id: org_id.to_string(),
             revision,
@@ -192,7 +292,7 @@ impl Warden {
                 self.engine
                     .authorize(org_id, user_id, *admin_scope, &command, Utc::now())?;
             }
-            let changes = self.engine.plan(org_id, &command)?;
+            let changes = self.plan(org_id, &command)?;
             // Read against the state the changes were planned on, before they apply.
             let report = if command.is_delete() {
                 self.engine.report(org_id, &changes)
@@ -242,14 +342,10 @@ impl Warden {
         }
         if entries.is_empty() {
             // Nothing newer in the log: either current, or deleted with its log pruned.
-            let live = self
-                .store
-                .revisions()
-                .await?
-                .into_iter()
-                .any(|(o, _)| o == org_id);
+            let live = self.store.revision(org_id).await? > 0;
             if !live {
                 self.engine.apply(org_id, local, &[Change::DeleteOrg]);
+                self.note_revision(org_id);
             }
             return Ok(());
         }
@@ -278,6 +374,7 @@ impl Warden {
             None => {
                 if self.engine.revision(org_id).is_some() {
                     self.engine.apply(org_id, 0, &[Change::DeleteOrg]);
+                    self.note_revision(org_id);
                 }
             }
         }
@@ -346,36 +443,113 @@ impl Warden {
         match consistency {
             Consistency::MinimizeLatency => Ok(()),
             Consistency::FullyConsistent => {
-                let stored = self
-                    .store
-                    .revisions()
-                    .await?
-                    .into_iter()
-                    .find(|(o, _)| o == org_id)
-                    .map(|(_, r)| r);
-                if stored != self.engine.revision(org_id) {
-                    self.catch_up(org_id).await?;
+                let stored = self.store_revision(org_id).await?;
+                let local = self.engine.revision(org_id);
+                if Some(stored) == local {
+                    return Ok(());
                 }
-                Ok(())
+                if stored == 0 {
+                    // Deleted elsewhere: drop it here. Never there: nothing
+                    // to catch up (and no lock taken for an unknown id).
+                    if local.is_some() {
+                        self.catch_up(org_id).await?;
+                    }
+                    return Ok(());
+                }
+                self.reach_in_time(org_id, stored, "consistency.fully_consistent")
+                    .await
             }
             Consistency::AtLeastAsFresh(wanted) => {
                 if self.engine.revision(org_id).unwrap_or(0) >= wanted {
                     return Ok(());
                 }
-                let deadline = tokio::time::Instant::now() + self.options.freshness_timeout;
-                loop {
-                    self.catch_up(org_id).await?;
-                    let have = self.engine.revision(org_id).unwrap_or(0);
-                    if have >= wanted {
-                        return Ok(());
+                // A revision the store has not reached may never come:
+                // answered at once, not waited for.
+                let stored = self.store_revision(org_id).await?;
+                if wanted > stored {
+                    return Err(Error::precondition(format!(
+                        "consistency.at_least_as_fresh: revision {wanted} is ahead of organization '{org_id}''s latest revision {stored}"
+                    ))
+                    .into());
+                }
+                self.reach_in_time(org_id, wanted, "consistency.at_least_as_fresh")
+                    .await
+            }
+        }
+    }
+
+    /// The organization's revision in the store as of a read that began
+    /// after this call: every write acknowledged before the call is in it.
+    /// Concurrent callers share reads, so a thousand readers cost the store
+    /// a few queries, not a thousand.
+    async fn store_revision(&self, org_id: &str) -> Result<u64, ServiceError> {
+        let arrived = tokio::time::Instant::now();
+        if self.engine.revision(org_id).is_none() {
+            // Only organizations in memory get a shared read, so unknown
+            // ids cannot grow the map.
+            return Ok(self.store.revision(org_id).await?);
+        }
+        let shared = self
+            .store_revisions
+            .entry(org_id.to_string())
+            .or_default()
+            .clone();
+        let mut last = shared.lock().await;
+        if let Some((began, revision)) = *last {
+            if began >= arrived {
+                return Ok(revision);
+            }
+        }
+        let began = tokio::time::Instant::now();
+        let revision = self.store.revision(org_id).await?;
+        *last = Some((began, revision));
+        Ok(revision)
+    }
+
+    /// [`Warden::reach`] within the freshness timeout.
+    async fn reach_in_time(
+        &self,
+        org_id: &str,
+        wanted: u64,
+        field: &str,
+    ) -> Result<(), ServiceError> {
+        let timeout = self.options.freshness_timeout;
+        match tokio::time::timeout(timeout, self.reach(org_id, wanted)).await {
+            Ok(result) => result,
+            Err(_) => Err(ServiceError::DeadlineExceeded(format!(
+                "{field}: revision {wanted} of '{org_id}' not reached within {timeout:?} (at {})",
+                self.engine.revision(org_id).unwrap_or(0)
+            ))),
+        }
+    }
+
+    /// Waits for the organization to reach `wanted` in memory, which the
+    /// store has reached: one reader at a time catches up from the store
+    /// while the others wait on the revision it sends.
+    async fn reach(&self, org_id: &str, wanted: u64) -> Result<(), ServiceError> {
+        let mut revision = self.watch_revision(org_id);
+        let gate = self
+            .catch_up_gates
+            .entry(org_id.to_string())
+            .or_default()
+            .clone();
+        loop {
+            if *revision.borrow_and_update() >= wanted {
+                return Ok(());
+            }
+            let attempt = gate.try_lock();
+            match attempt {
+                Ok(_catching_up) => {
+                    if self.engine.revision(org_id).unwrap_or(0) < wanted {
+                        self.catch_up(org_id).await?;
                     }
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(ServiceError::DeadlineExceeded(format!(
-                            "consistency.at_least_as_fresh: revision {wanted} of '{org_id}' not reached within {:?} (at {have})",
-                            self.options.freshness_timeout
-                        )));
+                    self.note_revision(org_id);
+                }
+                Err(_) => {
+                    tokio::select! {
+                        _ = revision.changed() => {}
+                        _ = gate.lock() => {}
                     }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
         }

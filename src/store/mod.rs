@@ -107,6 +107,15 @@ impl Store {
         result
     }
 
+    /// The revision of one live organization (0: it does not exist), read
+    /// without listing every organization.
+    pub async fn revision(&self, org_id: &str) -> StoreResult<u64> {
+        match self {
+            Store::Sqlite(s) => s.revision(org_id).await,
+            Store::Postgres(s) => s.revision(org_id).await,
+        }
+    }
+
     /// Stores a planned write in one transaction: the entity rows, the
     /// change-log entry and the new revision, after checking the
     /// organization is still at `expected` (0: it must not exist). Durable

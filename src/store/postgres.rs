@@ -176,6 +176,18 @@ impl PostgresStore {
             .collect()
     }
 
+    /// The revision of one live organization (0: it does not exist).
+    pub async fn revision(&self, org_id: &str) -> StoreResult<u64> {
+        let op = "read the revision";
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT revision FROM orgs WHERE org_id = $1 AND live")
+                .bind(org_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(failed(op))?;
+        row.map_or(Ok(0), |(revision,)| to_revision(revision, op))
+    }
+
     /// Stores a write in one transaction if the organization is still at
     /// `expected` (0: it does not exist), and returns its new revision.
     pub async fn commit(
