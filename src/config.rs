@@ -140,6 +140,10 @@ pub struct ServeConfig {
     /// client.
     #[arg(long, env = "WARDEN_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Change log (and audit) kept per organization: a number of revisions
+    /// behind the newest (`10000`) or an age (`90d`, `12h`, `30m`, `45s`).
+    #[arg(long, env = "WARDEN_CHANGE_RETENTION", default_value = "10000", value_parser = crate::store::Retention::parse)]
+    pub change_retention: crate::store::Retention,
     /// OTLP/gRPC collector for traces and metrics, e.g. http://otel-collector:4317
     /// (unset: OTEL_EXPORTER_OTLP_ENDPOINT; neither: no export).
     #[arg(long, env = "WARDEN_OTLP_ENDPOINT")]

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod document;
 pub mod engine;
+pub mod fuzzing;
 pub mod generate;
 pub mod server;
 pub mod service;

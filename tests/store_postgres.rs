@@ -541,7 +541,9 @@ async fn a_write_touching_a_row_several_times_ends_as_its_last_change() {
         log,
         vec![LogEntry {
             revision: 2,
-            changes: Some(changes)
+            changes: Some(changes),
+            actor: None,
+            at: None,
         }]
     );
     h.finish().await;
@@ -1089,6 +1091,8 @@ async fn racing_replicas_commit_exactly_one_write_per_revision() {
         .map(|(i, changes)| LogEntry {
             revision: i as u64 + 2,
             changes: Some(changes),
+            actor: None,
+            at: None,
         })
         .collect();
     assert_eq!(log, expected);
@@ -1170,6 +1174,8 @@ async fn free_running_writers_on_two_replicas_serialize() {
         .map(|(revision, changes)| LogEntry {
             revision,
             changes: Some(changes),
+            actor: None,
+            at: None,
         })
         .collect();
     assert_eq!(log, expected);
@@ -1234,4 +1240,64 @@ async fn a_million_record_import_commits_in_seconds() {
     assert_eq!(store.commit("big", 2, &unshare).await.unwrap(), 3);
     eprintln!("commit of 100,000 unshares: {:.2?}", start.elapsed());
     close(&store).await;
+}
+
+/// The audit columns of migration 0002: actor and time kept with each
+/// entry, retention by age, and the bootstrap hash written with its commit
+/// and forgotten with the organization.
+#[tokio::test]
+async fn the_log_records_actor_and_time_and_the_bootstrap_hash() {
+    use warden::store::{Audit, CommitMeta, Retention};
+    let mut h = Harness::new().await;
+    h.store
+        .set_retention(Retention::Age(std::time::Duration::from_secs(3600)));
+    let org = "acme";
+    let at = |hours_ago: i64, sha256: Option<&str>| CommitMeta {
+        audit: Some(Audit {
+            actor: format!("actor-{hours_ago}"),
+            at: chrono::Utc::now() - chrono::Duration::hours(hours_ago),
+        }),
+        bootstrap_sha256: sha256.map(str::to_string),
+    };
+    let create = [Change::CreateOrg(Settings::default())];
+    let write = [Change::Settings(Settings::default())];
+    let store = &h.store;
+    assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+    store
+        .commit_with(org, 0, &create, &at(3, Some("abc")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.bootstrap_sha256(org).await.unwrap().as_deref(),
+        Some("abc")
+    );
+    let log = store.changes_since(org, 0).await.unwrap();
+    assert_eq!(log.len(), 1, "the newest entry stays whatever its age");
+    assert_eq!(log[0].actor.as_deref(), Some("actor-3"));
+    // A conflicting write records neither its entry nor its hash.
+    assert!(store
+        .commit_with(org, 9, &write, &at(0, Some("def")))
+        .await
+        .is_err());
+    store
+        .commit_with(org, 1, &write, &at(2, None))
+        .await
+        .unwrap();
+    store.commit(org, 2, &write).await.unwrap();
+    store
+        .commit_with(org, 3, &write, &at(0, None))
+        .await
+        .unwrap();
+    let log = store.changes_since(org, 0).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.revision).collect::<Vec<_>>(), [4]);
+    assert_eq!(log[0].actor.as_deref(), Some("actor-0"));
+    let age = chrono::Utc::now() - log[0].at.unwrap();
+    assert!(age < chrono::Duration::minutes(1), "{age}");
+    assert_eq!(
+        store.bootstrap_sha256(org).await.unwrap().as_deref(),
+        Some("abc")
+    );
+    store.commit(org, 4, &[Change::DeleteOrg]).await.unwrap();
+    assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+    h.finish().await;
 }

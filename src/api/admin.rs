@@ -10,13 +10,13 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::auth::{caller, require_in, require_write, Scope};
+use super::audit::Stamp;
+use super::auth::{caller, operator, require_in, require_write, Scope};
 use super::pb::admin_service_server::AdminService;
 use super::{convert, pb, write};
 use crate::document::parse_document;
 use crate::engine::error::bounded;
-use crate::engine::Writer;
-use crate::engine::{Change, Command, Error};
+use crate::engine::{Change, Command, Error, Writer};
 use crate::service::{Committed, Warden};
 
 /// The AdminService handlers.
@@ -56,12 +56,13 @@ impl AdminService for AdminApi {
         req: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         require_in(&req, &[Scope::Admin], &req.get_ref().org_id)?;
+        let writer = operator(&req);
         let r = req.into_inner();
         let settings = convert::settings_from(r.settings)?;
         write(
             &self.warden,
             &r.org_id,
-            Writer::Operator,
+            writer,
             Command::CreateOrganization(settings),
         )
         .await
@@ -487,7 +488,7 @@ impl AdminService for AdminApi {
                 r.document.len()
             )));
         }
-        if matches!(writer, Writer::Actor { .. }) {
+        if matches!(writer.writer, Writer::Actor { .. }) {
             if r.org_id.is_empty() {
                 return Err(Error::invalid(
                     "org_id",
@@ -495,7 +496,7 @@ impl AdminService for AdminApi {
                 )
                 .into());
             }
-            self.warden.precheck_import(&r.org_id, &writer)?;
+            self.warden.precheck_import(&r.org_id, &writer.writer)?;
         }
         let text = r.document;
         let document = tokio::task::spawn_blocking(move || parse_document(&text))
@@ -520,6 +521,17 @@ impl AdminService for AdminApi {
             replace: r.replace,
         };
         write(&self.warden, &org_id, writer, command).await
+    }
+
+    #[tracing::instrument(name = "ListChanges", skip_all, fields(org = %req.get_ref().org_id))]
+    async fn list_changes(
+        &self,
+        req: Request<pb::ListChangesRequest>,
+    ) -> Result<Response<pb::ListChangesResponse>, Status> {
+        require_in(&req, &[Scope::Admin], &req.get_ref().org_id)?;
+        super::audit::list_changes(&self.warden, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type WatchStream = WatchStream;
@@ -567,11 +579,17 @@ impl AdminService for AdminApi {
     }
 }
 
-fn change_events(revision: u64, changes: &[Change]) -> Vec<pb::WatchResponse> {
+pub(crate) fn change_events(
+    revision: u64,
+    changes: &[Change],
+    stamp: &Stamp,
+) -> Vec<pb::WatchResponse> {
     changes
         .iter()
         .map(|c| pb::WatchResponse {
             event: Some(pb::watch_response::Event::Change(pb::ChangeEvent {
+                actor: stamp.actor.clone(),
+                time: stamp.time,
                 revision: convert::revision(revision),
                 kind: c.kind().to_string(),
                 id: c.entity_id(),
@@ -596,9 +614,11 @@ fn change_events(revision: u64, changes: &[Change]) -> Vec<pb::WatchResponse> {
 }
 
 /// A write too large for the log: one event telling the watcher to re-read the organization.
-fn reload_event(revision: u64) -> pb::WatchResponse {
+pub(crate) fn reload_event(revision: u64, stamp: &Stamp) -> pb::WatchResponse {
     pb::WatchResponse {
         event: Some(pb::watch_response::Event::Change(pb::ChangeEvent {
+            actor: stamp.actor.clone(),
+            time: stamp.time,
             revision: convert::revision(revision),
             kind: "organization".into(),
             id: String::new(),
@@ -627,9 +647,10 @@ async fn watch_loop(
         match warden.store().changes_since(org_id, *after).await {
             Ok(entries) => {
                 for e in entries {
+                    let stamp = Stamp::of(e.actor.as_deref(), e.at);
                     let events = match &e.changes {
-                        Some(c) => change_events(e.revision, c),
-                        None => vec![reload_event(e.revision)],
+                        Some(c) => change_events(e.revision, c, &stamp),
+                        None => vec![reload_event(e.revision, &stamp)],
                     };
                     for ev in events {
                         if tx.send(Ok(ev)).await.is_err() {
@@ -657,15 +678,19 @@ async fn watch_loop(
         tokio::select! {
             msg = live.recv() => match msg {
                 Ok(c) if c.org_id == org_id && c.revision > after => {
-                    if c.revision > after + 1 && !backlog(&warden, &org_id, &mut after, &tx).await {
+                    // A write learnt from elsewhere carries no audit: the
+                    // store's log has it.
+                    let from_log = c.revision > after + 1 || c.audit.is_none();
+                    if from_log && !backlog(&warden, &org_id, &mut after, &tx).await {
                         return;
                     }
                     if c.revision <= after {
                         continue;
                     }
+                    let stamp = c.audit.as_ref().map_or_else(Stamp::default, |a| Stamp::of(Some(&a.actor), Some(a.at)));
                     let events = match &c.changes {
-                        Some(changes) => change_events(c.revision, changes),
-                        None => vec![reload_event(c.revision)],
+                        Some(changes) => change_events(c.revision, changes, &stamp),
+                        None => vec![reload_event(c.revision, &stamp)],
                     };
                     for ev in events {
                         if tx.send(Ok(ev)).await.is_err() {

@@ -52,6 +52,10 @@ impl Scope {
 pub struct Credential {
     scopes: Vec<Scope>,
     orgs: Option<Vec<String>>,
+    /// Recorded as the actor of the operator writes it makes: the entry's
+    /// `#name`, else "token:" and the first 8 hex digits of the token's
+    /// SHA-256 (which identify it without revealing it).
+    name: String,
 }
 
 /// The scopes and organizations of the caller, attached to each request.
@@ -112,6 +116,15 @@ impl Caller {
         }
     }
 
+    /// Who the change audit records for an operator write: the token's
+    /// name, or "anonymous" with authentication off.
+    pub fn actor_name(&self) -> String {
+        match self {
+            Caller::Anyone => "anonymous".to_string(),
+            Caller::Token(c) => c.name.clone(),
+        }
+    }
+
     /// Whether the credential is limited to a list of organizations.
     pub fn is_org_limited(&self) -> bool {
         matches!(self, Caller::Token(c) if c.orgs.is_some())
@@ -169,7 +182,7 @@ impl TokenSet {
     }
 }
 
-/// Parses one `TOKEN=scope+scope[@org+org]` entry; an error names the entry
+/// Parses one `TOKEN=scope+scope[@org+org][#name]` entry; an error names the entry
 /// by `place` (a position or a line number), never by its text.
 fn parse_entry(place: &str, entry: &str) -> Result<Entry, String> {
     let entry = entry.trim();
@@ -186,6 +199,17 @@ fn parse_entry(place: &str, entry: &str) -> Result<Entry, String> {
             "{place}: a token is printable ASCII without spaces (it travels in a header)"
         ));
     }
+    // Names, scopes and org ids never contain '#': a '#' after the last
+    // '=' starts the name.
+    let (grant, name) = match grant.split_once('#') {
+        Some((g, n)) => {
+            let n = n.trim();
+            crate::engine::ids::check_id("name", n, 128)
+                .map_err(|e| format!("{place}: token {e}"))?;
+            (g, Some(n.to_string()))
+        }
+        None => (grant, None),
+    };
     // Org ids may contain '@', scopes never do: the first '@' ends the scopes.
     let (scopes, orgs) = match grant.split_once('@') {
         Some((s, o)) => (s, Some(o)),
@@ -212,9 +236,14 @@ fn parse_entry(place: &str, entry: &str) -> Result<Entry, String> {
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let name = name.unwrap_or_else(|| {
+        let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("token:{hex}")
+    });
     Ok(Entry {
-        digest: Sha256::digest(token.as_bytes()).into(),
-        credential: Arc::new(Credential { scopes, orgs }),
+        digest,
+        credential: Arc::new(Credential { scopes, orgs, name }),
     })
 }
 
@@ -240,7 +269,7 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Parses `TOKEN=scope+scope[@org+org]` entries; an error names the
+    /// Parses `TOKEN=scope+scope[@org+org][#name]` entries; an error names the
     /// entry (by position, never by its text).
     pub fn parse(entries: &[String]) -> Result<Tokens, String> {
         let fixed = entries
@@ -383,6 +412,7 @@ pub fn caller<T>(req: &Request<T>) -> Caller {
             Caller::Token(Arc::new(Credential {
                 scopes: Vec::new(),
                 orgs: Some(Vec::new()),
+                name: "unauthenticated".to_string(),
             }))
         })
 }
@@ -400,7 +430,7 @@ pub fn require_in<T>(req: &Request<T>, scopes: &[Scope], org_id: &str) -> Result
 /// actor is an administrator, which the engine checks); without one it
 /// needs `admin`. Either way the organization must be inside the
 /// credential's list.
-pub fn require_write<T>(req: &Request<T>, org_id: &str, actor: &str) -> Result<Writer, Status> {
+pub fn require_write<T>(req: &Request<T>, org_id: &str, actor: &str) -> Result<WriteAs, Status> {
     let c = caller(req);
     let writer = if actor.is_empty() {
         c.require(&[Scope::Admin])?;
@@ -413,7 +443,29 @@ pub fn require_write<T>(req: &Request<T>, org_id: &str, actor: &str) -> Result<W
         }
     };
     c.require_org(org_id)?;
-    Ok(writer)
+    Ok(WriteAs {
+        writer,
+        operator: c.actor_name(),
+    })
+}
+
+/// A write without an actor by the caller of `req`, which the handler has
+/// already checked holds the admin scope.
+pub fn operator<T>(req: &Request<T>) -> WriteAs {
+    WriteAs {
+        writer: Writer::Operator,
+        operator: caller(req).actor_name(),
+    }
+}
+
+/// Who makes a write: the [`Writer`] Warden authorizes, and the name the
+/// change audit records when the writer is the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteAs {
+    /// The writer.
+    pub writer: Writer,
+    /// The credential's name ([`Caller::actor_name`]).
+    pub operator: String,
 }
 
 #[cfg(test)]
@@ -552,6 +604,32 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_recorded_by_its_name_or_a_fingerprint_never_itself() {
+        let t = Tokens::parse(&[
+            "named=admin@acme#ci-deployer".into(),
+            "p#q=admin".into(),
+            "unnamed=admin".into(),
+        ])
+        .unwrap();
+        let name = |token: &str| call(&t, &format!("Bearer {token}")).unwrap().actor_name();
+        assert_eq!(name("named"), "ci-deployer");
+        // A '#' before the '=' belongs to the token.
+        assert!(name("p#q").starts_with("token:"));
+        let fingerprint: String = Sha256::digest(b"unnamed")
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(name("unnamed"), format!("token:{fingerprint}"));
+        assert_eq!(Caller::Anyone.actor_name(), "anonymous");
+        // The limit to organizations still applies with a name.
+        assert!(!call(&t, "Bearer named").unwrap().may_use_org("globex"));
+        for bad in ["t=admin#", "t=admin#two words", "t=admin#a=b"] {
+            assert!(Tokens::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn writes_check_the_organization_too() {
         let t = Tokens::parse(&["g=grant@acme".into()]).unwrap();
         let mut req = Request::new(());
@@ -559,7 +637,7 @@ mod tests {
             .insert("authorization", "Bearer g".parse().unwrap());
         let req = t.authenticate(req).unwrap();
         assert!(matches!(
-            require_write(&req, "acme", "erin"),
+            require_write(&req, "acme", "erin").map(|w| w.writer),
             Ok(Writer::Actor {
                 admin_scope: false,
                 ..

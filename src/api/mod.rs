@@ -11,6 +11,7 @@ pub mod pb {
 }
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod check;
 pub mod convert;
@@ -19,18 +20,25 @@ pub mod status;
 
 use tonic::{Response, Status};
 
-use crate::engine::{Command, Writer};
-use crate::service::Warden;
+use crate::engine::Command;
+use crate::service::{Warden, WriteMeta};
 
 /// Carries out a write for a handler: the writer's actor (if any) is
-/// checked by Warden's own rules; the answer is the new revision with what
+/// checked by Warden's own rules, and recorded in the change audit (the
+/// credential's name when there is none); the answer is the new revision with what
 /// the write removed and moved.
 pub(crate) async fn write(
     warden: &Warden,
     org_id: &str,
-    writer: Writer,
+    writer: auth::WriteAs,
     command: Command,
 ) -> Result<Response<pb::WriteResponse>, Status> {
-    let outcome = warden.write(org_id, &writer, command).await?;
+    let meta = WriteMeta {
+        operator: Some(writer.operator),
+        ..WriteMeta::default()
+    };
+    let outcome = warden
+        .write_with(org_id, &writer.writer, command, meta)
+        .await?;
     Ok(Response::new(convert::write_response(&outcome)))
 }

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::cache::Cached;
 use crate::engine::document::changes_of;
 use crate::engine::{Change, Command, Engine, Error, Limits, WriteReport, Writer};
-use crate::store::{Store, StoreError};
+use crate::store::{Audit, CommitMeta, Store, StoreError};
 
 pub use error::ServiceError;
 
@@ -53,6 +53,19 @@ pub struct Committed {
     pub changes: Option<Arc<Vec<Change>>>,
     /// Who committed it.
     pub origin: Origin,
+    /// Who made it and when (`None` when learnt elsewhere: the store's log
+    /// has it).
+    pub audit: Option<Audit>,
+}
+
+/// What a write records besides its command.
+#[derive(Debug, Clone, Default)]
+pub struct WriteMeta {
+    /// The audit's actor for an operator write: the credential's name
+    /// (an actor's write is recorded under the actor's user id).
+    pub operator: Option<String>,
+    /// The SHA-256 of the bootstrap document the write merges.
+    pub bootstrap_sha256: Option<String>,
 }
 
 /// What a committed write made: its revision and, for a delete, what it
@@ -258,6 +271,7 @@ impl Warden {
         revision: u64,
         changes: Option<Arc<Vec<Change>>>,
         origin: Origin,
+        audit: Option<Audit>,
     ) {
         self.note_revision(org_id);
         let _ = self.feed.send(Arc::new(Committed {
@@ -265,6 +279,7 @@ impl Warden {
             revision,
             changes,
             origin,
+            audit,
         }));
     }
 
@@ -282,6 +297,23 @@ impl Warden {
         writer: &Writer,
         command: Command,
     ) -> Result<WriteOutcome, ServiceError> {
+        self.write_with(org_id, writer, command, WriteMeta::default())
+            .await
+    }
+
+    /// [`Warden::write`], recording in the change log who made the write
+    /// (the actor, else `meta.operator`) and when.
+    pub async fn write_with(
+        &self,
+        org_id: &str,
+        writer: &Writer,
+        command: Command,
+        meta: WriteMeta,
+    ) -> Result<WriteOutcome, ServiceError> {
+        let actor = match writer {
+            Writer::Actor { user_id, .. } => user_id.clone(),
+            Writer::Operator => meta.operator.unwrap_or_else(|| "operator".to_string()),
+        };
         let _serial = self.writes.lock().await;
         for _ in 0..WRITE_ATTEMPTS {
             if let Writer::Actor {
@@ -300,10 +332,24 @@ impl Warden {
                 WriteReport::default()
             };
             let expected = self.engine.revision(org_id).unwrap_or(0);
-            match self.store.commit(org_id, expected, &changes).await {
+            let commit = CommitMeta {
+                audit: Some(Audit::now(actor.clone())),
+                bootstrap_sha256: meta.bootstrap_sha256.clone(),
+            };
+            match self
+                .store
+                .commit_with(org_id, expected, &changes, &commit)
+                .await
+            {
                 Ok(revision) => {
                     self.engine.apply(org_id, revision, &changes);
-                    self.publish(org_id, revision, Some(Arc::new(changes)), Origin::Local);
+                    self.publish(
+                        org_id,
+                        revision,
+                        Some(Arc::new(changes)),
+                        Origin::Local,
+                        commit.audit,
+                    );
                     return Ok(WriteOutcome { revision, report });
                 }
                 Err(StoreError::Conflict { current }) => {
@@ -353,11 +399,16 @@ impl Warden {
         for entry in entries {
             let changes = entry.changes.unwrap_or_default();
             self.engine.apply(org_id, entry.revision, &changes);
+            let audit = entry
+                .actor
+                .zip(entry.at)
+                .map(|(actor, at)| Audit { actor, at });
             self.publish(
                 org_id,
                 entry.revision,
                 Some(Arc::new(changes)),
                 Origin::Remote,
+                audit,
             );
         }
         Ok(())
@@ -369,7 +420,7 @@ impl Warden {
             Some(org) => {
                 self.engine
                     .apply(org_id, org.revision, &changes_of(&org.document));
-                self.publish(org_id, org.revision, None, Origin::Remote);
+                self.publish(org_id, org.revision, None, Origin::Remote, None);
             }
             None => {
                 if self.engine.revision(org_id).is_some() {
@@ -402,7 +453,13 @@ impl Warden {
             {
                 self.engine.apply(org_id, revision, &changes);
                 self.stats.remote_applied.fetch_add(1, Ordering::Relaxed);
-                self.publish(org_id, revision, Some(Arc::new(changes)), Origin::Remote);
+                self.publish(
+                    org_id,
+                    revision,
+                    Some(Arc::new(changes)),
+                    Origin::Remote,
+                    None,
+                );
                 Ok(())
             }
             _ => {

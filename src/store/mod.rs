@@ -2,11 +2,16 @@
 //! every write, and each organization's revision. SQLite by default (one
 //! file), PostgreSQL for several replicas; both behind [`Store`].
 
+pub mod audit;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
+use chrono::{DateTime, Utc};
+
 use crate::engine::{Change, OrgDocument};
+
+pub use audit::{Audit, CommitMeta, Retention};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +48,38 @@ pub struct LogEntry {
     /// Its changes; `None` when the write was too large to log (a replica
     /// that needs it reloads the organization instead).
     pub changes: Option<Vec<Change>>,
+    /// Who made it (`None`: not recorded, e.g. logged before the audit).
+    pub actor: Option<String>,
+    /// When it was committed (`None`: logged before the audit).
+    pub at: Option<DateTime<Utc>>,
 }
 
-/// Change-log entries kept per organization behind its newest.
+/// A change-log row as both stores select it: revision, changes, actor, time.
+type LogRow = (i64, Option<String>, Option<String>, Option<String>);
+
+/// A change-log entry from its stored columns.
+fn log_entry(
+    revision: u64,
+    changes: Option<String>,
+    actor: Option<String>,
+    at: Option<String>,
+) -> StoreResult<LogEntry> {
+    let changes = match changes {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+            StoreError::Backend(format!("read the change log: corrupt entry: {e}"))
+        })?),
+        None => None,
+    };
+    Ok(LogEntry {
+        revision,
+        changes,
+        actor,
+        at: at.as_deref().map(audit::parse_time).transpose()?,
+    })
+}
+
+/// Change-log entries kept per organization behind its newest, unless
+/// `--change-retention` says otherwise.
 pub const LOG_KEPT: u64 = 10_000;
 
 /// Writes with more changes than this are logged without their changes.
@@ -110,10 +144,12 @@ impl Store {
     /// The revision of one live organization (0: it does not exist), read
     /// without listing every organization.
     pub async fn revision(&self, org_id: &str) -> StoreResult<u64> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.revision(org_id).await,
             Store::Postgres(s) => s.revision(org_id).await,
-        }
+        };
+        crate::telemetry::store_result("revision", &result);
+        result
     }
 
     /// Stores a planned write in one transaction: the entity rows, the
@@ -134,6 +170,42 @@ impl Store {
         result
     }
 
+    /// [`Store::commit`] recording who wrote and when, and the bootstrap
+    /// document the write merges, in the same transaction.
+    pub async fn commit_with(
+        &self,
+        org_id: &str,
+        expected: u64,
+        changes: &[Change],
+        meta: &CommitMeta,
+    ) -> StoreResult<u64> {
+        let result = match self {
+            Store::Sqlite(s) => s.commit_with(org_id, expected, changes, meta).await,
+            Store::Postgres(s) => s.commit_with(org_id, expected, changes, meta).await,
+        };
+        crate::telemetry::store_result("commit", &result);
+        result
+    }
+
+    /// Sets how much of each organization's change log is kept.
+    pub fn set_retention(&mut self, retention: Retention) {
+        match self {
+            Store::Sqlite(s) => s.set_retention(retention),
+            Store::Postgres(s) => s.set_retention(retention),
+        }
+    }
+
+    /// The SHA-256 of the bootstrap document last merged into a live
+    /// organization, if any.
+    pub async fn bootstrap_sha256(&self, org_id: &str) -> StoreResult<Option<String>> {
+        let result = match self {
+            Store::Sqlite(s) => s.bootstrap_sha256(org_id).await,
+            Store::Postgres(s) => s.bootstrap_sha256(org_id).await,
+        };
+        crate::telemetry::store_result("bootstrap_sha256", &result);
+        result
+    }
+
     /// The change log of an organization after `after`, oldest first. An
     /// empty answer while the organization is ahead means the log was
     /// pruned: reload.
@@ -143,6 +215,21 @@ impl Store {
             Store::Postgres(s) => s.changes_since(org_id, after).await,
         };
         crate::telemetry::store_result("changes_since", &result);
+        result
+    }
+
+    /// At most `limit` entries of the change log after `after`, oldest first.
+    pub async fn changes_page(
+        &self,
+        org_id: &str,
+        after: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<LogEntry>> {
+        let result = match self {
+            Store::Sqlite(s) => s.changes_page(org_id, after, limit).await,
+            Store::Postgres(s) => s.changes_page(org_id, after, limit).await,
+        };
+        crate::telemetry::store_result("changes_page", &result);
         result
     }
 }

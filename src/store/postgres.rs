@@ -15,8 +15,9 @@ use futures::TryStreamExt;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
+use super::audit::{self, CommitMeta, Retention};
 use super::rows::{self, DocumentBuilder, RowOp};
-use super::{LoadedOrg, LogEntry, StoreError, StoreResult, LOG_KEPT, MAX_LOGGED_CHANGES};
+use super::{LoadedOrg, LogEntry, StoreError, StoreResult, MAX_LOGGED_CHANGES};
 use crate::engine::{Change, OrgDocument};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -85,6 +86,7 @@ const DELETE_ORG: &str = "DELETE FROM entities WHERE org_id = $1";
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: PgPool,
+    retention: Retention,
 }
 
 impl PostgresStore {
@@ -108,7 +110,10 @@ impl PostgresStore {
             pool.close().await;
             return Err(secrets.backend(&format!("migrate {target}"), e));
         }
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            retention: Retention::default(),
+        })
     }
 
     /// Every live organization with its revision and contents, read from
@@ -196,6 +201,24 @@ impl PostgresStore {
         expected: u64,
         changes: &[Change],
     ) -> StoreResult<u64> {
+        self.commit_with(org_id, expected, changes, &CommitMeta::default())
+            .await
+    }
+
+    /// Sets how much of each organization's change log is kept.
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.retention = retention;
+    }
+
+    /// [`PostgresStore::commit`] recording the write's actor and time, and
+    /// the bootstrap document it merges, in the same transaction.
+    pub async fn commit_with(
+        &self,
+        org_id: &str,
+        expected: u64,
+        changes: &[Change],
+        meta: &CommitMeta,
+    ) -> StoreResult<u64> {
         let op = "commit";
         // The log entry and the rows are prepared before the transaction
         // starts: the organization stays locked no longer than it must.
@@ -220,6 +243,11 @@ impl PostgresStore {
             }
         }
         let mut tx = self.pool.begin().await.map_err(failed(op))?;
+        let logged = Logged {
+            changes: logged,
+            meta,
+            retention: self.retention,
+        };
         let written = write(&mut tx, org_id, expected, net, logged, live_after).await;
         match written {
             Ok(revision) => {
@@ -237,38 +265,60 @@ impl PostgresStore {
 
     /// The change log of an organization after `after`, oldest first.
     pub async fn changes_since(&self, org_id: &str, after: u64) -> StoreResult<Vec<LogEntry>> {
+        self.changes_page(org_id, after, u64::MAX).await
+    }
+
+    /// At most `limit` entries of the change log after `after`, oldest first.
+    pub async fn changes_page(
+        &self,
+        org_id: &str,
+        after: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<LogEntry>> {
         let op = "read the change log";
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT revision, changes FROM changelog \
-             WHERE org_id = $1 AND revision > $2 ORDER BY revision",
+        let rows: Vec<super::LogRow> = sqlx::query_as(
+            "SELECT revision, changes, actor, written_at FROM changelog \
+             WHERE org_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
         )
         .bind(org_id)
         .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(failed(op))?;
         rows.into_iter()
-            .map(|(revision, changes)| {
-                let changes = match changes {
-                    Some(text) => Some(
-                        serde_json::from_str(&text)
-                            .map_err(failed("read the change log: corrupt entry"))?,
-                    ),
-                    None => None,
-                };
-                Ok(LogEntry {
-                    revision: to_revision(revision, op)?,
-                    changes,
-                })
+            .map(|(revision, changes, actor, at)| {
+                super::log_entry(to_revision(revision, op)?, changes, actor, at)
             })
             .collect()
+    }
+
+    /// The SHA-256 of the bootstrap document last merged into a live
+    /// organization, if any.
+    pub async fn bootstrap_sha256(&self, org_id: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT b.sha256 FROM bootstrap b JOIN orgs o ON o.org_id = b.org_id \
+             WHERE b.org_id = $1 AND o.live",
+        )
+        .bind(org_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed("read the bootstrap hash"))
     }
 
     /// Closes every connection of the pool.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// What a commit appends to the change log besides the rows.
+struct Logged<'a> {
+    /// The changes as JSON (`None`: too large to log).
+    changes: Option<String>,
+    meta: &'a CommitMeta,
+    retention: Retention,
 }
 
 /// The body of `commit`, inside its transaction: lock the organization's
@@ -278,7 +328,7 @@ async fn write(
     org_id: &str,
     expected: u64,
     net: NetRows,
-    logged: Option<String>,
+    logged: Logged<'_>,
     live_after: bool,
 ) -> StoreResult<u64> {
     let op = "commit";
@@ -317,23 +367,55 @@ async fn write(
 
     // The log entry, the revision and the pruning in one statement. Its
     // parts see the table as it was before it: pruning keeps the new entry.
+    // By age ($9 set), pruning keeps the new entry whatever its age and
+    // treats an entry of unknown time (logged before the audit) as old.
+    let now = chrono::Utc::now();
+    let audit = logged.meta.audit.as_ref();
+    let oldest_revision = logged
+        .retention
+        .oldest_revision(revision)
+        .unwrap_or(revision);
     sqlx::query(
         "WITH logged AS ( \
-           INSERT INTO changelog (org_id, revision, changes) VALUES ($1, $2, $3) \
+           INSERT INTO changelog (org_id, revision, changes, actor, written_at) \
+           VALUES ($1, $2, $3, $7, $8) \
          ), pruned AS ( \
            DELETE FROM changelog WHERE org_id = $1 AND revision < $5 \
+             AND ($9::TEXT IS NULL OR written_at IS NULL OR written_at < $9) \
          ) \
          UPDATE orgs SET revision = $2, live = $4, generation = $6 WHERE org_id = $1",
     )
     .bind(org_id)
     .bind(to_sql(revision, op)?)
-    .bind(logged)
+    .bind(logged.changes)
     .bind(live_after)
-    .bind(to_sql(revision.saturating_sub(LOG_KEPT), op)?)
+    .bind(to_sql(oldest_revision, op)?)
     .bind(generation)
+    .bind(audit.map(|a| a.actor.as_str()))
+    .bind(audit.map(|a| audit::time_text(a.at)))
+    .bind(logged.retention.oldest_time(now))
     .execute(&mut *conn)
     .await
     .map_err(failed("commit: log the write and bump the revision"))?;
+    if !live_after {
+        sqlx::query("DELETE FROM bootstrap WHERE org_id = $1")
+            .bind(org_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(failed("commit: forget the bootstrap document"))?;
+    } else if let Some(sha256) = &logged.meta.bootstrap_sha256 {
+        sqlx::query(
+            "INSERT INTO bootstrap (org_id, sha256, revision) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id) DO UPDATE SET sha256 = EXCLUDED.sha256, \
+             revision = EXCLUDED.revision",
+        )
+        .bind(org_id)
+        .bind(sha256)
+        .bind(to_sql(revision, op)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(failed("commit: record the bootstrap document"))?;
+    }
     Ok(revision)
 }
 

@@ -13,8 +13,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::audit::{self, CommitMeta, Retention};
 use super::rows::{self, DocumentBuilder, Row, RowKey, RowOp};
-use super::{LoadedOrg, LogEntry, StoreError, StoreResult, LOG_KEPT, MAX_LOGGED_CHANGES};
+use super::{LoadedOrg, LogEntry, StoreError, StoreResult, MAX_LOGGED_CHANGES};
 use crate::engine::Change;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -56,6 +57,7 @@ pub struct SqliteStore {
     /// One commit at a time: the revision check and the write must not
     /// interleave with another commit of this process.
     writer: tokio::sync::Mutex<()>,
+    retention: Retention,
 }
 
 impl SqliteStore {
@@ -94,6 +96,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer: tokio::sync::Mutex::new(()),
+            retention: Retention::default(),
         })
     }
 
@@ -164,6 +167,11 @@ impl SqliteStore {
         row.map_or(Ok(0), |(revision,)| to_revision(revision, op))
     }
 
+    /// Sets how much of each organization's change log is kept.
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.retention = retention;
+    }
+
     /// Stores a write in one transaction if the organization is still at
     /// `expected` (0: it does not exist), and returns its new revision.
     pub async fn commit(
@@ -171,6 +179,19 @@ impl SqliteStore {
         org_id: &str,
         expected: u64,
         changes: &[Change],
+    ) -> StoreResult<u64> {
+        self.commit_with(org_id, expected, changes, &CommitMeta::default())
+            .await
+    }
+
+    /// [`SqliteStore::commit`] recording the write's actor and time, and
+    /// the bootstrap document it merges, in the same transaction.
+    pub async fn commit_with(
+        &self,
+        org_id: &str,
+        expected: u64,
+        changes: &[Change],
+        meta: &CommitMeta,
     ) -> StoreResult<u64> {
         let op = "commit";
         let _serial = self.writer.lock().await;
@@ -222,13 +243,19 @@ impl SqliteStore {
             )
         };
         let revision_value = to_sql(revision, op)?;
-        sqlx::query("INSERT INTO changelog (org_id, revision, changes) VALUES (?, ?, ?)")
-            .bind(org_id)
-            .bind(revision_value)
-            .bind(logged)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed("commit: append to the change log"))?;
+        let now = chrono::Utc::now();
+        sqlx::query(
+            "INSERT INTO changelog (org_id, revision, changes, actor, written_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(org_id)
+        .bind(revision_value)
+        .bind(logged)
+        .bind(meta.audit.as_ref().map(|a| a.actor.as_str()))
+        .bind(meta.audit.as_ref().map(|a| audit::time_text(a.at)))
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("commit: append to the change log"))?;
         sqlx::query(
             "INSERT INTO orgs (org_id, revision, live) VALUES (?, ?, ?) \
              ON CONFLICT (org_id) DO UPDATE SET revision = excluded.revision, live = excluded.live",
@@ -239,45 +266,94 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(failed("commit: bump the revision"))?;
-        let oldest_kept = to_sql(revision.saturating_sub(LOG_KEPT), op)?;
-        sqlx::query("DELETE FROM changelog WHERE org_id = ? AND revision < ?")
+        // Pruning by age keeps the newest entry whatever its age, and
+        // treats an entry of unknown time (logged before the audit) as old.
+        let prune = match (
+            self.retention.oldest_revision(revision),
+            self.retention.oldest_time(now),
+        ) {
+            (Some(oldest), _) => {
+                sqlx::query("DELETE FROM changelog WHERE org_id = ? AND revision < ?")
+                    .bind(org_id)
+                    .bind(to_sql(oldest, op)?)
+            }
+            (None, oldest) => sqlx::query(
+                "DELETE FROM changelog WHERE org_id = ? AND revision < ? \
+                 AND (written_at IS NULL OR written_at < ?)",
+            )
             .bind(org_id)
-            .bind(oldest_kept)
+            .bind(revision_value)
+            .bind(oldest),
+        };
+        prune
             .execute(&mut *tx)
             .await
             .map_err(failed("commit: prune the change log"))?;
+        if !live_after {
+            sqlx::query("DELETE FROM bootstrap WHERE org_id = ?")
+                .bind(org_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("commit: forget the bootstrap document"))?;
+        } else if let Some(sha256) = &meta.bootstrap_sha256 {
+            sqlx::query(
+                "INSERT INTO bootstrap (org_id, sha256, revision) VALUES (?, ?, ?) \
+                 ON CONFLICT (org_id) DO UPDATE SET sha256 = excluded.sha256, \
+                 revision = excluded.revision",
+            )
+            .bind(org_id)
+            .bind(sha256)
+            .bind(revision_value)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("commit: record the bootstrap document"))?;
+        }
         tx.commit().await.map_err(failed(op))?;
         Ok(revision)
     }
 
     /// The change log of an organization after `after`, oldest first.
     pub async fn changes_since(&self, org_id: &str, after: u64) -> StoreResult<Vec<LogEntry>> {
+        self.changes_page(org_id, after, u64::MAX).await
+    }
+
+    /// At most `limit` entries of the change log after `after`, oldest first.
+    pub async fn changes_page(
+        &self,
+        org_id: &str,
+        after: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<LogEntry>> {
         let op = "read the change log";
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT revision, changes FROM changelog \
-             WHERE org_id = ? AND revision > ? ORDER BY revision",
+        let rows: Vec<super::LogRow> = sqlx::query_as(
+            "SELECT revision, changes, actor, written_at FROM changelog \
+             WHERE org_id = ? AND revision > ? ORDER BY revision LIMIT ?",
         )
         .bind(org_id)
         .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(failed(op))?;
         rows.into_iter()
-            .map(|(revision, changes)| {
-                let changes = match changes {
-                    Some(text) => Some(
-                        serde_json::from_str(&text)
-                            .map_err(failed("read the change log: corrupt entry"))?,
-                    ),
-                    None => None,
-                };
-                Ok(LogEntry {
-                    revision: to_revision(revision, op)?,
-                    changes,
-                })
+            .map(|(revision, changes, actor, at)| {
+                super::log_entry(to_revision(revision, op)?, changes, actor, at)
             })
             .collect()
+    }
+
+    /// The SHA-256 of the bootstrap document last merged into a live
+    /// organization, if any.
+    pub async fn bootstrap_sha256(&self, org_id: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT b.sha256 FROM bootstrap b JOIN orgs o ON o.org_id = b.org_id \
+             WHERE b.org_id = ? AND o.live = 1",
+        )
+        .bind(org_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed("read the bootstrap hash"))
     }
 }
 
@@ -423,6 +499,7 @@ mod tests {
         SharingRuleDef, UserDef,
     };
     use crate::engine::{Command, Direct, Engine, Limits, OrgDocument};
+    use crate::store::LOG_KEPT;
 
     /// Two modules with records, shares of every grantee sort and rules;
     /// roles, users and groups listed children first.
@@ -961,6 +1038,84 @@ sharing_rules:
         assert_eq!(log.first().map(|e| e.revision), Some(last - LOG_KEPT));
         assert_eq!(log.last().map(|e| e.revision), Some(last));
         assert_eq!(log.len() as u64, LOG_KEPT + 1);
+    }
+
+    #[tokio::test]
+    async fn the_log_records_actor_and_time_and_keeps_what_retention_says() {
+        use crate::store::{Audit, CommitMeta, Retention};
+        let mut store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store.set_retention(Retention::Age(Duration::from_secs(3600)));
+        let org = "acme";
+        let at = |hours_ago: i64| CommitMeta {
+            audit: Some(Audit {
+                actor: format!("actor-{hours_ago}"),
+                at: chrono::Utc::now() - chrono::Duration::hours(hours_ago),
+            }),
+            bootstrap_sha256: None,
+        };
+        let create = [Change::CreateOrg(Settings::default())];
+        let write = [Change::Settings(Settings::default())];
+        store.commit_with(org, 0, &create, &at(3)).await.unwrap();
+        // The newest entry stays whatever its age.
+        let log = store.changes_since(org, 0).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].actor.as_deref(), Some("actor-3"));
+        store.commit_with(org, 1, &write, &at(2)).await.unwrap();
+        store.commit(org, 2, &write).await.unwrap();
+        store.commit_with(org, 3, &write, &at(0)).await.unwrap();
+        // Older than an hour, or of unknown time: pruned.
+        let log = store.changes_since(org, 0).await.unwrap();
+        assert_eq!(log.iter().map(|e| e.revision).collect::<Vec<_>>(), [4]);
+        let entry = &log[0];
+        assert_eq!(entry.actor.as_deref(), Some("actor-0"));
+        let age = chrono::Utc::now() - entry.at.unwrap();
+        assert!(age < chrono::Duration::minutes(1), "{age}");
+    }
+
+    #[tokio::test]
+    async fn the_bootstrap_hash_is_kept_with_its_write_and_forgotten_with_the_org() {
+        use crate::store::CommitMeta;
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let org = "acme";
+        let with_hash = CommitMeta {
+            audit: None,
+            bootstrap_sha256: Some("abc".into()),
+        };
+        assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+        store
+            .commit_with(
+                org,
+                0,
+                &[Change::CreateOrg(Settings::default())],
+                &with_hash,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.bootstrap_sha256(org).await.unwrap().as_deref(),
+            Some("abc")
+        );
+        // A refused write records nothing.
+        let other = CommitMeta {
+            bootstrap_sha256: Some("def".into()),
+            ..with_hash.clone()
+        };
+        assert!(store
+            .commit_with(org, 7, &[Change::Settings(Settings::default())], &other)
+            .await
+            .is_err());
+        assert_eq!(
+            store.bootstrap_sha256(org).await.unwrap().as_deref(),
+            Some("abc")
+        );
+        store.commit(org, 1, &[Change::DeleteOrg]).await.unwrap();
+        assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+        // Re-created, it holds no bootstrap document until one is merged.
+        store
+            .commit(org, 0, &[Change::CreateOrg(Settings::default())])
+            .await
+            .unwrap();
+        assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -280,3 +280,59 @@ impl Server {
         }
     }
 }
+
+impl Server {
+    /// Starts a server on `store` logging at info level into `log` (for
+    /// tests of what it says at start-up), with extra arguments.
+    pub fn spawn_logged(store: &str, args: &[&str], log: &std::path::Path) -> Server {
+        let log_file = std::fs::File::create(log).expect("create the log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                store,
+                "--log",
+                "info",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("warden listening on ") {
+                        break a.to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().ok();
+                    panic!("warden serve exited before listening: {status:?}");
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr,
+            store: store.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            _dir: None,
+        }
+    }
+
+    /// The process id, to signal the server without waiting for it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
