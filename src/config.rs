@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::engine::Limits;
 use crate::service::ServiceOptions;
+use crate::telemetry::DecisionLogSink;
 
 /// Largest `--max-document-bytes`, leaving room under gRPC's 4 GiB
 /// message length for the rest of the request.
@@ -143,6 +144,22 @@ pub struct ServeConfig {
     /// behind the newest (`10000`) or an age (`90d`, `12h`, `30m`, `45s`).
     #[arg(long, env = "WARDEN_CHANGE_RETENTION", default_value = "10000", value_parser = crate::store::Retention::parse)]
     pub change_retention: crate::store::Retention,
+    /// OTLP/gRPC collector for traces and metrics, e.g. http://otel-collector:4317
+    /// (unset: OTEL_EXPORTER_OTLP_ENDPOINT; neither: no export).
+    #[arg(long, env = "WARDEN_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Address of the Prometheus endpoint `/metrics`, e.g. 0.0.0.0:9464 (unset: off).
+    #[arg(long, env = "WARDEN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where each Check decision is logged.
+    #[arg(long, env = "WARDEN_DECISION_LOG", value_enum, default_value = "off")]
+    pub decision_log: DecisionLogSink,
+    /// Fraction of decisions logged, 0.0 to 1.0.
+    #[arg(long, env = "WARDEN_DECISION_LOG_SAMPLE", default_value_t = 1.0)]
+    pub decision_log_sample: f64,
+    /// Log every denial, whatever the sample.
+    #[arg(long, env = "WARDEN_DECISION_LOG_DENIALS")]
+    pub decision_log_denials: bool,
 }
 
 impl ServeConfig {
@@ -220,6 +237,9 @@ impl ServeConfig {
                 "--max-document-bytes: at most {MAX_MESSAGE_BYTES} (a gRPC message is at most 4 GiB)"
             ));
         }
+        if !(0.0..=1.0).contains(&self.decision_log_sample) {
+            return Err("--decision-log-sample: must be between 0.0 and 1.0".into());
+        }
         Ok(())
     }
 
@@ -229,6 +249,7 @@ impl ServeConfig {
         c.auth_tokens = c.auth_tokens.iter().map(|_| "***".to_string()).collect();
         c.store = mask_password(&c.store);
         c.redis = c.redis.as_deref().map(mask_password);
+        c.otlp_endpoint = c.otlp_endpoint.as_deref().map(mask_password);
         format!("{c:?}")
     }
 }
@@ -307,5 +328,20 @@ mod tests {
             Some(std::path::Path::new("/run/secrets/tokens"))
         );
         assert!(!c.tokens_on_command_line());
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_the_sample_is_a_fraction() {
+        let c = Cli::try_parse_from(["warden"]).unwrap().serve;
+        assert!(c.otlp_endpoint.is_none() && c.metrics_listen.is_none());
+        assert_eq!(c.decision_log, DecisionLogSink::Off);
+        let c = Cli::try_parse_from(["warden", "--decision-log-sample", "1.5"])
+            .unwrap()
+            .serve;
+        assert!(c.validate().unwrap_err().contains("--decision-log-sample"));
+        let c = Cli::try_parse_from(["warden", "--otlp-endpoint", "http://u:pw0rd@collector:4317"])
+            .unwrap()
+            .serve;
+        assert!(!c.masked().contains("pw0rd"));
     }
 }

@@ -20,7 +20,7 @@ use crate::api::pb;
 use crate::api::pb::admin_service_server::AdminServiceServer;
 use crate::api::pb::check_service_server::CheckServiceServer;
 use crate::api::pb::grant_service_server::GrantServiceServer;
-use crate::config::{LogFormat, ServeConfig};
+use crate::config::ServeConfig;
 use crate::document::parse_document;
 use crate::engine::{Command, Writer};
 use crate::service::Warden;
@@ -29,6 +29,9 @@ use crate::transport::{CallGuardLayer, CallLimits, ConnectionLimits};
 
 /// How often the token file is re-read for changes.
 const TOKEN_FILE_POLL: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for spans and metrics to reach the collector.
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
 
 /// Largest Export document sent (Import's is `--max-document-bytes`).
 const MAX_EXPORT_BYTES: usize = 512 << 20;
@@ -40,18 +43,6 @@ const IMPORT_MESSAGE_MARGIN: usize = 64 << 10;
 
 /// A keep-alive ping not answered within this closes the connection.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn init_logging(config: &ServeConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
 
 async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()> {
     let text = tokio::fs::read_to_string(path)
@@ -124,7 +115,7 @@ async fn shutdown_signal() {
 
 /// Runs `warden serve` until a shutdown signal.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    init_logging(&config);
+    let mut telemetry = crate::telemetry::init(&config)?;
     config.validate().map_err(anyhow::Error::msg)?;
     info!(config = %config.masked(), "starting");
     let mut tokens = Tokens::parse(&config.auth_tokens).map_err(anyhow::Error::msg)?;
@@ -148,6 +139,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(path) = &config.bootstrap {
         bootstrap(&warden, path).await?;
     }
+    telemetry.observe(&warden);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CheckServiceServer<CheckApi>>().await;
@@ -190,6 +182,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Keep-alive pings make a live client send bytes however quiet it is,
     // so the idle timeout closes only connections whose peer is gone.
     let mut builder = Server::builder()
+        .layer(crate::telemetry::RpcLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(config.keepalive_secs)))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(Some(config.max_streams_per_connection));
@@ -206,6 +199,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(url) = &config.redis {
         let bus = Arc::new(crate::bus::Bus::new(url, &config.redis_channel).context("--redis")?);
         tokio::spawn(bus.run(warden.clone(), halt_rx.clone()));
+    }
+    if let Some(at) = config.metrics_listen {
+        let metrics = TcpListener::bind(at)
+            .await
+            .with_context(|| format!("--metrics-listen {at}"))?;
+        println!("warden metrics on http://{}/metrics", metrics.local_addr()?);
+        tokio::spawn(crate::telemetry::serve_metrics(
+            metrics,
+            warden.clone(),
+            halt_rx.clone(),
+        ));
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<()>();
@@ -266,5 +270,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         } => warn!(?drain, "drain deadline passed; stopping with calls in flight"),
     }
     info!("stopped");
+    telemetry.shutdown(TELEMETRY_FLUSH).await;
     Ok(())
 }

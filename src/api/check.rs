@@ -43,6 +43,12 @@ impl CheckApi {
         let (d, rev) = self.warden.engine().check(&org, &req, Utc::now())?;
         tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
             allowed = d.allowed, reason = d.reason.as_str(), "check");
+        // Fields the Check span declares (a CheckBulk span ignores them).
+        tracing::Span::current()
+            .record("decision", if d.allowed { "ALLOW" } else { "DENY" })
+            .record("reason", d.reason.as_str())
+            .record("revision", rev);
+        crate::telemetry::decision(&org, &req, &d, rev);
         Ok(convert::decision(d, rev))
     }
 }
@@ -57,7 +63,8 @@ impl From<Error> for Status {
 
 #[tonic::async_trait]
 impl CheckService for CheckApi {
-    #[tracing::instrument(name = "Check", skip_all, fields(org = %req.get_ref().org_id, action = %req.get_ref().action))]
+    #[tracing::instrument(name = "Check", skip_all, fields(method = "Check", org = %req.get_ref().org_id, action = %req.get_ref().action,
+        decision = tracing::field::Empty, reason = tracing::field::Empty, revision = tracing::field::Empty))]
     async fn check(
         &self,
         req: Request<pb::CheckRequest>,

@@ -34,6 +34,10 @@ pub struct Message {
     pub changes: Option<Vec<Change>>,
     /// The replica that committed it.
     pub origin: String,
+    /// When it was published (Unix milliseconds), for the propagation
+    /// delay; absent in messages of older replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_unix_ms: Option<i64>,
 }
 
 /// Counters of the bus, for metrics and tests.
@@ -109,6 +113,7 @@ impl Bus {
                 revision: committed.revision,
                 changes: committed.changes.as_ref().map(|c| c.as_ref().clone()),
                 origin: self.replica.clone(),
+                published_unix_ms: Some(chrono::Utc::now().timestamp_millis()),
             };
             let mut payload = serde_json::to_string(&message).unwrap_or_default();
             if payload.len() > MAX_INLINE_BYTES {
@@ -169,6 +174,9 @@ impl Bus {
                                 continue;
                             }
                             self.stats.received.fetch_add(1, Ordering::Relaxed);
+                            crate::telemetry::metrics().bus_message(message.published_unix_ms.map(
+                                |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1000.0,
+                            ));
                             if let Err(e) = warden
                                 .apply_remote(&message.org, message.revision, message.changes)
                                 .await

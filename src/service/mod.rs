@@ -462,7 +462,12 @@ impl Warden {
                 );
                 Ok(())
             }
-            _ => self.catch_up_locked(org_id).await,
+            _ => {
+                if revision > local + 1 {
+                    crate::telemetry::metrics().bus_gap();
+                }
+                self.catch_up_locked(org_id).await
+            }
         }
     }
 

@@ -113,35 +113,43 @@ impl Store {
 
     /// Every live organization with its revision and contents.
     pub async fn load_all(&self) -> StoreResult<Vec<LoadedOrg>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.load_all().await,
             Store::Postgres(s) => s.load_all().await,
-        }
+        };
+        crate::telemetry::store_result("load_all", &result);
+        result
     }
 
     /// One live organization, if it exists.
     pub async fn load_org(&self, org_id: &str) -> StoreResult<Option<LoadedOrg>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.load_org(org_id).await,
             Store::Postgres(s) => s.load_org(org_id).await,
-        }
+        };
+        crate::telemetry::store_result("load_org", &result);
+        result
     }
 
     /// The revision of every live organization.
     pub async fn revisions(&self) -> StoreResult<Vec<(String, u64)>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.revisions().await,
             Store::Postgres(s) => s.revisions().await,
-        }
+        };
+        crate::telemetry::store_result("revisions", &result);
+        result
     }
 
     /// The revision of one live organization (0: it does not exist), read
     /// without listing every organization.
     pub async fn revision(&self, org_id: &str) -> StoreResult<u64> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.revision(org_id).await,
             Store::Postgres(s) => s.revision(org_id).await,
-        }
+        };
+        crate::telemetry::store_result("revision", &result);
+        result
     }
 
     /// Stores a planned write in one transaction: the entity rows, the
@@ -154,10 +162,12 @@ impl Store {
         expected: u64,
         changes: &[Change],
     ) -> StoreResult<u64> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.commit(org_id, expected, changes).await,
             Store::Postgres(s) => s.commit(org_id, expected, changes).await,
-        }
+        };
+        crate::telemetry::store_result("commit", &result);
+        result
     }
 
     /// [`Store::commit`] recording who wrote and when, and the bootstrap
@@ -169,10 +179,12 @@ impl Store {
         changes: &[Change],
         meta: &CommitMeta,
     ) -> StoreResult<u64> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.commit_with(org_id, expected, changes, meta).await,
             Store::Postgres(s) => s.commit_with(org_id, expected, changes, meta).await,
-        }
+        };
+        crate::telemetry::store_result("commit", &result);
+        result
     }
 
     /// Sets how much of each organization's change log is kept.
@@ -186,20 +198,24 @@ impl Store {
     /// The SHA-256 of the bootstrap document last merged into a live
     /// organization, if any.
     pub async fn bootstrap_sha256(&self, org_id: &str) -> StoreResult<Option<String>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.bootstrap_sha256(org_id).await,
             Store::Postgres(s) => s.bootstrap_sha256(org_id).await,
-        }
+        };
+        crate::telemetry::store_result("bootstrap_sha256", &result);
+        result
     }
 
     /// The change log of an organization after `after`, oldest first. An
     /// empty answer while the organization is ahead means the log was
     /// pruned: reload.
     pub async fn changes_since(&self, org_id: &str, after: u64) -> StoreResult<Vec<LogEntry>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.changes_since(org_id, after).await,
             Store::Postgres(s) => s.changes_since(org_id, after).await,
-        }
+        };
+        crate::telemetry::store_result("changes_since", &result);
+        result
     }
 
     /// At most `limit` entries of the change log after `after`, oldest first.
@@ -209,9 +225,11 @@ impl Store {
         after: u64,
         limit: u64,
     ) -> StoreResult<Vec<LogEntry>> {
-        match self {
+        let result = match self {
             Store::Sqlite(s) => s.changes_page(org_id, after, limit).await,
             Store::Postgres(s) => s.changes_page(org_id, after, limit).await,
-        }
+        };
+        crate::telemetry::store_result("changes_page", &result);
+        result
     }
 }

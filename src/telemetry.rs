@@ -1,0 +1,1095 @@
+//! Telemetry: the tracing subscriber with its OTLP span export, the W3C
+//! trace context taken from callers, the metric instruments (exported over
+//! OTLP and rendered for Prometheus on `/metrics`) and the decision log.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+use crate::config::{LogFormat, ServeConfig};
+use crate::engine::decision::{CheckRequest, Decision};
+use crate::service::Warden;
+use crate::store::{StoreError, StoreResult};
+
+/// Where decisions are logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DecisionLogSink {
+    /// Not at all.
+    #[default]
+    Off,
+    /// One JSON object a line on standard error.
+    Stderr,
+    /// As an event on the RPC's span, exported with the traces.
+    Otlp,
+}
+
+/// Buckets of RPC latency, in seconds: a warm Check is tens of
+/// microseconds, an Import of a large organization tens of seconds.
+const RPC_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// Buckets of propagation delay between replicas, in seconds.
+const PROPAGATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// What serving keeps of telemetry: the providers to flush at shutdown and
+/// the observed instruments (dropping them would stop their callbacks).
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+    observed: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// The OTLP endpoint: the flag, else the standard OpenTelemetry variable.
+fn otlp_endpoint(config: &ServeConfig) -> Option<String> {
+    config
+        .otlp_endpoint
+        .clone()
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .filter(|e| !e.trim().is_empty())
+}
+
+fn resource() -> Resource {
+    // In Kubernetes HOSTNAME is the pod name: what an operator looks for.
+    let instance = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("warden-{}", std::process::id()));
+    Resource::builder()
+        .with_service_name("warden")
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("service.instance.id", instance),
+        ])
+        .build()
+}
+
+/// Installs the tracing subscriber (logs to stderr; spans to OTLP when an
+/// endpoint is set) and the metric and decision-log settings. Call once,
+/// inside the runtime: the OTLP channels spawn their workers on it.
+pub fn init(config: &ServeConfig) -> anyhow::Result<Telemetry> {
+    let _ = DECISION_LOG.set(DecisionLog {
+        sink: config.decision_log,
+        sample: config.decision_log_sample.clamp(0.0, 1.0),
+        denials: config.decision_log_denials,
+        seen: AtomicU64::new(0),
+    });
+    let endpoint = otlp_endpoint(config);
+    let (tracer, meter) = match &endpoint {
+        Some(endpoint) => {
+            let resource = resource();
+            let spans = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(|e| anyhow::anyhow!("--otlp-endpoint {endpoint}: span exporter: {e}"))?;
+            let tracer = SdkTracerProvider::builder()
+                .with_batch_exporter(spans)
+                .with_resource(resource.clone())
+                .build();
+            let metrics = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(|e| anyhow::anyhow!("--otlp-endpoint {endpoint}: metric exporter: {e}"))?;
+            let meter = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(metrics).build())
+                .with_resource(resource)
+                .build();
+            // Before any instrument is made: instruments bind to the
+            // provider that is global when they are created.
+            opentelemetry::global::set_meter_provider(meter.clone());
+            (Some(tracer), Some(meter))
+        }
+        None => (None, None),
+    };
+
+    let mut log_filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    if let Ok(d) = format!("{DECISION_TARGET}=off").parse() {
+        log_filter = log_filter.add_directive(d);
+    }
+    let logs = match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter)
+            .boxed(),
+    };
+    // Spans go out whatever the log level; the exporter's own crates are
+    // left out so that exporting never produces spans to export.
+    let spans = tracer.as_ref().map(|provider| {
+        let filter = EnvFilter::new(
+            "info,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,h2=off,hyper=off,tonic=off,tower=off",
+        );
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("warden"))
+            .with_filter(filter)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init();
+    match &endpoint {
+        Some(endpoint) => info!(
+            endpoint = %endpoint.rsplit('@').next().unwrap_or_default(),
+            "exporting traces and metrics over OTLP"
+        ),
+        None if config.decision_log == DecisionLogSink::Otlp => {
+            warn!("--decision-log otlp without an OTLP endpoint: decisions go nowhere");
+        }
+        None => {}
+    }
+    Ok(Telemetry {
+        tracer,
+        meter,
+        observed: Vec::new(),
+    })
+}
+
+impl Telemetry {
+    /// Observes what the service already counts (cache, catch-ups, sizes
+    /// of organizations) through OTLP; `/metrics` reads the same at scrape.
+    pub fn observe(&mut self, warden: &Arc<Warden>) {
+        if self.meter.is_none() {
+            return;
+        }
+        let meter = opentelemetry::global::meter("warden");
+        for (name, description) in OBSERVED_COUNTERS {
+            let w = Arc::downgrade(warden);
+            let counter = meter
+                .u64_observable_counter(otel_name(name))
+                .with_description(*description)
+                .with_callback(move |o| {
+                    if let Some(w) = w.upgrade() {
+                        o.observe(observed_counter(&w, name), &[]);
+                    }
+                })
+                .build();
+            self.observed.push(Box::new(counter));
+        }
+        let w = Arc::downgrade(warden);
+        let orgs = meter
+            .u64_observable_gauge("warden.organizations")
+            .with_description("Organizations loaded.")
+            .with_callback(move |o| {
+                if let Some(w) = w.upgrade() {
+                    o.observe(w.engine().org_ids().len() as u64, &[]);
+                }
+            })
+            .build();
+        self.observed.push(Box::new(orgs));
+        for (name, description, records) in [
+            ("warden.records", "Records per organization.", true),
+            ("warden.shares", "Manual shares per organization.", false),
+        ] {
+            let w = Arc::downgrade(warden);
+            let gauge = meter
+                .u64_observable_gauge(name)
+                .with_description(description)
+                .with_callback(move |o| {
+                    if let Some(w) = w.upgrade() {
+                        for (org, (r, s)) in org_sizes(&w) {
+                            o.observe(if records { r } else { s }, &[KeyValue::new("org", org)]);
+                        }
+                    }
+                })
+                .build();
+            self.observed.push(Box::new(gauge));
+        }
+    }
+
+    /// Flushes and stops the exporters, giving up after `deadline`.
+    pub async fn shutdown(self, deadline: Duration) {
+        let Telemetry {
+            tracer,
+            meter,
+            observed,
+        } = self;
+        drop(observed);
+        // The SDK's shutdown blocks on its export threads.
+        let flush = tokio::task::spawn_blocking(move || {
+            if let Some(t) = tracer {
+                if let Err(e) = t.shutdown_with_timeout(deadline) {
+                    warn!(error = %e, "flushing spans failed");
+                }
+            }
+            if let Some(m) = meter {
+                if let Err(e) = m.shutdown_with_timeout(deadline) {
+                    warn!(error = %e, "flushing metrics failed");
+                }
+            }
+        });
+        if tokio::time::timeout(deadline + Duration::from_secs(1), flush)
+            .await
+            .is_err()
+        {
+            warn!(?deadline, "telemetry flush deadline passed");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Metrics
+
+/// A histogram with fixed buckets, as Prometheus renders it.
+#[derive(Debug, Clone)]
+struct Buckets {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Buckets {
+    fn new(bounds: &'static [f64]) -> Self {
+        Buckets {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        for (bound, count) in self.bounds.iter().zip(self.counts.iter_mut()) {
+            if v <= *bound {
+                *count += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+struct Instruments {
+    rpc_calls: Counter<u64>,
+    rpc_duration: Histogram<f64>,
+    decisions: Counter<u64>,
+    bus_messages: Counter<u64>,
+    bus_gaps: Counter<u64>,
+    propagation_delay: Histogram<f64>,
+    store_operations: Counter<u64>,
+    store_errors: Counter<u64>,
+}
+
+impl Instruments {
+    fn new(meter: &Meter) -> Self {
+        Instruments {
+            rpc_calls: meter
+                .u64_counter("warden.rpc.calls")
+                .with_description("gRPC calls answered, by RPC and status code.")
+                .build(),
+            rpc_duration: meter
+                .f64_histogram("warden.rpc.duration")
+                .with_unit("s")
+                .with_description("Time to answer a gRPC call, by RPC.")
+                .with_boundaries(RPC_BUCKETS.to_vec())
+                .build(),
+            decisions: meter
+                .u64_counter("warden.decisions")
+                .with_description("Check decisions, by reason and outcome.")
+                .build(),
+            bus_messages: meter
+                .u64_counter("warden.bus.messages")
+                .with_description("Change messages received from other replicas.")
+                .build(),
+            bus_gaps: meter
+                .u64_counter("warden.bus.gaps")
+                .with_description("Bus messages that skipped revisions (caught up from the store).")
+                .build(),
+            propagation_delay: meter
+                .f64_histogram("warden.propagation.delay")
+                .with_unit("s")
+                .with_description("From a write's commit on one replica to its application here.")
+                .with_boundaries(PROPAGATION_BUCKETS.to_vec())
+                .build(),
+            store_operations: meter
+                .u64_counter("warden.store.operations")
+                .with_description("Store operations, by operation.")
+                .build(),
+            store_errors: meter
+                .u64_counter("warden.store.errors")
+                .with_description("Store operations that failed (revision races excluded).")
+                .build(),
+        }
+    }
+}
+
+/// The metrics Warden records itself; the rest are read from the
+/// service's own counters when scraped or collected.
+pub struct Metrics {
+    otel: Instruments,
+    rpc_calls: Mutex<BTreeMap<(String, &'static str), u64>>,
+    rpc_duration: Mutex<BTreeMap<String, Buckets>>,
+    decisions: Mutex<BTreeMap<(&'static str, bool), u64>>,
+    bus_messages: AtomicU64,
+    bus_gaps: AtomicU64,
+    propagation_delay: Mutex<Buckets>,
+    store_operations: Mutex<BTreeMap<&'static str, u64>>,
+    store_errors: AtomicU64,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    METRICS.get_or_init(|| Metrics {
+        otel: Instruments::new(&opentelemetry::global::meter("warden")),
+        rpc_calls: Mutex::default(),
+        rpc_duration: Mutex::default(),
+        decisions: Mutex::default(),
+        bus_messages: AtomicU64::new(0),
+        bus_gaps: AtomicU64::new(0),
+        propagation_delay: Mutex::new(Buckets::new(PROPAGATION_BUCKETS)),
+        store_operations: Mutex::default(),
+        store_errors: AtomicU64::new(0),
+    })
+}
+
+impl Metrics {
+    /// One answered gRPC call.
+    pub fn rpc(&self, rpc: &str, code: &'static str, seconds: f64) {
+        *self
+            .rpc_calls
+            .lock()
+            .entry((rpc.to_string(), code))
+            .or_default() += 1;
+        self.rpc_duration
+            .lock()
+            .entry(rpc.to_string())
+            .or_insert_with(|| Buckets::new(RPC_BUCKETS))
+            .observe(seconds);
+        let rpc = KeyValue::new("rpc", rpc.to_string());
+        self.otel
+            .rpc_calls
+            .add(1, &[rpc.clone(), KeyValue::new("code", code)]);
+        self.otel.rpc_duration.record(seconds, &[rpc]);
+    }
+
+    /// One decision.
+    pub fn decision(&self, reason: &'static str, allowed: bool) {
+        *self.decisions.lock().entry((reason, allowed)).or_default() += 1;
+        self.otel.decisions.add(
+            1,
+            &[
+                KeyValue::new("reason", reason),
+                KeyValue::new("allowed", allowed),
+            ],
+        );
+    }
+
+    /// One change message from another replica, with the time since its
+    /// commit when the message carries it.
+    pub fn bus_message(&self, delay: Option<f64>) {
+        self.bus_messages.fetch_add(1, Ordering::Relaxed);
+        self.otel.bus_messages.add(1, &[]);
+        if let Some(d) = delay.filter(|d| d.is_finite() && *d >= 0.0) {
+            self.propagation_delay.lock().observe(d);
+            self.otel.propagation_delay.record(d, &[]);
+        }
+    }
+
+    /// A bus message that skipped revisions.
+    pub fn bus_gap(&self) {
+        self.bus_gaps.fetch_add(1, Ordering::Relaxed);
+        self.otel.bus_gaps.add(1, &[]);
+    }
+
+    /// One store operation and whether it failed.
+    pub fn store_operation(&self, op: &'static str, failed: bool) {
+        *self.store_operations.lock().entry(op).or_default() += 1;
+        self.otel
+            .store_operations
+            .add(1, &[KeyValue::new("op", op)]);
+        if failed {
+            self.store_errors.fetch_add(1, Ordering::Relaxed);
+            self.otel.store_errors.add(1, &[]);
+        }
+    }
+}
+
+/// Counts a store operation; a lost revision race is the optimistic
+/// protocol working, not a failure of the store.
+pub fn store_result<T>(op: &'static str, result: &StoreResult<T>) {
+    let failed = matches!(result, Err(e) if !matches!(e, StoreError::Conflict { .. }));
+    metrics().store_operation(op, failed);
+}
+
+/// Counters the service keeps itself, by Prometheus name.
+const OBSERVED_COUNTERS: &[(&str, &str)] = &[
+    (
+        "warden_cache_hits_total",
+        "Expansions answered from the cache.",
+    ),
+    (
+        "warden_cache_misses_total",
+        "Expansions computed and cached.",
+    ),
+    (
+        "warden_cache_evictions_total",
+        "Caches cleared because they reached their bound.",
+    ),
+    (
+        "warden_invalidations_total",
+        "Cache entries dropped by writes.",
+    ),
+    (
+        "warden_catch_ups_total",
+        "Organizations brought up to the store from its change log.",
+    ),
+    (
+        "warden_reloads_total",
+        "Organizations reloaded whole from the store.",
+    ),
+];
+
+/// `warden_cache_hits_total` → `warden.cache.hits`: OTLP names carry no
+/// `_total`; a collector's Prometheus exporter adds it back.
+fn otel_name(prometheus: &str) -> String {
+    let name = prometheus.trim_end_matches("_total");
+    match name.strip_prefix("warden_cache_") {
+        Some(rest) => format!("warden.cache.{rest}"),
+        None => name.replacen("warden_", "warden.", 1),
+    }
+}
+
+fn observed_counter(warden: &Warden, name: &str) -> u64 {
+    let cache = warden.engine().expander().stats();
+    let stats = warden.stats();
+    match name {
+        "warden_cache_hits_total" => cache.hits,
+        "warden_cache_misses_total" => cache.misses,
+        "warden_cache_evictions_total" => cache.evictions,
+        "warden_invalidations_total" => cache.invalidations,
+        "warden_catch_ups_total" => stats.catch_ups.load(Ordering::Relaxed),
+        "warden_reloads_total" => stats.reloads.load(Ordering::Relaxed),
+        _ => 0,
+    }
+}
+
+/// Records and manual shares of every organization.
+fn org_sizes(warden: &Warden) -> Vec<(String, (u64, u64))> {
+    warden
+        .engine()
+        .org_ids()
+        .into_iter()
+        .filter_map(|org| {
+            let sizes = warden
+                .engine()
+                .read(&org, |state, _| {
+                    let shares: usize = state.shares_by_grantee.values().map(|s| s.len()).sum();
+                    (state.record_count() as u64, shares as u64)
+                })
+                .ok()?;
+            Some((org, sizes))
+        })
+        .collect()
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, b: &Buckets) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (bound, count) in b.bounds.iter().zip(&b.counts) {
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", b.count);
+    let braces = |l: &str| {
+        if l.is_empty() {
+            String::new()
+        } else {
+            format!("{{{l}}}")
+        }
+    };
+    let _ = writeln!(out, "{name}_sum{} {}", braces(labels), b.sum);
+    let _ = writeln!(out, "{name}_count{} {}", braces(labels), b.count);
+}
+
+/// Every metric in the Prometheus text format (version 0.0.4).
+pub fn render(warden: &Warden) -> String {
+    let m = metrics();
+    let mut out = String::new();
+    header(
+        &mut out,
+        "warden_rpc_calls_total",
+        "counter",
+        "gRPC calls answered, by RPC and status code.",
+    );
+    for ((rpc, code), n) in m.rpc_calls.lock().iter() {
+        let _ = writeln!(
+            out,
+            "warden_rpc_calls_total{{rpc=\"{}\",code=\"{code}\"}} {n}",
+            escape_label(rpc)
+        );
+    }
+    header(
+        &mut out,
+        "warden_rpc_duration_seconds",
+        "histogram",
+        "Time to answer a gRPC call, by RPC.",
+    );
+    for (rpc, b) in m.rpc_duration.lock().iter() {
+        let labels = format!("rpc=\"{}\"", escape_label(rpc));
+        histogram(&mut out, "warden_rpc_duration_seconds", &labels, b);
+    }
+    header(
+        &mut out,
+        "warden_decisions_total",
+        "counter",
+        "Check decisions, by reason and outcome.",
+    );
+    for ((reason, allowed), n) in m.decisions.lock().iter() {
+        let _ = writeln!(
+            out,
+            "warden_decisions_total{{reason=\"{reason}\",allowed=\"{allowed}\"}} {n}"
+        );
+    }
+    for (name, help) in OBSERVED_COUNTERS {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", observed_counter(warden, name));
+    }
+    let plain = [
+        (
+            "warden_bus_messages_total",
+            "Change messages received from other replicas.",
+            m.bus_messages.load(Ordering::Relaxed),
+        ),
+        (
+            "warden_bus_gaps_total",
+            "Bus messages that skipped revisions (caught up from the store).",
+            m.bus_gaps.load(Ordering::Relaxed),
+        ),
+        (
+            "warden_store_errors_total",
+            "Store operations that failed (revision races excluded).",
+            m.store_errors.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, n) in plain {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {n}");
+    }
+    header(
+        &mut out,
+        "warden_propagation_delay_seconds",
+        "histogram",
+        "From a write's commit on one replica to its application here.",
+    );
+    histogram(
+        &mut out,
+        "warden_propagation_delay_seconds",
+        "",
+        &m.propagation_delay.lock(),
+    );
+    header(
+        &mut out,
+        "warden_store_operations_total",
+        "counter",
+        "Store operations, by operation.",
+    );
+    for (op, n) in m.store_operations.lock().iter() {
+        let _ = writeln!(out, "warden_store_operations_total{{op=\"{op}\"}} {n}");
+    }
+    let sizes = org_sizes(warden);
+    header(
+        &mut out,
+        "warden_organizations",
+        "gauge",
+        "Organizations loaded.",
+    );
+    let _ = writeln!(out, "warden_organizations {}", sizes.len());
+    header(
+        &mut out,
+        "warden_records",
+        "gauge",
+        "Records per organization.",
+    );
+    for (org, (records, _)) in &sizes {
+        let _ = writeln!(
+            out,
+            "warden_records{{org=\"{}\"}} {records}",
+            escape_label(org)
+        );
+    }
+    header(
+        &mut out,
+        "warden_shares",
+        "gauge",
+        "Manual shares per organization.",
+    );
+    for (org, (_, shares)) in &sizes {
+        let _ = writeln!(
+            out,
+            "warden_shares{{org=\"{}\"}} {shares}",
+            escape_label(org)
+        );
+    }
+    out
+}
+
+/// Longest request head the metrics endpoint reads.
+const MAX_HTTP_REQUEST: usize = 8 * 1024;
+
+/// Serves `GET /metrics` on `listener` until `halt` turns true. A scraper
+/// needs no more than HTTP/1.1 with one request per connection.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    warden: Arc<Warden>,
+    mut halt: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "metrics listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = halt.changed() => return,
+        };
+        let warden = warden.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), scrape(stream, &warden)).await;
+        });
+    }
+}
+
+async fn scrape(mut stream: tokio::net::TcpStream, warden: &Warden) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > MAX_HTTP_REQUEST {
+            return respond(&mut stream, "431 Request Header Fields Too Large", "").await;
+        }
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET", "/metrics") => respond(&mut stream, "200 OK", &render(warden)).await,
+        ("GET", _) => respond(&mut stream, "404 Not Found", "only /metrics is served\n").await,
+        _ => respond(&mut stream, "405 Method Not Allowed", "GET /metrics\n").await,
+    }
+}
+
+async fn respond(
+    stream: &mut tokio::net::TcpStream,
+    status: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+// ---------------------------------------------------------------------------
+// RPC layer: caller's trace context, call counts and latency
+
+/// Tower layer over every gRPC service: continues the caller's W3C trace
+/// (`traceparent`, `tracestate`) and counts each call by RPC and code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcLayer;
+
+impl<S> tower::Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> RpcService<S> {
+        RpcService { inner }
+    }
+}
+
+/// The service [`RpcLayer`] wraps around another.
+#[derive(Debug, Clone)]
+pub struct RpcService<S> {
+    inner: S,
+}
+
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The RPC label of a gRPC path: `Service/Method` for Warden's, health
+/// and reflection services; anything else is one label, so that made-up
+/// paths cannot grow the label set.
+fn rpc_label(path: &str) -> String {
+    let known = ["/warden.v1.", "/grpc.health.v1.", "/grpc.reflection."];
+    if !known.iter().any(|k| path.starts_with(k)) {
+        return "unknown".into();
+    }
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts.next().unwrap_or("");
+    let method = parts.next().unwrap_or("");
+    let service = service.rsplit('.').next().unwrap_or(service);
+    if method.is_empty() || method.contains('/') || method.len() > 64 {
+        return "unknown".into();
+    }
+    format!("{service}/{method}")
+}
+
+/// The status name of a `grpc-status` value.
+fn code_name(code: &str) -> &'static str {
+    match code {
+        "0" => "OK",
+        "1" => "CANCELLED",
+        "2" => "UNKNOWN",
+        "3" => "INVALID_ARGUMENT",
+        "4" => "DEADLINE_EXCEEDED",
+        "5" => "NOT_FOUND",
+        "6" => "ALREADY_EXISTS",
+        "7" => "PERMISSION_DENIED",
+        "8" => "RESOURCE_EXHAUSTED",
+        "9" => "FAILED_PRECONDITION",
+        "10" => "ABORTED",
+        "11" => "OUT_OF_RANGE",
+        "12" => "UNIMPLEMENTED",
+        "13" => "INTERNAL",
+        "14" => "UNAVAILABLE",
+        "15" => "DATA_LOSS",
+        "16" => "UNAUTHENTICATED",
+        _ => "UNKNOWN",
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, RB> tower::Service<http::Request<B>> for RpcService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    RB: 'static,
+{
+    type Response = http::Response<RpcBody<RB>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
+        let rpc = rpc_label(req.uri().path());
+        let started = Instant::now();
+        let call = {
+            let _attached = parent.clone().attach();
+            self.inner.call(req)
+        };
+        Box::pin(async move {
+            // The handler's span is made while this context is current, so
+            // its parent is the caller's span.
+            match call.with_context(parent).await {
+                Ok(response) => {
+                    // An error before any message travels in the headers
+                    // (trailers-only); otherwise the code comes in the
+                    // trailers, at the end of the body.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .map(code_name);
+                    Ok(response.map(|inner| RpcBody {
+                        inner,
+                        rpc,
+                        started,
+                        code,
+                        counted: false,
+                    }))
+                }
+                Err(e) => {
+                    metrics().rpc(&rpc, "UNAVAILABLE", started.elapsed().as_secs_f64());
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// A response body that counts its call once, when the status is known:
+/// at the trailers, at the end of the body, or when the body is dropped
+/// unfinished (the client went away: `CANCELLED`).
+pub struct RpcBody<B> {
+    inner: B,
+    rpc: String,
+    started: Instant,
+    code: Option<&'static str>,
+    counted: bool,
+}
+
+impl<B> RpcBody<B> {
+    fn count(&mut self, code: &'static str) {
+        if !self.counted {
+            self.counted = true;
+            metrics().rpc(&self.rpc, code, self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl<B> Drop for RpcBody<B> {
+    fn drop(&mut self) {
+        let code = self.code.unwrap_or("CANCELLED");
+        self.count(code);
+    }
+}
+
+impl<B> http_body::Body for RpcBody<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = trailers
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .map_or("UNKNOWN", code_name);
+                    this.count(code);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.count("INTERNAL"),
+            Poll::Ready(None) => {
+                let code = this.code.unwrap_or("OK");
+                this.count(code);
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decision log
+
+/// Target of the decision events sent over OTLP (kept out of the logs).
+const DECISION_TARGET: &str = "warden::decision";
+
+struct DecisionLog {
+    sink: DecisionLogSink,
+    sample: f64,
+    denials: bool,
+    seen: AtomicU64,
+}
+
+static DECISION_LOG: OnceLock<DecisionLog> = OnceLock::new();
+
+impl DecisionLog {
+    /// Systematic sampling: the n-th decision is logged when the running
+    /// total of `sample` crosses an integer, so the rate holds exactly
+    /// without a random source.
+    fn sampled(&self, allowed: bool) -> bool {
+        if self.denials && !allowed {
+            return true;
+        }
+        if self.sample >= 1.0 {
+            return true;
+        }
+        if self.sample <= 0.0 {
+            return false;
+        }
+        let n = self.seen.fetch_add(1, Ordering::Relaxed) as f64;
+        ((n + 1.0) * self.sample).floor() > (n * self.sample).floor()
+    }
+}
+
+/// The trace id of the current span, else of the caller's context.
+fn current_trace_id() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    if sc.is_valid() {
+        return Some(sc.trace_id().to_string());
+    }
+    let cx = opentelemetry::Context::current();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}
+
+/// Counts a decision and logs it when the decision log asks for it. The
+/// line names ids and the outcome only: no attribute values, no tokens.
+pub fn decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
+    metrics().decision(d.reason.as_str(), d.allowed);
+    let Some(log) = DECISION_LOG.get() else {
+        return;
+    };
+    if log.sink == DecisionLogSink::Off || !log.sampled(d.allowed) {
+        return;
+    }
+    let trace_id = current_trace_id();
+    match log.sink {
+        DecisionLogSink::Off => {}
+        DecisionLogSink::Stderr => {
+            let line = serde_json::json!({
+                "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "trace_id": trace_id,
+                "org": org,
+                "subject": req.subject,
+                "module": req.module,
+                "action": req.action,
+                "record": req.record,
+                "field": req.field,
+                "allowed": d.allowed,
+                "reason": d.reason.as_str(),
+                "level": d.level.as_str(),
+                "revision": revision,
+            });
+            // One write per line, so that lines of concurrent calls never interleave.
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(format!("{line}\n").as_bytes());
+        }
+        DecisionLogSink::Otlp => {
+            tracing::info!(
+                target: DECISION_TARGET,
+                org,
+                subject = %req.subject,
+                module = %req.module,
+                action = %req.action,
+                record = req.record.as_deref().unwrap_or(""),
+                field = req.field.as_deref().unwrap_or(""),
+                allowed = d.allowed,
+                reason = d.reason.as_str(),
+                level = d.level.as_str(),
+                revision,
+                "decision"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_labels_are_bounded() {
+        assert_eq!(
+            rpc_label("/warden.v1.CheckService/Check"),
+            "CheckService/Check"
+        );
+        assert_eq!(rpc_label("/grpc.health.v1.Health/Check"), "Health/Check");
+        assert_eq!(rpc_label("/evil.Service/x123"), "unknown");
+        assert_eq!(
+            rpc_label(&format!("/warden.v1.X/{}", "m".repeat(100))),
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn sampling_keeps_the_rate_and_every_denial_when_asked() {
+        let log = DecisionLog {
+            sink: DecisionLogSink::Stderr,
+            sample: 0.25,
+            denials: true,
+            seen: AtomicU64::new(0),
+        };
+        let allowed = (0..1000).filter(|_| log.sampled(true)).count();
+        assert_eq!(allowed, 250);
+        assert!((0..100).all(|_| log.sampled(false)));
+        let none = DecisionLog {
+            sample: 0.0,
+            denials: false,
+            ..log
+        };
+        assert_eq!((0..100).filter(|_| none.sampled(false)).count(), 0);
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets() {
+        let mut b = Buckets::new(&[0.1, 1.0]);
+        b.observe(0.05);
+        b.observe(0.5);
+        b.observe(5.0);
+        let mut out = String::new();
+        histogram(&mut out, "h", "rpc=\"x\"", &b);
+        assert!(out.contains("h_bucket{rpc=\"x\",le=\"0.1\"} 1\n"));
+        assert!(out.contains("h_bucket{rpc=\"x\",le=\"1\"} 2\n"));
+        assert!(out.contains("h_bucket{rpc=\"x\",le=\"+Inf\"} 3\n"));
+        assert!(out.contains("h_count{rpc=\"x\"} 3\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
