@@ -144,14 +144,16 @@ pub struct ServeConfig {
     /// behind the newest (`10000`) or an age (`90d`, `12h`, `30m`, `45s`).
     #[arg(long, env = "WARDEN_CHANGE_RETENTION", default_value = "10000", value_parser = crate::store::Retention::parse)]
     pub change_retention: crate::store::Retention,
-    /// OTLP/gRPC collector for traces and metrics, e.g. http://otel-collector:4317
+    /// OTLP/gRPC collector for traces, metrics and (with `--decision-log otlp`)
+    /// decision log records, e.g. http://otel-collector:4317
     /// (unset: OTEL_EXPORTER_OTLP_ENDPOINT; neither: no export).
     #[arg(long, env = "WARDEN_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
     /// Address of the Prometheus endpoint `/metrics`, e.g. 0.0.0.0:9464 (unset: off).
     #[arg(long, env = "WARDEN_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Where each Check decision is logged.
+    /// Where each Check decision is logged: `off`, `stderr` (one JSON line
+    /// each) or `otlp` (one log record each, to `--otlp-endpoint`).
     #[arg(long, env = "WARDEN_DECISION_LOG", value_enum, default_value = "off")]
     pub decision_log: DecisionLogSink,
     /// Fraction of decisions logged, 0.0 to 1.0.

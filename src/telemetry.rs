@@ -1,6 +1,7 @@
 //! Telemetry: the tracing subscriber with its OTLP span export, the W3C
 //! trace context taken from callers, the metric instruments (exported over
-//! OTLP and rendered for Prometheus on `/metrics`) and the decision log.
+//! OTLP and rendered for Prometheus on `/metrics`) and the decision log
+//! (JSON lines on stderr, or OTLP log records).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,15 +11,17 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::ValueEnum;
 use opentelemetry::context::FutureExt as _;
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -46,7 +49,8 @@ pub enum DecisionLogSink {
     Off,
     /// One JSON object a line on standard error.
     Stderr,
-    /// As an event on the RPC's span, exported with the traces.
+    /// As an OTLP log record, over the same endpoint as the traces and
+    /// carrying the trace and span ids of the Check.
     Otlp,
 }
 
@@ -67,6 +71,7 @@ const PROPAGATION_BUCKETS: &[f64] = &[
 pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
+    logger: Option<SdkLoggerProvider>,
     observed: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -105,7 +110,7 @@ pub fn init(config: &ServeConfig) -> anyhow::Result<Telemetry> {
         seen: AtomicU64::new(0),
     });
     let endpoint = otlp_endpoint(config);
-    let (tracer, meter) = match &endpoint {
+    let (tracer, meter, logger) = match &endpoint {
         Some(endpoint) => {
             let resource = resource();
             let spans = opentelemetry_otlp::SpanExporter::builder()
@@ -124,20 +129,35 @@ pub fn init(config: &ServeConfig) -> anyhow::Result<Telemetry> {
                 .map_err(|e| anyhow::anyhow!("--otlp-endpoint {endpoint}: metric exporter: {e}"))?;
             let meter = SdkMeterProvider::builder()
                 .with_reader(PeriodicReader::builder(metrics).build())
-                .with_resource(resource)
+                .with_resource(resource.clone())
                 .build();
             // Before any instrument is made: instruments bind to the
             // provider that is global when they are created.
             opentelemetry::global::set_meter_provider(meter.clone());
-            (Some(tracer), Some(meter))
+            // Decision records only: Warden's own logs stay on stderr.
+            let logger = if config.decision_log == DecisionLogSink::Otlp {
+                let records = opentelemetry_otlp::LogExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.clone())
+                    .build()
+                    .map_err(|e| {
+                        anyhow::anyhow!("--otlp-endpoint {endpoint}: log exporter: {e}")
+                    })?;
+                let provider = SdkLoggerProvider::builder()
+                    .with_batch_exporter(records)
+                    .with_resource(resource)
+                    .build();
+                let _ = DECISION_LOGGER.set(provider.logger("warden"));
+                Some(provider)
+            } else {
+                None
+            };
+            (Some(tracer), Some(meter), logger)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
 
-    let mut log_filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    if let Ok(d) = format!("{DECISION_TARGET}=off").parse() {
-        log_filter = log_filter.add_directive(d);
-    }
+    let log_filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -166,7 +186,8 @@ pub fn init(config: &ServeConfig) -> anyhow::Result<Telemetry> {
     match &endpoint {
         Some(endpoint) => info!(
             endpoint = %endpoint.rsplit('@').next().unwrap_or_default(),
-            "exporting traces and metrics over OTLP"
+            decisions = logger.is_some(),
+            "exporting traces and metrics (and decisions as logs, if asked) over OTLP"
         ),
         None if config.decision_log == DecisionLogSink::Otlp => {
             warn!("--decision-log otlp without an OTLP endpoint: decisions go nowhere");
@@ -176,6 +197,7 @@ pub fn init(config: &ServeConfig) -> anyhow::Result<Telemetry> {
     Ok(Telemetry {
         tracer,
         meter,
+        logger,
         observed: Vec::new(),
     })
 }
@@ -237,6 +259,7 @@ impl Telemetry {
         let Telemetry {
             tracer,
             meter,
+            logger,
             observed,
         } = self;
         drop(observed);
@@ -245,6 +268,12 @@ impl Telemetry {
             if let Some(t) = tracer {
                 if let Err(e) = t.shutdown_with_timeout(deadline) {
                     warn!(error = %e, "flushing spans failed");
+                }
+            }
+            // Decision records before the last metric points.
+            if let Some(l) = logger {
+                if let Err(e) = l.shutdown_with_timeout(deadline) {
+                    warn!(error = %e, "flushing decision logs failed");
                 }
             }
             if let Some(m) = meter {
@@ -941,8 +970,8 @@ where
 // ---------------------------------------------------------------------------
 // Decision log
 
-/// Target of the decision events sent over OTLP (kept out of the logs).
-const DECISION_TARGET: &str = "warden::decision";
+/// The logger of `--decision-log otlp`, set when an OTLP endpoint is.
+static DECISION_LOGGER: OnceLock<SdkLogger> = OnceLock::new();
 
 struct DecisionLog {
     sink: DecisionLogSink,
@@ -972,17 +1001,16 @@ impl DecisionLog {
     }
 }
 
-/// The trace id of the current span, else of the caller's context.
-fn current_trace_id() -> Option<String> {
+/// The span context of the current span, else of the caller's context.
+fn current_span_context() -> Option<SpanContext> {
     let cx = tracing::Span::current().context();
-    let span = cx.span();
-    let sc = span.span_context();
+    let sc = cx.span().span_context().clone();
     if sc.is_valid() {
-        return Some(sc.trace_id().to_string());
+        return Some(sc);
     }
     let cx = opentelemetry::Context::current();
     let sc = cx.span().span_context().clone();
-    sc.is_valid().then(|| sc.trace_id().to_string())
+    sc.is_valid().then_some(sc)
 }
 
 /// Counts a decision and logs it when the decision log asks for it. The
@@ -995,13 +1023,13 @@ pub fn decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
     if log.sink == DecisionLogSink::Off || !log.sampled(d.allowed) {
         return;
     }
-    let trace_id = current_trace_id();
+    let span = current_span_context();
     match log.sink {
         DecisionLogSink::Off => {}
         DecisionLogSink::Stderr => {
             let line = serde_json::json!({
                 "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                "trace_id": trace_id,
+                "trace_id": span.map(|sc| sc.trace_id().to_string()),
                 "org": org,
                 "subject": req.subject,
                 "module": req.module,
@@ -1019,22 +1047,59 @@ pub fn decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
                 .write_all(format!("{line}\n").as_bytes());
         }
         DecisionLogSink::Otlp => {
-            tracing::info!(
-                target: DECISION_TARGET,
-                org,
-                subject = %req.subject,
-                module = %req.module,
-                action = %req.action,
-                record = req.record.as_deref().unwrap_or(""),
-                field = req.field.as_deref().unwrap_or(""),
-                allowed = d.allowed,
-                reason = d.reason.as_str(),
-                level = d.level.as_str(),
-                revision,
-                "decision"
-            );
+            if let Some(logger) = DECISION_LOGGER.get() {
+                logger.emit(decision_record(logger, org, req, d, revision, span));
+            }
         }
     }
+}
+
+/// One decision as an OTLP log record: the fields of the stderr line as
+/// attributes, the time as its timestamp, the Check's span as its context.
+fn decision_record(
+    logger: &SdkLogger,
+    org: &str,
+    req: &CheckRequest,
+    d: &Decision,
+    revision: u64,
+    span: Option<SpanContext>,
+) -> opentelemetry_sdk::logs::SdkLogRecord {
+    let mut record = logger.create_log_record();
+    let now = SystemTime::now();
+    record.set_timestamp(now);
+    record.set_observed_timestamp(now);
+    let (severity, text) = if d.allowed {
+        (Severity::Info, "INFO")
+    } else {
+        (Severity::Warn, "WARN")
+    };
+    record.set_severity_number(severity);
+    record.set_severity_text(text);
+    record.set_event_name("warden.decision");
+    record.set_body(AnyValue::from("decision"));
+    if let Some(sc) = span {
+        record.set_trace_context(sc.trace_id(), sc.span_id(), Some(sc.trace_flags()));
+    }
+    record.add_attributes([
+        ("org", AnyValue::from(org.to_string())),
+        ("subject", AnyValue::from(req.subject.clone())),
+        ("module", AnyValue::from(req.module.clone())),
+        ("action", AnyValue::from(req.action.clone())),
+        ("allowed", AnyValue::from(d.allowed)),
+        ("reason", AnyValue::from(d.reason.as_str())),
+        ("level", AnyValue::from(d.level.as_str())),
+        (
+            "revision",
+            AnyValue::Int(i64::try_from(revision).unwrap_or(i64::MAX)),
+        ),
+    ]);
+    if let Some(r) = &req.record {
+        record.add_attribute("record", r.clone());
+    }
+    if let Some(f) = &req.field {
+        record.add_attribute("field", f.clone());
+    }
+    record
 }
 
 #[cfg(test)]

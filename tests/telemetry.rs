@@ -1,6 +1,7 @@
 //! Telemetry against the real server: spans reach an OTLP receiver with the
-//! caller's trace as parent, `/metrics` counts the calls made, and the
-//! decision log writes one JSON line per decision with nothing secret.
+//! caller's trace as parent, decisions reach it as log records in that
+//! trace, `/metrics` counts the calls made, and the decision log writes one
+//! JSON line per decision with nothing secret.
 
 mod common;
 
@@ -10,6 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{check_req, Server};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -24,6 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use tonic::transport::Channel;
 use warden::api::pb;
@@ -76,6 +84,41 @@ async fn import(channel: Channel) {
 struct Receiver {
     spans: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
     metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+    logs: Arc<Mutex<Vec<ExportLogsServiceRequest>>>,
+}
+
+impl Receiver {
+    /// Log records received so far, each with its resource's attributes.
+    fn log_records(&self) -> Vec<(LogRecord, Vec<KeyValue>)> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|e| &e.resource_logs)
+            .flat_map(|rl| {
+                let resource = rl
+                    .resource
+                    .as_ref()
+                    .map(|r| r.attributes.clone())
+                    .unwrap_or_default();
+                rl.scope_logs
+                    .iter()
+                    .flat_map(|sl| &sl.log_records)
+                    .map(move |r| (r.clone(), resource.clone()))
+            })
+            .collect()
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.logs.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
 }
 
 #[tonic::async_trait]
@@ -108,6 +151,7 @@ async fn start_receiver() -> (Receiver, String) {
     let server = tonic::transport::Server::builder()
         .add_service(TraceServiceServer::new(receiver.clone()))
         .add_service(MetricsServiceServer::new(receiver.clone()))
+        .add_service(LogsServiceServer::new(receiver.clone()))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     tokio::spawn(server);
     (receiver, format!("http://{addr}"))
@@ -133,7 +177,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn check_spans_reach_the_collector_as_children_of_the_callers_span() {
+async fn check_spans_and_decision_records_reach_the_collector_in_the_callers_trace() {
     let (receiver, endpoint) = start_receiver().await;
     let server = Server::start_with_env(
         &["--otlp-endpoint", &endpoint, "--decision-log", "otlp"],
@@ -141,6 +185,7 @@ async fn check_spans_reach_the_collector_as_children_of_the_callers_span() {
             ("WARDEN_AUTH_TOKENS", &format!("{TOKEN}=check+admin+grant")),
             // Export within the test's patience rather than every 5 s / 60 s.
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
             ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
         ],
     );
@@ -209,30 +254,79 @@ async fn check_spans_reach_the_collector_as_children_of_the_callers_span() {
         let text = format!("{:?}", kv.value);
         assert!(!text.contains(TOKEN) && !text.contains(ATTRIBUTE_VALUE));
     }
-    // --decision-log otlp: the decision is an event on the Check span.
-    let event = span
-        .events
-        .iter()
-        .find(|e| e.name == "decision")
-        .expect("a decision event on the Check span");
-    assert_eq!(
-        string_attr(&event.attributes, "subject").as_deref(),
-        Some("bob")
+    // --decision-log otlp: the decision is a log record, not a span event.
+    assert!(
+        span.events.iter().all(|e| e.name != "decision"),
+        "the decision is not duplicated on the span"
     );
-    assert_eq!(
-        string_attr(&event.attributes, "reason").as_deref(),
-        Some("INSUFFICIENT_ACCESS")
-    );
-    for kv in &event.attributes {
-        let text = format!("{:?}", kv.value);
-        assert!(!text.contains(TOKEN) && !text.contains(ATTRIBUTE_VALUE));
-    }
     assert_eq!(
         string_attr(&resource, "service.name").as_deref(),
         Some("warden")
     );
     assert!(string_attr(&resource, "service.version").is_some());
     assert!(string_attr(&resource, "service.instance.id").is_some());
+
+    // The decision arrives as a log record in the caller's trace, on the
+    // Check span, with the fields of the stderr line as attributes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (record, log_resource) = loop {
+        let found = receiver.log_records().into_iter().find(|(r, _)| {
+            matches!(
+                r.body.as_ref().and_then(|b| b.value.as_ref()),
+                Some(Value::StringValue(b)) if b == "decision"
+            )
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no decision log record reached the collector"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        hex(&record.trace_id),
+        trace_id,
+        "the record is in the caller's trace"
+    );
+    assert_eq!(
+        hex(&record.span_id),
+        hex(&span.span_id),
+        "on the Check span"
+    );
+    assert!(
+        record.time_unix_nano > 0,
+        "the decision's time is the record's"
+    );
+    assert!(record.severity_number > 0);
+    let attrs = &record.attributes;
+    for (key, want) in [
+        ("org", "tel"),
+        ("subject", "bob"),
+        ("module", "Leads"),
+        ("action", "view"),
+        ("record", "L-alice"),
+        ("reason", "INSUFFICIENT_ACCESS"),
+    ] {
+        assert_eq!(string_attr(attrs, key).as_deref(), Some(want), "{key}");
+    }
+    assert_eq!(attr(attrs, "allowed"), Some(&Value::BoolValue(false)));
+    assert!(string_attr(attrs, "level").is_some());
+    assert!(matches!(attr(attrs, "revision"), Some(Value::IntValue(r)) if *r >= 1));
+    for kv in attrs {
+        let text = format!("{:?}", kv.value);
+        assert!(!text.contains(TOKEN) && !text.contains(ATTRIBUTE_VALUE));
+    }
+    assert_eq!(
+        string_attr(&log_resource, "service.name").as_deref(),
+        Some("warden"),
+        "the same resource as the traces"
+    );
+    assert_eq!(
+        string_attr(&log_resource, "service.instance.id"),
+        string_attr(&resource, "service.instance.id")
+    );
 
     // Metrics go to the same endpoint.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -651,14 +745,16 @@ async fn sampled_decision_log_still_logs_every_denial_when_asked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_flushes_spans_still_waiting_for_their_batch() {
+async fn sigterm_flushes_spans_and_decisions_still_waiting_for_their_batch() {
     let (receiver, endpoint) = start_receiver().await;
     let mut server = Server::start_with_env(
-        &["--otlp-endpoint", &endpoint],
+        &["--otlp-endpoint", &endpoint, "--decision-log", "otlp"],
         &[
             ("WARDEN_AUTH_TOKENS", &format!("{TOKEN}=check+admin+grant")),
-            // Far beyond the test: only the shutdown flush can send the span.
+            // Far beyond the test: only the shutdown flush can send the
+            // span and the decision record.
             ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "600000"),
         ],
     );
     let channel = server.channel().await;
@@ -682,6 +778,10 @@ async fn sigterm_flushes_spans_still_waiting_for_their_batch() {
             .any(|s| s.name == "Check")
     };
     assert!(!has_check(&receiver), "exported before its batch was due");
+    assert!(
+        receiver.log_records().is_empty(),
+        "logged before its batch was due"
+    );
     let status = tokio::task::spawn_blocking(move || server.terminate())
         .await
         .unwrap();
@@ -689,6 +789,11 @@ async fn sigterm_flushes_spans_still_waiting_for_their_batch() {
     assert!(
         has_check(&receiver),
         "the Check span was flushed at shutdown"
+    );
+    assert_eq!(
+        receiver.log_records().len(),
+        1,
+        "the decision record was flushed at shutdown"
     );
 }
 
