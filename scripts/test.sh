@@ -32,4 +32,9 @@ export WARDEN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 
 bash scripts/validate-deploy.sh
 
-cargo test
+# The last line of cargo's own output is the (empty) doc-test run; close
+# with one line that counts every test of the run.
+LOG=$(mktemp /tmp/warden-test.XXXXXX)
+trap 'as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDIR" "$LOG"' EXIT
+cargo test 2>&1 | tee "$LOG"
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$LOG"

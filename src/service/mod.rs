@@ -254,6 +254,25 @@ impl Warden {
 
     /// Plans a write; an Import (seconds for a large document) is planned
     /// off the async runtime's worker, so other calls keep being served.
+    /// Authorizes the writer (an actor by Warden's own rules) and plans the
+    /// command against the organization as this process holds it.
+    fn authorize_and_plan(
+        &self,
+        org_id: &str,
+        writer: &Writer,
+        command: &Command,
+    ) -> Result<Vec<Change>, Error> {
+        if let Writer::Actor {
+            user_id,
+            admin_scope,
+        } = writer
+        {
+            self.engine
+                .authorize(org_id, user_id, *admin_scope, command, Utc::now())?;
+        }
+        self.plan(org_id, command)
+    }
+
     fn plan(&self, org_id: &str, command: &Command) -> Result<Vec<Change>, Error> {
         let large = matches!(command, Command::Import { .. });
         let multi_thread = tokio::runtime::Handle::try_current()
@@ -316,15 +335,21 @@ impl Warden {
         };
         let _serial = self.writes.lock().await;
         for _ in 0..WRITE_ATTEMPTS {
-            if let Writer::Actor {
-                user_id,
-                admin_scope,
-            } = writer
-            {
-                self.engine
-                    .authorize(org_id, user_id, *admin_scope, &command, Utc::now())?;
-            }
-            let changes = self.plan(org_id, &command)?;
+            let changes = match self.authorize_and_plan(org_id, writer, &command) {
+                Ok(changes) => changes,
+                Err(refusal) => {
+                    // A refusal is decided on the latest state, never on a
+                    // replica that has not yet heard of a write made
+                    // elsewhere (an acceptance is: its commit checks the
+                    // revision).
+                    let stored = self.store.revision(org_id).await?;
+                    if stored > self.engine.revision(org_id).unwrap_or(0) {
+                        self.catch_up_locked(org_id).await?;
+                        continue;
+                    }
+                    return Err(refusal.into());
+                }
+            };
             // Read against the state the changes were planned on, before they apply.
             let report = if command.is_delete() {
                 self.engine.report(org_id, &changes)

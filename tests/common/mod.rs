@@ -42,6 +42,12 @@ impl Server {
 
     /// Starts a server on an existing store.
     pub fn spawn(store: &str, args: &[&str]) -> Server {
+        Self::spawn_writing(store, args, "error", Stdio::inherit())
+    }
+
+    /// Starts a server on `store` logging at `level` to `stderr`, and waits
+    /// for the line that says where it listens.
+    fn spawn_writing(store: &str, args: &[&str], level: &str, stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args([
                 "serve",
@@ -50,11 +56,11 @@ impl Server {
                 "--store",
                 store,
                 "--log",
-                "error",
+                level,
             ])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start warden serve");
         let stdout = child.stdout.take().unwrap();
@@ -286,44 +292,7 @@ impl Server {
     /// tests of what it says at start-up), with extra arguments.
     pub fn spawn_logged(store: &str, args: &[&str], log: &std::path::Path) -> Server {
         let log_file = std::fs::File::create(log).expect("create the log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                store,
-                "--log",
-                "info",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("start warden serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("warden listening on ") {
-                        break a.to_string();
-                    }
-                }
-                _ => {
-                    let status = child.wait().ok();
-                    panic!("warden serve exited before listening: {status:?}");
-                }
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            addr,
-            store: store.to_string(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            _dir: None,
-        }
+        Self::spawn_writing(store, args, "info", Stdio::from(log_file))
     }
 
     /// The process id, to signal the server without waiting for it.
