@@ -250,6 +250,28 @@ async fn check_spans_and_decision_records_reach_the_collector_in_the_callers_tra
         Some("INSUFFICIENT_ACCESS")
     );
     assert!(attr(&span.attributes, "revision").is_some());
+    // A write's span names its method and the revision it made.
+    let import_span = receiver
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|export| &export.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .find(|s| s.name == "Import")
+        .cloned()
+        .expect("the Import span reached the collector with the Check's");
+    assert_eq!(
+        string_attr(&import_span.attributes, "method").as_deref(),
+        Some("Import")
+    );
+    // Revisions are strings in the API and in spans alike.
+    assert_eq!(
+        string_attr(&import_span.attributes, "revision").as_deref(),
+        Some("1"),
+        "the first write of a new organization makes revision 1"
+    );
     for kv in &span.attributes {
         let text = format!("{:?}", kv.value);
         assert!(!text.contains(TOKEN) && !text.contains(ATTRIBUTE_VALUE));

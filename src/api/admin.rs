@@ -50,7 +50,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> 
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    #[tracing::instrument(name = "CreateOrganization", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "CreateOrganization", skip_all, fields(method = "CreateOrganization", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn create_organization(
         &self,
         req: Request<pb::CreateOrganizationRequest>,
@@ -68,7 +68,7 @@ impl AdminService for AdminApi {
         .await
     }
 
-    #[tracing::instrument(name = "GetOrganization", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "GetOrganization", skip_all, fields(method = "GetOrganization", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn get_organization(
         &self,
         req: Request<pb::GetOrganizationRequest>,
@@ -89,7 +89,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "UpdateSettings", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "UpdateSettings", skip_all, fields(method = "UpdateSettings", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn update_settings(
         &self,
         req: Request<pb::UpdateSettingsRequest>,
@@ -106,7 +106,7 @@ impl AdminService for AdminApi {
         .await
     }
 
-    #[tracing::instrument(name = "DeleteOrganization", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteOrganization", skip_all, fields(method = "DeleteOrganization", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_organization(
         &self,
         req: Request<pb::DeleteOrganizationRequest>,
@@ -137,7 +137,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "PutModule", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "PutModule", skip_all, fields(method = "PutModule", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn put_module(
         &self,
         req: Request<pb::PutModuleRequest>,
@@ -148,7 +148,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, Command::PutModule(def)).await
     }
 
-    #[tracing::instrument(name = "DeleteModule", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteModule", skip_all, fields(method = "DeleteModule", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_module(
         &self,
         req: Request<pb::DeleteModuleRequest>,
@@ -167,7 +167,7 @@ impl AdminService for AdminApi {
         .await
     }
 
-    #[tracing::instrument(name = "PutUser", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "PutUser", skip_all, fields(method = "PutUser", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn put_user(
         &self,
         req: Request<pb::PutUserRequest>,
@@ -178,7 +178,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, Command::PutUser(def)).await
     }
 
-    #[tracing::instrument(name = "GetUser", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "GetUser", skip_all, fields(method = "GetUser", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn get_user(
         &self,
         req: Request<pb::GetUserRequest>,
@@ -195,7 +195,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "ListUsers", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "ListUsers", skip_all, fields(method = "ListUsers", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn list_users(
         &self,
         req: Request<pb::ListUsersRequest>,
@@ -210,7 +210,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "DeleteUser", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteUser", skip_all, fields(method = "DeleteUser", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_user(
         &self,
         req: Request<pb::DeleteUserRequest>,
@@ -225,7 +225,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, command).await
     }
 
-    #[tracing::instrument(name = "PutRole", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "PutRole", skip_all, fields(method = "PutRole", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn put_role(
         &self,
         req: Request<pb::PutRoleRequest>,
@@ -236,7 +236,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, Command::PutRole(def)).await
     }
 
-    #[tracing::instrument(name = "ListRoles", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "ListRoles", skip_all, fields(method = "ListRoles", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn list_roles(
         &self,
         req: Request<pb::ListRolesRequest>,
@@ -251,7 +251,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "DeleteRole", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteRole", skip_all, fields(method = "DeleteRole", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_role(
         &self,
         req: Request<pb::DeleteRoleRequest>,
@@ -266,7 +266,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, command).await
     }
 
-    #[tracing::instrument(name = "PutProfile", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "PutProfile", skip_all, fields(method = "PutProfile", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn put_profile(
         &self,
         req: Request<pb::PutProfileRequest>,
@@ -277,7 +277,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, Command::PutProfile(def)).await
     }
 
-    #[tracing::instrument(name = "DeleteProfile", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteProfile", skip_all, fields(method = "DeleteProfile", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_profile(
         &self,
         req: Request<pb::DeleteProfileRequest>,
@@ -296,7 +296,7 @@ impl AdminService for AdminApi {
         .await
     }
 
-    #[tracing::instrument(name = "PutGroup", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "PutGroup", skip_all, fields(method = "PutGroup", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn put_group(
         &self,
         req: Request<pb::PutGroupRequest>,
@@ -307,7 +307,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, Command::PutGroup(def)).await
     }
 
-    #[tracing::instrument(name = "GetGroup", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "GetGroup", skip_all, fields(method = "GetGroup", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn get_group(
         &self,
         req: Request<pb::GetGroupRequest>,
@@ -323,7 +323,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "ListGroups", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "ListGroups", skip_all, fields(method = "ListGroups", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn list_groups(
         &self,
         req: Request<pb::ListGroupsRequest>,
@@ -338,7 +338,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "DeleteGroup", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteGroup", skip_all, fields(method = "DeleteGroup", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_group(
         &self,
         req: Request<pb::DeleteGroupRequest>,
@@ -353,7 +353,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, command).await
     }
 
-    #[tracing::instrument(name = "PutSharingRule", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "PutSharingRule", skip_all, fields(method = "PutSharingRule", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn put_sharing_rule(
         &self,
         req: Request<pb::PutSharingRuleRequest>,
@@ -370,7 +370,7 @@ impl AdminService for AdminApi {
         .await
     }
 
-    #[tracing::instrument(name = "DeleteSharingRule", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteSharingRule", skip_all, fields(method = "DeleteSharingRule", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_sharing_rule(
         &self,
         req: Request<pb::DeleteSharingRuleRequest>,
@@ -386,7 +386,7 @@ impl AdminService for AdminApi {
         .await
     }
 
-    #[tracing::instrument(name = "ListSharingRules", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "ListSharingRules", skip_all, fields(method = "ListSharingRules", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn list_sharing_rules(
         &self,
         req: Request<pb::ListSharingRulesRequest>,
@@ -401,7 +401,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "PutShift", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "PutShift", skip_all, fields(method = "PutShift", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn put_shift(
         &self,
         req: Request<pb::PutShiftRequest>,
@@ -412,7 +412,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, Command::PutShift(def)).await
     }
 
-    #[tracing::instrument(name = "DeleteShift", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteShift", skip_all, fields(method = "DeleteShift", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_shift(
         &self,
         req: Request<pb::DeleteShiftRequest>,
@@ -431,7 +431,7 @@ impl AdminService for AdminApi {
         .await
     }
 
-    #[tracing::instrument(name = "Export", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "Export", skip_all, fields(method = "Export", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn export(
         &self,
         req: Request<pb::ExportRequest>,
@@ -464,7 +464,7 @@ impl AdminService for AdminApi {
         }))
     }
 
-    #[tracing::instrument(name = "Import", skip_all, fields(org = %req.get_ref().org_id, replace = req.get_ref().replace))]
+    #[tracing::instrument(name = "Import", skip_all, fields(method = "Import", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty, replace = req.get_ref().replace))]
     async fn import(
         &self,
         req: Request<pb::ImportRequest>,
@@ -523,7 +523,7 @@ impl AdminService for AdminApi {
         write(&self.warden, &org_id, writer, command).await
     }
 
-    #[tracing::instrument(name = "ListChanges", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "ListChanges", skip_all, fields(method = "ListChanges", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn list_changes(
         &self,
         req: Request<pb::ListChangesRequest>,
@@ -536,7 +536,7 @@ impl AdminService for AdminApi {
 
     type WatchStream = WatchStream;
 
-    #[tracing::instrument(name = "Watch", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "Watch", skip_all, fields(method = "Watch", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn watch(
         &self,
         req: Request<pb::WatchRequest>,

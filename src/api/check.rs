@@ -63,7 +63,7 @@ impl From<Error> for Status {
 
 #[tonic::async_trait]
 impl CheckService for CheckApi {
-    #[tracing::instrument(name = "Check", skip_all, fields(method = "Check", org = %req.get_ref().org_id, action = %req.get_ref().action,
+    #[tracing::instrument(name = "Check", skip_all, fields(method = "Check", org = %crate::engine::error::bounded(&req.get_ref().org_id), action = %crate::engine::error::bounded(&req.get_ref().action),
         decision = tracing::field::Empty, reason = tracing::field::Empty, revision = tracing::field::Empty))]
     async fn check(
         &self,
@@ -106,7 +106,7 @@ impl CheckService for CheckApi {
         Ok(Response::new(pb::CheckBulkResponse { results }))
     }
 
-    #[tracing::instrument(name = "CheckFields", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "CheckFields", skip_all, fields(method = "CheckFields", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn check_fields(
         &self,
         req: Request<pb::CheckFieldsRequest>,
@@ -139,7 +139,7 @@ impl CheckService for CheckApi {
 
     type LookupRecordsStream = PageStream<pb::LookupRecordsResponse>;
 
-    #[tracing::instrument(name = "LookupRecords", skip_all, fields(org = %req.get_ref().org_id, action = %req.get_ref().action))]
+    #[tracing::instrument(name = "LookupRecords", skip_all, fields(method = "LookupRecords", org = %crate::engine::error::bounded(&req.get_ref().org_id), action = %crate::engine::error::bounded(&req.get_ref().action)))]
     async fn lookup_records(
         &self,
         req: Request<pb::LookupRecordsRequest>,
@@ -221,7 +221,7 @@ impl CheckService for CheckApi {
 
     type LookupSubjectsStream = PageStream<pb::LookupSubjectsResponse>;
 
-    #[tracing::instrument(name = "LookupSubjects", skip_all, fields(org = %req.get_ref().org_id, action = %req.get_ref().action))]
+    #[tracing::instrument(name = "LookupSubjects", skip_all, fields(method = "LookupSubjects", org = %crate::engine::error::bounded(&req.get_ref().org_id), action = %crate::engine::error::bounded(&req.get_ref().action)))]
     async fn lookup_subjects(
         &self,
         req: Request<pb::LookupSubjectsRequest>,
@@ -256,7 +256,7 @@ impl CheckService for CheckApi {
         Ok(Response::new(Box::pin(futures::stream::iter(pages))))
     }
 
-    #[tracing::instrument(name = "Filter", skip_all, fields(org = %req.get_ref().org_id, action = %req.get_ref().action))]
+    #[tracing::instrument(name = "Filter", skip_all, fields(method = "Filter", org = %crate::engine::error::bounded(&req.get_ref().org_id), action = %crate::engine::error::bounded(&req.get_ref().action)))]
     async fn filter(
         &self,
         req: Request<pb::FilterRequest>,
@@ -279,7 +279,7 @@ impl CheckService for CheckApi {
         }))
     }
 
-    #[tracing::instrument(name = "ValidatePassword", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "ValidatePassword", skip_all, fields(method = "ValidatePassword", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn validate_password(
         &self,
         req: Request<pb::ValidatePasswordRequest>,

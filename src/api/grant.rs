@@ -31,7 +31,7 @@ fn shares(list: Vec<pb::Share>, level_needed: bool) -> Result<Vec<crate::engine:
 
 #[tonic::async_trait]
 impl GrantService for GrantApi {
-    #[tracing::instrument(name = "SetOwner", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "SetOwner", skip_all, fields(method = "SetOwner", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn set_owner(
         &self,
         req: Request<pb::SetOwnerRequest>,
@@ -43,7 +43,7 @@ impl GrantService for GrantApi {
         write(&self.warden, &org, writer, Command::SetOwner(record)).await
     }
 
-    #[tracing::instrument(name = "DeleteRecord", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "DeleteRecord", skip_all, fields(method = "DeleteRecord", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
     async fn delete_record(
         &self,
         req: Request<pb::DeleteRecordRequest>,
@@ -57,7 +57,7 @@ impl GrantService for GrantApi {
         write(&self.warden, &r.org_id, writer, command).await
     }
 
-    #[tracing::instrument(name = "Share", skip_all, fields(org = %req.get_ref().org_id, shares = req.get_ref().shares.len()))]
+    #[tracing::instrument(name = "Share", skip_all, fields(method = "Share", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty, shares = req.get_ref().shares.len()))]
     async fn share(
         &self,
         req: Request<pb::ShareRequest>,
@@ -68,7 +68,7 @@ impl GrantService for GrantApi {
         write(&self.warden, &r.org_id, writer, command).await
     }
 
-    #[tracing::instrument(name = "Unshare", skip_all, fields(org = %req.get_ref().org_id, shares = req.get_ref().shares.len()))]
+    #[tracing::instrument(name = "Unshare", skip_all, fields(method = "Unshare", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty, shares = req.get_ref().shares.len()))]
     async fn unshare(
         &self,
         req: Request<pb::UnshareRequest>,
@@ -79,7 +79,7 @@ impl GrantService for GrantApi {
         write(&self.warden, &r.org_id, writer, command).await
     }
 
-    #[tracing::instrument(name = "ListShares", skip_all, fields(org = %req.get_ref().org_id))]
+    #[tracing::instrument(name = "ListShares", skip_all, fields(method = "ListShares", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
     async fn list_shares(
         &self,
         req: Request<pb::ListSharesRequest>,

@@ -40,5 +40,6 @@ pub(crate) async fn write(
     let outcome = warden
         .write_with(org_id, &writer.writer, command, meta)
         .await?;
+    tracing::Span::current().record("revision", outcome.revision);
     Ok(Response::new(convert::write_response(&outcome)))
 }
