@@ -116,7 +116,11 @@ impl AdminService for AdminApi {
         write(&self.warden, &r.org_id, writer, Command::DeleteOrganization).await
     }
 
-    #[tracing::instrument(name = "ListOrganizations", skip_all)]
+    #[tracing::instrument(
+        name = "ListOrganizations",
+        skip_all,
+        fields(method = "ListOrganizations")
+    )]
     async fn list_organizations(
         &self,
         req: Request<pb::ListOrganizationsRequest>,

@@ -74,7 +74,7 @@ impl CheckService for CheckApi {
         Ok(Response::new(self.one(r).await?))
     }
 
-    #[tracing::instrument(name = "CheckBulk", skip_all, fields(checks = req.get_ref().checks.len()))]
+    #[tracing::instrument(name = "CheckBulk", skip_all, fields(method = "CheckBulk", checks = req.get_ref().checks.len()))]
     async fn check_bulk(
         &self,
         req: Request<pb::CheckBulkRequest>,
