@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{check_req, code_name, scenario_files, Server};
+use common::{check_req, code_name, export, scenario_files, Server};
 use tokio_stream::StreamExt;
 use warden::api::convert;
 use warden::api::pb;
@@ -221,19 +221,6 @@ async fn allowed(
         .unwrap()
         .into_inner()
         .allowed
-}
-
-async fn export(c: &mut common::Clients, org: &str) -> (String, String) {
-    let e = c
-        .admin
-        .export(pb::ExportRequest {
-            org_id: org.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    (e.document, e.revision)
 }
 
 #[tokio::test(flavor = "multi_thread")]

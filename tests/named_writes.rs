@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::Server;
+use common::{export, Server};
 use tonic::Code;
 use warden::api::pb;
 use warden::document::parse_document;
@@ -63,20 +63,6 @@ async fn import(c: &mut common::Clients, org: &str) {
         })
         .await
         .unwrap();
-}
-
-/// The exported document text and revision.
-async fn export(c: &mut common::Clients, org: &str) -> (String, String) {
-    let e = c
-        .admin
-        .export(pb::ExportRequest {
-            org_id: org.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    (e.document, e.revision)
 }
 
 async fn exported(c: &mut common::Clients, org: &str) -> OrgDocument {

@@ -254,16 +254,7 @@ async fn redis_killed_mid_stream_then_restarted_the_replicas_converge() {
 }
 
 async fn export(c: &mut Clients) -> (String, String) {
-    let e = c
-        .admin
-        .export(pb::ExportRequest {
-            org_id: "rep".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    (e.document, e.revision)
+    common::export(c, "rep").await
 }
 
 /// One random write, as a gRPC call and as the engine command it means.

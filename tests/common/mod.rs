@@ -174,6 +174,20 @@ pub struct Clients {
     pub admin: AdminServiceClient<Channel>,
 }
 
+/// An organization's exported document (JSON) and the revision it was taken at.
+pub async fn export(c: &mut Clients, org: &str) -> (String, String) {
+    let e = c
+        .admin
+        .export(pb::ExportRequest {
+            org_id: org.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (e.document, e.revision)
+}
+
 /// Every scenario file under tests/scenarios (recursively), sorted.
 pub fn scenario_files() -> Vec<PathBuf> {
     fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
