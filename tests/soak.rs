@@ -255,6 +255,27 @@ fn server_answer(r: &Result<pb::CheckResponse, tonic::Status>) -> Result<(bool, 
     }
 }
 
+/// A read that failed on its way, not by the server's answer: the server
+/// was killed or restarted under it (the connection was reset or refused).
+fn lost_in_transport(s: &tonic::Status) -> bool {
+    let message = s.message().to_ascii_lowercase();
+    match s.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::Unknown | tonic::Code::Cancelled => [
+            "transport",
+            "connection",
+            "h2 protocol",
+            "broken pipe",
+            "reset",
+            "canceled",
+            "cancelled",
+        ]
+        .iter()
+        .any(|w| message.contains(w)),
+        _ => false,
+    }
+}
+
 /// A failure that says nothing about whether the call took effect.
 fn unanswered(s: &tonic::Status) -> bool {
     matches!(
@@ -280,7 +301,7 @@ impl Soak {
         let mut link = self.link(i);
         let got = link.check.check(req.clone()).await.map(|r| r.into_inner());
         if let Err(s) = &got {
-            if s.code() == tonic::Code::Unavailable {
+            if lost_in_transport(s) {
                 count(&self.stats.unavailable);
                 drop(model);
                 // The server is restarting: do not spin on a closed port.
@@ -306,7 +327,7 @@ impl Soak {
             .await;
         let results = match got {
             Ok(r) => r.into_inner().results,
-            Err(s) if s.code() == tonic::Code::Unavailable => {
+            Err(s) if lost_in_transport(&s) => {
                 count(&self.stats.unavailable);
                 drop(model);
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -350,8 +371,13 @@ impl Soak {
         let want = model_check(&model.engine, req);
         let have = server_answer(got);
         if want != have {
+            let status = got
+                .as_ref()
+                .err()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
             self.mismatch(format!(
-                "{} {} {} {}/{}: server {have:?}, model {want:?} at revision {}",
+                "{} {} {} {}/{}: server {have:?}{status}, model {want:?} at revision {}",
                 req.subject, req.action, req.module, req.module, req.record_id, model.revision
             ));
         }
