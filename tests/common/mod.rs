@@ -42,12 +42,19 @@ impl Server {
 
     /// Starts a server on an existing store.
     pub fn spawn(store: &str, args: &[&str]) -> Server {
-        Self::spawn_writing(store, args, "error", Stdio::inherit())
+        Self::spawn_writing(store, args, &[], "error", Stdio::inherit())
     }
 
-    /// Starts a server on `store` logging at `level` to `stderr`, and waits
-    /// for the line that says where it listens.
-    fn spawn_writing(store: &str, args: &[&str], level: &str, stderr: Stdio) -> Server {
+    /// Starts a server on `store` with extra arguments and environment,
+    /// logging at `level` to `stderr`, and waits for the line that says
+    /// where it listens.
+    fn spawn_writing(
+        store: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        level: &str,
+        stderr: Stdio,
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
             .args([
                 "serve",
@@ -59,6 +66,7 @@ impl Server {
                 level,
             ])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -259,45 +267,9 @@ impl Server {
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = format!("sqlite://{}", dir.path().join("warden.db").display());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                &store,
-                "--log",
-                "error",
-            ])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start warden serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("warden listening on ") {
-                        break a.to_string();
-                    }
-                }
-                _ => {
-                    let status = child.wait().ok();
-                    panic!("warden serve exited before listening: {status:?}");
-                }
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            addr,
-            store,
-            args: args.iter().map(|s| s.to_string()).collect(),
-            _dir: Some(dir),
-        }
+        let mut s = Self::spawn_writing(&store, args, env, "error", Stdio::inherit());
+        s._dir = Some(dir);
+        s
     }
 }
 
@@ -306,7 +278,7 @@ impl Server {
     /// tests of what it says at start-up), with extra arguments.
     pub fn spawn_logged(store: &str, args: &[&str], log: &std::path::Path) -> Server {
         let log_file = std::fs::File::create(log).expect("create the log file");
-        Self::spawn_writing(store, args, "info", Stdio::from(log_file))
+        Self::spawn_writing(store, args, &[], "info", Stdio::from(log_file))
     }
 
     /// The process id, to signal the server without waiting for it.
