@@ -1051,6 +1051,7 @@ impl World {
             },
             explain: c.flag(),
             assign_to,
+            described: None,
         }
     }
 

@@ -148,6 +148,18 @@ pub fn owner_from(field: &str, o: Option<pb::Owner>) -> Result<OwnerRef> {
     }
 }
 
+/// A record described in a request (`field` names the message).
+pub fn record_description(
+    field: &str,
+    d: pb::RecordDescription,
+) -> Result<crate::engine::model::RecordDescription> {
+    Ok(crate::engine::model::RecordDescription {
+        owner: owner_from(&format!("{field}.owner"), d.owner)?,
+        private: d.private,
+        attributes: d.attributes.into_iter().collect(),
+    })
+}
+
 /// An optional owner: absent when the message or its oneof is unset.
 pub fn owner_opt(o: Option<pb::Owner>) -> Option<OwnerRef> {
     owner_from("", o).ok()
@@ -849,6 +861,10 @@ pub fn check_from(
             explain: r.explain,
             assign_to: match r.assign_to {
                 Some(o) => Some(owner_from("assign_to", Some(o))?),
+                None => None,
+            },
+            described: match r.record {
+                Some(d) => Some(record_description("record", d)?),
                 None => None,
             },
         },

@@ -77,6 +77,7 @@ impl CheckSpec {
             at: self.at,
             explain: false,
             assign_to: self.assign_to.clone(),
+            described: None,
         }
     }
 }

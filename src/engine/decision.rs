@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use super::error::{Error, Result};
 use super::expand::Expand;
 use super::model::{
-    AccessLevel, AssignScope, FieldLevel, HierarchyMode, OwnerRef, Reason, UserKind,
+    AccessLevel, AssignScope, FieldLevel, HierarchyMode, OwnerRef, Reason, RecordDescription,
+    UserKind,
 };
 use super::org::{
     GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, Record, User, UserIx,
@@ -33,6 +34,9 @@ pub struct CheckRequest {
     pub explain: bool,
     /// The new owner, for `assign`.
     pub assign_to: Option<OwnerRef>,
+    /// The record described in the request instead of stored (needs
+    /// `record`); step 6 uses it in place of a stored record of that id.
+    pub described: Option<RecordDescription>,
 }
 
 /// One evaluated step or path, for `explain`.

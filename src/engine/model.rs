@@ -613,6 +613,21 @@ pub struct RecordDef {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// A record described in a check instead of stored: the facts step 7
+/// needs (the id and module come from the check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordDescription {
+    /// Owner.
+    pub owner: OwnerRef,
+    /// Confidential: defaults and sharing rules do not apply.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub private: bool,
+    /// Attributes matched by criteria rules.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
 /// A manual share of one record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
