@@ -370,14 +370,24 @@ impl Tokens {
 
     /// Interceptor: attaches the caller's credential, or refuses the call.
     pub fn authenticate(&self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        if !self.enabled() {
-            req.extensions_mut().insert(Caller::Anyone);
-            return Ok(req);
-        }
         let header = req
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
+            .map(|v| v.to_str().unwrap_or(""));
+        let caller = self.caller_of(header)?;
+        req.extensions_mut().insert(caller);
+        Ok(req)
+    }
+
+    /// The caller an `authorization` header value names, for every
+    /// transport (gRPC metadata, HTTP headers): anyone when no tokens are
+    /// configured, else the token's credential or UNAUTHENTICATED.
+    pub fn caller_of(&self, authorization: Option<&str>) -> Result<Caller, Status> {
+        if !self.enabled() {
+            return Ok(Caller::Anyone);
+        }
+        let header = authorization
+            .filter(|h| !h.is_empty())
             .ok_or_else(|| Status::unauthenticated("authorization: a bearer token is required"))?;
         let token = bearer_token(header)
             .ok_or_else(|| Status::unauthenticated("authorization: expected \"Bearer TOKEN\""))?;
@@ -385,8 +395,7 @@ impl Tokens {
         let credential = set
             .find(token)
             .ok_or_else(|| Status::unauthenticated("authorization: unknown token"))?;
-        req.extensions_mut().insert(Caller::Token(credential));
-        Ok(req)
+        Ok(Caller::Token(credential))
     }
 }
 
