@@ -129,31 +129,32 @@ impl FilterPlan {
     }
 }
 
-/// The plan in resolved form, before ids are written out.
+/// The plan in resolved form, before ids are written out (what-if
+/// simulation compares two of them).
 #[derive(Default)]
-struct Plan {
-    all: bool,
-    owners: FxHashSet<Owner>,
-    owners_non_private: FxHashSet<Owner>,
-    public_non_private: bool,
-    record_ids: BTreeSet<Arc<str>>,
+pub(crate) struct Plan {
+    pub(crate) all: bool,
+    pub(crate) owners: FxHashSet<Owner>,
+    pub(crate) owners_non_private: FxHashSet<Owner>,
+    pub(crate) public_non_private: bool,
+    pub(crate) record_ids: BTreeSet<Arc<str>>,
 }
 
 impl Plan {
-    fn covers(&self, owner: Owner, private: bool) -> bool {
+    pub(crate) fn covers(&self, owner: Owner, private: bool) -> bool {
         self.all
             || self.owners.contains(&owner)
             || (!private && (self.public_non_private || self.owners_non_private.contains(&owner)))
     }
 }
 
-fn plan<X: Expand + ?Sized>(
+pub(crate) fn plan<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
     subject: &str,
     module_id: &str,
     action: &str,
-    at: DateTime<Utc>,
+    shift_time: ShiftTime,
 ) -> Result<(ModuleIx, Plan)> {
     let (module_ix, module) = org
         .modules
@@ -168,7 +169,7 @@ fn plan<X: Expand + ?Sized>(
     })?;
     let mut plan = Plan::default();
     let mut trace = Trace::new(false);
-    let (s_ix, s) = match resolve_subject(org, subject, ShiftTime::At(at), &mut trace) {
+    let (s_ix, s) = match resolve_subject(org, subject, shift_time, &mut trace) {
         Subject::Decided(_, allowed) => {
             plan.all = allowed;
             return Ok((module_ix, plan));
@@ -346,7 +347,7 @@ pub fn filter<X: Expand + ?Sized>(
     action: &str,
     at: DateTime<Utc>,
 ) -> Result<FilterPlan> {
-    let (_, plan) = plan(org, x, subject, module, action, at)?;
+    let (_, plan) = plan(org, x, subject, module, action, ShiftTime::At(at))?;
     let owners = |set: &FxHashSet<Owner>| {
         let mut v: Vec<OwnerRef> = set.iter().map(|o| org.owner_ref(*o)).collect();
         v.sort();
@@ -377,7 +378,7 @@ pub fn lookup_records<X: Expand + ?Sized>(
     action: &str,
     at: DateTime<Utc>,
 ) -> Result<Vec<Arc<str>>> {
-    let (module_ix, plan) = plan(org, x, subject, module_id, action, at)?;
+    let (module_ix, plan) = plan(org, x, subject, module_id, action, ShiftTime::At(at))?;
     let Some(module) = org.module(module_ix) else {
         return Ok(Vec::new());
     };

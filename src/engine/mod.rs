@@ -17,6 +17,7 @@ pub mod password;
 pub mod plan;
 pub mod report;
 pub mod shifts;
+pub mod simulate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use lookup::{FieldsAnswer, FilterPlan};
 pub use org::OrgState;
 pub use plan::{Command, Limits};
 pub use report::{EntityRef, WriteReport};
+pub use simulate::{SimWrite, SimulateOptions, Simulation};
 
 /// One organization behind its lock: readers decide, a writer applies.
 #[derive(Debug)]
@@ -524,6 +526,28 @@ impl<X: Expand> Engine<X> {
             let state = old.state.read();
             self.expand.invalidate(&state, &whole());
         }
+    }
+
+    /// `Simulate`: plans `writes` as one batch on a copy of the
+    /// organization (each authorized and planned as the real write would
+    /// be, against the state the writes before it leave) and compares the
+    /// access before and after over what the batch can reach. Nothing is
+    /// committed; the live state and its caches are neither changed nor
+    /// read through (`Y` supplies fresh expanders for both copies).
+    pub fn simulate<Y: Expand + Default>(
+        &self,
+        org_id: &str,
+        writes: &[SimWrite],
+        options: &SimulateOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Simulation> {
+        simulate::check_request(writes, options, &self.limits)?;
+        // The copy is taken under the read lock; the rest runs without it.
+        let before = self.read(org_id, |org, _| org.clone())?;
+        let (after, changes) = simulate::plan_batch(&before, writes, &self.limits, now, |c| {
+            self.check_principal_limit(org_id, c)
+        })?;
+        simulate::compare::<Y>(&before, after.as_ref(), &changes, options)
     }
 
     /// Plans and applies a command at the next revision, for an engine
