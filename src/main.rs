@@ -27,12 +27,31 @@ enum Cmd {
     },
     /// Write a generated organization document (e.g. SPEC's crm-large) for benchmarks.
     Generate(warden::generate::GenerateArgs),
+    /// Show who would gain and lose access if a changes file were applied to a document.
+    Simulate {
+        /// The organization document (YAML or JSON).
+        document: std::path::PathBuf,
+        /// The changes: a list of writes, e.g. `- put_sharing_rule: {rule: {...}}`.
+        changes: std::path::PathBuf,
+        /// Actions to compare (default: view, edit, delete).
+        #[arg(long, value_delimiter = ',')]
+        actions: Vec<String>,
+        /// Record ids listed per gained or lost sample.
+        #[arg(long, default_value_t = 10)]
+        sample: usize,
+    },
 }
 
 fn main() -> ExitCode {
     match Args::parse().command {
         Cmd::Validate { files } => cli::validate(&files),
         Cmd::Generate(args) => warden::generate::run(&args),
+        Cmd::Simulate {
+            document,
+            changes,
+            actions,
+            sample,
+        } => cli::simulate(&document, &changes, &actions, sample),
         Cmd::Serve(config) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

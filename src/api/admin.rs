@@ -16,7 +16,8 @@ use super::pb::admin_service_server::AdminService;
 use super::{convert, pb, write};
 use crate::document::parse_document;
 use crate::engine::error::bounded;
-use crate::engine::{Change, Command, Error, Writer};
+use crate::engine::simulate::{at_write, MAX_WRITES};
+use crate::engine::{Change, Command, Error, SimWrite, SimulateOptions, Writer};
 use crate::service::{Committed, Warden};
 
 /// The AdminService handlers.
@@ -40,10 +41,6 @@ impl AdminApi {
 
 fn read_scope<T>(req: &Request<T>, org_id: &str) -> Result<(), Status> {
     require_in(req, &[Scope::Admin, Scope::Check], org_id)
-}
-
-fn transfer(o: Option<pb::Owner>) -> Option<crate::engine::model::OwnerRef> {
-    convert::owner_opt(o)
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
@@ -96,14 +93,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let patch = convert::settings_patch_from(r.settings, r.update_mask)?;
-        write(
-            &self.warden,
-            &r.org_id,
-            writer,
-            Command::UpdateSettings(patch),
-        )
-        .await
+        let org_id = r.org_id.clone();
+        let command = convert::update_settings_command(r)?;
+        write(&self.warden, &org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "DeleteOrganization", skip_all, fields(method = "DeleteOrganization", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
@@ -159,16 +151,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        write(
-            &self.warden,
-            &r.org_id,
-            writer,
-            Command::DeleteModule {
-                id: r.module_id,
-                cascade: r.cascade,
-            },
-        )
-        .await
+        let org_id = r.org_id.clone();
+        let command = convert::delete_module_command(r);
+        write(&self.warden, &org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "PutUser", skip_all, fields(method = "PutUser", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
@@ -221,12 +206,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let command = Command::DeleteUser {
-            id: r.user_id,
-            transfer_to: transfer(r.transfer_to),
-            cascade: r.cascade,
-        };
-        write(&self.warden, &r.org_id, writer, command).await
+        let org_id = r.org_id.clone();
+        let command = convert::delete_user_command(r);
+        write(&self.warden, &org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "PutRole", skip_all, fields(method = "PutRole", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
@@ -262,12 +244,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let command = Command::DeleteRole {
-            id: r.role_id,
-            transfer_to: (!r.transfer_to.is_empty()).then_some(r.transfer_to),
-            cascade: r.cascade,
-        };
-        write(&self.warden, &r.org_id, writer, command).await
+        let org_id = r.org_id.clone();
+        let command = convert::delete_role_command(r);
+        write(&self.warden, &org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "PutProfile", skip_all, fields(method = "PutProfile", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
@@ -288,16 +267,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        write(
-            &self.warden,
-            &r.org_id,
-            writer,
-            Command::DeleteProfile {
-                id: r.profile_id,
-                cascade: r.cascade,
-            },
-        )
-        .await
+        let org_id = r.org_id.clone();
+        let command = convert::delete_profile_command(r);
+        write(&self.warden, &org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "PutGroup", skip_all, fields(method = "PutGroup", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
@@ -349,12 +321,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let command = Command::DeleteGroup {
-            id: r.group_id,
-            transfer_to: transfer(r.transfer_to),
-            cascade: r.cascade,
-        };
-        write(&self.warden, &r.org_id, writer, command).await
+        let org_id = r.org_id.clone();
+        let command = convert::delete_group_command(r);
+        write(&self.warden, &org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "PutSharingRule", skip_all, fields(method = "PutSharingRule", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
@@ -423,16 +392,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        write(
-            &self.warden,
-            &r.org_id,
-            writer,
-            Command::DeleteShift {
-                id: r.shift_id,
-                cascade: r.cascade,
-            },
-        )
-        .await
+        let org_id = r.org_id.clone();
+        let command = convert::delete_shift_command(r);
+        write(&self.warden, &org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "Export", skip_all, fields(method = "Export", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]
@@ -536,6 +498,85 @@ impl AdminService for AdminApi {
         super::audit::list_changes(&self.warden, req.into_inner())
             .await
             .map(Response::new)
+    }
+
+    #[tracing::instrument(name = "Simulate", skip_all, fields(method = "Simulate", org = %crate::engine::error::bounded(&req.get_ref().org_id), writes = req.get_ref().writes.len()))]
+    async fn simulate(
+        &self,
+        req: Request<pb::SimulateRequest>,
+    ) -> Result<Response<pb::SimulateResponse>, Status> {
+        let org_id = req.get_ref().org_id.clone();
+        self.warden.engine().check_org_id(&org_id)?;
+        // Sizes and credentials before any write is converted: each write
+        // needs what its own RPC needs.
+        let count = req.get_ref().writes.len();
+        if count > MAX_WRITES {
+            return Err(Error::invalid(
+                "writes",
+                format!("{count} writes exceed the limit of {MAX_WRITES} per simulation"),
+            )
+            .into());
+        }
+        let limit = self.warden.options().max_document_bytes;
+        let mut writers = Vec::with_capacity(count);
+        for (i, w) in req.get_ref().writes.iter().enumerate() {
+            let (own_org, actor, admin_only) = convert::write_header(w).ok_or_else(|| {
+                Error::invalid(
+                    format!("writes[{i}]"),
+                    "name one write, after its RPC: put_sharing_rule, delete_group, set_owner, share, …",
+                )
+            })?;
+            if !own_org.is_empty() && own_org != org_id {
+                return Err(Error::invalid(
+                    format!("writes[{i}].org_id"),
+                    format!(
+                        "'{}' is not the simulated organization '{}'",
+                        bounded(own_org),
+                        bounded(&org_id)
+                    ),
+                )
+                .into());
+            }
+            if let Some(pb::write::Write::Import(r)) = &w.write {
+                if r.document.len() > limit {
+                    return Err(Status::resource_exhausted(format!(
+                        "writes[{i}].import.document: {} bytes exceed the limit of {limit} bytes (--max-document-bytes)",
+                        r.document.len()
+                    )));
+                }
+            }
+            let writer = if admin_only {
+                require_in(&req, &[Scope::Admin], &org_id)?;
+                Writer::Operator
+            } else {
+                require_write(&req, &org_id, actor)?.writer
+            };
+            writers.push(writer);
+        }
+        let r = req.into_inner();
+        let warden = self.warden.clone();
+        // Conversion (a document to parse) and the comparison take time:
+        // off the runtime's workers.
+        let simulation = tokio::task::spawn_blocking(move || {
+            let mut writes = Vec::with_capacity(count);
+            for (i, (w, writer)) in r.writes.into_iter().zip(writers).enumerate() {
+                let command = convert::write_from(w).map_err(|e| at_write(i, e))?.command;
+                writes.push(SimWrite { writer, command });
+            }
+            let options = SimulateOptions {
+                actions: r.actions,
+                sample_size: r.sample_size as usize,
+            };
+            warden
+                .simulate(&r.org_id, &writes, &options)
+                .map_err(Status::from)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the simulation failed");
+            Status::internal("the simulation failed; nothing was changed")
+        })??;
+        Ok(Response::new(convert::simulation(&simulation)))
     }
 
     type WatchStream = WatchStream;

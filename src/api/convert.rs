@@ -15,6 +15,7 @@ use crate::engine::model::{
     WindowDef,
 };
 use crate::engine::plan::RecordWrite;
+use crate::engine::Command;
 use crate::engine::{EntityRef, Error, Result};
 use crate::service::WriteOutcome;
 
@@ -902,6 +903,235 @@ pub fn violation(v: crate::engine::password::Violation) -> pb::PasswordViolation
         Violation::MissingSymbol => pb::PasswordViolation::MissingSymbol,
         Violation::ContainsPrincipal => pb::PasswordViolation::ContainsPrincipal,
         Violation::Expired => pb::PasswordViolation::Expired,
+    }
+}
+
+/// The command of an `UpdateSettings` request.
+pub fn update_settings_command(r: pb::UpdateSettingsRequest) -> Result<Command> {
+    Ok(Command::UpdateSettings(settings_patch_from(
+        r.settings,
+        r.update_mask,
+    )?))
+}
+
+/// The command of a `DeleteModule` request.
+pub fn delete_module_command(r: pb::DeleteModuleRequest) -> Command {
+    Command::DeleteModule {
+        id: r.module_id,
+        cascade: r.cascade,
+    }
+}
+
+/// The command of a `DeleteUser` request.
+pub fn delete_user_command(r: pb::DeleteUserRequest) -> Command {
+    Command::DeleteUser {
+        id: r.user_id,
+        transfer_to: owner_opt(r.transfer_to),
+        cascade: r.cascade,
+    }
+}
+
+/// The command of a `DeleteRole` request.
+pub fn delete_role_command(r: pb::DeleteRoleRequest) -> Command {
+    Command::DeleteRole {
+        id: r.role_id,
+        transfer_to: none_if_empty(r.transfer_to),
+        cascade: r.cascade,
+    }
+}
+
+/// The command of a `DeleteProfile` request.
+pub fn delete_profile_command(r: pb::DeleteProfileRequest) -> Command {
+    Command::DeleteProfile {
+        id: r.profile_id,
+        cascade: r.cascade,
+    }
+}
+
+/// The command of a `DeleteGroup` request.
+pub fn delete_group_command(r: pb::DeleteGroupRequest) -> Command {
+    Command::DeleteGroup {
+        id: r.group_id,
+        transfer_to: owner_opt(r.transfer_to),
+        cascade: r.cascade,
+    }
+}
+
+/// The command of a `DeleteShift` request.
+pub fn delete_shift_command(r: pb::DeleteShiftRequest) -> Command {
+    Command::DeleteShift {
+        id: r.shift_id,
+        cascade: r.cascade,
+    }
+}
+
+/// The command of a `DeleteRecord` request.
+pub fn delete_record_command(r: pb::DeleteRecordRequest) -> Command {
+    Command::DeleteRecord {
+        module: r.module,
+        id: r.record_id,
+    }
+}
+
+/// The shares of a `Share` (each with its level) or `Unshare` request.
+pub fn shares_from(list: Vec<pb::Share>, level_needed: bool) -> Result<Vec<ShareDef>> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, s)| share_from(&format!("shares[{i}]"), s, level_needed))
+        .collect()
+}
+
+/// One write of a `Simulate` batch, converted as its own RPC converts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRequest {
+    /// The write's own `org_id` (empty: the batch's).
+    pub org_id: String,
+    /// Its actor (empty: the caller's credential).
+    pub actor: String,
+    /// The command.
+    pub command: Command,
+}
+
+/// The `org_id` and `actor` a write names, and whether its RPC takes the
+/// admin scope only (`CreateOrganization`), read before anything is
+/// converted so that credentials are checked before work.
+pub fn write_header(w: &pb::Write) -> Option<(&str, &str, bool)> {
+    use pb::write::Write as W;
+    Some(match w.write.as_ref()? {
+        W::CreateOrganization(r) => (r.org_id.as_str(), "", true),
+        W::UpdateSettings(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteOrganization(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::PutModule(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteModule(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::PutUser(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteUser(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::PutRole(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteRole(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::PutProfile(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteProfile(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::PutGroup(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteGroup(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::PutSharingRule(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteSharingRule(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::PutShift(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteShift(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::Import(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::SetOwner(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::DeleteRecord(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::Share(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+        W::Unshare(r) => (r.org_id.as_str(), r.actor.as_str(), false),
+    })
+}
+
+/// A `Write` of a `Simulate` batch as the command its RPC would carry out.
+pub fn write_from(w: pb::Write) -> Result<WriteRequest> {
+    use pb::write::Write as W;
+    let w = w.write.ok_or_else(|| {
+        Error::invalid(
+            "write",
+            "name one write, after its RPC: put_sharing_rule, delete_group, set_owner, share, …",
+        )
+    })?;
+    let (org_id, actor, command) = match w {
+        W::CreateOrganization(r) => (
+            r.org_id,
+            String::new(),
+            Command::CreateOrganization(settings_from(r.settings)?),
+        ),
+        W::UpdateSettings(r) => (
+            r.org_id.clone(),
+            r.actor.clone(),
+            update_settings_command(r)?,
+        ),
+        W::DeleteOrganization(r) => (r.org_id, r.actor, Command::DeleteOrganization),
+        W::PutModule(r) => (
+            r.org_id,
+            r.actor,
+            Command::PutModule(module_from(r.module)?),
+        ),
+        W::DeleteModule(r) => (r.org_id.clone(), r.actor.clone(), delete_module_command(r)),
+        W::PutUser(r) => (r.org_id, r.actor, Command::PutUser(user_from(r.user)?)),
+        W::DeleteUser(r) => (r.org_id.clone(), r.actor.clone(), delete_user_command(r)),
+        W::PutRole(r) => (r.org_id, r.actor, Command::PutRole(role_from(r.role)?)),
+        W::DeleteRole(r) => (r.org_id.clone(), r.actor.clone(), delete_role_command(r)),
+        W::PutProfile(r) => (
+            r.org_id,
+            r.actor,
+            Command::PutProfile(profile_from(r.profile)?),
+        ),
+        W::DeleteProfile(r) => (r.org_id.clone(), r.actor.clone(), delete_profile_command(r)),
+        W::PutGroup(r) => (r.org_id, r.actor, Command::PutGroup(group_from(r.group)?)),
+        W::DeleteGroup(r) => (r.org_id.clone(), r.actor.clone(), delete_group_command(r)),
+        W::PutSharingRule(r) => (
+            r.org_id,
+            r.actor,
+            Command::PutSharingRule(rule_from(r.rule)?),
+        ),
+        W::DeleteSharingRule(r) => (r.org_id, r.actor, Command::DeleteSharingRule(r.rule_id)),
+        W::PutShift(r) => (r.org_id, r.actor, Command::PutShift(shift_from(r.shift)?)),
+        W::DeleteShift(r) => (r.org_id.clone(), r.actor.clone(), delete_shift_command(r)),
+        W::Import(r) => {
+            let document = crate::document::parse_document(&r.document)?;
+            let command = Command::Import {
+                document,
+                replace: r.replace,
+            };
+            (r.org_id, r.actor, command)
+        }
+        W::SetOwner(r) => (
+            r.org_id.clone(),
+            r.actor.clone(),
+            Command::SetOwner(record_from(r)?),
+        ),
+        W::DeleteRecord(r) => (r.org_id.clone(), r.actor.clone(), delete_record_command(r)),
+        W::Share(r) => (
+            r.org_id,
+            r.actor,
+            Command::Share(shares_from(r.shares, true)?),
+        ),
+        W::Unshare(r) => (
+            r.org_id,
+            r.actor,
+            Command::Unshare(shares_from(r.shares, false)?),
+        ),
+    };
+    Ok(WriteRequest {
+        org_id,
+        actor,
+        command,
+    })
+}
+
+/// The answer of `Simulate`.
+pub fn simulation(s: &crate::engine::Simulation) -> pb::SimulateResponse {
+    pb::SimulateResponse {
+        changes: s
+            .changes
+            .iter()
+            .map(|c| pb::AccessChange {
+                subject: c.subject.clone(),
+                module: c.module.clone(),
+                action: c.action.clone(),
+                gained_count: c.gained_count,
+                lost_count: c.lost_count,
+                gained_sample: c.gained_sample.clone(),
+                lost_sample: c.lost_sample.clone(),
+            })
+            .collect(),
+        field_changes: s
+            .field_changes
+            .iter()
+            .map(|f| pb::FieldChange {
+                subject: f.subject.clone(),
+                module: f.module.clone(),
+                field: f.field.clone(),
+                before: field_level(f.before) as i32,
+                after: field_level(f.after) as i32,
+            })
+            .collect(),
+        revision: revision(s.revision),
+        whole_org: s.whole_org,
+        compared: s.compared,
     }
 }
 

@@ -22,13 +22,6 @@ impl GrantApi {
     }
 }
 
-fn shares(list: Vec<pb::Share>, level_needed: bool) -> Result<Vec<crate::engine::model::ShareDef>> {
-    list.into_iter()
-        .enumerate()
-        .map(|(i, s)| convert::share_from(&format!("shares[{i}]"), s, level_needed))
-        .collect()
-}
-
 #[tonic::async_trait]
 impl GrantService for GrantApi {
     #[tracing::instrument(name = "SetOwner", skip_all, fields(method = "SetOwner", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty))]
@@ -50,11 +43,9 @@ impl GrantService for GrantApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let command = Command::DeleteRecord {
-            module: r.module,
-            id: r.record_id,
-        };
-        write(&self.warden, &r.org_id, writer, command).await
+        let org_id = r.org_id.clone();
+        let command = convert::delete_record_command(r);
+        write(&self.warden, &org_id, writer, command).await
     }
 
     #[tracing::instrument(name = "Share", skip_all, fields(method = "Share", org = %crate::engine::error::bounded(&req.get_ref().org_id), revision = tracing::field::Empty, shares = req.get_ref().shares.len()))]
@@ -64,7 +55,7 @@ impl GrantService for GrantApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let command = Command::Share(shares(r.shares, true)?);
+        let command = Command::Share(convert::shares_from(r.shares, true)?);
         write(&self.warden, &r.org_id, writer, command).await
     }
 
@@ -75,7 +66,7 @@ impl GrantService for GrantApi {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let writer = require_write(&req, &req.get_ref().org_id, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let command = Command::Unshare(shares(r.shares, false)?);
+        let command = Command::Unshare(convert::shares_from(r.shares, false)?);
         write(&self.warden, &r.org_id, writer, command).await
     }
 

@@ -97,6 +97,18 @@ pub struct ExpectError {
 /// key that appears twice in one mapping (both parsers would otherwise keep
 /// the last silently, so a document could say two things at once).
 fn parse_value(text: &str) -> Result<serde_json::Value> {
+    let value = parse_any(text)?;
+    if !value.is_object() {
+        return Err(Error::invalid(
+            "document",
+            "must be a mapping with an `organization` key",
+        ));
+    }
+    Ok(value)
+}
+
+/// [`parse_value`] for any shape of text, a list as well as a mapping.
+fn parse_any(text: &str) -> Result<serde_json::Value> {
     nesting::check_nesting(text, nesting::MAX_DOCUMENT_NESTING)?;
     let duplicate = std::cell::RefCell::new(None);
     let seed = StrictValue {
@@ -121,14 +133,7 @@ fn parse_value(text: &str) -> Result<serde_json::Value> {
             ),
         ));
     }
-    let value = parsed.map_err(|e| Error::invalid("document", e))?;
-    if !value.is_object() {
-        return Err(Error::invalid(
-            "document",
-            "must be a mapping with an `organization` key",
-        ));
-    }
-    Ok(value)
+    parsed.map_err(|e| Error::invalid("document", e))
 }
 
 /// Where a value sits in a document, rendered only for an error, so that
@@ -321,6 +326,13 @@ pub fn parse_document(text: &str) -> Result<OrgDocument> {
         Some(e) => Err(e),
         None => Ok(scenario.document),
     }
+}
+
+/// Parses any typed YAML or JSON text with the document's strict reader
+/// (duplicate keys refused, the path of a bad key or value named after
+/// `prefix`), e.g. the changes file of `warden simulate`.
+pub fn parse_typed<T: serde::de::DeserializeOwned>(text: &str, prefix: &str) -> Result<T> {
+    typed(parse_any(text)?, prefix)
 }
 
 #[cfg(test)]

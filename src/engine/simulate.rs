@@ -13,19 +13,24 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
 
 use super::authz::{authorize, Writer};
 use super::change::Change;
 use super::decision::{
     decide, field_level, resolve_subject, CheckRequest, ShiftTime, Subject, Trace,
 };
+use super::document::OrgDocument;
 use super::error::{bounded, Error, Result};
 use super::expand::{Direct, Expand, Invalidation};
 use super::ids::check_id;
 use super::lookup::{plan as access_plan, Plan};
-use super::model::{FieldLevel, Grantee, MemberSet, Settings};
+use super::model::{
+    AccessLevel, FieldLevel, Grantee, GroupDef, MemberSet, ModuleDef, OwnerRef, ProfileDef,
+    RoleDef, Settings, SettingsPatch, ShareDef, SharingRuleDef, ShiftDef, UserDef,
+};
 use super::org::{GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, RoleIx, UserIx};
-use super::plan::{plan, Command, Limits};
+use super::plan::{plan, Command, Limits, RecordWrite};
 
 /// Most writes in one simulated batch.
 pub const MAX_WRITES: usize = 100;
@@ -157,7 +162,7 @@ pub fn check_request(
 /// The field of a write's error, prefixed with its place in the batch, so
 /// that a refusal names the write as well as the field; the code is the
 /// one the write alone would get.
-fn at_write(i: usize, e: Error) -> Error {
+pub fn at_write(i: usize, e: Error) -> Error {
     let path = format!("writes[{i}]");
     match e {
         Error::InvalidArgument { field, rule } => Error::InvalidArgument {
@@ -1061,5 +1066,400 @@ impl Tally {
                 lost_sample: row.lost_sample.iter().map(|s| s.to_string()).collect(),
             })
             .collect()
+    }
+}
+
+/// A write as a changes file writes it (`warden simulate`): the shape of
+/// the protobuf `Write` oneof, one key named after the RPC in snake case,
+/// its body the request's fields with the document's entity shapes, e.g.
+/// `- put_sharing_rule: {rule: {id: r1, module: Leads, from: {role: sales},
+/// to: {group: support}, access: READ}}`. `org_id` is the document's; an
+/// `actor` is authorized as the real write would authorize it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum WriteDoc {
+    /// `CreateOrganization`.
+    CreateOrganization {
+        /// Settings.
+        #[serde(default)]
+        settings: Settings,
+    },
+    /// `UpdateSettings`: the settings named change.
+    UpdateSettings {
+        /// The settings to change.
+        settings: SettingsPatch,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteOrganization`.
+    DeleteOrganization {
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `PutModule`.
+    PutModule {
+        /// The module.
+        module: ModuleDef,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteModule`.
+    DeleteModule {
+        /// Module id.
+        module_id: String,
+        /// Remove what refers to it.
+        #[serde(default)]
+        cascade: bool,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `PutUser`.
+    PutUser {
+        /// The user.
+        user: UserDef,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteUser`.
+    DeleteUser {
+        /// User id.
+        user_id: String,
+        /// New owner of what it owns.
+        #[serde(default)]
+        transfer_to: Option<OwnerRef>,
+        /// Remove what refers to it.
+        #[serde(default)]
+        cascade: bool,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `PutRole`.
+    PutRole {
+        /// The role.
+        role: RoleDef,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteRole`.
+    DeleteRole {
+        /// Role id.
+        role_id: String,
+        /// Role taking its users and sub-roles.
+        #[serde(default)]
+        transfer_to: Option<String>,
+        /// Remove what refers to it.
+        #[serde(default)]
+        cascade: bool,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `PutProfile`.
+    PutProfile {
+        /// The profile.
+        profile: ProfileDef,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteProfile`.
+    DeleteProfile {
+        /// Profile id.
+        profile_id: String,
+        /// Remove it from roles and users.
+        #[serde(default)]
+        cascade: bool,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `PutGroup`.
+    PutGroup {
+        /// The group.
+        group: GroupDef,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteGroup`.
+    DeleteGroup {
+        /// Group id.
+        group_id: String,
+        /// New owner of its records.
+        #[serde(default)]
+        transfer_to: Option<OwnerRef>,
+        /// Remove what refers to it.
+        #[serde(default)]
+        cascade: bool,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `PutSharingRule`.
+    PutSharingRule {
+        /// The rule.
+        rule: SharingRuleDef,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteSharingRule`.
+    DeleteSharingRule {
+        /// Rule id.
+        rule_id: String,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `PutShift`.
+    PutShift {
+        /// The shift.
+        shift: ShiftDef,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteShift`.
+    DeleteShift {
+        /// Shift id.
+        shift_id: String,
+        /// Clear it from users.
+        #[serde(default)]
+        cascade: bool,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `Import`.
+    Import {
+        /// The document.
+        document: OrgDocument,
+        /// Replace everything.
+        #[serde(default)]
+        replace: bool,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `SetOwner`: what is absent is kept.
+    SetOwner {
+        /// Module id.
+        module: String,
+        /// Record id.
+        record_id: String,
+        /// New owner.
+        #[serde(default)]
+        owner: Option<OwnerRef>,
+        /// New private flag.
+        #[serde(default)]
+        private: Option<bool>,
+        /// New attributes, replacing the old ones whole.
+        #[serde(default)]
+        attributes: Option<BTreeMap<String, String>>,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `DeleteRecord`.
+    DeleteRecord {
+        /// Module id.
+        module: String,
+        /// Record id.
+        record_id: String,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `Share`.
+    Share {
+        /// The shares.
+        shares: Vec<ShareDef>,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+    /// `Unshare` (levels are ignored).
+    Unshare {
+        /// The shares to remove.
+        shares: Vec<UnshareDef>,
+        /// Acting user.
+        #[serde(default)]
+        actor: Option<String>,
+    },
+}
+
+/// A share to remove: a share without its level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnshareDef {
+    /// Module id.
+    pub module: String,
+    /// Record id.
+    pub record: String,
+    /// Grantee.
+    pub grantee: Grantee,
+    /// Ignored.
+    #[serde(default)]
+    pub level: Option<AccessLevel>,
+}
+
+impl WriteDoc {
+    /// The write with its writer: the named actor (with every scope, as the
+    /// operator running the simulation holds them), else the operator.
+    pub fn into_sim_write(self) -> SimWrite {
+        let (actor, command) = match self {
+            WriteDoc::CreateOrganization { settings } => {
+                (None, Command::CreateOrganization(settings))
+            }
+            WriteDoc::UpdateSettings { settings, actor } => {
+                (actor, Command::UpdateSettings(settings))
+            }
+            WriteDoc::DeleteOrganization { actor } => (actor, Command::DeleteOrganization),
+            WriteDoc::PutModule { module, actor } => (actor, Command::PutModule(module)),
+            WriteDoc::DeleteModule {
+                module_id,
+                cascade,
+                actor,
+            } => (
+                actor,
+                Command::DeleteModule {
+                    id: module_id,
+                    cascade,
+                },
+            ),
+            WriteDoc::PutUser { user, actor } => (actor, Command::PutUser(user)),
+            WriteDoc::DeleteUser {
+                user_id,
+                transfer_to,
+                cascade,
+                actor,
+            } => (
+                actor,
+                Command::DeleteUser {
+                    id: user_id,
+                    transfer_to,
+                    cascade,
+                },
+            ),
+            WriteDoc::PutRole { role, actor } => (actor, Command::PutRole(role)),
+            WriteDoc::DeleteRole {
+                role_id,
+                transfer_to,
+                cascade,
+                actor,
+            } => (
+                actor,
+                Command::DeleteRole {
+                    id: role_id,
+                    transfer_to,
+                    cascade,
+                },
+            ),
+            WriteDoc::PutProfile { profile, actor } => (actor, Command::PutProfile(profile)),
+            WriteDoc::DeleteProfile {
+                profile_id,
+                cascade,
+                actor,
+            } => (
+                actor,
+                Command::DeleteProfile {
+                    id: profile_id,
+                    cascade,
+                },
+            ),
+            WriteDoc::PutGroup { group, actor } => (actor, Command::PutGroup(group)),
+            WriteDoc::DeleteGroup {
+                group_id,
+                transfer_to,
+                cascade,
+                actor,
+            } => (
+                actor,
+                Command::DeleteGroup {
+                    id: group_id,
+                    transfer_to,
+                    cascade,
+                },
+            ),
+            WriteDoc::PutSharingRule { rule, actor } => (actor, Command::PutSharingRule(rule)),
+            WriteDoc::DeleteSharingRule { rule_id, actor } => {
+                (actor, Command::DeleteSharingRule(rule_id))
+            }
+            WriteDoc::PutShift { shift, actor } => (actor, Command::PutShift(shift)),
+            WriteDoc::DeleteShift {
+                shift_id,
+                cascade,
+                actor,
+            } => (
+                actor,
+                Command::DeleteShift {
+                    id: shift_id,
+                    cascade,
+                },
+            ),
+            WriteDoc::Import {
+                document,
+                replace,
+                actor,
+            } => (actor, Command::Import { document, replace }),
+            WriteDoc::SetOwner {
+                module,
+                record_id,
+                owner,
+                private,
+                attributes,
+                actor,
+            } => (
+                actor,
+                Command::SetOwner(RecordWrite {
+                    module,
+                    id: record_id,
+                    owner,
+                    private,
+                    attributes,
+                }),
+            ),
+            WriteDoc::DeleteRecord {
+                module,
+                record_id,
+                actor,
+            } => (
+                actor,
+                Command::DeleteRecord {
+                    module,
+                    id: record_id,
+                },
+            ),
+            WriteDoc::Share { shares, actor } => (actor, Command::Share(shares)),
+            WriteDoc::Unshare { shares, actor } => (
+                actor,
+                Command::Unshare(
+                    shares
+                        .into_iter()
+                        .map(|s| ShareDef {
+                            module: s.module,
+                            record: s.record,
+                            grantee: s.grantee,
+                            level: s.level.unwrap_or(AccessLevel::Read),
+                        })
+                        .collect(),
+                ),
+            ),
+        };
+        let writer = match actor {
+            Some(user_id) => Writer::Actor {
+                user_id,
+                admin_scope: true,
+            },
+            None => Writer::Operator,
+        };
+        SimWrite { writer, command }
     }
 }

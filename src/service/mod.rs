@@ -16,7 +16,10 @@ use tracing::{info, warn};
 
 use crate::cache::Cached;
 use crate::engine::document::changes_of;
-use crate::engine::{Change, Command, Engine, Error, Limits, WriteReport, Writer};
+use crate::engine::{
+    Change, Command, Engine, Error, Limits, SimWrite, SimulateOptions, Simulation, WriteReport,
+    Writer,
+};
 use crate::store::{Audit, CommitMeta, Store, StoreError};
 
 pub use error::ServiceError;
@@ -390,6 +393,22 @@ impl Warden {
         Err(ServiceError::Aborted(format!(
             "organization '{org_id}' kept changing under this write; retry"
         )))
+    }
+
+    /// `Simulate`: the access a batch of writes would add or remove,
+    /// planned against the organization as this process holds it, with
+    /// caches of its own; nothing is committed, published or cached. It
+    /// takes seconds on a large organization: call it off the runtime's
+    /// workers.
+    pub fn simulate(
+        &self,
+        org_id: &str,
+        writes: &[SimWrite],
+        options: &SimulateOptions,
+    ) -> Result<Simulation, ServiceError> {
+        Ok(self
+            .engine
+            .simulate::<Cached>(org_id, writes, options, Utc::now())?)
     }
 
     /// Brings one organization up to the store's state.
