@@ -516,3 +516,453 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Through the real server and the real binary.
+
+use common::{Clients, Server};
+use tokio_stream::StreamExt;
+use warden::api::pb;
+
+const TOKENS: &str = "ops=admin+check\ngranter=grant\n";
+
+/// A sales organization: a rule shares east's accounts with support, a
+/// desk group led by wes, records of several owners, one private.
+const DOC: &str = "organization: acme
+modules:
+  - {id: Accounts, owd: PRIVATE, fields: [name, phone]}
+  - {id: Contacts, owd: PUBLIC_READ, fields: [name]}
+profiles:
+  - id: rep
+    modules: {Accounts: [view, create, edit, delete, share, assign], Contacts: [view, edit]}
+  - id: viewer
+    modules: {Accounts: [view]}
+    fields: {Accounts: {phone: HIDDEN}}
+roles:
+  - {id: boss, profiles: [rep]}
+  - {id: east, parent: boss, profiles: [rep]}
+  - {id: west, parent: boss, profiles: [rep]}
+  - {id: support, parent: boss, profiles: [viewer]}
+users:
+  - {id: dana, role: boss}
+  - {id: erin, role: east}
+  - {id: eli, role: east}
+  - {id: wes, role: west}
+  - {id: sue, role: support}
+  - {id: sid, role: support}
+groups:
+  - {id: desk, users: [sue], leads: [wes]}
+records:
+  - {module: Accounts, id: a1, owner: {user: erin}}
+  - {module: Accounts, id: a2, owner: {user: eli}}
+  - {module: Accounts, id: a3, owner: {user: erin}, private: true}
+  - {module: Accounts, id: a4, owner: {user: wes}}
+  - {module: Accounts, id: a5, owner: {user: sid}}
+  - {module: Contacts, id: c1, owner: {user: sue}}
+sharing_rules:
+  - {id: east-to-support, module: Accounts, from: {role: east}, to: {role: support}, access: READ}
+";
+
+fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+async fn start() -> (Server, Clients, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens");
+    std::fs::write(&path, TOKENS).unwrap();
+    let server = Server::start_with(&["--auth-token-file", path.to_str().unwrap()]);
+    let mut c = server.clients().await;
+    c.admin
+        .import(auth(
+            "ops",
+            pb::ImportRequest {
+                document: DOC.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    (server, c, dir)
+}
+
+async fn exported(c: &mut Clients) -> (String, String) {
+    let e = c
+        .admin
+        .export(auth(
+            "ops",
+            pb::ExportRequest {
+                org_id: "acme".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    (e.document, e.revision)
+}
+
+/// LookupRecords over gRPC of every subject of DOC, both modules, view/edit/delete.
+async fn grpc_access(c: &mut Clients) -> Access {
+    let mut out = BTreeMap::new();
+    for u in ["dana", "erin", "eli", "wes", "sue", "sid"] {
+        for m in ["Accounts", "Contacts"] {
+            for a in ["view", "edit", "delete"] {
+                let mut stream = c
+                    .check
+                    .lookup_records(auth(
+                        "ops",
+                        pb::LookupRecordsRequest {
+                            org_id: "acme".into(),
+                            subject: u.into(),
+                            module: m.into(),
+                            action: a.into(),
+                            page_size: 1000,
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let mut ids = Vec::new();
+                while let Some(page) = stream.next().await {
+                    ids.extend(page.unwrap().record_ids);
+                }
+                ids.sort();
+                out.insert((u.to_string(), m.to_string(), a.to_string()), ids);
+            }
+        }
+    }
+    out
+}
+
+fn rule_write(to: pb::MemberSet) -> pb::Write {
+    pb::Write {
+        write: Some(pb::write::Write::PutSharingRule(
+            pb::PutSharingRuleRequest {
+                org_id: String::new(),
+                actor: String::new(),
+                rule: Some(pb::SharingRule {
+                    rule_id: "east-to-support".into(),
+                    module: "Accounts".into(),
+                    from: Some(pb::MemberSet {
+                        set: Some(pb::member_set::Set::RoleId("east".into())),
+                    }),
+                    to: Some(to),
+                    access: pb::AccessLevel::ReadWrite as i32,
+                    ..Default::default()
+                }),
+            },
+        )),
+    }
+}
+
+fn to_west() -> pb::MemberSet {
+    pb::MemberSet {
+        set: Some(pb::member_set::Set::RoleId("west".into())),
+    }
+}
+
+fn desk_write() -> pb::Write {
+    pb::Write {
+        write: Some(pb::write::Write::PutGroup(pb::PutGroupRequest {
+            group: Some(pb::Group {
+                group_id: "desk".into(),
+                users: vec!["sue".into(), "sid".into()],
+                leads: vec!["wes".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+    }
+}
+
+fn as_changes(r: &pb::SimulateResponse) -> Vec<AccessChange> {
+    r.changes
+        .iter()
+        .map(|c| AccessChange {
+            subject: c.subject.clone(),
+            module: c.module.clone(),
+            action: c.action.clone(),
+            gained_count: c.gained_count,
+            lost_count: c.lost_count,
+            gained_sample: c.gained_sample.clone(),
+            lost_sample: c.lost_sample.clone(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn simulate_over_grpc_matches_the_real_writes_and_commits_nothing() {
+    let (_server, mut c, _dir) = start().await;
+    let before_doc = exported(&mut c).await;
+    let before = grpc_access(&mut c).await;
+    let answer = c
+        .admin
+        .simulate(auth(
+            "ops",
+            pb::SimulateRequest {
+                org_id: "acme".into(),
+                writes: vec![rule_write(to_west()), desk_write()],
+                sample_size: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Nothing committed: the same document at the same revision.
+    assert_eq!(exported(&mut c).await, before_doc);
+    assert_eq!(answer.revision, before_doc.1);
+    assert!(!answer.whole_org);
+    // Now for real, and LookupRecords tells what changed.
+    let real = rule_write(to_west());
+    let Some(pb::write::Write::PutSharingRule(r)) = real.write else {
+        unreachable!()
+    };
+    c.admin
+        .put_sharing_rule(auth(
+            "ops",
+            pb::PutSharingRuleRequest {
+                org_id: "acme".into(),
+                ..r
+            },
+        ))
+        .await
+        .unwrap();
+    let Some(pb::write::Write::PutGroup(g)) = desk_write().write else {
+        unreachable!()
+    };
+    c.admin
+        .put_group(auth(
+            "ops",
+            pb::PutGroupRequest {
+                org_id: "acme".into(),
+                ..g
+            },
+        ))
+        .await
+        .unwrap();
+    let after = grpc_access(&mut c).await;
+    let want = expected_changes(&before, &after, 1);
+    assert!(!want.is_empty(), "the writes change access");
+    let rank = |a: &str| ["view", "edit", "delete"].iter().position(|x| *x == a);
+    let mut want = want;
+    want.sort_by(|x, y| {
+        (&x.subject, &x.module, rank(&x.action)).cmp(&(&y.subject, &y.module, rank(&y.action)))
+    });
+    assert_eq!(as_changes(&answer), want);
+}
+
+#[tokio::test]
+async fn a_refused_simulation_gets_the_code_of_the_real_write() {
+    let (_server, mut c, _dir) = start().await;
+    let before_doc = exported(&mut c).await;
+    let simulate = |token: &'static str, writes: Vec<pb::Write>| {
+        auth(
+            token,
+            pb::SimulateRequest {
+                org_id: "acme".into(),
+                writes,
+                ..Default::default()
+            },
+        )
+    };
+    // An admin write without an actor needs the admin scope.
+    let sim = c
+        .admin
+        .simulate(simulate("granter", vec![rule_write(to_west())]))
+        .await
+        .unwrap_err();
+    let Some(pb::write::Write::PutSharingRule(r)) = rule_write(to_west()).write else {
+        unreachable!()
+    };
+    let real = c
+        .admin
+        .put_sharing_rule(auth(
+            "granter",
+            pb::PutSharingRuleRequest {
+                org_id: "acme".into(),
+                ..r
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(sim.code(), tonic::Code::PermissionDenied, "{sim:?}");
+    assert_eq!(sim.code(), real.code());
+
+    // An actor's share is decided by SPEC 3a: sue may not share erin's record.
+    let share = pb::ShareRequest {
+        org_id: "acme".into(),
+        actor: "sue".into(),
+        shares: vec![pb::Share {
+            module: "Accounts".into(),
+            record_id: "a1".into(),
+            grantee: Some(pb::Grantee {
+                grantee: Some(pb::grantee::Grantee::UserId("sid".into())),
+            }),
+            level: pb::AccessLevel::Read as i32,
+        }],
+    };
+    let sim = c
+        .admin
+        .simulate(simulate(
+            "granter",
+            vec![pb::Write {
+                write: Some(pb::write::Write::Share(share.clone())),
+            }],
+        ))
+        .await
+        .unwrap_err();
+    let real = c.grant.share(auth("granter", share)).await.unwrap_err();
+    assert_eq!(sim.code(), tonic::Code::PermissionDenied, "{sim:?}");
+    assert_eq!(sim.code(), real.code());
+    assert!(sim.message().contains("writes[0]"), "{}", sim.message());
+
+    // A write planned after another sees it: deleting the group the first
+    // write deletes is NOT_FOUND, as the second real write would be.
+    let delete_desk = || pb::Write {
+        write: Some(pb::write::Write::DeleteGroup(pb::DeleteGroupRequest {
+            group_id: "desk".into(),
+            cascade: true,
+            ..Default::default()
+        })),
+    };
+    let sim = c
+        .admin
+        .simulate(simulate("ops", vec![delete_desk(), delete_desk()]))
+        .await
+        .unwrap_err();
+    assert_eq!(sim.code(), tonic::Code::NotFound, "{sim:?}");
+    assert!(sim.message().contains("writes[1]"), "{}", sim.message());
+
+    // Bounds, each naming its field.
+    let too_many = c
+        .admin
+        .simulate(auth(
+            "ops",
+            pb::SimulateRequest {
+                org_id: "acme".into(),
+                writes: vec![desk_write(); 101],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    assert!(
+        too_many.message().starts_with("writes"),
+        "{}",
+        too_many.message()
+    );
+    let big_sample = c
+        .admin
+        .simulate(auth(
+            "ops",
+            pb::SimulateRequest {
+                org_id: "acme".into(),
+                writes: vec![desk_write()],
+                sample_size: 1_000_000,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(big_sample.code(), tonic::Code::InvalidArgument);
+    assert!(
+        big_sample.message().starts_with("sample_size"),
+        "{}",
+        big_sample.message()
+    );
+    let empty = c
+        .admin
+        .simulate(simulate("ops", vec![pb::Write { write: None }]))
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), tonic::Code::InvalidArgument);
+    assert!(
+        empty.message().starts_with("writes[0]"),
+        "{}",
+        empty.message()
+    );
+    // Nothing of any of it was committed.
+    assert_eq!(exported(&mut c).await, before_doc);
+}
+
+#[test]
+fn the_cli_prints_the_engines_simulation_and_names_a_refused_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc_path = dir.path().join("acme.yaml");
+    std::fs::write(&doc_path, DOC).unwrap();
+    let changes = "\
+- put_sharing_rule:
+    rule: {id: east-to-support, module: Accounts, from: {role: east}, to: {role: west}, access: READ_WRITE}
+- put_group: {group: {id: desk, users: [sue, sid], leads: [wes]}}
+";
+    let changes_path = dir.path().join("changes.yaml");
+    std::fs::write(&changes_path, changes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["simulate"])
+        .arg(&doc_path)
+        .arg(&changes_path)
+        .args(["--actions", "view,edit", "--sample", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same simulation in the engine, from the same files.
+    let engine = Engine::new(Direct, Limits::default());
+    engine
+        .execute(
+            "acme",
+            &Command::Import {
+                document: warden::document::parse_document(DOC).unwrap(),
+                replace: true,
+            },
+        )
+        .unwrap();
+    let writes: Vec<warden::engine::simulate::WriteDoc> =
+        warden::document::parse_typed(changes, "writes").unwrap();
+    let sim = engine
+        .simulate::<Direct>(
+            "acme",
+            &writes
+                .into_iter()
+                .map(|w| w.into_sim_write())
+                .collect::<Vec<_>>(),
+            &SimulateOptions {
+                actions: vec!["view".into(), "edit".into()],
+                sample_size: 2,
+            },
+            now(),
+        )
+        .unwrap();
+    assert!(!sim.changes.is_empty(), "the changes change access");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        warden::cli::simulation_table(&sim)
+    );
+
+    // A refused write: non-zero, naming the write and the field.
+    std::fs::write(
+        &changes_path,
+        "- put_group: {group: {id: desk, users: [sue]}}\n- put_user: {user: {id: zed, role: nowhere}}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["simulate"])
+        .arg(&doc_path)
+        .arg(&changes_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("writes[1].role"), "{err}");
+    assert!(err.contains("NOT_FOUND"), "{err}");
+}
