@@ -554,6 +554,10 @@ impl AdminService for AdminApi {
             writers.push(writer);
         }
         let r = req.into_inner();
+        // Simulated on the latest state, as the real writes would be.
+        self.warden
+            .fresh(&org_id, crate::service::Consistency::FullyConsistent)
+            .await?;
         let warden = self.warden.clone();
         // Conversion (a document to parse) and the comparison take time:
         // off the runtime's workers.
