@@ -404,14 +404,22 @@ fn options(sample: usize) -> SimulateOptions {
 fn simulate_then_apply<X: Expand>(
     engine: &Engine<X>,
     commands: &[Command],
+    actor: Option<&str>,
     sample: usize,
 ) -> Result<Option<Simulation>, TestCaseError> {
     let doc = engine.export(ORG).unwrap().0;
     let revision = engine.revision(ORG);
+    let writer = match actor {
+        Some(user) => Writer::Actor {
+            user_id: user.to_string(),
+            admin_scope: false,
+        },
+        None => Writer::Operator,
+    };
     let writes: Vec<SimWrite> = commands
         .iter()
         .map(|c| SimWrite {
-            writer: Writer::Operator,
+            writer: writer.clone(),
             command: c.clone(),
         })
         .collect();
@@ -424,7 +432,15 @@ fn simulate_then_apply<X: Expand>(
     prop_assert_eq!(&engine.export(ORG).unwrap().0, &doc);
     let mut real = Ok(());
     for c in commands {
-        if let Err(e) = engine.execute(ORG, c) {
+        // The real write path: the actor (if any) authorized against the
+        // organization as the writes before left it, then the write.
+        let done = match actor {
+            Some(user) => engine
+                .authorize(ORG, user, false, c, now())
+                .and_then(|()| engine.execute(ORG, c)),
+            None => engine.execute(ORG, c),
+        };
+        if let Err(e) = done {
             real = Err(e);
             break;
         }
@@ -497,7 +513,9 @@ proptest! {
         for round in 0..3 {
             let current = engine.export(ORG).unwrap().0;
             let commands: Vec<Command> = (0..count).map(|i| random_write(&mut rng, &current, round * 10 + i)).collect();
-            simulate_then_apply(&engine, &commands, sample)?;
+            // Sometimes made by a user of the organization, authorized by SPEC 3a.
+            let actor = rng.chance(30).then(|| rng.pick(&current.users).id.clone());
+            simulate_then_apply(&engine, &commands, actor.as_deref(), sample)?;
         }
     }
 
