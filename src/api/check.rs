@@ -38,19 +38,31 @@ impl CheckApi {
     }
 
     async fn one(&self, r: pb::CheckRequest) -> Result<pb::CheckResponse, Status> {
-        let (org, req, consistency) = convert::check_from(r)?;
-        self.fresh(&org, consistency).await?;
-        let (d, rev) = self.warden.engine().check(&org, &req, Utc::now())?;
-        tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
-            allowed = d.allowed, reason = d.reason.as_str(), "check");
-        // Fields the Check span declares (a CheckBulk span ignores them).
-        tracing::Span::current()
-            .record("decision", if d.allowed { "ALLOW" } else { "DENY" })
-            .record("reason", d.reason.as_str())
-            .record("revision", rev);
-        crate::telemetry::decision(&org, &req, &d, rev);
-        Ok(convert::decision(d, rev))
+        check_one(&self.warden, r).await
     }
+}
+
+/// One check, the caller's scope and organization already verified: the
+/// path every transport (gRPC Check and CheckBulk, the console) takes, so
+/// they answer alike.
+pub(crate) async fn check_one(
+    warden: &Warden,
+    r: pb::CheckRequest,
+) -> Result<pb::CheckResponse, Status> {
+    let (org, req, consistency) = convert::check_from(r)?;
+    // A malformed id is refused before any wait for freshness.
+    warden.engine().check_org_id(&org)?;
+    warden.fresh(&org, consistency).await?;
+    let (d, rev) = warden.engine().check(&org, &req, Utc::now())?;
+    tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
+        allowed = d.allowed, reason = d.reason.as_str(), "check");
+    // Fields the Check span declares (a CheckBulk span ignores them).
+    tracing::Span::current()
+        .record("decision", if d.allowed { "ALLOW" } else { "DENY" })
+        .record("reason", d.reason.as_str())
+        .record("revision", rev);
+    crate::telemetry::decision(&org, &req, &d, rev);
+    Ok(convert::decision(d, rev))
 }
 
 type PageStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
