@@ -149,6 +149,10 @@ pub struct ServeConfig {
     /// (unset: OTEL_EXPORTER_OTLP_ENDPOINT; neither: no export).
     #[arg(long, env = "WARDEN_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Address of the web console and its JSON API, e.g. 127.0.0.1:8080
+    /// (port 0: any free port; the chosen address is printed; unset: off).
+    #[arg(long, env = "WARDEN_CONSOLE_LISTEN")]
+    pub console_listen: Option<SocketAddr>,
     /// Address of the Prometheus endpoint `/metrics`, e.g. 0.0.0.0:9464 (unset: off).
     #[arg(long, env = "WARDEN_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod document;
 pub mod engine;
 pub mod fuzzing;

@@ -171,7 +171,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                     .saturating_add(IMPORT_MESSAGE_MARGIN),
             )
             .max_encoding_message_size(MAX_EXPORT_BYTES),
-        auth(tokens),
+        auth(tokens.clone()),
     );
 
     let listener = TcpListener::bind(config.listen)
@@ -210,6 +210,21 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             warden.clone(),
             halt_rx.clone(),
         ));
+    }
+    // The console is bound before the gRPC line is printed, so a client
+    // that waits for that line finds the console's line before it.
+    if let Some(at) = config.console_listen {
+        let console = TcpListener::bind(at)
+            .await
+            .with_context(|| format!("--console-listen {at}"))?;
+        println!("warden console listening on {}", console.local_addr()?);
+        let app = crate::console::router(warden.clone(), tokens.clone());
+        let halt = halt_rx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::console::serve(console, app, halt).await {
+                tracing::error!(error = %e, "the console stopped serving");
+            }
+        });
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<()>();
