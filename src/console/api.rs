@@ -54,6 +54,14 @@ pub fn routes(console: Console) -> Router {
         .fallback(|| async {
             ApiError::from(Status::not_found("path: no such console API endpoint"))
         })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            let body = json!({
+                "code": "UNIMPLEMENTED",
+                "field": "method",
+                "message": format!("method: {method} is not served here (the console API is read-only)"),
+            });
+            (StatusCode::METHOD_NOT_ALLOWED, Json(body))
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(console)
 }

@@ -291,3 +291,51 @@ impl Server {
         self.child.try_wait().ok().flatten()
     }
 }
+
+impl Server {
+    /// Starts a server on a fresh SQLite file with `--console-listen
+    /// 127.0.0.1:0`, extra arguments and environment, and returns it with
+    /// the console's address (the line it prints before the gRPC one).
+    pub fn start_with_console(args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
+            .args(["--log", "error", "--console-listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut console = None;
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("warden console listening on ") {
+                        console = Some(a.to_string());
+                    }
+                    if let Some(a) = line.strip_prefix("warden listening on ") {
+                        break a.to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().ok();
+                    panic!("warden serve exited before listening: {status:?}");
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let console = console.expect("the console's address is printed before the gRPC one");
+        let server = Server {
+            child,
+            addr,
+            store,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            _dir: Some(dir),
+        };
+        (server, console)
+    }
+}

@@ -154,6 +154,8 @@ function stepItem(step, decides) {
 async function runCheck(event) {
   event.preventDefault();
   showError(null);
+  // Hidden until this check's answer is in, so nobody reads the last one.
+  $("answer").hidden = true;
   const request = {
     subject: $("subject").value,
     module: $("module").value,
@@ -185,6 +187,8 @@ async function runCheck(event) {
     steps.forEach((s, i) => { if (word(s.reason) === word(answer.reason)) deciding = i; });
     $("trace").replaceChildren(...steps.map((s, i) => stepItem(s, i === deciding)));
     $("answer").hidden = false;
+    // On a phone the answer is below the form: bring it into view.
+    $("answer").scrollIntoView({ block: "nearest" });
   } catch (e) {
     $("answer").hidden = true;
     showError(e);
