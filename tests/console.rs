@@ -167,7 +167,10 @@ fn the_api_needs_the_token_and_scopes_of_grpc_and_answers_errors_as_json() {
         Some("console-token"),
         None,
     );
-    assert_eq!((status, e["code"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(
+        (status, e["code"].as_str(), e["field"].as_str()),
+        (404, Some("NOT_FOUND"), Some("module"))
+    );
 
     // Simulate is not in this build: the endpoint says so and runs nothing.
     let (status, e) = http_json(

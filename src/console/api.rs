@@ -107,8 +107,15 @@ fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// The field a status message names: messages are written `field: rule`.
+/// The field a status message names: messages are written `field: rule`,
+/// and an unknown id `kind 'id' not found (field)`.
 fn field_of(message: &str) -> &str {
+    if let Some(field) = message
+        .rsplit_once(" not found (")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+    {
+        return field;
+    }
     match message.split_once(": ") {
         Some((field, _))
             if !field.is_empty()
@@ -417,6 +424,7 @@ mod tests {
         assert_eq!(field_of("checks[2].subject: too long"), "checks[2].subject");
         assert_eq!(field_of("the credential needs the check scope"), "");
         assert_eq!(field_of("a sentence: with a colon"), "");
+        assert_eq!(field_of("module 'Nope' not found (module)"), "module");
     }
 
     #[test]
