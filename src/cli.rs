@@ -245,6 +245,20 @@ fn plain(v: &serde_json::Value) -> String {
     }
 }
 
+/// The step that decided: the first naming the answer's reason at the
+/// answer's level (SPEC: the highest level, ties to the first path), else
+/// the last naming its reason (a step that gives no level, such as ADMIN).
+fn deciding_step(steps: &[serde_json::Value], reason: &str, level: &str) -> Option<usize> {
+    steps
+        .iter()
+        .position(|s| enum_word(&s["reason"]) == reason && enum_word(&s["level"]) == level)
+        .or_else(|| {
+            steps
+                .iter()
+                .rposition(|s| enum_word(&s["reason"]) == reason)
+        })
+}
+
 /// The decision and its trace as a tree: one branch per step or path with
 /// its level and detail, every other field the step carries beneath it,
 /// and the step that decided marked.
@@ -266,11 +280,7 @@ pub fn explain_tree(response: &crate::api::pb::CheckResponse) -> String {
         let _ = writeln!(out, "(no trace)");
         return out;
     }
-    // The last step naming the answer's reason is the one that decided
-    // (earlier ones of that reason are paths that also gave access).
-    let deciding = steps
-        .iter()
-        .rposition(|s| enum_word(&s["reason"]) == reason);
+    let deciding = deciding_step(&steps, &reason, &enum_word(&whole["level"]));
     let _ = writeln!(out, "trace");
     for (i, step) in steps.iter().enumerate() {
         let last = i + 1 == steps.len();
@@ -312,4 +322,67 @@ pub fn explain_tree(response: &crate::api::pb::CheckResponse) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+// `..Default::default()` on messages whose fields are all given today keeps
+// these tests compiling when the trace gains fields.
+#[allow(clippy::needless_update)]
+mod tests {
+    use super::*;
+    use crate::api::pb;
+
+    fn step(reason: pb::Reason, level: pb::AccessLevel, detail: &str) -> pb::TraceStep {
+        pb::TraceStep {
+            reason: reason as i32,
+            level: level as i32,
+            detail: detail.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_tree_marks_the_path_at_the_answers_level_and_only_it() {
+        use pb::{AccessLevel as L, Reason as R};
+        let response = pb::CheckResponse {
+            allowed: true,
+            reason: R::SharingRule as i32,
+            level: L::ReadWrite as i32,
+            revision: "7".into(),
+            trace: vec![
+                step(R::Profile, L::None, "profile 'std' allows edit"),
+                step(R::SharingRule, L::Read, "sharing rule 'a'"),
+                step(R::SharingRule, L::ReadWrite, "sharing rule 'b'"),
+                step(R::ManualShare, L::Read, "share to user 'x'"),
+            ],
+            ..Default::default()
+        };
+        let tree = explain_tree(&response);
+        let lines: Vec<&str> = tree.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ALLOW (SHARING_RULE), record level READ_WRITE, revision 7"
+        );
+        let marked: Vec<&&str> = lines.iter().filter(|l| l.contains("◀ decides")).collect();
+        assert_eq!(marked, [&"├─ SHARING_RULE [READ_WRITE]  ◀ decides"]);
+        assert!(tree.contains("│     sharing rule 'a'"), "{tree}");
+        assert!(tree.contains("└─ MANUAL_SHARE [READ]"), "{tree}");
+    }
+
+    #[test]
+    fn a_denial_without_a_trace_says_so() {
+        let response = pb::CheckResponse {
+            allowed: false,
+            reason: pb::Reason::UnknownSubject as i32,
+            level: pb::AccessLevel::None as i32,
+            revision: "1".into(),
+            trace: Vec::new(),
+            ..Default::default()
+        };
+        let tree = explain_tree(&response);
+        assert_eq!(
+            tree,
+            "DENY (UNKNOWN_SUBJECT), record level NONE, revision 1\n(no trace)\n"
+        );
+    }
 }

@@ -181,10 +181,12 @@ async function runCheck(event) {
     $("level").textContent = word(answer.level);
     $("revision").textContent = answer.revision;
     const steps = answer.trace || [];
-    // The last step naming the answer's reason decided; earlier ones of
-    // that reason are other paths that also gave access.
-    let deciding = -1;
-    steps.forEach((s, i) => { if (word(s.reason) === word(answer.reason)) deciding = i; });
+    // The step that decided: the first naming the answer's reason at the
+    // answer's level (the highest level, ties to the first path), else the
+    // last naming its reason (a step that gives no level, such as ADMIN).
+    const same = (s) => word(s.reason) === word(answer.reason);
+    let deciding = steps.findIndex((s) => same(s) && word(s.level) === word(answer.level));
+    if (deciding < 0) steps.forEach((s, i) => { if (same(s)) deciding = i; });
     $("trace").replaceChildren(...steps.map((s, i) => stepItem(s, i === deciding)));
     $("answer").hidden = false;
     // On a phone the answer is below the form: bring it into view.
