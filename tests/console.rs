@@ -597,6 +597,24 @@ async fn in_a_real_browser_the_console_shows_grpc_checks_answers_and_the_policy_
         }
     }
 
+    // A trace step's fields beyond reason, level and detail (richer
+    // explanations to come) are shown as they come, empty ones left out.
+    let shown = c
+        .execute(
+            "const li = stepItem({reason: 'REASON_OWNER', level: 'ACCESS_LEVEL_NONE', detail: 'd', \
+               why_not: \"not the owner: owner is user 'ray'\", would_grant: ['READ', 'READ_WRITE'], empty: ''}, false); \
+             return [li.querySelector(\"dd[data-field='why_not']\").textContent, \
+                     li.querySelector(\"dd[data-field='would_grant']\").textContent, \
+                     li.querySelectorAll('dd').length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        json!(["not the owner: owner is user 'ray'", "READ, READ_WRITE", 2])
+    );
+
     // The role tree nests as the document does, with each role's users.
     c.find(Locator::Css("#nav-roles"))
         .await
