@@ -151,6 +151,34 @@ fn the_api_needs_the_token_and_scopes_of_grpc_and_answers_errors_as_json() {
         (400, Some("INVALID_ARGUMENT"), Some("field"))
     );
     assert!(e.get("allowed").is_none());
+    for (body, field) in [
+        (
+            r#"{"subject":"sp","module":"Leads","action":"view","at":"yesterday"}"#,
+            "at",
+        ),
+        (
+            r#"{"subject":"sp","module":"Leads","action":"view","colour":"red"}"#,
+            "body",
+        ),
+        (
+            r#"{"subject":"sp","module":"Leads","action":"view","assign_to":{"user_id":7}}"#,
+            "assign_to.user_id",
+        ),
+        (r#"["not", "an", "object"]"#, "body"),
+    ] {
+        let (status, e) = http_json(
+            &console,
+            "POST",
+            &format!("/api/orgs/{ORG}/check"),
+            Some("console-token"),
+            Some(body),
+        );
+        assert_eq!(
+            (status, e["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {e}"
+        );
+    }
     let other = r#"{"org_id":"elsewhere","subject":"sp","module":"Leads","action":"view"}"#;
     let (status, e) = http_json(
         &console,

@@ -389,7 +389,7 @@ async fn check(
         }
     }
     let request: pb::CheckRequest = crate::console::proto_from_json(json, "warden.v1.CheckRequest")
-        .map_err(|e| ApiError(Status::invalid_argument(format!("body: {e}"))))?;
+        .map_err(|e| ApiError(Status::invalid_argument(e)))?;
     let answer = crate::api::check::check_one(&c.warden, request).await?;
     let json = crate::console::proto_json(&answer, "warden.v1.CheckResponse").map_err(|e| {
         tracing::error!(error = %e, "console: a check answer could not be written as JSON");

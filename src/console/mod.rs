@@ -118,12 +118,23 @@ pub fn proto_json<M: prost::Message>(
 }
 
 /// A protobuf message read from protobuf JSON (the inverse of
-/// [`proto_json`]); an error names the field that did not fit.
+/// [`proto_json`]); an error is `path: what is wrong`, naming the field
+/// that did not fit (`body` when it is the whole).
 pub fn proto_from_json<M: prost::Message + Default>(
     json: serde_json::Value,
     full_name: &str,
 ) -> Result<M, String> {
     let descriptor = message_descriptor(full_name)?;
-    let dynamic = DynamicMessage::deserialize(descriptor, json).map_err(|e| e.to_string())?;
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(json, &mut track);
+    let dynamic = DynamicMessage::deserialize(descriptor, tracked).map_err(|e| {
+        let path = track.path().to_string();
+        let path = if path.is_empty() || path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        format!("{path}: {e}")
+    })?;
     dynamic.transcode_to::<M>().map_err(|e| e.to_string())
 }
