@@ -350,4 +350,18 @@ mod tests {
             .serve;
         assert!(!c.masked().contains("pw0rd"));
     }
+
+    #[test]
+    fn the_console_is_off_by_default_and_takes_an_address() {
+        let c = Cli::try_parse_from(["warden"]).unwrap().serve;
+        assert!(c.console_listen.is_none());
+        let c = Cli::try_parse_from(["warden", "--console-listen", "127.0.0.1:0"])
+            .unwrap()
+            .serve;
+        assert_eq!(
+            c.console_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert!(Cli::try_parse_from(["warden", "--console-listen", "nowhere"]).is_err());
+    }
 }
