@@ -15,6 +15,7 @@ pub mod document;
 pub mod engine;
 pub mod fuzzing;
 pub mod generate;
+pub mod http;
 pub mod server;
 pub mod service;
 pub mod store;
