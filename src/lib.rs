@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
+pub mod authzen;
 pub mod bus;
 pub mod cache;
 pub mod cli;
