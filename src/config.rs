@@ -341,6 +341,10 @@ mod tests {
         let c = Cli::try_parse_from(["warden"]).unwrap().serve;
         assert!(c.otlp_endpoint.is_none() && c.metrics_listen.is_none());
         assert!(c.authzen_listen.is_none());
+        let c = Cli::try_parse_from(["warden", "--authzen-listen", "0.0.0.0:8080"])
+            .unwrap()
+            .serve;
+        assert_eq!(c.authzen_listen.map(|a| a.port()), Some(8080));
         assert_eq!(c.decision_log, DecisionLogSink::Off);
         let c = Cli::try_parse_from(["warden", "--decision-log-sample", "1.5"])
             .unwrap()

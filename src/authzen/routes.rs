@@ -69,11 +69,21 @@ async fn decide(
         .map_err(|e| mapping::service_error(e, prefix))?;
     tracing::debug!(org = %org_id, subject = %q.req.subject, module = %q.req.module, action = %q.req.action,
         allowed = d.allowed, reason = d.reason.as_str(), "authzen evaluation");
+    // Fields the evaluation span declares (an evaluations span ignores them).
+    tracing::Span::current()
+        .record(
+            "action",
+            crate::engine::error::bounded(&q.req.action).as_ref(),
+        )
+        .record("decision", if d.allowed { "ALLOW" } else { "DENY" })
+        .record("reason", d.reason.as_str())
+        .record("revision", rev);
     Ok(mapping::decision(&d, rev))
 }
 
 /// `POST /orgs/{org_id}/access/v1/evaluation`.
-#[tracing::instrument(name = "authzen.evaluation", skip_all, fields(org = %crate::engine::error::bounded(&org_id)))]
+#[tracing::instrument(name = "authzen.evaluation", skip_all, fields(org = %crate::engine::error::bounded(&org_id),
+    action = tracing::field::Empty, decision = tracing::field::Empty, reason = tracing::field::Empty, revision = tracing::field::Empty))]
 pub async fn evaluation(
     State(s): State<AuthzenState>,
     Path(org_id): Path<String>,
