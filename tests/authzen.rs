@@ -425,6 +425,7 @@ async fn resource_search_pages_walk_lookup_records_exactly() {
             let results = answer["results"].as_array().unwrap();
             assert!(results.len() <= 10);
             assert_eq!(answer["page"]["count"], results.len());
+            assert_eq!(answer["page"]["total"], grpc.len());
             for r in results {
                 assert_eq!(r["type"], "Leads");
                 walked.push(r["id"].as_str().unwrap().to_string());

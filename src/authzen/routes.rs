@@ -238,6 +238,7 @@ fn nothing<T>(reason: &'static str) -> SearchAnswer<T> {
         page: PageAnswer {
             next_token: String::new(),
             count: 0,
+            total: Some(0),
         },
         context: SearchContext {
             revision: None,
@@ -295,6 +296,7 @@ pub async fn search_resource(
         page: PageAnswer {
             next_token,
             count: ids.len(),
+            total: Some(view.ids.ids.len()),
         },
         context: SearchContext {
             revision: Some(view.revision.to_string()),
@@ -421,6 +423,7 @@ pub async fn search_subject(
         page: PageAnswer {
             next_token,
             count: chosen.len(),
+            total: Some(users.len()),
         },
         context: SearchContext {
             revision: Some(revision.to_string()),
@@ -495,6 +498,7 @@ pub async fn search_action(
         page: PageAnswer {
             next_token: String::new(),
             count: allowed.len(),
+            total: None,
         },
         context: SearchContext {
             revision,

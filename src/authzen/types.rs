@@ -226,6 +226,9 @@ pub struct PageAnswer {
     pub next_token: String,
     /// Results in this answer.
     pub count: usize,
+    /// Results of the whole search (absent where not known: action search).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
 }
 
 /// The `context` of a search answer.
