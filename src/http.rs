@@ -346,10 +346,13 @@ pub async fn serve(
     let incoming = crate::transport::incoming(listener, options.limits);
     futures::pin_mut!(incoming);
     let (closing_tx, closing_rx) = watch::channel(false);
-    let open = Arc::new(());
+    let mut open = tokio::task::JoinSet::new();
     loop {
         let stream = tokio::select! {
             s = incoming.next() => s,
+            // Finished connections are reaped as they end, so the set
+            // holds only open ones.
+            Some(_) = open.join_next(), if !open.is_empty() => continue,
             _ = halt.changed() => None,
         };
         let Some(Ok(stream)) = stream else {
@@ -358,9 +361,7 @@ pub async fn serve(
         let router = router.clone();
         let options = options.clone();
         let closing = closing_rx.clone();
-        let open = open.clone();
-        tokio::spawn(async move {
-            let _open = open;
+        open.spawn(async move {
             match options.tls.clone() {
                 None => connection(stream, router, &options, closing).await,
                 Some(tls) => {
@@ -378,10 +379,16 @@ pub async fn serve(
         });
     }
     let _ = closing_tx.send(true);
-    // Every connection task holds a clone of `open`: wait for them to end.
-    let deadline = tokio::time::Instant::now() + options.drain;
-    while Arc::strong_count(&open) > 1 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let drained = tokio::time::timeout(options.drain, async {
+        while open.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        // Dropping the set aborts the connections still open.
+        info!(
+            left = open.len(),
+            "HTTP drain deadline passed; closing connections"
+        );
     }
     info!("HTTP listener stopped");
 }
