@@ -1021,13 +1021,26 @@ async fn a_huge_body_is_refused_413_and_changes_nothing() {
     let az = Authzen::new(&addr);
     let mut big = item("u00", "view", "L000");
     big["context"] = json!({"padding": "x".repeat(5 << 20)});
-    let (status, answer) = az.post("huge", "evaluation", &big).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    let url = format!("http://{addr}/orgs/huge/access/v1/evaluation");
+    // HTTP/2 carries the early answer while the client still sends.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = h2.post(&url).json(&big).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let answer: Value = resp.json().await.unwrap();
     assert_eq!(answer["error"]["status"], 413);
     assert!(answer["error"]["message"]
         .as_str()
         .unwrap()
         .starts_with("body: "));
+    // HTTP/1.1 closes the connection after the answer: a client still
+    // writing may see the close before it reads the 413; it is never served.
+    match reqwest::Client::new().post(&url).json(&big).send().await {
+        Ok(resp) => assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
     // The server still answers, at the same revision.
     let (status, a) = az
         .post("huge", "evaluation", &item("u00", "view", "L000"))
@@ -1042,19 +1055,38 @@ async fn a_body_streamed_past_the_limit_is_refused_413() {
     // No Content-Length: the limit applies while the body is read.
     let (_server, addr) = Server::start_authzen(&[], &[]);
     let chunk = bytes::Bytes::from(vec![b' '; 64 << 10]);
-    let mut chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-        vec![Ok(bytes::Bytes::from_static(b"{\"pad\": \""))];
-    chunks.extend((0..100).map(|_| Ok(chunk.clone())));
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/orgs/x/access/v1/evaluation"))
+    let chunks = || {
+        let mut chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+            vec![Ok(bytes::Bytes::from_static(b"{\"pad\": \""))];
+        chunks.extend((0..100).map(|_| Ok(chunk.clone())));
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+    };
+    let url = format!("http://{addr}/orgs/x/access/v1/evaluation");
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = h2
+        .post(&url)
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .body(chunks())
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["status"], 413);
+    // Over HTTP/1.1 the close may reach the client before the answer.
+    let http1 = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(chunks())
+        .send()
+        .await;
+    match http1 {
+        Ok(resp) => assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
