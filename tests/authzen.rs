@@ -138,6 +138,7 @@ async fn every_scenario_check_answers_as_grpc_check_does() {
         }
         let revision = import(&mut c, &text).await;
         let org = &scenario.document.organization;
+        let mut singles = Vec::new();
         for (i, check) in scenario.checks.iter().enumerate() {
             let grpc = c
                 .check
@@ -198,7 +199,23 @@ async fn every_scenario_check_answers_as_grpc_check_does() {
                     check.reason
                 ));
             }
+            singles.push(answer);
             ran += 1;
+        }
+        // The whole file's checks as one evaluations list answer as they
+        // did one by one.
+        if !scenario.checks.is_empty() {
+            let list: Vec<Value> = scenario
+                .checks
+                .iter()
+                .map(|check| evaluation_of(check, &revision))
+                .collect();
+            let (status, batch) = az
+                .post(org, "evaluations", &json!({"evaluations": list}))
+                .await;
+            if status != StatusCode::OK || batch["evaluations"] != Value::Array(singles.clone()) {
+                failures.push(format!("{}: evaluations {status} differ", file.display()));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -1181,4 +1198,67 @@ async fn sigterm_stops_the_authzen_listener_with_the_server() {
         .send()
         .await;
     assert!(after.is_err(), "nothing listens after the stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subject_search_with_a_time_keeps_those_on_shift_as_lookup_subjects_does() {
+    let (server, addr) = Server::start_authzen(&[], &[]);
+    let mut c = server.clients().await;
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/scenarios/shifts-time-zones.yaml"),
+    )
+    .unwrap();
+    let scenario = parse_scenario(&text).unwrap();
+    import(&mut c, &text).await;
+    let org = &scenario.document.organization;
+    let az = Authzen::new(&addr);
+    let times = [
+        None,
+        Some("2026-11-23T01:00:00Z"),
+        Some("2026-11-23T10:00:00Z"),
+        Some("2026-11-25T12:00:00Z"),
+    ];
+    let mut answers = HashSet::new();
+    for record in &scenario.document.records {
+        for at in times {
+            let mut grpc = Vec::new();
+            let mut stream = c
+                .check
+                .lookup_subjects(pb::LookupSubjectsRequest {
+                    org_id: org.clone(),
+                    module: record.module.clone(),
+                    record_id: record.id.clone(),
+                    action: "view".into(),
+                    on_shift_at: at.map(|t| {
+                        warden::api::convert::timestamp(
+                            chrono::DateTime::parse_from_rfc3339(t).unwrap().into(),
+                        )
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            while let Some(page) = stream.message().await.unwrap() {
+                grpc.extend(page.user_ids);
+            }
+            let mut body = json!({"subject": {"type": "user"}, "action": {"name": "view"},
+                                  "resource": {"type": record.module, "id": record.id}});
+            if let Some(t) = at {
+                body["context"] = json!({"time": t});
+            }
+            let (status, answer) = az.post(org, "search/subject", &body).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            let got: Vec<String> = answer["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(got, grpc, "{} at {at:?}", record.id);
+            answers.insert(got);
+        }
+    }
+    assert!(answers.len() > 2, "the time changes who may: {answers:?}");
 }
