@@ -426,3 +426,44 @@ async fn connection<IO>(
         debug!(error = %e, "HTTP connection ended while closing");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_json_with_the_status_and_401_names_the_scheme() {
+        let e = HttpError::from(Status::unauthenticated("authorization: unknown token"));
+        assert_eq!(e.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            e.body(),
+            serde_json::json!({"error": {"status": 401, "message": "authorization: unknown token"}})
+        );
+        let r = e.into_response();
+        assert!(r.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        assert_eq!(http_status(Code::PermissionDenied), StatusCode::FORBIDDEN);
+        assert_eq!(
+            http_status(Code::ResourceExhausted),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            http_status(Code::DeadlineExceeded),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        // A huge message is cut, as gRPC's are.
+        let long = HttpError::bad_request("subject.id", "x".repeat(1 << 20));
+        assert!(long.message.len() < 5000);
+    }
+
+    #[test]
+    fn store_failures_keep_their_details_out_of_the_body() {
+        let e = HttpError::from(ServiceError::Store(crate::store::StoreError::Backend(
+            "password=hunter2 at db:5432".into(),
+        )));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+    }
+}
