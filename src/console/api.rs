@@ -21,7 +21,7 @@ use crate::service::{Consistency, Warden};
 
 /// Largest request body: a check is a few hundred bytes; a pasted change
 /// for What if may be larger.
-const MAX_BODY_BYTES: usize = 1 << 20;
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Default and largest page of record ids for the record picker.
 const RECORD_PAGE: usize = 200;
@@ -194,10 +194,8 @@ impl Console {
         let caller = self.caller(headers)?;
         caller.require(scopes)?;
         caller.require_org(org_id)?;
-        // A malformed id is refused before any wait for freshness.
-        self.warden.engine().check_org_id(org_id)?;
         self.warden
-            .fresh(org_id, Consistency::MinimizeLatency)
+            .fresh_org(org_id, Consistency::MinimizeLatency)
             .await?;
         Ok(())
     }
@@ -390,7 +388,9 @@ async fn check(
     }
     let request: pb::CheckRequest = crate::console::proto_from_json(json, "warden.v1.CheckRequest")
         .map_err(|e| ApiError(Status::invalid_argument(e)))?;
-    let answer = crate::api::check::check_one(&c.warden, request).await?;
+    let (org, req, consistency) = crate::api::convert::check_from(request)?;
+    let (decision, revision) = c.warden.decide(&org, &req, consistency).await?;
+    let answer = crate::api::convert::decision(decision, revision);
     let json = crate::console::proto_json(&answer, "warden.v1.CheckResponse").map_err(|e| {
         tracing::error!(error = %e, "console: a check answer could not be written as JSON");
         ApiError(Status::internal("the answer could not be written as JSON"))

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
-use tokio::net::TcpListener;
 
 use crate::api::auth::Tokens;
 use crate::api::pb;
@@ -64,25 +63,6 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// Serves `app` on `listener` until `halt` turns true. A plain
-/// `axum::serve` for now; the shared HTTP serving (TLS, limits) replaces
-/// it when it lands.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    mut halt: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !*halt.borrow() {
-                if halt.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await
 }
 
 fn descriptors() -> Result<&'static DescriptorPool, String> {
