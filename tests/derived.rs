@@ -31,7 +31,14 @@ fn fields(
     record: Option<&str>,
 ) -> (Vec<(String, FieldLevel)>, AccessLevel) {
     let (a, _) = e
-        .check_fields("sharing-demo", subject, "Accounts", record, Utc::now())
+        .check_fields(
+            "sharing-demo",
+            subject,
+            "Accounts",
+            record,
+            None,
+            Utc::now(),
+        )
         .unwrap();
     (a.fields, a.record_level)
 }
@@ -68,11 +75,18 @@ fn fields_take_the_union_of_profiles_capped_by_record_access() {
     assert_eq!(levels(&f), [Hidden, Hidden, Hidden]);
     // Unknown module or record: NOT_FOUND.
     let err = e
-        .check_fields("sharing-demo", "bo", "Nope", None, Utc::now())
+        .check_fields("sharing-demo", "bo", "Nope", None, None, Utc::now())
         .unwrap_err();
     assert_eq!(err.code(), "NOT_FOUND");
     let err = e
-        .check_fields("sharing-demo", "bo", "Accounts", Some("nope"), Utc::now())
+        .check_fields(
+            "sharing-demo",
+            "bo",
+            "Accounts",
+            Some("nope"),
+            None,
+            Utc::now(),
+        )
         .unwrap_err();
     assert_eq!(err.code(), "NOT_FOUND");
 }

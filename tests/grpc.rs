@@ -77,7 +77,7 @@ async fn every_scenario_imported_and_checked_over_grpc() {
                 at: check.at.map(convert::timestamp),
                 consistency: consistency_at(&revision),
                 explain: i % 2 == 0,
-                record: None,
+                record: check.described.as_ref().map(convert::described),
                 assign_to: check.assign_to.as_ref().map(convert::owner),
             };
             let resp = c.check.check(req).await.unwrap().into_inner();

@@ -116,11 +116,16 @@ impl CheckService for CheckApi {
         self.fresh(&r.org_id, convert::consistency(r.consistency)?)
             .await?;
         let record = (!r.record_id.is_empty()).then_some(r.record_id.as_str());
+        let described = match r.record {
+            Some(d) => Some(convert::record_description("record", d)?),
+            None => None,
+        };
         let (answer, rev) = self.warden.engine().check_fields(
             &r.org_id,
             &r.subject,
             &r.module,
             record,
+            described.as_ref(),
             Utc::now(),
         )?;
         Ok(Response::new(pb::CheckFieldsResponse {

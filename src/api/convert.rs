@@ -160,6 +160,19 @@ pub fn record_description(
     })
 }
 
+/// The protobuf message of a described record.
+pub fn described(d: &crate::engine::model::RecordDescription) -> pb::RecordDescription {
+    pb::RecordDescription {
+        owner: Some(owner(&d.owner)),
+        private: d.private,
+        attributes: d
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
 /// An optional owner: absent when the message or its oneof is unset.
 pub fn owner_opt(o: Option<pb::Owner>) -> Option<OwnerRef> {
     owner_from("", o).ok()

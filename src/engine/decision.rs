@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::described::{described_owner, record_view, RecordView};
 use super::error::{Error, Result};
 use super::expand::Expand;
 use super::model::{
@@ -12,7 +13,7 @@ use super::model::{
     UserKind,
 };
 use super::org::{
-    GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, Record, User, UserIx,
+    GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, User, UserIx,
 };
 
 /// A question: may `subject` do `action` in `module` (to `record`, on `field`)?
@@ -302,13 +303,27 @@ pub fn decide<X: Expand + ?Sized>(
         return Ok(trace.finish(true, Reason::Profile, AccessLevel::None));
     };
 
-    // Step 6.
-    let Some(record) = module.records.get(record_id.as_str()) else {
+    // Step 6: the record described in the request, else the stored one.
+    let Some(record) = record_view(org, module, record_id, req.described.as_ref())? else {
         trace.add(Reason::UnknownRecord, AccessLevel::None, || {
             format!("no record '{record_id}' in '{}'", req.module)
         });
         return Ok(trace.finish(false, Reason::UnknownRecord, AccessLevel::None));
     };
+    trace.add(Reason::UnknownRecord, AccessLevel::None, || {
+        let source = if record.described {
+            "described in the request"
+        } else {
+            "stored"
+        };
+        format!(
+            "record '{}' of '{}' is {source}: owner {}{}",
+            record.id,
+            req.module,
+            owner_words(org, record.owner),
+            if record.private { ", private" } else { "" }
+        )
+    });
 
     // Step 7.
     let best = record_level(
@@ -364,6 +379,12 @@ fn validate_shape(req: &CheckRequest) -> Result<()> {
             "only the assign action takes assign_to",
         ));
     }
+    if req.described.is_some() && req.record.is_none() {
+        return Err(Error::invalid(
+            "record_id",
+            "a described record needs the record_id it describes",
+        ));
+    }
     if req.action == "assign" && req.record.is_some() && req.assign_to.is_none() {
         return Err(Error::invalid("assign_to", "assign needs the new owner"));
     }
@@ -388,6 +409,9 @@ fn validate_against(org: &OrgState, req: &CheckRequest) -> Result<()> {
                 ));
             }
         }
+    }
+    if let Some(d) = &req.described {
+        described_owner(org, &d.owner)?;
     }
     if let Some(target) = &req.assign_to {
         if org.resolve_owner(target).is_none() {
@@ -417,7 +441,7 @@ pub(crate) struct Paths<'a> {
     pub(crate) subject: &'a User,
     pub(crate) module_ix: ModuleIx,
     pub(crate) module: &'a Module,
-    pub(crate) record: &'a Record,
+    pub(crate) record: RecordView<'a>,
 }
 
 /// The highest level of step 7 and the first path that gave it.
@@ -569,7 +593,7 @@ pub(crate) fn record_level<X: Expand + ?Sized>(
     }
 
     // Manual shares.
-    for share in &p.record.shares {
+    for share in p.record.shares {
         if !best.worth(share.level, trace) {
             continue;
         }
@@ -590,6 +614,14 @@ pub(crate) fn record_level<X: Expand + ?Sized>(
         }
     }
     best
+}
+
+/// An owner as an explanation names it: `user 'ray'`, `group 'east'`.
+pub(crate) fn owner_words(org: &OrgState, owner: Owner) -> String {
+    match owner {
+        Owner::User(u) => format!("user '{}'", org.user_id(u)),
+        Owner::Group(g) => format!("group '{}'", org.group_id(g)),
+    }
 }
 
 /// Whether `s` is a superior of `o` in the organization's hierarchy mode.

@@ -12,9 +12,10 @@ use super::decision::{
     decide, field_level, module_grant, profile_allows, record_level, resolve_subject, CheckRequest,
     Paths, ShiftTime, Subject, Trace,
 };
+use super::described::record_view;
 use super::error::{Error, Result};
 use super::expand::Expand;
-use super::model::{AccessLevel, FieldLevel, HierarchyMode, OwnerRef, UserKind};
+use super::model::{AccessLevel, FieldLevel, HierarchyMode, OwnerRef, RecordDescription, UserKind};
 use super::org::{GranteeIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, RoleIx, UserIx};
 
 /// The effective level of every field of a module for one subject.
@@ -35,6 +36,7 @@ pub fn check_fields<X: Expand + ?Sized>(
     subject: &str,
     module_id: &str,
     record_id: Option<&str>,
+    described: Option<&RecordDescription>,
     at: DateTime<Utc>,
 ) -> Result<FieldsAnswer> {
     let (module_ix, module) = org
@@ -42,11 +44,15 @@ pub fn check_fields<X: Expand + ?Sized>(
         .by_id(module_id)
         .ok_or_else(|| Error::not_found("module", module_id, "module"))?;
     let module_ix = ModuleIx(module_ix);
+    if described.is_some() && record_id.is_none() {
+        return Err(Error::invalid(
+            "record_id",
+            "a described record needs the record_id it describes",
+        ));
+    }
     let record = match record_id {
         Some(id) => Some(
-            module
-                .records
-                .get(id)
+            record_view(org, module, id, described)?
                 .ok_or_else(|| Error::not_found("record", id, "record_id"))?,
         ),
         None => None,

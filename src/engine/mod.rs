@@ -6,6 +6,7 @@ pub mod apply;
 pub mod authz;
 pub mod change;
 pub mod decision;
+pub(crate) mod described;
 pub mod document;
 pub mod error;
 pub mod expand;
@@ -150,22 +151,30 @@ impl<X: Expand> Engine<X> {
         req: &CheckRequest,
         now: DateTime<Utc>,
     ) -> Result<(Decision, u64)> {
+        if let Some(d) = &req.described {
+            described::check_description(req.record.as_deref(), d, &self.limits)?;
+        }
         self.read(org_id, |org, x| {
             decision::check(org, x, req, now).map(|d| (d, org.revision))
         })?
     }
 
-    /// `CheckFields`.
+    /// `CheckFields`: `described` stands for the record `record` names, as in `Check`.
     pub fn check_fields(
         &self,
         org_id: &str,
         subject: &str,
         module: &str,
         record: Option<&str>,
+        described: Option<&model::RecordDescription>,
         at: DateTime<Utc>,
     ) -> Result<(FieldsAnswer, u64)> {
+        if let Some(d) = described {
+            described::check_description(record, d, &self.limits)?;
+        }
         self.read(org_id, |org, x| {
-            lookup::check_fields(org, x, subject, module, record, at).map(|a| (a, org.revision))
+            lookup::check_fields(org, x, subject, module, record, described, at)
+                .map(|a| (a, org.revision))
         })?
     }
 
