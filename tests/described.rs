@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use tonic::Code;
 use warden::api::pb;
 use warden::engine::model::{HierarchyMode, OwnerRef, RecordDef, RecordDescription, Settings};
-use warden::engine::{CheckRequest, Command, Direct, Engine, Limits, OrgDocument};
+use warden::engine::{CheckRequest, Command, Direct, Engine, FieldsQuery, Limits, OrgDocument};
 use warden::generate::{generate, Params};
 
 const ORG: &str = "gen";
@@ -135,14 +135,11 @@ proptest! {
                         prop_assert_eq!(alone, want, "absent record: {} {} {}", u.id, a, r.id);
                     }
                 }
-                let fields = stored
-                    .check_fields(ORG, &u.id, &r.module, Some(&r.id), None, now())
-                    .unwrap()
-                    .0;
-                let described = other
-                    .check_fields(ORG, &u.id, &r.module, Some(&r.id), Some(&description(r)), now())
-                    .unwrap()
-                    .0;
+                let d = description(r);
+                let q = FieldsQuery { subject: &u.id, module: &r.module, record: Some(&r.id), ..FieldsQuery::default() };
+                let fields = stored.check_fields(ORG, &q, now()).unwrap().0;
+                let q = FieldsQuery { described: Some(&d), ..q };
+                let described = other.check_fields(ORG, &q, now()).unwrap().0;
                 prop_assert_eq!(described, fields, "CheckFields {} {}", u.id, r.id);
             }
         }

@@ -120,14 +120,18 @@ impl CheckService for CheckApi {
             Some(d) => Some(convert::record_description("record", d)?),
             None => None,
         };
-        let (answer, rev) = self.warden.engine().check_fields(
-            &r.org_id,
-            &r.subject,
-            &r.module,
+        let q = crate::engine::FieldsQuery {
+            subject: &r.subject,
+            module: &r.module,
             record,
-            described.as_ref(),
-            Utc::now(),
-        )?;
+            described: described.as_ref(),
+            explain: r.explain,
+        };
+        let (answer, rev) = self
+            .warden
+            .engine()
+            .check_fields(&r.org_id, &q, Utc::now())?;
+        let mut details = answer.details.into_iter();
         Ok(Response::new(pb::CheckFieldsResponse {
             fields: answer
                 .fields
@@ -135,10 +139,12 @@ impl CheckService for CheckApi {
                 .map(|(field, level)| pb::FieldAccess {
                     field,
                     level: convert::field_level(level) as i32,
+                    detail: details.next().unwrap_or_default(),
                 })
                 .collect(),
             record_level: convert::access_level(answer.record_level) as i32,
             revision: convert::revision(rev),
+            trace: answer.trace.into_iter().map(convert::trace_step).collect(),
         }))
     }
 

@@ -892,15 +892,39 @@ pub fn decision(d: crate::engine::Decision, revision_at: u64) -> pb::CheckRespon
         reason: reason(d.reason) as i32,
         level: access_level(d.level) as i32,
         revision: revision(revision_at),
-        trace: d
-            .trace
-            .into_iter()
-            .map(|t| pb::TraceStep {
-                reason: reason(t.reason) as i32,
-                level: access_level(t.level) as i32,
-                detail: t.detail,
+        trace: d.trace.into_iter().map(trace_step).collect(),
+    }
+}
+
+/// One explain entry as protobuf.
+pub fn trace_step(t: crate::engine::TraceStep) -> pb::TraceStep {
+    use crate::engine::Outcome;
+    let refs = |refs: Vec<crate::engine::TraceRef>| {
+        refs.into_iter()
+            .map(|r| pb::TraceRef {
+                kind: r.kind.to_string(),
+                id: r.id,
+                relation: r.relation.to_string(),
             })
-            .collect(),
+            .collect()
+    };
+    pb::TraceStep {
+        reason: reason(t.reason) as i32,
+        level: access_level(t.level) as i32,
+        detail: t.detail,
+        step: u32::from(t.step),
+        outcome: match t.outcome {
+            Outcome::Passed => pb::TraceOutcome::Passed,
+            Outcome::Decided => pb::TraceOutcome::Decided,
+            Outcome::Gave => pb::TraceOutcome::Gave,
+            Outcome::GaveNothing => pb::TraceOutcome::GaveNothing,
+        } as i32,
+        refs: refs(t.refs),
+        missing: t.missing.map(|m| pb::TraceMissing {
+            detail: m.detail,
+            level: access_level(m.level) as i32,
+            refs: refs(m.refs),
+        }),
     }
 }
 

@@ -10,11 +10,13 @@ pub(crate) mod described;
 pub mod document;
 pub mod error;
 pub mod expand;
+pub mod explain;
 pub mod ids;
 pub mod lookup;
 pub mod model;
 pub mod org;
 pub mod password;
+pub(crate) mod paths;
 pub mod plan;
 pub mod report;
 pub mod shifts;
@@ -28,11 +30,12 @@ use rustc_hash::FxHashMap;
 
 pub use authz::Writer;
 pub use change::Change;
-pub use decision::{CheckRequest, Decision, TraceStep};
+pub use decision::{CheckRequest, Decision};
 pub use document::OrgDocument;
 pub use error::{Error, Result};
 pub use expand::{Direct, Expand, Invalidation};
-pub use lookup::{FieldsAnswer, FilterPlan};
+pub use explain::{Missing, Outcome, TraceRef, TraceStep};
+pub use lookup::{FieldsAnswer, FieldsQuery, FilterPlan};
 pub use org::OrgState;
 pub use plan::{Command, Limits};
 pub use report::{EntityRef, WriteReport};
@@ -159,22 +162,18 @@ impl<X: Expand> Engine<X> {
         })?
     }
 
-    /// `CheckFields`: `described` stands for the record `record` names, as in `Check`.
+    /// `CheckFields`: a description stands for the record named, as in `Check`.
     pub fn check_fields(
         &self,
         org_id: &str,
-        subject: &str,
-        module: &str,
-        record: Option<&str>,
-        described: Option<&model::RecordDescription>,
+        q: &FieldsQuery<'_>,
         at: DateTime<Utc>,
     ) -> Result<(FieldsAnswer, u64)> {
-        if let Some(d) = described {
-            described::check_description(record, d, &self.limits)?;
+        if let Some(d) = q.described {
+            described::check_description(q.record, d, &self.limits)?;
         }
         self.read(org_id, |org, x| {
-            lookup::check_fields(org, x, subject, module, record, described, at)
-                .map(|a| (a, org.revision))
+            lookup::check_fields(org, x, q, at).map(|a| (a, org.revision))
         })?
     }
 
