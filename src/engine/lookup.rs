@@ -139,16 +139,8 @@ pub fn check_fields<X: Expand + ?Sized>(
         let by_profile = field_level(org, user, module_ix, f);
         let level = by_profile.min(cap);
         if q.explain {
-            details.push(field_detail(
-                org,
-                user,
-                module_ix,
-                module,
-                f,
-                by_profile,
-                cap,
-                record_level,
-            ));
+            let profiles = profiles_on_field(org, user, module_ix, module, f, by_profile);
+            details.push(field_detail(profiles, by_profile, cap, record_level));
         }
         fields.push((f.clone(), level));
     }
@@ -160,17 +152,15 @@ pub fn check_fields<X: Expand + ?Sized>(
     })
 }
 
-/// Why one field has its level: the profiles' level, then the record's cap.
-#[allow(clippy::too_many_arguments)]
-fn field_detail(
+/// What the effective profiles say of one field, for `explain`: each
+/// profile that allows `view` on the module and its word for the field.
+fn profiles_on_field(
     org: &OrgState,
     user: &super::org::User,
     module_ix: ModuleIx,
     module: &Module,
     field: &str,
     by_profile: FieldLevel,
-    cap: FieldLevel,
-    record_level: AccessLevel,
 ) -> String {
     let mut viewing = Vec::new();
     let mut naming = Vec::new();
@@ -182,13 +172,12 @@ fn field_detail(
             continue;
         }
         viewing.push(p.def.id.as_str());
-        if let Some(l) = m.fields.get(field) {
-            naming.push(format!("'{}' makes it {}", p.def.id, field_word(*l)));
-        } else {
-            naming.push(format!("'{}' does not name it (EDITABLE)", p.def.id));
+        match m.fields.get(field) {
+            Some(l) => naming.push(format!("'{}' makes it {}", p.def.id, field_word(*l))),
+            None => naming.push(format!("'{}' does not name it (EDITABLE)", p.def.id)),
         }
     }
-    let profile_part = if viewing.is_empty() {
+    if viewing.is_empty() {
         format!(
             "no effective profile allows view on '{}', so the field is HIDDEN",
             module.def.id
@@ -199,17 +188,26 @@ fn field_detail(
             field_word(by_profile),
             naming.join("; ")
         )
-    };
+    }
+}
+
+/// Why one field has its level: the profiles' level, then the record's cap.
+fn field_detail(
+    profiles: String,
+    by_profile: FieldLevel,
+    cap: FieldLevel,
+    record: AccessLevel,
+) -> String {
     let level = by_profile.min(cap);
     if cap < by_profile {
         format!(
-            "{}: {profile_part}, capped by record access {} to {}",
+            "{}: {profiles}, capped by record access {} to {}",
             field_word(level),
-            record_level.as_str(),
+            record.as_str(),
             field_word(cap)
         )
     } else {
-        format!("{}: {profile_part}", field_word(level))
+        format!("{}: {profiles}", field_word(level))
     }
 }
 
