@@ -434,3 +434,94 @@ async fn no_explanation_of_any_scenario_check_carries_debug_text() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     assert!(seen > 2000, "only {seen} trace entries");
 }
+
+mod engine_level {
+    //! On generated organizations: explaining never changes an answer, and
+    //! the trace agrees with it.
+
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+    use warden::engine::model::Reason;
+    use warden::engine::{CheckRequest, Command, Direct, Engine, Limits, Outcome};
+    use warden::generate::{generate, Params};
+
+    const ORG: &str = "gen";
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T10:00:00Z".parse().unwrap()
+    }
+
+    fn engine(seed: u64) -> (Engine, warden::engine::OrgDocument) {
+        let params = Params {
+            organization: ORG.into(),
+            seed,
+            users: 14,
+            roles: 5,
+            role_depth: 3,
+            groups: 5,
+            group_depth: 2,
+            sharing_rules: 8,
+            criteria_share: 0.4,
+            modules: 2,
+            records: 24,
+            private_share: 0.25,
+            group_owned_share: 0.25,
+            attributed_share: 0.5,
+            manual_shares: 12,
+            ..Params::small()
+        };
+        let doc = generate(&params).unwrap().document;
+        let e = Engine::new(Direct, Limits::default());
+        e.execute(
+            ORG,
+            &Command::Import {
+                document: doc.clone(),
+                replace: true,
+            },
+        )
+        .unwrap();
+        (e, doc)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        #[test]
+        fn explaining_changes_no_answer_and_the_trace_agrees_with_it(seed in any::<u64>()) {
+            let (e, doc) = engine(seed);
+            for r in &doc.records {
+                for u in &doc.users {
+                    for action in ["view", "edit", "delete"] {
+                        let quiet = CheckRequest {
+                            subject: u.id.clone(),
+                            module: r.module.clone(),
+                            action: action.into(),
+                            record: Some(r.id.clone()),
+                            ..CheckRequest::default()
+                        };
+                        let loud = CheckRequest { explain: true, ..quiet.clone() };
+                        let q = e.check(ORG, &quiet, now()).unwrap().0;
+                        let l = e.check(ORG, &loud, now()).unwrap().0;
+                        let at = format!("{} {action} {}", u.id, r.id);
+                        prop_assert!(q.trace.is_empty());
+                        prop_assert_eq!((q.allowed, q.reason, q.level), (l.allowed, l.reason, l.level), "{}", at);
+                        let decided: Vec<_> = l.trace.iter().filter(|t| t.outcome == Outcome::Decided).collect();
+                        prop_assert_eq!(decided.len(), 1, "{} {:?}", at, l.trace);
+                        prop_assert_eq!(decided[0].reason, l.reason, "{}", at);
+                        let paths: Vec<_> = l.trace.iter()
+                            .filter(|t| t.step == 7 && t.reason != Reason::InsufficientAccess)
+                            .collect();
+                        if !paths.is_empty() {
+                            // Every path of step 7 speaks, and the best of them is the answer's level.
+                            prop_assert_eq!(paths.iter().map(|t| t.level).max(), Some(l.level), "{}", at);
+                            for reason in [Reason::ModifyAll, Reason::ViewAll, Reason::Hierarchy, Reason::TeamLead,
+                                           Reason::OrgDefault, Reason::SharingRule, Reason::ManualShare] {
+                                prop_assert!(paths.iter().any(|t| t.reason == reason), "{} lacks {:?}", at, reason);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
