@@ -567,11 +567,19 @@ pub fn decide<X: Expand + ?Sized>(
     if trace.on() {
         match best.reason {
             Some(path) => mark_decided(&mut trace.steps[first_path..], path, best.level),
-            None => trace.decided(Reason::Profile, AccessLevel::None, || {
-                format!(
-                    "'{}' needs no record level: the profile decides",
-                    req.action
+            // An action that needs no record level (create): step 7 gave
+            // nothing and the profile of step 4 decides.
+            None => trace.push(|| {
+                TraceStep::new(
+                    7,
+                    Reason::Profile,
+                    AccessLevel::None,
+                    format!(
+                        "'{}' needs no record level: the profile decides",
+                        req.action
+                    ),
                 )
+                .outcome(Outcome::Decided)
             }),
         }
     }
