@@ -4,6 +4,7 @@
 
 pub mod cursor;
 pub mod error;
+pub mod reads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
