@@ -2,10 +2,11 @@
 //! SQLite store plus generations (`migrations/postgres/`, shipped in the
 //! binary), each write one transaction that holds its organization's row
 //! locked from the revision check to the commit, so two replicas never both
-//! write on the same revision. A write's row operations are reduced to
-//! their net effect and sent as a few array-bound statements whatever its
-//! size; a write that empties the organization first (an import) streams
-//! its rows into a new generation by binary COPY.
+//! write on the same revision. The commit algorithm is `commit.rs`'s; here
+//! are its PostgreSQL statements: a write's net row effect sent as a few
+//! array-bound statements whatever its size, and the rows of a write that
+//! empties the organization first (an import) streamed into a new
+//! generation by binary COPY.
 
 use std::str::FromStr;
 use std::time::Duration;

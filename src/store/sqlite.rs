@@ -1,6 +1,7 @@
 //! The SQLite store: one file (or memory), WAL with full sync so nothing
 //! acknowledged is lost, writes serialized in the process, each one
 //! transaction over the rows of `rows.rs`, the change log and the revision.
+//! The commit algorithm is `commit.rs`'s; here are its SQLite statements.
 
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
