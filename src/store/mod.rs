@@ -7,6 +7,7 @@ mod commit;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
+mod statements;
 
 use chrono::{DateTime, Utc};
 

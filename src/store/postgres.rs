@@ -19,6 +19,7 @@ use sqlx::{Postgres, Transaction};
 use super::audit::{CommitMeta, Retention};
 use super::commit::{self, failed, to_revision, Deletes, Dialect, Key, LogWrite, OrgRow};
 use super::rows::{self, DocumentBuilder};
+use super::statements;
 use super::{LoadedOrg, LogEntry, StoreError, StoreResult};
 use crate::engine::{Change, OrgDocument};
 
@@ -172,27 +173,21 @@ impl PostgresStore {
 
     /// The revision of every live organization, by organization id.
     pub async fn revisions(&self) -> StoreResult<Vec<(String, u64)>> {
-        let op = "read revisions";
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT org_id, revision FROM orgs WHERE live ORDER BY org_id")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(failed(op))?;
-        rows.into_iter()
-            .map(|(org, revision)| Ok((org, to_revision(revision, op)?)))
-            .collect()
+        let rows = sqlx::query_as(statements::REVISIONS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed("read revisions"))?;
+        statements::revisions(rows)
     }
 
     /// The revision of one live organization (0: it does not exist).
     pub async fn revision(&self, org_id: &str) -> StoreResult<u64> {
-        let op = "read the revision";
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT revision FROM orgs WHERE org_id = $1 AND live")
-                .bind(org_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(failed(op))?;
-        row.map_or(Ok(0), |(revision,)| to_revision(revision, op))
+        let row = sqlx::query_scalar(statements::REVISION)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed("read the revision"))?;
+        statements::revision(row)
     }
 
     /// Stores a write in one transaction if the organization is still at
@@ -236,36 +231,25 @@ impl PostgresStore {
         after: u64,
         limit: u64,
     ) -> StoreResult<Vec<LogEntry>> {
-        let op = "read the change log";
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows: Vec<super::LogRow> = sqlx::query_as(
-            "SELECT revision, changes, actor, written_at FROM changelog \
-             WHERE org_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
-        )
-        .bind(org_id)
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed(op))?;
-        rows.into_iter()
-            .map(|(revision, changes, actor, at)| {
-                super::log_entry(to_revision(revision, op)?, changes, actor, at)
-            })
-            .collect()
+        let (after, limit) = statements::page_bounds(after, limit);
+        let rows = sqlx::query_as(statements::CHANGES_PAGE)
+            .bind(org_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed("read the change log"))?;
+        statements::log_entries(rows)
     }
 
     /// The SHA-256 of the bootstrap document last merged into a live
     /// organization, if any.
     pub async fn bootstrap_sha256(&self, org_id: &str) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
-            "SELECT b.sha256 FROM bootstrap b JOIN orgs o ON o.org_id = b.org_id \
-             WHERE b.org_id = $1 AND o.live",
-        )
-        .bind(org_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(failed("read the bootstrap hash"))
+        sqlx::query_scalar(statements::BOOTSTRAP_SHA256)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed("read the bootstrap hash"))
     }
 
     /// Closes every connection of the pool.
@@ -462,24 +446,20 @@ impl Dialect for PostgresStore {
         recorded: Option<(&str, i64)>,
     ) -> StoreResult<()> {
         let Some((sha256, revision)) = recorded else {
-            sqlx::query("DELETE FROM bootstrap WHERE org_id = $1")
+            sqlx::query(statements::FORGET_BOOTSTRAP)
                 .bind(org_id)
                 .execute(&mut **tx)
                 .await
                 .map_err(failed("commit: forget the bootstrap document"))?;
             return Ok(());
         };
-        sqlx::query(
-            "INSERT INTO bootstrap (org_id, sha256, revision) VALUES ($1, $2, $3) \
-             ON CONFLICT (org_id) DO UPDATE SET sha256 = EXCLUDED.sha256, \
-             revision = EXCLUDED.revision",
-        )
-        .bind(org_id)
-        .bind(sha256)
-        .bind(revision)
-        .execute(&mut **tx)
-        .await
-        .map_err(failed("commit: record the bootstrap document"))?;
+        sqlx::query(statements::RECORD_BOOTSTRAP)
+            .bind(org_id)
+            .bind(sha256)
+            .bind(revision)
+            .execute(&mut **tx)
+            .await
+            .map_err(failed("commit: record the bootstrap document"))?;
         Ok(())
     }
 
