@@ -288,3 +288,80 @@ async fn the_principal_limit_holds_across_organizations_written_at_once() {
     }
     assert_eq!(accepted, 1, "one organization may have the principal");
 }
+
+/// The organization's revision as the server holds it (`None`: it does not
+/// exist).
+async fn held_revision(c: &mut Clients, org: &str) -> Option<u64> {
+    match c
+        .admin
+        .get_organization(pb::GetOrganizationRequest {
+            org_id: org.into(),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(r) => Some(r.into_inner().revision.parse().unwrap()),
+        Err(e) => {
+            assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+            None
+        }
+    }
+}
+
+/// Creates and deletes of one organization racing each other: every
+/// accepted write makes exactly the next revision (through the deletes'
+/// tombstones), a refusal is the one the state then called for, and what
+/// the server holds is what its store gives back after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_creates_and_deletes_of_one_organization_stay_in_step() {
+    let mut server = Server::start();
+    let dir = server.take_dir();
+    let store = server.store_url();
+    let c = server.clients().await;
+    let mut accepted = Vec::new();
+    for _round in 0..10 {
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let mut admin = c.admin.clone();
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        admin.create_organization(create("x")).await
+                    } else {
+                        admin
+                            .delete_organization(pb::DeleteOrganizationRequest {
+                                org_id: "x".into(),
+                                ..Default::default()
+                            })
+                            .await
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(response) => accepted.push(revision(response)),
+                Err(e) => assert!(
+                    matches!(e.code(), tonic::Code::AlreadyExists | tonic::Code::NotFound),
+                    "{e:?}"
+                ),
+            }
+        }
+    }
+    accepted.sort_unstable();
+    let last = accepted.len() as u64;
+    assert!(last > 0, "no write was accepted");
+    assert_eq!(accepted, (1..=last).collect::<Vec<_>>());
+    let mut c = c;
+    let before = held_revision(&mut c, "x").await;
+    if let Some(revision) = before {
+        assert_eq!(revision, last, "a live organization is at the last write");
+    }
+    drop(c);
+    server.kill();
+
+    let server = Server::spawn(&store, &[]);
+    let mut c = server.clients().await;
+    assert_eq!(held_revision(&mut c, "x").await, before);
+    drop(server);
+    drop(dir);
+}
