@@ -141,13 +141,16 @@ pub(super) async fn commit<D: Dialect>(
                 .map_err(failed("commit: encode the change log entry"))?,
         )
     };
-    let net = NetRows::of(changes)?;
+    let planned = Planned {
+        org_id,
+        expected,
+        net: NetRows::of(changes)?,
+        logged,
+        meta,
+        retention,
+    };
     let mut tx = dialect.begin().await?;
-    match write(
-        dialect, &mut tx, org_id, expected, net, logged, meta, retention,
-    )
-    .await
-    {
+    match write(dialect, &mut tx, planned).await {
         Ok(revision) => {
             dialect.commit_tx(tx).await?;
             Ok(revision)
@@ -159,18 +162,28 @@ pub(super) async fn commit<D: Dialect>(
     }
 }
 
-/// The body of [`commit`], inside its transaction.
-#[allow(clippy::too_many_arguments)]
-async fn write<D: Dialect>(
-    dialect: &D,
-    tx: &mut D::Tx,
-    org_id: &str,
+/// A write as prepared before its transaction starts.
+struct Planned<'a> {
+    org_id: &'a str,
+    /// The revision it was planned against (0: no organization).
     expected: u64,
-    mut net: NetRows,
+    net: NetRows,
+    /// The changes as JSON (`None`: too large to log).
     logged: Option<String>,
-    meta: &CommitMeta,
+    meta: &'a CommitMeta,
     retention: Retention,
-) -> StoreResult<u64> {
+}
+
+/// The body of [`commit`], inside its transaction.
+async fn write<D: Dialect>(dialect: &D, tx: &mut D::Tx, planned: Planned<'_>) -> StoreResult<u64> {
+    let Planned {
+        org_id,
+        expected,
+        mut net,
+        logged,
+        meta,
+        retention,
+    } = planned;
     let op = "commit";
     let found = dialect.lock_org(tx, org_id).await?;
     let current = if found.live { found.revision } else { 0 };
