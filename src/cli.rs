@@ -224,31 +224,51 @@ fn enum_word(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.as_str(),
         other => return other.to_string(),
     };
-    ["REASON_", "ACCESS_LEVEL_", "FIELD_LEVEL_"]
+    ["REASON_", "ACCESS_LEVEL_", "FIELD_LEVEL_", "TRACE_OUTCOME_"]
         .iter()
         .find_map(|p| text.strip_prefix(p))
         .unwrap_or(text)
         .to_string()
 }
 
-/// A field's value on one line: text as is, lists of text joined, other
-/// values as compact JSON.
+/// A field's value on one line: text and enum words as the documents
+/// write them, lists joined, an entity as `kind 'id' (relation)`, a
+/// message with a sentence as that sentence, anything else as compact JSON.
 fn plain(v: &serde_json::Value) -> String {
+    use serde_json::Value;
     match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) if items.iter().all(|i| i.is_string()) => items
-            .iter()
-            .filter_map(|i| i.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::String(_) => enum_word(v),
+        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
+        Value::Object(o) => match (o.get("detail"), o.get("kind"), o.get("id")) {
+            (Some(Value::String(detail)), _, _) if !detail.is_empty() => detail.clone(),
+            (_, Some(Value::String(kind)), Some(Value::String(id))) => {
+                match o.get("relation").and_then(Value::as_str) {
+                    Some(relation) if !relation.is_empty() => {
+                        format!("{kind} '{id}' ({relation})")
+                    }
+                    _ => format!("{kind} '{id}'"),
+                }
+            }
+            _ => v.to_string(),
+        },
         other => other.to_string(),
     }
 }
 
-/// The step that decided: the first naming the answer's reason at the
-/// answer's level (SPEC: the highest level, ties to the first path), else
-/// the last naming its reason (a step that gives no level, such as ADMIN).
+/// The step that decided: the one whose `outcome` says so; in a trace
+/// without outcomes, the first naming the answer's reason at the answer's
+/// level (SPEC: the highest level, ties to the first path), else the last
+/// naming its reason (a step that gives no level, such as ADMIN).
 fn deciding_step(steps: &[serde_json::Value], reason: &str, level: &str) -> Option<usize> {
+    let told = |s: &serde_json::Value| {
+        s.get("outcome")
+            .is_some_and(|o| !matches!(enum_word(o).as_str(), "" | "UNSPECIFIED"))
+    };
+    if steps.iter().any(told) {
+        return steps
+            .iter()
+            .position(|s| enum_word(&s["outcome"]) == "DECIDED");
+    }
     steps
         .iter()
         .position(|s| enum_word(&s["reason"]) == reason && enum_word(&s["level"]) == level)
@@ -310,8 +330,9 @@ pub fn explain_tree(response: &crate::api::pb::CheckResponse) -> String {
                     continue;
                 }
                 let empty = match value {
-                    serde_json::Value::String(s) => s.is_empty(),
+                    serde_json::Value::String(s) => s.is_empty() || s.ends_with("_UNSPECIFIED"),
                     serde_json::Value::Array(a) => a.is_empty(),
+                    serde_json::Value::Number(n) => n.as_u64() == Some(0),
                     serde_json::Value::Null => true,
                     _ => false,
                 };

@@ -115,10 +115,19 @@ fn evaluation_of(check: &warden::document::CheckSpec, revision: &str) -> Value {
     if let Some(owner) = &check.assign_to {
         context["assign_to"] = serde_json::to_value(owner).unwrap();
     }
+    let mut resource =
+        json!({"type": check.module, "id": check.record.clone().unwrap_or_default()});
+    if let Some(d) = &check.described {
+        resource["properties"] = json!({
+            "owner": serde_json::to_value(&d.owner).unwrap(),
+            "private": d.private,
+            "attributes": d.attributes,
+        });
+    }
     json!({
         "subject": {"type": "user", "id": check.subject},
         "action": {"name": check.action},
-        "resource": {"type": check.module, "id": check.record.clone().unwrap_or_default()},
+        "resource": resource,
         "context": context,
     })
 }
@@ -147,6 +156,10 @@ async fn every_scenario_check_answers_as_grpc_check_does() {
                     at: check.at.map(warden::api::convert::timestamp),
                     consistency: fresh(&revision),
                     assign_to: check.assign_to.as_ref().map(warden::api::convert::owner),
+                    record: check
+                        .described
+                        .as_ref()
+                        .map(warden::api::convert::described),
                     ..check_req(
                         org,
                         &check.subject,
@@ -880,15 +893,25 @@ async fn described_records_map_as_grpc_describes_them() {
     }
     assert!(asked > 10, "{asked}");
     // A bare user id as owner is the same as {user: id}.
-    let (_, bare) = az
-        .post(
-            org,
-            "evaluation",
-            &json!({"subject": {"type": "user", "id": "nobody"}, "action": {"name": "view"},
-                    "resource": {"type": "x", "id": "r", "properties": {"owner": "someone"}}}),
-        )
+    let owned_by = |owner: Value| {
+        json!({"subject": {"type": "user", "id": "s"}, "action": {"name": "view"},
+               "resource": {"type": "Leads", "id": "r", "properties": {"owner": owner}}})
+    };
+    let (_, bare) = az.post(org, "evaluation", &owned_by(json!("s"))).await;
+    let (_, full) = az
+        .post(org, "evaluation", &owned_by(json!({"user": "s"})))
         .await;
-    assert_eq!(bare["decision"], false);
+    assert_eq!(bare["decision"], true, "{bare}");
+    assert_eq!(bare, full);
+    // An owner the organization does not have is bad input (docs/decisions.md).
+    let (status, unknown) = az
+        .post(org, "evaluation", &owned_by(json!("someone")))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{unknown}");
+    assert!(unknown["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("resource.properties.owner"));
     // Half a description (no owner) is refused, naming the owner.
     let (status, half) = az
         .post(
@@ -906,7 +929,6 @@ async fn described_records_map_as_grpc_describes_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs part A of issue 10 (the engine deciding described records); un-ignore when merged"]
 async fn described_records_decide_as_if_stored() {
     let (server, addr) = Server::start_authzen(&[], &[]);
     let mut c = server.clients().await;

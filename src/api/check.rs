@@ -109,13 +109,22 @@ impl CheckService for CheckApi {
         self.fresh(&r.org_id, convert::consistency(r.consistency)?)
             .await?;
         let record = (!r.record_id.is_empty()).then_some(r.record_id.as_str());
-        let (answer, rev) = self.warden.engine().check_fields(
-            &r.org_id,
-            &r.subject,
-            &r.module,
+        let described = match r.record {
+            Some(d) => Some(convert::record_description("record", d)?),
+            None => None,
+        };
+        let q = crate::engine::FieldsQuery {
+            subject: &r.subject,
+            module: &r.module,
             record,
-            Utc::now(),
-        )?;
+            described: described.as_ref(),
+            explain: r.explain,
+        };
+        let (answer, rev) = self
+            .warden
+            .engine()
+            .check_fields(&r.org_id, &q, Utc::now())?;
+        let mut details = answer.details.into_iter();
         Ok(Response::new(pb::CheckFieldsResponse {
             fields: answer
                 .fields
@@ -123,10 +132,12 @@ impl CheckService for CheckApi {
                 .map(|(field, level)| pb::FieldAccess {
                     field,
                     level: convert::field_level(level) as i32,
+                    detail: details.next().unwrap_or_default(),
                 })
                 .collect(),
             record_level: convert::access_level(answer.record_level) as i32,
             revision: convert::revision(rev),
+            trace: answer.trace.into_iter().map(convert::trace_step).collect(),
         }))
     }
 

@@ -6,14 +6,17 @@ pub mod apply;
 pub mod authz;
 pub mod change;
 pub mod decision;
+pub(crate) mod described;
 pub mod document;
 pub mod error;
 pub mod expand;
+pub mod explain;
 pub mod ids;
 pub mod lookup;
 pub mod model;
 pub mod org;
 pub mod password;
+pub(crate) mod paths;
 pub mod plan;
 pub mod report;
 pub mod shifts;
@@ -27,11 +30,12 @@ use rustc_hash::FxHashMap;
 
 pub use authz::Writer;
 pub use change::Change;
-pub use decision::{CheckRequest, Decision, TraceStep};
+pub use decision::{CheckRequest, Decision};
 pub use document::OrgDocument;
 pub use error::{Error, Result};
 pub use expand::{Direct, Expand, Invalidation};
-pub use lookup::{FieldsAnswer, FilterPlan};
+pub use explain::{Missing, Outcome, TraceRef, TraceStep};
+pub use lookup::{FieldsAnswer, FieldsQuery, FilterPlan};
 pub use org::OrgState;
 pub use plan::{Command, Limits};
 pub use report::{EntityRef, WriteReport};
@@ -150,22 +154,26 @@ impl<X: Expand> Engine<X> {
         req: &CheckRequest,
         now: DateTime<Utc>,
     ) -> Result<(Decision, u64)> {
+        if let Some(d) = &req.described {
+            described::check_description(req.record.as_deref(), d, &self.limits)?;
+        }
         self.read(org_id, |org, x| {
             decision::check(org, x, req, now).map(|d| (d, org.revision))
         })?
     }
 
-    /// `CheckFields`.
+    /// `CheckFields`: a description stands for the record named, as in `Check`.
     pub fn check_fields(
         &self,
         org_id: &str,
-        subject: &str,
-        module: &str,
-        record: Option<&str>,
+        q: &FieldsQuery<'_>,
         at: DateTime<Utc>,
     ) -> Result<(FieldsAnswer, u64)> {
+        if let Some(d) = q.described {
+            described::check_description(q.record, d, &self.limits)?;
+        }
         self.read(org_id, |org, x| {
-            lookup::check_fields(org, x, subject, module, record, at).map(|a| (a, org.revision))
+            lookup::check_fields(org, x, q, at).map(|a| (a, org.revision))
         })?
     }
 

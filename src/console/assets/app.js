@@ -27,18 +27,29 @@ function el(tag, attrs, ...children) {
 // write them bare (OWNER, READ_WRITE).
 function word(v) {
   if (typeof v !== "string") return v === undefined || v === null ? "" : String(v);
-  return v.replace(/^(REASON_|ACCESS_LEVEL_|FIELD_LEVEL_)/, "");
+  return v.replace(/^(REASON_|ACCESS_LEVEL_|FIELD_LEVEL_|TRACE_OUTCOME_)/, "");
 }
 
+// A value on one line: text and enum words as the documents write them,
+// lists joined, an entity as "kind 'id' (relation)", a message with a
+// sentence as that sentence, anything else as JSON.
 function plain(v) {
   if (v === null || v === undefined) return "";
-  if (typeof v === "string") return v;
-  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v.join(", ");
-  return JSON.stringify(v);
+  if (typeof v === "string") return word(v);
+  if (Array.isArray(v)) return v.map(plain).join(", ");
+  if (typeof v === "object") {
+    if (typeof v.detail === "string" && v.detail) return v.detail;
+    if (typeof v.kind === "string" && typeof v.id === "string") {
+      return v.relation ? `${v.kind} '${v.id}' (${v.relation})` : `${v.kind} '${v.id}'`;
+    }
+    return JSON.stringify(v);
+  }
+  return String(v);
 }
 
 function isEmpty(v) {
-  return v === null || v === undefined || v === "" || (Array.isArray(v) && v.length === 0);
+  return v === null || v === undefined || v === "" || v === 0 ||
+    (typeof v === "string" && v.endsWith("_UNSPECIFIED")) || (Array.isArray(v) && v.length === 0);
 }
 
 function showError(e) {
@@ -181,12 +192,18 @@ async function runCheck(event) {
     $("level").textContent = word(answer.level);
     $("revision").textContent = answer.revision;
     const steps = answer.trace || [];
-    // The step that decided: the first naming the answer's reason at the
+    // The step that decided: the one whose outcome says so; in a trace
+    // without outcomes, the first naming the answer's reason at the
     // answer's level (the highest level, ties to the first path), else the
     // last naming its reason (a step that gives no level, such as ADMIN).
     const same = (s) => word(s.reason) === word(answer.reason);
-    let deciding = steps.findIndex((s) => same(s) && word(s.level) === word(answer.level));
-    if (deciding < 0) steps.forEach((s, i) => { if (same(s)) deciding = i; });
+    let deciding;
+    if (steps.some((s) => !["", "UNSPECIFIED"].includes(word(s.outcome)))) {
+      deciding = steps.findIndex((s) => word(s.outcome) === "DECIDED");
+    } else {
+      deciding = steps.findIndex((s) => same(s) && word(s.level) === word(answer.level));
+      if (deciding < 0) steps.forEach((s, i) => { if (same(s)) deciding = i; });
+    }
     $("trace").replaceChildren(...steps.map((s, i) => stepItem(s, i === deciding)));
     $("answer").hidden = false;
     // On a phone the answer is below the form: bring it into view.
