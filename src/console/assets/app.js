@@ -206,8 +206,11 @@ async function runCheck(event) {
     }
     $("trace").replaceChildren(...steps.map((s, i) => stepItem(s, i === deciding)));
     $("answer").hidden = false;
-    // On a phone the answer is below the form: bring it into view.
-    $("answer").scrollIntoView({ block: "nearest" });
+    // On a phone the answer starts below the form: bring it into view
+    // (on a desktop it already shows beside the form, which stays).
+    if ($("answer").getBoundingClientRect().top > window.innerHeight * 0.6) {
+      $("answer").scrollIntoView({ block: "start" });
+    }
   } catch (e) {
     $("answer").hidden = true;
     showError(e);
