@@ -615,11 +615,24 @@ async fn in_a_real_browser_the_console_shows_grpc_checks_answers_and_the_policy_
             })
             .collect();
         assert_eq!(steps, want_steps, "{what}");
-        if want.allowed {
-            // The step that decided is marked, and it is the answer's reason.
-            let marked = text_of(&c, "#trace > li.decides .reason").await;
-            assert_eq!(marked, reason, "{what}");
+        // The step that decided is marked, and it is the answer's reason;
+        // what a path lacked is shown as the engine words it.
+        let marked = text_of(&c, "#trace > li.decides .reason").await;
+        assert_eq!(marked, reason, "{what}");
+        let missing: Vec<String> = want
+            .trace
+            .iter()
+            .filter_map(|s| s.missing.as_ref().map(|m| m.detail.clone()))
+            .collect();
+        let mut shown = Vec::new();
+        for dd in c
+            .find_all(Locator::Css("#trace dd[data-field='missing']"))
+            .await
+            .unwrap()
+        {
+            shown.push(dd.text().await.unwrap());
         }
+        assert_eq!(shown, missing, "{what}");
         if i == 0 {
             save(&c, "check.png").await;
         }

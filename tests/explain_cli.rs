@@ -255,3 +255,71 @@ async fn against_a_running_server_it_answers_as_grpc_check_with_the_token_it_is_
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_denials_tree_shows_every_field_of_every_step_as_the_engine_gives_it() {
+    use warden::api::pb;
+    use warden::engine::{Command, Direct, Engine, Limits};
+    let path = scenario_path("groups-as-owners.yaml");
+    let source = std::fs::read_to_string(&path).unwrap();
+    let document = warden::document::parse_document(&source).unwrap();
+    let org = document.organization.clone();
+    let engine = Engine::new(Direct, Limits::default());
+    engine
+        .execute(
+            &org,
+            &Command::Import {
+                document,
+                replace: true,
+            },
+        )
+        .unwrap();
+    let mut req = check_req(&org, "person3", "Events", "view", "meeting-1");
+    req.explain = true;
+    let (_, check, _) = warden::api::convert::check_from(req).unwrap();
+    let (decision, revision) = engine.check(&org, &check, chrono::Utc::now()).unwrap();
+    let want = warden::api::convert::decision(decision, revision);
+    assert!(!want.allowed);
+
+    let out = explain(
+        &[
+            "--doc",
+            path.to_str().unwrap(),
+            "person3",
+            "Events",
+            "view",
+            "meeting-1",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let tree = text(&out.stdout);
+    for step in &want.trace {
+        assert!(tree.contains(&step.detail), "{tree} lacks {}", step.detail);
+        if let Some(missing) = &step.missing {
+            assert!(
+                tree.contains(&format!("missing: {}", missing.detail)),
+                "{tree} lacks {}",
+                missing.detail
+            );
+        }
+        for r in &step.refs {
+            let shown = format!("{} '{}' ({})", r.kind, r.id, r.relation);
+            assert!(tree.contains(&shown), "{tree} lacks {shown}");
+        }
+    }
+    // One entry is marked, the one the engine says decided.
+    let decided: Vec<&pb::TraceStep> = want
+        .trace
+        .iter()
+        .filter(|s| s.outcome == pb::TraceOutcome::Decided as i32)
+        .collect();
+    assert_eq!(decided.len(), 1);
+    let reason = pb::Reason::try_from(decided[0].reason)
+        .unwrap()
+        .as_str_name()
+        .trim_start_matches("REASON_");
+    let marked: Vec<&str> = tree.lines().filter(|l| l.contains("◀ decides")).collect();
+    assert_eq!(marked.len(), 1, "{tree}");
+    assert!(marked[0].contains(&format!(" {reason} [")), "{tree}");
+}
