@@ -14,7 +14,8 @@ use warden::cache::Cached;
 use warden::engine::model::*;
 use warden::engine::simulate::{AccessChange, FieldChange, SimWrite};
 use warden::engine::{
-    Command, Direct, Engine, Expand, Limits, OrgDocument, SimulateOptions, Simulation, Writer,
+    Command, Direct, Engine, Expand, FieldsQuery, Limits, OrgDocument, SimulateOptions, Simulation,
+    Writer,
 };
 use warden::generate::{generate, Params};
 
@@ -321,7 +322,14 @@ fn fields<X: Expand>(
     let mut out = BTreeMap::new();
     for u in users {
         for m in modules {
-            if let Ok((answer, _)) = engine.check_fields(ORG, u, m, None, now()) {
+            let query = FieldsQuery {
+                subject: u,
+                module: m,
+                record: None,
+                described: None,
+                explain: false,
+            };
+            if let Ok((answer, _)) = engine.check_fields(ORG, &query, now()) {
                 for (f, level) in answer.fields {
                     out.insert((u.clone(), m.clone(), f), level);
                 }

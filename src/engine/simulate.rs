@@ -24,12 +24,13 @@ use super::document::OrgDocument;
 use super::error::{bounded, Error, Result};
 use super::expand::{Direct, Expand, Invalidation};
 use super::ids::check_id;
-use super::lookup::{plan as access_plan, Plan};
+use super::lookup::plan as access_plan;
 use super::model::{
     AccessLevel, FieldLevel, Grantee, GroupDef, MemberSet, ModuleDef, OwnerRef, ProfileDef,
     RoleDef, Settings, SettingsPatch, ShareDef, SharingRuleDef, ShiftDef, UserDef,
 };
 use super::org::{GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, RoleIx, UserIx};
+use super::paths::Plan;
 use super::plan::{plan, Command, Limits, RecordWrite};
 
 /// Most writes in one simulated batch.
