@@ -352,7 +352,11 @@ impl Row {
 
 /// The median of what `f` gives over the rounds that have it.
 fn median(rows: &[Row], f: impl Fn(&Row) -> Option<f64>) -> Option<f64> {
-    let mut v: Vec<f64> = rows.iter().filter_map(f).filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f64> = rows
+        .iter()
+        .filter_map(f)
+        .filter(|x| x.is_finite())
+        .collect();
     if v.is_empty() {
         return None;
     }
@@ -436,7 +440,7 @@ fn print_tally(name: &str, unit: &str, m: &Measured, cpu: &CpuWatch) {
     if let Some(e) = &tally.first_error {
         println!("{name}: first error: {e}");
     }
-    if tally.decisions > 0 {
+    if !tally.reasons.is_empty() {
         let shares: Vec<String> = tally
             .reasons
             .iter()
@@ -556,8 +560,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let warmup = Duration::from_secs(args.warmup_secs);
     let duration = Duration::from_secs(args.duration_secs);
-    let healths: Arc<Vec<HealthClient<Channel>>> =
-        Arc::new(channels.iter().map(|c| HealthClient::new(c.clone())).collect());
+    let healths: Arc<Vec<HealthClient<Channel>>> = Arc::new(
+        channels
+            .iter()
+            .map(|c| HealthClient::new(c.clone()))
+            .collect(),
+    );
     let all = args.mode == Mode::All;
     let mut health_rows = Vec::new();
     let mut check_rows = Vec::new();
@@ -571,7 +579,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if all || args.mode == Mode::Health {
             let healths = healths.clone();
             let cpu = CpuWatch::start(args.server_pid);
-            let measured = drive(
+            let mut measured = drive(
                 args.concurrency,
                 warmup,
                 duration,
@@ -592,6 +600,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 },
             )
             .await?;
+            // A health call decides nothing; each counts as one, so that
+            // its rates and costs read as the other phases' do.
+            measured.tally.decisions = measured.tally.calls;
             print_tally(
                 &format!(
                     "Health x{} over {} connections",
@@ -601,11 +612,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 &measured,
                 &cpu,
             );
-            let mut row = Row::of(&measured);
-            // A health call decides nothing; count it as one for the table.
-            row.decisions_per_sec = row.calls_per_sec;
-            row.cpu_us_per_decision = row.cpu_us_per_call;
-            health_rows.push(row);
+            health_rows.push(Row::of(&measured));
         }
 
         if all || args.mode == Mode::Check {
@@ -688,7 +695,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             bulk_rows,
         ),
         (
-            format!("LookupRecords({} in {})", landmarks.division_head, landmarks.private_module),
+            format!(
+                "LookupRecords({} in {})",
+                landmarks.division_head, landmarks.private_module
+            ),
             lookup_rows,
         ),
     ] {
@@ -756,7 +766,10 @@ async fn lookup(
         times[0],
         times[times.len() - 1],
     );
-    let cpu_us_per_call = before.0.zip(after.0).map(|(a, b)| (b - a) * 1e6 / runs as f64);
+    let cpu_us_per_call = before
+        .0
+        .zip(after.0)
+        .map(|(a, b)| (b - a) * 1e6 / runs as f64);
     Ok(Row {
         calls_per_sec: runs as f64 / wall.as_secs_f64().max(1e-9),
         decisions_per_sec: (ids * runs) as f64 / wall.as_secs_f64().max(1e-9),
