@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Warden on a fresh Debian machine with a Rust toolchain:
-# installs redis-server and PostgreSQL when missing, starts a private
+# installs redis-server, PostgreSQL and headless Chromium when missing, starts a private
 # PostgreSQL cluster on a free loopback port for the run (the tests start
 # and stop their own redis-server processes), then runs all tests.
 set -euo pipefail
@@ -11,6 +11,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# tests/console.rs drives the web console in headless Chromium through chromedriver.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

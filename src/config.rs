@@ -149,6 +149,14 @@ pub struct ServeConfig {
     /// (unset: OTEL_EXPORTER_OTLP_ENDPOINT; neither: no export).
     #[arg(long, env = "WARDEN_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Address of the OpenID AuthZEN 1.0 HTTP JSON API, e.g. 0.0.0.0:8080
+    /// (unset: off); same tokens (scope `check`) and TLS as gRPC.
+    #[arg(long, env = "WARDEN_AUTHZEN_LISTEN")]
+    pub authzen_listen: Option<SocketAddr>,
+    /// Address of the web console and its JSON API, e.g. 127.0.0.1:8080
+    /// (port 0: any free port; the chosen address is printed; unset: off).
+    #[arg(long, env = "WARDEN_CONSOLE_LISTEN")]
+    pub console_listen: Option<SocketAddr>,
     /// Address of the Prometheus endpoint `/metrics`, e.g. 0.0.0.0:9464 (unset: off).
     #[arg(long, env = "WARDEN_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -336,6 +344,11 @@ mod tests {
     fn telemetry_is_off_by_default_and_the_sample_is_a_fraction() {
         let c = Cli::try_parse_from(["warden"]).unwrap().serve;
         assert!(c.otlp_endpoint.is_none() && c.metrics_listen.is_none());
+        assert!(c.authzen_listen.is_none());
+        let c = Cli::try_parse_from(["warden", "--authzen-listen", "0.0.0.0:8080"])
+            .unwrap()
+            .serve;
+        assert_eq!(c.authzen_listen.map(|a| a.port()), Some(8080));
         assert_eq!(c.decision_log, DecisionLogSink::Off);
         let c = Cli::try_parse_from(["warden", "--decision-log-sample", "1.5"])
             .unwrap()
@@ -345,5 +358,19 @@ mod tests {
             .unwrap()
             .serve;
         assert!(!c.masked().contains("pw0rd"));
+    }
+
+    #[test]
+    fn the_console_is_off_by_default_and_takes_an_address() {
+        let c = Cli::try_parse_from(["warden"]).unwrap().serve;
+        assert!(c.console_listen.is_none());
+        let c = Cli::try_parse_from(["warden", "--console-listen", "127.0.0.1:0"])
+            .unwrap()
+            .serve;
+        assert_eq!(
+            c.console_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert!(Cli::try_parse_from(["warden", "--console-listen", "nowhere"]).is_err());
     }
 }

@@ -303,7 +303,13 @@ fn convert_request(kind: &str, body: &[u8], e: &Engine<Direct>) -> crate::engine
             let m = msg!(pb::CheckFieldsRequest);
             convert::consistency(m.consistency)?;
             let record = (!m.record_id.is_empty()).then_some(m.record_id.as_str());
-            let _ = e.check_fields(&m.org_id, &m.subject, &m.module, record, at);
+            let q = crate::engine::FieldsQuery {
+                subject: &m.subject,
+                module: &m.module,
+                record,
+                ..Default::default()
+            };
+            let _ = e.check_fields(&m.org_id, &q, at);
         }
         "LookupRecords" => {
             let m = msg!(pb::LookupRecordsRequest);

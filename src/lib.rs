@@ -7,14 +7,17 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
+pub mod authzen;
 pub mod bus;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod document;
 pub mod engine;
 pub mod fuzzing;
 pub mod generate;
+pub mod http;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -1,4 +1,5 @@
-//! The `warden` command: `serve` the gRPC service, or `validate` scenario files.
+//! The `warden` command: `serve` the gRPC service, `validate` scenario
+//! files, or `explain` one check.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Decide one check, against a document or a running server, and print
+    /// its trace as a tree (exit 0: ALLOW, 1: DENY, 2: error).
+    Explain(Box<cli::ExplainArgs>),
     /// Write a generated organization document (e.g. SPEC's crm-large) for benchmarks.
     Generate(warden::generate::GenerateArgs),
 }
@@ -38,6 +42,7 @@ enum Cmd {
 fn main() -> ExitCode {
     match Args::parse().command {
         Cmd::Validate { files } => cli::validate(&files),
+        Cmd::Explain(args) => cli::explain(&args),
         Cmd::Generate(args) => warden::generate::run(&args),
         Cmd::Serve(config) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()

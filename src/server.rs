@@ -129,6 +129,82 @@ async fn shutdown_signal() {
     }
 }
 
+/// How an HTTP listener beside gRPC is served: the gRPC port's TLS files
+/// and limits, with its own largest body.
+fn http_options(
+    config: &ServeConfig,
+    max_body_bytes: usize,
+) -> anyhow::Result<crate::http::HttpOptions> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::http::tls_config(
+            cert,
+            key,
+            config.tls_client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
+    let options = crate::http::HttpOptions {
+        limits: ConnectionLimits {
+            max_connections: config.max_connections,
+            handshake_timeout: Duration::from_secs(config.handshake_timeout_secs),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        },
+        max_body_bytes,
+        request_timeout: Duration::from_secs(config.request_timeout_secs),
+        max_in_flight: config.max_in_flight,
+        max_streams_per_connection: config.max_streams_per_connection,
+        keepalive: Duration::from_secs(config.keepalive_secs),
+        drain: Duration::from_secs(config.drain_timeout_secs),
+        tls,
+    };
+    Ok(options)
+}
+
+/// Serves AuthZEN on `at` beside gRPC, with the gRPC port's TLS, tokens
+/// and limits, until `halt`.
+async fn authzen(
+    config: &ServeConfig,
+    at: std::net::SocketAddr,
+    warden: Arc<Warden>,
+    tokens: Tokens,
+    halt: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let options = http_options(config, crate::authzen::MAX_BODY_BYTES)?;
+    let router = crate::http::guard(
+        crate::authzen::router(warden, options.tls.is_some()),
+        tokens,
+        &options,
+    );
+    let listener = TcpListener::bind(at)
+        .await
+        .with_context(|| format!("--authzen-listen {at}"))?;
+    // Printed before gRPC's line, which tells that the server is ready.
+    println!("warden authzen listening on {}", listener.local_addr()?);
+    tokio::spawn(crate::http::serve(listener, router, options, halt));
+    Ok(())
+}
+
+/// Serves the web console on `at` beside gRPC, with the gRPC port's TLS
+/// and connection limits, until `halt`. Its page is served without a
+/// token; its API checks the token on every request itself.
+async fn console(
+    config: &ServeConfig,
+    at: std::net::SocketAddr,
+    warden: Arc<Warden>,
+    tokens: Tokens,
+    halt: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let options = http_options(config, crate::console::api::MAX_BODY_BYTES)?;
+    let listener = TcpListener::bind(at)
+        .await
+        .with_context(|| format!("--console-listen {at}"))?;
+    // Printed before gRPC's line, which tells that the server is ready.
+    println!("warden console listening on {}", listener.local_addr()?);
+    let router = crate::console::router(warden, tokens);
+    tokio::spawn(crate::http::serve(listener, router, options, halt));
+    Ok(())
+}
+
 /// Runs `warden serve` until a shutdown signal.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let mut telemetry = crate::telemetry::init(&config)?;
@@ -145,6 +221,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         warn!("no auth token configured: every caller is allowed every scope");
     }
     let token_file = tokens.clone();
+    let http_tokens = tokens.clone();
     let tls = tls(&config)?;
 
     let mut store = Store::open(&config.store)
@@ -187,7 +264,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                     .saturating_add(IMPORT_MESSAGE_MARGIN),
             )
             .max_encoding_message_size(MAX_EXPORT_BYTES),
-        auth(tokens),
+        auth(tokens.clone()),
     );
 
     let listener = TcpListener::bind(config.listen)
@@ -233,6 +310,19 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             warden.clone(),
             halt_rx.clone(),
         ));
+    }
+    if let Some(at) = config.authzen_listen {
+        authzen(
+            &config,
+            at,
+            warden.clone(),
+            http_tokens.clone(),
+            halt_rx.clone(),
+        )
+        .await?;
+    }
+    if let Some(at) = config.console_listen {
+        console(&config, at, warden.clone(), http_tokens, halt_rx.clone()).await?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<()>();

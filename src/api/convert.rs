@@ -160,6 +160,19 @@ pub fn record_description(
     })
 }
 
+/// The protobuf message of a described record.
+pub fn described(d: &crate::engine::model::RecordDescription) -> pb::RecordDescription {
+    pb::RecordDescription {
+        owner: Some(owner(&d.owner)),
+        private: d.private,
+        attributes: d
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
 /// An optional owner: absent when the message or its oneof is unset.
 pub fn owner_opt(o: Option<pb::Owner>) -> Option<OwnerRef> {
     owner_from("", o).ok()
@@ -879,15 +892,39 @@ pub fn decision(d: crate::engine::Decision, revision_at: u64) -> pb::CheckRespon
         reason: reason(d.reason) as i32,
         level: access_level(d.level) as i32,
         revision: revision(revision_at),
-        trace: d
-            .trace
-            .into_iter()
-            .map(|t| pb::TraceStep {
-                reason: reason(t.reason) as i32,
-                level: access_level(t.level) as i32,
-                detail: t.detail,
+        trace: d.trace.into_iter().map(trace_step).collect(),
+    }
+}
+
+/// One explain entry as protobuf.
+pub fn trace_step(t: crate::engine::TraceStep) -> pb::TraceStep {
+    use crate::engine::Outcome;
+    let refs = |refs: Vec<crate::engine::TraceRef>| {
+        refs.into_iter()
+            .map(|r| pb::TraceRef {
+                kind: r.kind.to_string(),
+                id: r.id,
+                relation: r.relation.to_string(),
             })
-            .collect(),
+            .collect()
+    };
+    pb::TraceStep {
+        reason: reason(t.reason) as i32,
+        level: access_level(t.level) as i32,
+        detail: t.detail,
+        step: u32::from(t.step),
+        outcome: match t.outcome {
+            Outcome::Passed => pb::TraceOutcome::Passed,
+            Outcome::Decided => pb::TraceOutcome::Decided,
+            Outcome::Gave => pb::TraceOutcome::Gave,
+            Outcome::GaveNothing => pb::TraceOutcome::GaveNothing,
+        } as i32,
+        refs: refs(t.refs),
+        missing: t.missing.map(|m| pb::TraceMissing {
+            detail: m.detail,
+            level: access_level(m.level) as i32,
+            refs: refs(m.refs),
+        }),
     }
 }
 

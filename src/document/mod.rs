@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::engine::error::bounded;
-use crate::engine::model::{OwnerRef, Reason};
+use crate::engine::model::{OwnerRef, Reason, RecordDescription};
 use crate::engine::{CheckRequest, Error, OrgDocument, Result};
 
 /// A parsed scenario.
@@ -58,6 +58,9 @@ pub struct CheckSpec {
     /// New owner, for assign.
     #[serde(default)]
     pub assign_to: Option<OwnerRef>,
+    /// The record described in the check instead of stored (needs `record`).
+    #[serde(default)]
+    pub described: Option<RecordDescription>,
     /// Expected decision.
     pub expect: Expect,
     /// Expected reason, when given.
@@ -77,7 +80,7 @@ impl CheckSpec {
             at: self.at,
             explain: false,
             assign_to: self.assign_to.clone(),
-            described: None,
+            described: self.described.clone(),
         }
     }
 }

@@ -1,19 +1,16 @@
 //! The decision of SPEC section 2, step by step in the spec's order, with
 //! the reason of the step that decided and, on request, the full trace.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 
+use super::described::{described_owner, record_view, RecordView};
 use super::error::{Error, Result};
 use super::expand::Expand;
-use super::model::{
-    AccessLevel, AssignScope, FieldLevel, HierarchyMode, OwnerRef, Reason, RecordDescription,
-    UserKind,
-};
-use super::org::{
-    GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, Record, User, UserIx,
-};
+pub use super::explain::TraceStep;
+use super::explain::{field_word, owner_ref, owner_words, refer, Need, Outcome, TraceRef};
+use super::model::{AccessLevel, AssignScope, FieldLevel, OwnerRef, Reason, RecordDescription};
+use super::org::{ModuleIx, OrgState, Owner, User, UserIx};
+use super::paths::{record_level, Asker};
 
 /// A question: may `subject` do `action` in `module` (to `record`, on `field`)?
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,17 +36,6 @@ pub struct CheckRequest {
     pub described: Option<RecordDescription>,
 }
 
-/// One evaluated step or path, for `explain`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceStep {
-    /// The step or path.
-    pub reason: Reason,
-    /// The level it gave (NONE for steps that only pass or fail).
-    pub level: AccessLevel,
-    /// What produced it: the group, role, rule, share or profile.
-    pub detail: String,
-}
-
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -72,6 +58,28 @@ pub enum ShiftTime {
     Ignored,
 }
 
+/// The step of SPEC section 2 a reason belongs to.
+fn step_of(reason: Reason) -> u8 {
+    match reason {
+        Reason::UnknownSubject | Reason::InactiveSubject => 1,
+        Reason::OutsideShift => 2,
+        Reason::Admin => 3,
+        Reason::UnknownModule | Reason::Profile | Reason::Field => 4,
+        Reason::UnknownRecord => 6,
+        Reason::Owner
+        | Reason::GroupOwner
+        | Reason::ViewAll
+        | Reason::ModifyAll
+        | Reason::Hierarchy
+        | Reason::TeamLead
+        | Reason::OrgDefault
+        | Reason::SharingRule
+        | Reason::ManualShare
+        | Reason::InsufficientAccess => 7,
+        Reason::AssignScope => 8,
+    }
+}
+
 /// Collects trace steps only when asked to.
 pub(crate) struct Trace {
     on: bool,
@@ -90,19 +98,27 @@ impl Trace {
         self.on
     }
 
-    pub(crate) fn add(
+    /// A step built in full, only when explaining.
+    pub(crate) fn push(&mut self, step: impl FnOnce() -> TraceStep) {
+        if self.on {
+            self.steps.push(step());
+        }
+    }
+
+    /// The step that decided.
+    pub(crate) fn decided(
         &mut self,
         reason: Reason,
         level: AccessLevel,
         detail: impl FnOnce() -> String,
     ) {
-        if self.on {
-            self.steps.push(TraceStep {
-                reason,
-                level,
-                detail: detail(),
-            });
-        }
+        self.push(|| {
+            TraceStep::new(step_of(reason), reason, level, detail()).outcome(Outcome::Decided)
+        });
+    }
+
+    fn steps_mut(&mut self) -> Option<&mut Vec<TraceStep>> {
+        self.on.then_some(&mut self.steps)
     }
 
     fn finish(self, allowed: bool, reason: Reason, level: AccessLevel) -> Decision {
@@ -130,46 +146,175 @@ pub(crate) fn resolve_subject<'a>(
     shift_time: ShiftTime,
     trace: &mut Trace,
 ) -> Subject<'a> {
+    let who = || refer("user", subject, "subject");
     // Step 1.
     let Some((ix, user)) = org.users.by_id(subject) else {
-        trace.add(Reason::UnknownSubject, AccessLevel::None, || {
-            format!("no user '{subject}' in organization '{}'", org.id)
+        trace.push(|| {
+            TraceStep::new(
+                1,
+                Reason::UnknownSubject,
+                AccessLevel::None,
+                format!("no user '{subject}' in organization '{}'", org.id),
+            )
+            .outcome(Outcome::Decided)
+            .refer(who())
         });
         return Subject::Decided(Reason::UnknownSubject, false);
     };
     if !user.def.active {
-        trace.add(Reason::InactiveSubject, AccessLevel::None, || {
-            format!("user '{subject}' is inactive")
+        trace.push(|| {
+            TraceStep::new(
+                1,
+                Reason::InactiveSubject,
+                AccessLevel::None,
+                format!("user '{subject}' is inactive: inactive users are denied everything"),
+            )
+            .outcome(Outcome::Decided)
+            .refer(who())
         });
         return Subject::Decided(Reason::InactiveSubject, false);
     }
+    trace.push(|| {
+        TraceStep::new(
+            1,
+            Reason::UnknownSubject,
+            AccessLevel::None,
+            format!("user '{subject}' exists and is active"),
+        )
+        .refer(who())
+    });
     // Step 2.
     if org.settings.enforce_shifts && !user.def.admin {
         if let (Some(shift), ShiftTime::At(at)) =
             (user.shift.and_then(|s| org.shifts.get(s.0)), shift_time)
         {
-            if !shift.contains(at) {
-                trace.add(Reason::OutsideShift, AccessLevel::None, || {
-                    format!(
-                        "{at} is outside shift '{}' ({})",
-                        shift.def.id, shift.def.time_zone
-                    )
-                });
+            let inside = shift.contains(at);
+            trace.push(|| {
+                let step = TraceStep::new(
+                    2,
+                    Reason::OutsideShift,
+                    AccessLevel::None,
+                    shift_words(shift, at, inside),
+                )
+                .refer(who())
+                .refer(refer("shift", &shift.def.id, "shift"));
+                if inside {
+                    step
+                } else {
+                    step.outcome(Outcome::Decided)
+                }
+            });
+            if !inside {
                 return Subject::Decided(Reason::OutsideShift, false);
             }
-            trace.add(Reason::OutsideShift, AccessLevel::None, || {
-                format!("{at} is inside shift '{}'", shift.def.id)
-            });
         }
     }
     // Step 3.
     if user.def.admin {
-        trace.add(Reason::Admin, AccessLevel::Full, || {
-            format!("user '{subject}' is the organization's administrator")
+        trace.decided(Reason::Admin, AccessLevel::Full, || {
+            format!("user '{subject}' is the organization's administrator: allowed everything")
         });
         return Subject::Decided(Reason::Admin, true);
     }
     Subject::User(UserIx(ix), user)
+}
+
+/// Step 2 in words: the instant, the local time in the shift's zone and
+/// the windows as the document writes them.
+fn shift_words(shift: &super::org::Shift, at: DateTime<Utc>, inside: bool) -> String {
+    let local = at.with_timezone(&shift.tz);
+    let windows: Vec<String> = shift
+        .def
+        .windows
+        .iter()
+        .map(|w| {
+            let days: Vec<&str> = w.days.iter().map(|d| weekday_word(*d)).collect();
+            format!("{} {}-{}", days.join(","), w.start, w.end)
+        })
+        .collect();
+    format!(
+        "{} (local {} {} in {}) is {} shift '{}' (windows: {})",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        local.format("%a").to_string().to_uppercase(),
+        local.format("%H:%M"),
+        shift.def.time_zone,
+        if inside { "inside" } else { "outside" },
+        shift.def.id,
+        if windows.is_empty() {
+            "none".to_string()
+        } else {
+            windows.join("; ")
+        }
+    )
+}
+
+fn weekday_word(d: super::model::Weekday) -> &'static str {
+    use super::model::Weekday;
+    match d {
+        Weekday::Mon => "MON",
+        Weekday::Tue => "TUE",
+        Weekday::Wed => "WED",
+        Weekday::Thu => "THU",
+        Weekday::Fri => "FRI",
+        Weekday::Sat => "SAT",
+        Weekday::Sun => "SUN",
+    }
+}
+
+/// Step 4 in words: each effective profile and what it allows on the module.
+fn profiles_words(org: &OrgState, user: &User, module: ModuleIx) -> (String, Vec<TraceRef>) {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut parts = Vec::new();
+    let mut refs = Vec::new();
+    for p in org.effective_profiles(user) {
+        if seen.contains(&p.def.id.as_str()) {
+            continue;
+        }
+        seen.push(&p.def.id);
+        refs.push(refer("profile", &p.def.id, "profile"));
+        let allows = match p.modules.get(&module) {
+            Some(m) if !m.actions.is_empty() => {
+                let mut actions: Vec<&str> = m.actions.iter().map(String::as_str).collect();
+                actions.sort_unstable();
+                actions.join(", ")
+            }
+            _ => "nothing".to_string(),
+        };
+        parts.push(format!("'{}' allows {allows}", p.def.id));
+    }
+    if parts.is_empty() {
+        ("it has no effective profiles".to_string(), refs)
+    } else {
+        (
+            format!("its effective profiles: {}", parts.join("; ")),
+            refs,
+        )
+    }
+}
+
+/// Step 4's field level in words: what each effective profile says.
+fn field_words(org: &OrgState, user: &User, module: ModuleIx, field: &str) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut parts = Vec::new();
+    for p in org.effective_profiles(user) {
+        if seen.contains(&p.def.id.as_str()) {
+            continue;
+        }
+        seen.push(&p.def.id);
+        let says = match p.modules.get(&module) {
+            Some(m) if m.views() => {
+                let level = m.fields.get(field).copied().unwrap_or(FieldLevel::Editable);
+                format!("'{}' makes it {}", p.def.id, field_word(level))
+            }
+            _ => format!("'{}' does not allow view, so says nothing", p.def.id),
+        };
+        parts.push(says);
+    }
+    if parts.is_empty() {
+        "no effective profiles".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// What the subject's effective profiles allow on one module.
@@ -252,8 +397,15 @@ pub fn decide<X: Expand + ?Sized>(
 
     // Step 4.
     let Some((module_ix, module)) = org.modules.by_id(&req.module) else {
-        trace.add(Reason::UnknownModule, AccessLevel::None, || {
-            format!("no module '{}'", req.module)
+        trace.push(|| {
+            TraceStep::new(
+                4,
+                Reason::UnknownModule,
+                AccessLevel::None,
+                format!("no module '{}' in organization '{}'", req.module, org.id),
+            )
+            .outcome(Outcome::Decided)
+            .refer(refer("module", &req.module, "module"))
         });
         return Ok(trace.finish(false, Reason::UnknownModule, AccessLevel::None));
     };
@@ -261,21 +413,42 @@ pub fn decide<X: Expand + ?Sized>(
     let Some(required) = module.required_level(&req.action) else {
         return Err(unknown_action(req));
     };
-    if !profile_allows(org, subject, module_ix, &req.action) {
-        trace.add(Reason::Profile, AccessLevel::None, || {
+    let allowed_by_profile = profile_allows(org, subject, module_ix, &req.action);
+    trace.push(|| {
+        let (profiles, refs) = profiles_words(org, subject, module_ix);
+        let verdict = if allowed_by_profile {
+            "an effective profile allows"
+        } else {
+            "no effective profile allows"
+        };
+        let mut step = TraceStep::new(
+            4,
+            Reason::Profile,
+            AccessLevel::None,
             format!(
-                "no effective profile allows '{}' on '{}'",
-                req.action, req.module
+                "{verdict} '{}' on '{}' for '{}' ({profiles})",
+                req.action, req.module, req.subject
+            ),
+        )
+        .refer(refer("user", &req.subject, "subject"))
+        .refer(refer("module", &req.module, "module"));
+        step.refs.extend(refs);
+        if allowed_by_profile {
+            step
+        } else {
+            step.outcome(Outcome::Decided).missing(
+                format!(
+                    "an effective profile allowing '{}' on '{}'",
+                    req.action, req.module
+                ),
+                AccessLevel::None,
+                vec![refer("module", &req.module, "module")],
             )
-        });
+        }
+    });
+    if !allowed_by_profile {
         return Ok(trace.finish(false, Reason::Profile, AccessLevel::None));
     }
-    trace.add(Reason::Profile, AccessLevel::None, || {
-        format!(
-            "an effective profile allows '{}' on '{}'",
-            req.action, req.module
-        )
-    });
     if let Some(field) = &req.field {
         let level = field_level(org, subject, module_ix, field);
         let needed = if req.action == "edit" {
@@ -283,47 +456,82 @@ pub fn decide<X: Expand + ?Sized>(
         } else {
             FieldLevel::ReadOnly
         };
-        if level < needed {
-            trace.add(Reason::Field, AccessLevel::None, || {
-                format!(
-                    "field '{field}' is {level:?}, '{}' needs {needed:?}",
-                    req.action
+        let enough = level >= needed;
+        trace.push(|| {
+            let mut detail = format!(
+                "field '{field}' is {} for '{}' ({})",
+                field_word(level),
+                req.subject,
+                field_words(org, subject, module_ix, field)
+            );
+            if !enough {
+                detail.push_str(&format!(", '{}' needs {}", req.action, field_word(needed)));
+            }
+            let step = TraceStep::new(4, Reason::Field, AccessLevel::None, detail)
+                .refer(refer("field", field, "field"))
+                .refer(refer("module", &req.module, "module"));
+            if enough {
+                step
+            } else {
+                step.outcome(Outcome::Decided).missing(
+                    format!(
+                        "an effective profile allowing view on '{}' that makes field '{field}' {}",
+                        req.module,
+                        field_word(needed)
+                    ),
+                    AccessLevel::None,
+                    vec![refer("field", field, "field")],
                 )
-            });
+            }
+        });
+        if !enough {
             return Ok(trace.finish(false, Reason::Field, AccessLevel::None));
         }
-        trace.add(Reason::Field, AccessLevel::None, || {
-            format!("field '{field}' is {level:?}")
-        });
     }
 
     // Step 5.
     let Some(record_id) = &req.record else {
+        trace.push(|| {
+            TraceStep::new(
+                5,
+                Reason::Profile,
+                AccessLevel::None,
+                "no record named: the profile decides".to_string(),
+            )
+            .outcome(Outcome::Decided)
+        });
         return Ok(trace.finish(true, Reason::Profile, AccessLevel::None));
     };
 
-    // Step 6.
-    let Some(record) = module.records.get(record_id.as_str()) else {
-        trace.add(Reason::UnknownRecord, AccessLevel::None, || {
+    // Step 6: the record described in the request, else the stored one.
+    let Some(record) = record_view(org, module, record_id, req.described.as_ref())? else {
+        trace.decided(Reason::UnknownRecord, AccessLevel::None, || {
             format!("no record '{record_id}' in '{}'", req.module)
         });
         return Ok(trace.finish(false, Reason::UnknownRecord, AccessLevel::None));
     };
+    trace.push(|| record_words(org, &req.module, &record));
 
     // Step 7.
-    let best = record_level(
-        org,
-        x,
-        Paths {
-            subject_ix,
-            subject,
-            module_ix,
-            module,
-            record,
-        },
-        &mut trace,
-    );
+    let asker = Asker::new(org, x, subject_ix, subject, module_ix, module);
+    let need = Need {
+        action: &req.action,
+        required,
+    };
+    let first_path = trace.steps.len();
+    let best = record_level(&asker, &record, trace.steps_mut().map(|s| (&need, s)));
     if required > AccessLevel::None && best.level < required {
+        trace.decided(Reason::InsufficientAccess, best.level, || {
+            format!(
+                "the highest level of step 7 is {}{}, '{}' needs {}",
+                best.level.as_str(),
+                best.reason
+                    .map(|r| format!(" ({})", r.as_str()))
+                    .unwrap_or_default(),
+                req.action,
+                required.as_str()
+            )
+        });
         return Ok(trace.finish(false, Reason::InsufficientAccess, best.level));
     }
     let reason = best.reason.unwrap_or(Reason::Profile);
@@ -334,14 +542,127 @@ pub fn decide<X: Expand + ?Sized>(
             .assign_to
             .as_ref()
             .ok_or_else(|| Error::invalid("assign_to", "assign needs the new owner"))?;
-        if !in_assign_scope(org, x, subject, target)? {
-            trace.add(Reason::AssignScope, best.level, || {
-                format!("{target:?} is outside the assign scope of the subject's role")
+        let inside = in_assign_scope(org, x, subject, target)?;
+        trace.push(|| {
+            let step = TraceStep::new(
+                8,
+                Reason::AssignScope,
+                best.level,
+                assign_words(org, subject, target, inside),
+            )
+            .refer(match target {
+                OwnerRef::User(u) => refer("user", u, "target"),
+                OwnerRef::Group(g) => refer("group", g, "target"),
             });
+            if inside {
+                step
+            } else {
+                step.outcome(Outcome::Decided)
+            }
+        });
+        if !inside {
             return Ok(trace.finish(false, Reason::AssignScope, best.level));
         }
     }
+    if trace.on() {
+        match best.reason {
+            Some(path) => mark_decided(&mut trace.steps[first_path..], path, best.level),
+            // An action that needs no record level (create): step 7 gave
+            // nothing and the profile of step 4 decides.
+            None => trace.push(|| {
+                TraceStep::new(
+                    7,
+                    Reason::Profile,
+                    AccessLevel::None,
+                    format!(
+                        "'{}' needs no record level: the profile decides",
+                        req.action
+                    ),
+                )
+                .outcome(Outcome::Decided)
+            }),
+        }
+    }
     Ok(trace.finish(true, reason, best.level))
+}
+
+/// Marks the deciding path's first entry (the first that gave the best
+/// level under the answer's reason) DECIDED; the others that gave stay GAVE.
+fn mark_decided(steps: &mut [TraceStep], reason: Reason, level: AccessLevel) {
+    if let Some(step) = steps
+        .iter_mut()
+        .find(|s| s.reason == reason && s.level == level && s.outcome == Outcome::Gave)
+    {
+        step.outcome = Outcome::Decided;
+    }
+}
+
+/// Step 6 in words: where the record came from and its facts.
+fn record_words(org: &OrgState, module: &str, record: &RecordView<'_>) -> TraceStep {
+    let source = if record.described {
+        "described in the request"
+    } else {
+        "stored"
+    };
+    let mut facts = vec![format!("owner {}", owner_words(org, record.owner))];
+    if record.private {
+        facts.push("private".into());
+    }
+    if !record.attributes.is_empty() {
+        let attributes: Vec<String> = record
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        facts.push(format!("attributes {}", attributes.join(", ")));
+    }
+    TraceStep::new(
+        6,
+        Reason::UnknownRecord,
+        AccessLevel::None,
+        format!(
+            "record '{}' of '{module}' is {source}: {}",
+            record.id,
+            facts.join(", ")
+        ),
+    )
+    .refer(refer(
+        "record",
+        record.id,
+        if record.described {
+            "described_record"
+        } else {
+            "record"
+        },
+    ))
+    .refer(owner_ref(org, record.owner, "owner"))
+}
+
+/// Step 8 in words.
+fn assign_words(org: &OrgState, subject: &User, target: &OwnerRef, inside: bool) -> String {
+    let target_words = match target {
+        OwnerRef::User(u) => format!("user '{u}'"),
+        OwnerRef::Group(g) => format!("group '{g}'"),
+    };
+    let Some(role) = subject.role.and_then(|r| org.role(r)) else {
+        return if inside {
+            format!("{target_words} is a group: a guest may assign to groups")
+        } else {
+            format!(
+                "'{}' is a guest: no role, so it may assign only to groups, not to {target_words}",
+                subject.def.id
+            )
+        };
+    };
+    let scope = match role.def.assign_scope {
+        AssignScope::All => "ALL",
+        AssignScope::SameAndSubordinate => "SAME_AND_SUBORDINATE",
+    };
+    format!(
+        "{target_words} is {} the assign scope of role '{}' ({scope})",
+        if inside { "inside" } else { "outside" },
+        role.def.id
+    )
 }
 
 /// Refuses requests whose shape is wrong whatever the policy says.
@@ -362,6 +683,12 @@ fn validate_shape(req: &CheckRequest) -> Result<()> {
         return Err(Error::invalid(
             "assign_to",
             "only the assign action takes assign_to",
+        ));
+    }
+    if req.described.is_some() && req.record.is_none() {
+        return Err(Error::invalid(
+            "record_id",
+            "a described record needs the record_id it describes",
         ));
     }
     if req.action == "assign" && req.record.is_some() && req.assign_to.is_none() {
@@ -389,6 +716,9 @@ fn validate_against(org: &OrgState, req: &CheckRequest) -> Result<()> {
             }
         }
     }
+    if let Some(d) = &req.described {
+        described_owner(org, &d.owner)?;
+    }
     if let Some(target) = &req.assign_to {
         if org.resolve_owner(target).is_none() {
             return Err(match target {
@@ -408,247 +738,6 @@ fn unknown_action(req: &CheckRequest) -> Error {
             req.action, req.module
         ),
     )
-}
-
-/// What step 7 looks at.
-#[derive(Clone, Copy)]
-pub(crate) struct Paths<'a> {
-    pub(crate) subject_ix: UserIx,
-    pub(crate) subject: &'a User,
-    pub(crate) module_ix: ModuleIx,
-    pub(crate) module: &'a Module,
-    pub(crate) record: &'a Record,
-}
-
-/// The highest level of step 7 and the first path that gave it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Best {
-    pub(crate) level: AccessLevel,
-    pub(crate) reason: Option<Reason>,
-}
-
-impl Best {
-    fn offer(&mut self, level: AccessLevel, reason: Reason) {
-        if level > self.level {
-            self.level = level;
-            self.reason = Some(reason);
-        }
-    }
-
-    /// Whether a path that gives at most `max` could change the answer.
-    fn worth(&self, max: AccessLevel, trace: &Trace) -> bool {
-        trace.on() || max > self.level
-    }
-}
-
-/// Step 7: the subject's record level, the highest of every path.
-pub(crate) fn record_level<X: Expand + ?Sized>(
-    org: &OrgState,
-    x: &X,
-    p: Paths<'_>,
-    trace: &mut Trace,
-) -> Best {
-    let mut best = Best {
-        level: AccessLevel::None,
-        reason: None,
-    };
-    let mut groups: Option<Arc<[GroupIx]>> = None;
-    let mut subject_groups = |x: &X| -> Arc<[GroupIx]> {
-        groups
-            .get_or_insert_with(|| x.user_groups(org, p.subject_ix))
-            .clone()
-    };
-    let owner = p.record.owner;
-
-    // Ownership.
-    match owner {
-        Owner::User(u) if u == p.subject_ix => {
-            trace.add(Reason::Owner, AccessLevel::Full, || {
-                "the subject owns the record".into()
-            });
-            best.offer(AccessLevel::Full, Reason::Owner);
-        }
-        Owner::Group(g) if subject_groups(x).binary_search(&g).is_ok() => {
-            trace.add(Reason::GroupOwner, AccessLevel::Full, || {
-                format!(
-                    "group '{}' owns the record and has the subject as a member",
-                    org.group_id(g)
-                )
-            });
-            best.offer(AccessLevel::Full, Reason::GroupOwner);
-        }
-        _ => {}
-    }
-    if best.level == AccessLevel::Full && !trace.on() {
-        return best;
-    }
-
-    // view_all / modify_all.
-    let grant = module_grant(org, p.subject, p.module_ix);
-    if grant.modify_all {
-        trace.add(Reason::ModifyAll, AccessLevel::Full, || {
-            format!(
-                "an effective profile has modify_all on '{}'",
-                p.module.def.id
-            )
-        });
-        best.offer(AccessLevel::Full, Reason::ModifyAll);
-    } else if grant.view_all {
-        trace.add(Reason::ViewAll, AccessLevel::Read, || {
-            format!("an effective profile has view_all on '{}'", p.module.def.id)
-        });
-        best.offer(AccessLevel::Read, Reason::ViewAll);
-    }
-
-    // Hierarchy.
-    if p.module.def.hierarchy_access && best.worth(AccessLevel::Full, trace) {
-        if let Owner::User(o) = owner {
-            if o != p.subject_ix && is_superior(org, x, p.subject_ix, p.subject, o) {
-                trace.add(Reason::Hierarchy, AccessLevel::Full, || {
-                    format!("the subject is a superior of owner '{}'", org.user_id(o))
-                });
-                best.offer(AccessLevel::Full, Reason::Hierarchy);
-            }
-        }
-    }
-
-    // Team leads.
-    if best.worth(AccessLevel::ReadWrite, trace) {
-        for g in &p.subject.leads {
-            let holds = match owner {
-                Owner::Group(h) => x.group_nested(org, *g).binary_search(&h).is_ok(),
-                Owner::User(o) => x.group_members(org, *g).binary_search(&o).is_ok(),
-            };
-            if holds {
-                trace.add(Reason::TeamLead, AccessLevel::ReadWrite, || {
-                    format!(
-                        "the subject leads group '{}', which holds the owner",
-                        org.group_id(*g)
-                    )
-                });
-                best.offer(AccessLevel::ReadWrite, Reason::TeamLead);
-                if !trace.on() {
-                    break;
-                }
-            }
-        }
-    }
-
-    // Organization-wide default.
-    let owd = p.module.def.owd.level();
-    if p.subject.def.kind == UserKind::Member && !p.record.private && owd > AccessLevel::None {
-        trace.add(Reason::OrgDefault, owd, || {
-            format!(
-                "module '{}' defaults to {:?}",
-                p.module.def.id, p.module.def.owd
-            )
-        });
-        best.offer(owd, Reason::OrgDefault);
-    }
-
-    // Sharing rules and criteria rules.
-    if !p.record.private {
-        for rule in p.module.rules.values() {
-            if !best.worth(rule.def.access, trace) {
-                continue;
-            }
-            let matches = match rule.from {
-                Some(from) => owner_in(org, x, from, owner),
-                None => rule
-                    .criteria
-                    .iter()
-                    .all(|(k, v)| p.record.attributes.get(k) == Some(v)),
-            };
-            if matches && subject_in(org, x, rule.to, p.subject, &mut subject_groups) {
-                trace.add(Reason::SharingRule, rule.def.access, || {
-                    format!("sharing rule '{}'", rule.def.id)
-                });
-                best.offer(rule.def.access, Reason::SharingRule);
-            }
-        }
-    }
-
-    // Manual shares.
-    for share in &p.record.shares {
-        if !best.worth(share.level, trace) {
-            continue;
-        }
-        let includes = match share.grantee {
-            GranteeIx::User(u) => u == p.subject_ix,
-            GranteeIx::Group(g) => subject_groups(x).binary_search(&g).is_ok(),
-            GranteeIx::Role(r) => p.subject.role == Some(r),
-            GranteeIx::RoleAndSubordinates(r) => p
-                .subject
-                .role
-                .is_some_and(|sr| x.role_subtree(org, r).binary_search(&sr).is_ok()),
-        };
-        if includes {
-            trace.add(Reason::ManualShare, share.level, || {
-                format!("manual share to {:?}", org.grantee_ref(share.grantee))
-            });
-            best.offer(share.level, Reason::ManualShare);
-        }
-    }
-    best
-}
-
-/// Whether `s` is a superior of `o` in the organization's hierarchy mode.
-pub(crate) fn is_superior<X: Expand + ?Sized>(
-    org: &OrgState,
-    x: &X,
-    s_ix: UserIx,
-    s: &User,
-    o: UserIx,
-) -> bool {
-    match org.settings.hierarchy_mode {
-        HierarchyMode::Role => {
-            let (Some(sr), Some(or)) = (s.role, org.user(o).and_then(|u| u.role)) else {
-                return false;
-            };
-            sr != or && x.role_subtree(org, sr).binary_search(&or).is_ok()
-        }
-        HierarchyMode::Reporting => x.managers(org, o).binary_search(&s_ix).is_ok(),
-    }
-}
-
-/// Whether a sharing rule's `to` set contains the subject.
-fn subject_in<X: Expand + ?Sized>(
-    org: &OrgState,
-    x: &X,
-    set: MemberSetIx,
-    subject: &User,
-    subject_groups: &mut impl FnMut(&X) -> Arc<[GroupIx]>,
-) -> bool {
-    match set {
-        MemberSetIx::Role(r) => subject.role == Some(r),
-        MemberSetIx::RoleAndSubordinates(r) => subject
-            .role
-            .is_some_and(|sr| x.role_subtree(org, r).binary_search(&sr).is_ok()),
-        MemberSetIx::Group(g) => subject_groups(x).binary_search(&g).is_ok(),
-    }
-}
-
-/// Whether a record's owner falls in a sharing rule's `from` set.
-pub(crate) fn owner_in<X: Expand + ?Sized>(
-    org: &OrgState,
-    x: &X,
-    set: MemberSetIx,
-    owner: Owner,
-) -> bool {
-    match (set, owner) {
-        (MemberSetIx::Role(r), Owner::User(o)) => org.user(o).and_then(|u| u.role) == Some(r),
-        (MemberSetIx::RoleAndSubordinates(r), Owner::User(o)) => org
-            .user(o)
-            .and_then(|u| u.role)
-            .is_some_and(|or| x.role_subtree(org, r).binary_search(&or).is_ok()),
-        (MemberSetIx::Group(g), Owner::User(o)) => {
-            x.group_members(org, g).binary_search(&o).is_ok()
-        }
-        (MemberSetIx::Group(g), Owner::Group(h)) => {
-            x.group_nested(org, g).binary_search(&h).is_ok()
-        }
-        (MemberSetIx::Role(_) | MemberSetIx::RoleAndSubordinates(_), Owner::Group(_)) => false,
-    }
 }
 
 /// Step 8: whether the new owner is inside the subject role's assign scope.

@@ -2,20 +2,21 @@
 //! plan of `Filter`, the records a subject may act on, and the users who may
 //! act on a record.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashSet;
 
 use super::decision::{
-    decide, field_level, module_grant, profile_allows, record_level, resolve_subject, CheckRequest,
-    Paths, ShiftTime, Subject, Trace,
+    decide, field_level, profile_allows, resolve_subject, CheckRequest, ShiftTime, Subject, Trace,
 };
+use super::described::record_view;
 use super::error::{Error, Result};
 use super::expand::Expand;
-use super::model::{AccessLevel, FieldLevel, HierarchyMode, OwnerRef, UserKind};
-use super::org::{GranteeIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, RoleIx, UserIx};
+use super::explain::{field_word, Need, TraceStep};
+use super::model::{AccessLevel, FieldLevel, OwnerRef, RecordDescription};
+use super::org::{Module, ModuleIx, OrgState, Owner};
+use super::paths::{cover, record_level, Asker, Plan};
 
 /// The effective level of every field of a module for one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,26 @@ pub struct FieldsAnswer {
     /// The subject's record level (FULL without a record when the profile
     /// speaks, as there is no record to cap it).
     pub record_level: AccessLevel,
+    /// With `explain`: per field (same order), why it has its level.
+    pub details: Vec<String>,
+    /// With `explain` and a record: step 7's paths, as Check explains them
+    /// for `edit` (what an EDITABLE field needs).
+    pub trace: Vec<TraceStep>,
+}
+
+/// A `CheckFields` question.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FieldsQuery<'a> {
+    /// User id.
+    pub subject: &'a str,
+    /// Module id.
+    pub module: &'a str,
+    /// Record id, if any.
+    pub record: Option<&'a str>,
+    /// The record described instead of stored (needs `record`).
+    pub described: Option<&'a RecordDescription>,
+    /// Whether to say why each field has its level.
+    pub explain: bool,
 }
 
 /// `CheckFields`: each field's level, capped by the record access (READ →
@@ -32,26 +53,28 @@ pub struct FieldsAnswer {
 pub fn check_fields<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
-    subject: &str,
-    module_id: &str,
-    record_id: Option<&str>,
+    q: &FieldsQuery<'_>,
     at: DateTime<Utc>,
 ) -> Result<FieldsAnswer> {
     let (module_ix, module) = org
         .modules
-        .by_id(module_id)
-        .ok_or_else(|| Error::not_found("module", module_id, "module"))?;
+        .by_id(q.module)
+        .ok_or_else(|| Error::not_found("module", q.module, "module"))?;
     let module_ix = ModuleIx(module_ix);
-    let record = match record_id {
+    if q.described.is_some() && q.record.is_none() {
+        return Err(Error::invalid(
+            "record_id",
+            "a described record needs the record_id it describes",
+        ));
+    }
+    let record = match q.record {
         Some(id) => Some(
-            module
-                .records
-                .get(id)
+            record_view(org, module, id, q.described)?
                 .ok_or_else(|| Error::not_found("record", id, "record_id"))?,
         ),
         None => None,
     };
-    let all = |level: FieldLevel, record_level: AccessLevel| FieldsAnswer {
+    let all = |level: FieldLevel, record_level: AccessLevel, why: &str| FieldsAnswer {
         fields: module
             .def
             .fields
@@ -59,28 +82,49 @@ pub fn check_fields<X: Expand + ?Sized>(
             .map(|f| (f.clone(), level))
             .collect(),
         record_level,
+        details: if q.explain {
+            module
+                .def
+                .fields
+                .iter()
+                .map(|_| format!("{}: {why}", field_word(level)))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        trace: Vec::new(),
     };
     let mut trace = Trace::new(false);
-    let (subject_ix, user) = match resolve_subject(org, subject, ShiftTime::At(at), &mut trace) {
-        Subject::Decided(_, true) => return Ok(all(FieldLevel::Editable, AccessLevel::Full)),
-        Subject::Decided(_, false) => return Ok(all(FieldLevel::Hidden, AccessLevel::None)),
+    let (subject_ix, user) = match resolve_subject(org, q.subject, ShiftTime::At(at), &mut trace) {
+        Subject::Decided(reason, true) => {
+            return Ok(all(
+                FieldLevel::Editable,
+                AccessLevel::Full,
+                &format!(
+                    "'{}' is the organization's administrator ({})",
+                    q.subject,
+                    reason.as_str()
+                ),
+            ))
+        }
+        Subject::Decided(reason, false) => {
+            return Ok(all(
+                FieldLevel::Hidden,
+                AccessLevel::None,
+                &format!("'{}' is denied everything ({})", q.subject, reason.as_str()),
+            ))
+        }
         Subject::User(ix, user) => (ix, user),
     };
-    let record_level = match record {
+    let mut steps = Vec::new();
+    let record_level = match &record {
         Some(record) => {
-            record_level(
-                org,
-                x,
-                Paths {
-                    subject_ix,
-                    subject: user,
-                    module_ix,
-                    module,
-                    record,
-                },
-                &mut trace,
-            )
-            .level
+            let asker = Asker::new(org, x, subject_ix, user, module_ix, module);
+            let need = Need {
+                action: "edit",
+                required: AccessLevel::ReadWrite,
+            };
+            record_level(&asker, record, q.explain.then_some((&need, &mut steps))).level
         }
         None => AccessLevel::Full,
     };
@@ -89,16 +133,82 @@ pub fn check_fields<X: Expand + ?Sized>(
         AccessLevel::Read => FieldLevel::ReadOnly,
         AccessLevel::ReadWrite | AccessLevel::Full => FieldLevel::Editable,
     };
-    let fields = module
-        .def
-        .fields
-        .iter()
-        .map(|f| (f.clone(), field_level(org, user, module_ix, f).min(cap)))
-        .collect();
+    let mut fields = Vec::with_capacity(module.def.fields.len());
+    let mut details = Vec::new();
+    for f in &module.def.fields {
+        let by_profile = field_level(org, user, module_ix, f);
+        let level = by_profile.min(cap);
+        if q.explain {
+            let profiles = profiles_on_field(org, user, module_ix, module, f, by_profile);
+            details.push(field_detail(profiles, by_profile, cap, record_level));
+        }
+        fields.push((f.clone(), level));
+    }
     Ok(FieldsAnswer {
         fields,
         record_level,
+        details,
+        trace: steps,
     })
+}
+
+/// What the effective profiles say of one field, for `explain`: each
+/// profile that allows `view` on the module and its word for the field.
+fn profiles_on_field(
+    org: &OrgState,
+    user: &super::org::User,
+    module_ix: ModuleIx,
+    module: &Module,
+    field: &str,
+    by_profile: FieldLevel,
+) -> String {
+    let mut viewing = Vec::new();
+    let mut naming = Vec::new();
+    for p in org.effective_profiles(user) {
+        let Some(m) = p.modules.get(&module_ix).filter(|m| m.views()) else {
+            continue;
+        };
+        if viewing.contains(&p.def.id.as_str()) {
+            continue;
+        }
+        viewing.push(p.def.id.as_str());
+        match m.fields.get(field) {
+            Some(l) => naming.push(format!("'{}' makes it {}", p.def.id, field_word(*l))),
+            None => naming.push(format!("'{}' does not name it (EDITABLE)", p.def.id)),
+        }
+    }
+    if viewing.is_empty() {
+        format!(
+            "no effective profile allows view on '{}', so the field is HIDDEN",
+            module.def.id
+        )
+    } else {
+        format!(
+            "profiles give {} ({})",
+            field_word(by_profile),
+            naming.join("; ")
+        )
+    }
+}
+
+/// Why one field has its level: the profiles' level, then the record's cap.
+fn field_detail(
+    profiles: String,
+    by_profile: FieldLevel,
+    cap: FieldLevel,
+    record: AccessLevel,
+) -> String {
+    let level = by_profile.min(cap);
+    if cap < by_profile {
+        format!(
+            "{}: {profiles}, capped by record access {} to {}",
+            field_word(level),
+            record.as_str(),
+            field_word(cap)
+        )
+    } else {
+        format!("{}: {profiles}", field_word(level))
+    }
 }
 
 /// `Filter`: the records a subject may act on, as a query plan. A record
@@ -126,24 +236,6 @@ impl FilterPlan {
             || self.owners.contains(owner)
             || (!private && (self.public_non_private || self.owners_non_private.contains(owner)))
             || self.record_ids.iter().any(|r| r == id)
-    }
-}
-
-/// The plan in resolved form, before ids are written out.
-#[derive(Default)]
-struct Plan {
-    all: bool,
-    owners: FxHashSet<Owner>,
-    owners_non_private: FxHashSet<Owner>,
-    public_non_private: bool,
-    record_ids: BTreeSet<Arc<str>>,
-}
-
-impl Plan {
-    fn covers(&self, owner: Owner, private: bool) -> bool {
-        self.all
-            || self.owners.contains(&owner)
-            || (!private && (self.public_non_private || self.owners_non_private.contains(&owner)))
     }
 }
 
@@ -178,163 +270,13 @@ fn plan<X: Expand + ?Sized>(
     if !profile_allows(org, s, module_ix, action) {
         return Ok((module_ix, plan));
     }
-    let grant = module_grant(org, s, module_ix);
-    if required == AccessLevel::None
-        || grant.modify_all
-        || (grant.view_all && required <= AccessLevel::Read)
-    {
+    // An action that needs no record level reaches every record.
+    if required == AccessLevel::None {
         plan.all = true;
         return Ok((module_ix, plan));
     }
-    let subject_groups = x.user_groups(org, s_ix);
-
-    // Ownership and group ownership.
-    plan.owners.insert(Owner::User(s_ix));
-    plan.owners
-        .extend(subject_groups.iter().map(|g| Owner::Group(*g)));
-
-    // Hierarchy.
-    if module.def.hierarchy_access {
-        match org.settings.hierarchy_mode {
-            HierarchyMode::Role => {
-                if let Some(sr) = s.role {
-                    for r in x.role_subtree(org, sr).iter().filter(|r| **r != sr) {
-                        if let Some(role) = org.role(*r) {
-                            plan.owners
-                                .extend(role.users.iter().map(|u| Owner::User(*u)));
-                        }
-                    }
-                }
-            }
-            HierarchyMode::Reporting => {
-                plan.owners
-                    .extend(org.reports_transitive(s_ix).into_iter().map(Owner::User));
-            }
-        }
-    }
-
-    // Team leads.
-    if required <= AccessLevel::ReadWrite {
-        for g in &s.leads {
-            plan.owners
-                .extend(x.group_nested(org, *g).iter().map(|h| Owner::Group(*h)));
-            plan.owners
-                .extend(x.group_members(org, *g).iter().map(|u| Owner::User(*u)));
-        }
-    }
-
-    // Organization-wide default.
-    if s.def.kind == UserKind::Member && module.def.owd.level() >= required {
-        plan.public_non_private = true;
-    }
-
-    // Sharing rules and criteria rules.
-    let subject_in = |set: MemberSetIx| match set {
-        MemberSetIx::Role(r) => s.role == Some(r),
-        MemberSetIx::RoleAndSubordinates(r) => s
-            .role
-            .is_some_and(|sr| x.role_subtree(org, r).binary_search(&sr).is_ok()),
-        MemberSetIx::Group(g) => subject_groups.binary_search(&g).is_ok(),
-    };
-    let mut criteria_rules = Vec::new();
-    for rule in module.rules.values() {
-        if rule.def.access < required || !subject_in(rule.to) {
-            continue;
-        }
-        match rule.from {
-            Some(from) if !plan.public_non_private => {
-                add_rule_owners(org, x, from, &mut plan.owners_non_private);
-            }
-            Some(_) => {}
-            None => criteria_rules.push(rule),
-        }
-    }
-    if !criteria_rules.is_empty() && !plan.public_non_private {
-        for (id, record) in &module.records {
-            if !record.private
-                && criteria_rules.iter().any(|rule| {
-                    rule.criteria
-                        .iter()
-                        .all(|(k, v)| record.attributes.get(k) == Some(v))
-                })
-                && !plan.covers(record.owner, record.private)
-            {
-                plan.record_ids.insert(id.clone());
-            }
-        }
-    }
-
-    // Manual shares.
-    for grantee in subject_grantees(org, x, s_ix, s.role, &subject_groups) {
-        let Some(shared) = org.shares_by_grantee.get(&grantee) else {
-            continue;
-        };
-        for (m, id) in shared {
-            if *m != module_ix {
-                continue;
-            }
-            let Some(record) = module.records.get(id) else {
-                continue;
-            };
-            let qualifies = record
-                .shares
-                .iter()
-                .any(|sh| sh.grantee == grantee && sh.level >= required);
-            if qualifies && !plan.covers(record.owner, record.private) {
-                plan.record_ids.insert(id.clone());
-            }
-        }
-    }
-    plan.owners_non_private.retain(|o| !plan.owners.contains(o));
-    Ok((module_ix, plan))
-}
-
-fn add_rule_owners<X: Expand + ?Sized>(
-    org: &OrgState,
-    x: &X,
-    from: MemberSetIx,
-    out: &mut FxHashSet<Owner>,
-) {
-    match from {
-        MemberSetIx::Role(r) => {
-            if let Some(role) = org.role(r) {
-                out.extend(role.users.iter().map(|u| Owner::User(*u)));
-            }
-        }
-        MemberSetIx::RoleAndSubordinates(r) => {
-            for sub in x.role_subtree(org, r).iter() {
-                if let Some(role) = org.role(*sub) {
-                    out.extend(role.users.iter().map(|u| Owner::User(*u)));
-                }
-            }
-        }
-        MemberSetIx::Group(g) => {
-            out.extend(x.group_members(org, g).iter().map(|u| Owner::User(*u)));
-            out.extend(x.group_nested(org, g).iter().map(|h| Owner::Group(*h)));
-        }
-    }
-}
-
-/// Every grantee that includes the subject.
-fn subject_grantees<X: Expand + ?Sized>(
-    org: &OrgState,
-    _x: &X,
-    s_ix: UserIx,
-    role: Option<RoleIx>,
-    groups: &[super::org::GroupIx],
-) -> Vec<GranteeIx> {
-    let mut out = vec![GranteeIx::User(s_ix)];
-    out.extend(groups.iter().map(|g| GranteeIx::Group(*g)));
-    if let Some(r) = role {
-        out.push(GranteeIx::Role(r));
-        out.push(GranteeIx::RoleAndSubordinates(r));
-        out.extend(
-            org.role_ancestors(r)
-                .into_iter()
-                .map(GranteeIx::RoleAndSubordinates),
-        );
-    }
-    out
+    let asker = Asker::new(org, x, s_ix, s, module_ix, module);
+    Ok((module_ix, cover(&asker, required)))
 }
 
 /// `Filter` with ids written out, lists sorted.

@@ -6,14 +6,17 @@ pub mod apply;
 pub mod authz;
 pub mod change;
 pub mod decision;
+pub(crate) mod described;
 pub mod document;
 pub mod error;
 pub mod expand;
+pub mod explain;
 pub mod ids;
 pub mod lookup;
 pub mod model;
 pub mod org;
 pub mod password;
+pub(crate) mod paths;
 pub mod plan;
 pub mod report;
 pub mod shifts;
@@ -27,11 +30,12 @@ use rustc_hash::FxHashMap;
 
 pub use authz::Writer;
 pub use change::Change;
-pub use decision::{CheckRequest, Decision, TraceStep};
+pub use decision::{CheckRequest, Decision};
 pub use document::OrgDocument;
 pub use error::{Error, Result};
 pub use expand::{Direct, Expand, Invalidation};
-pub use lookup::{FieldsAnswer, FilterPlan};
+pub use explain::{Missing, Outcome, TraceRef, TraceStep};
+pub use lookup::{FieldsAnswer, FieldsQuery, FilterPlan};
 pub use org::OrgState;
 pub use plan::{Command, Limits};
 pub use report::{EntityRef, WriteReport};
@@ -150,22 +154,26 @@ impl<X: Expand> Engine<X> {
         req: &CheckRequest,
         now: DateTime<Utc>,
     ) -> Result<(Decision, u64)> {
+        if let Some(d) = &req.described {
+            described::check_description(req.record.as_deref(), d, &self.limits)?;
+        }
         self.read(org_id, |org, x| {
             decision::check(org, x, req, now).map(|d| (d, org.revision))
         })?
     }
 
-    /// `CheckFields`.
+    /// `CheckFields`: a description stands for the record named, as in `Check`.
     pub fn check_fields(
         &self,
         org_id: &str,
-        subject: &str,
-        module: &str,
-        record: Option<&str>,
+        q: &FieldsQuery<'_>,
         at: DateTime<Utc>,
     ) -> Result<(FieldsAnswer, u64)> {
+        if let Some(d) = q.described {
+            described::check_description(q.record, d, &self.limits)?;
+        }
         self.read(org_id, |org, x| {
-            lookup::check_fields(org, x, subject, module, record, at).map(|a| (a, org.revision))
+            lookup::check_fields(org, x, q, at).map(|a| (a, org.revision))
         })?
     }
 
@@ -328,6 +336,95 @@ impl<X: Expand> Engine<X> {
                 .collect();
             v.sort_by(|a, b| a.id.cmp(&b.id));
             (v, org.revision)
+        })
+    }
+
+    /// Every module as written, sorted by id (the console's module list).
+    pub fn modules(&self, org_id: &str) -> Result<(Vec<model::ModuleDef>, u64)> {
+        self.read(org_id, |org, _| {
+            let mut v: Vec<_> = org.modules.iter().map(|(_, m)| m.def.clone()).collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            (v, org.revision)
+        })
+    }
+
+    /// Up to `limit` record ids of a module starting with `prefix`, sorted,
+    /// and whether more matched (a module may hold a million records: a
+    /// picker asks for a page by prefix, never for all).
+    pub fn record_ids(
+        &self,
+        org_id: &str,
+        module_id: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool, u64)> {
+        self.read(org_id, |org, _| {
+            let (_, module) = org
+                .modules
+                .by_id(module_id)
+                .ok_or_else(|| Error::not_found("module", module_id, "module"))?;
+            let mut ids: Vec<&str> = module
+                .records
+                .keys()
+                .map(|k| k.as_ref())
+                .filter(|id| id.starts_with(prefix))
+                .collect();
+            ids.sort_unstable();
+            let more = ids.len() > limit;
+            ids.truncate(limit);
+            Ok((
+                ids.into_iter().map(str::to_string).collect(),
+                more,
+                org.revision,
+            ))
+        })?
+    }
+
+    /// The users a sharing rule's `from` or `to` set stands for, sorted
+    /// (a role's users, with its subordinates' for `role_and_subordinates`,
+    /// a group's expanded members), and for a group the groups nested in
+    /// it, whose records a `from` group also shares.
+    pub fn member_set_reach(
+        &self,
+        org_id: &str,
+        set: &model::MemberSet,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        self.read(org_id, |org, x| {
+            let Some(resolved) = org.resolve_member_set(set) else {
+                return (Vec::new(), Vec::new());
+            };
+            let mut users: Vec<String> = Vec::new();
+            let mut groups: Vec<String> = Vec::new();
+            match resolved {
+                org::MemberSetIx::Role(r) => {
+                    if let Some(role) = org.role(r) {
+                        users.extend(role.users.iter().map(|u| org.user_id(*u).to_string()));
+                    }
+                }
+                org::MemberSetIx::RoleAndSubordinates(r) => {
+                    for sub in x.role_subtree(org, r).iter() {
+                        if let Some(role) = org.role(*sub) {
+                            users.extend(role.users.iter().map(|u| org.user_id(*u).to_string()));
+                        }
+                    }
+                }
+                org::MemberSetIx::Group(g) => {
+                    users.extend(
+                        x.group_members(org, g)
+                            .iter()
+                            .map(|u| org.user_id(*u).to_string()),
+                    );
+                    groups.extend(
+                        x.group_nested(org, g)
+                            .iter()
+                            .map(|h| org.group_id(*h).to_string()),
+                    );
+                }
+            }
+            users.sort();
+            users.dedup();
+            groups.sort();
+            (users, groups)
         })
     }
 

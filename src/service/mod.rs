@@ -4,6 +4,7 @@
 
 pub mod cursor;
 pub mod error;
+pub mod reads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dashmap::DashMap;
-use tokio::sync::{broadcast, watch, Mutex};
+use tokio::sync::{broadcast, watch, Mutex, MutexGuard};
 use tracing::{info, warn};
 
 use crate::cache::Cached;
@@ -115,7 +116,13 @@ impl Default for ServiceOptions {
 pub struct Warden {
     engine: Engine<Cached>,
     store: Store,
-    writes: Mutex<()>,
+    /// One write lock per organization: a write (or catch-up) of one
+    /// organization never waits for another's, even across store I/O.
+    writes: WriteLocks,
+    /// Held (before the organization's lock) by a write that puts users
+    /// while `max_orgs_per_principal` is set: that limit counts users of
+    /// other organizations, so such writes go one at a time.
+    principals: Mutex<()>,
     feed: broadcast::Sender<Arc<Committed>>,
     cursors: cursor::Cursors,
     options: ServiceOptions,
@@ -158,7 +165,8 @@ impl Warden {
         Ok(Warden {
             engine,
             store,
-            writes: Mutex::new(()),
+            writes: WriteLocks::default(),
+            principals: Mutex::new(()),
             feed,
             cursors: cursor::Cursors::default(),
             options,
@@ -331,11 +339,48 @@ impl Warden {
     ) -> Result<WriteOutcome, ServiceError> {
         let actor = match writer {
             Writer::Actor { user_id, .. } => user_id.clone(),
-            Writer::Operator => meta.operator.unwrap_or_else(|| "operator".to_string()),
+            Writer::Operator => meta
+                .operator
+                .clone()
+                .unwrap_or_else(|| "operator".to_string()),
         };
-        let _serial = self.writes.lock().await;
+        if let Some(outcome) = self
+            .write_locked(org_id, writer, &command, &meta, &actor, false)
+            .await?
+        {
+            return Ok(outcome);
+        }
+        // The write puts users under a per-principal limit: again, with the
+        // principals lock taken first.
+        let _principals = self.principals.lock().await;
+        match self
+            .write_locked(org_id, writer, &command, &meta, &actor, true)
+            .await?
+        {
+            Some(outcome) => Ok(outcome),
+            None => Err(ServiceError::Aborted(format!(
+                "organization '{org_id}': the write could not take the principals lock; retry"
+            ))),
+        }
+    }
+
+    /// The body of [`Warden::write_with`] under the organization's write
+    /// lock. `None`: the write puts users while `max_orgs_per_principal` is
+    /// set and `principals_held` is false; nothing was committed.
+    async fn write_locked(
+        &self,
+        org_id: &str,
+        writer: &Writer,
+        command: &Command,
+        meta: &WriteMeta,
+        actor: &str,
+        principals_held: bool,
+    ) -> Result<Option<WriteOutcome>, ServiceError> {
+        let principal_limit = self.engine.limits().max_orgs_per_principal > 0;
+        let lock = self.writes.of(org_id);
+        let _serial = lock.lock().await;
         for _ in 0..WRITE_ATTEMPTS {
-            let changes = match self.authorize_and_plan(org_id, writer, &command) {
+            let changes = match self.authorize_and_plan(org_id, writer, command) {
                 Ok(changes) => changes,
                 Err(refusal) => {
                     // A refusal is decided on the latest state, never on a
@@ -350,6 +395,12 @@ impl Warden {
                     return Err(refusal.into());
                 }
             };
+            if principal_limit
+                && !principals_held
+                && changes.iter().any(|c| matches!(c, Change::PutUser(_)))
+            {
+                return Ok(None);
+            }
             // Read against the state the changes were planned on, before they apply.
             let report = if command.is_delete() {
                 self.engine.report(org_id, &changes)
@@ -358,7 +409,7 @@ impl Warden {
             };
             let expected = self.engine.revision(org_id).unwrap_or(0);
             let commit = CommitMeta {
-                audit: Some(Audit::now(actor.clone())),
+                audit: Some(Audit::now(actor)),
                 bootstrap_sha256: meta.bootstrap_sha256.clone(),
             };
             match self
@@ -375,7 +426,7 @@ impl Warden {
                         Origin::Local,
                         commit.audit,
                     );
-                    return Ok(WriteOutcome { revision, report });
+                    return Ok(Some(WriteOutcome { revision, report }));
                 }
                 Err(StoreError::Conflict { current }) => {
                     warn!(
@@ -394,7 +445,8 @@ impl Warden {
 
     /// Brings one organization up to the store's state.
     pub async fn catch_up(&self, org_id: &str) -> Result<(), ServiceError> {
-        let _serial = self.writes.lock().await;
+        let lock = self.writes.of(org_id);
+        let _serial = lock.lock().await;
         self.catch_up_locked(org_id).await
     }
 
@@ -466,7 +518,8 @@ impl Warden {
         revision: u64,
         changes: Option<Vec<Change>>,
     ) -> Result<(), ServiceError> {
-        let _serial = self.writes.lock().await;
+        let lock = self.writes.of(org_id);
+        let _serial = lock.lock().await;
         let local = self.engine.revision(org_id).unwrap_or(0);
         if revision <= local {
             return Ok(());
@@ -635,5 +688,119 @@ impl Warden {
                 }
             }
         }
+    }
+}
+
+/// One write lock per organization, created on first use and removed when
+/// nobody holds or waits for it, so that ten thousand organizations written
+/// once leave nothing behind.
+#[derive(Debug, Default)]
+struct WriteLocks {
+    locks: DashMap<String, Arc<Mutex<()>>>,
+}
+
+impl WriteLocks {
+    /// The organization's lock, not yet taken: [`OrgLock::lock`] takes it.
+    fn of(&self, org_id: &str) -> OrgLock<'_> {
+        // Cloned under the map's shard lock, which `OrgLock::drop` also
+        // holds while it decides to remove the entry: a lock being handed
+        // out is never removed.
+        let mutex = self.locks.entry(org_id.to_string()).or_default().clone();
+        OrgLock {
+            locks: self,
+            org_id: org_id.to_string(),
+            mutex,
+        }
+    }
+
+    /// Organizations with a lock held or waited for.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.locks.len()
+    }
+}
+
+/// A claim on one organization's write lock. Its guard borrows it, so the
+/// guard always goes first; then the entry goes too if this was its last
+/// claim.
+struct OrgLock<'a> {
+    locks: &'a WriteLocks,
+    org_id: String,
+    mutex: Arc<Mutex<()>>,
+}
+
+impl OrgLock<'_> {
+    /// Waits for the organization's write lock.
+    async fn lock(&self) -> MutexGuard<'_, ()> {
+        self.mutex.lock().await
+    }
+}
+
+impl Drop for OrgLock<'_> {
+    fn drop(&mut self) {
+        // Two references, the map's and this claim's: no other claim holds
+        // or waits for the lock, and none can be handed out meanwhile.
+        self.locks.locks.remove_if(&self.org_id, |_, mutex| {
+            Arc::ptr_eq(mutex, &self.mutex) && Arc::strong_count(mutex) == 2
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn write_locks_of_ten_thousand_organizations_leave_nothing_behind() {
+        let locks = WriteLocks::default();
+        for i in 0..10_000 {
+            let lock = locks.of(&format!("org-{i}"));
+            let _guard = lock.lock().await;
+            assert_eq!(locks.len(), 1);
+        }
+        assert_eq!(locks.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_organization_one_lock_and_others_are_free() {
+        let locks = WriteLocks::default();
+        let held = locks.of("a");
+        let guard = held.lock().await;
+        // Another claim on the same organization shares its lock: taken.
+        let waiting = locks.of("a");
+        assert!(waiting.mutex.try_lock().is_err());
+        // Another organization's lock is free.
+        let other = locks.of("b");
+        assert!(other.mutex.try_lock().is_ok());
+        drop(other);
+        assert_eq!(locks.len(), 1);
+        // The first claim goes while the second still waits: the entry stays.
+        drop(guard);
+        drop(held);
+        assert_eq!(locks.len(), 1);
+        let third = locks.of("a");
+        assert!(Arc::ptr_eq(&third.mutex, &waiting.mutex));
+        let guard = waiting.lock().await;
+        assert!(third.mutex.try_lock().is_err());
+        drop(guard);
+        drop(waiting);
+        drop(third);
+        assert_eq!(locks.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_claim_dropped_while_waiting_leaves_nothing_behind() {
+        let locks = WriteLocks::default();
+        let held = locks.of("a");
+        let guard = held.lock().await;
+        {
+            let waiting = locks.of("a");
+            let attempt = waiting.lock();
+            // Abandoned before the lock was free (a cancelled call).
+            drop(attempt);
+        }
+        drop(guard);
+        drop(held);
+        assert_eq!(locks.len(), 0);
     }
 }

@@ -3,9 +3,11 @@
 //! file), PostgreSQL for several replicas; both behind [`Store`].
 
 pub mod audit;
+mod commit;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
+mod statements;
 
 use chrono::{DateTime, Utc};
 
@@ -185,6 +187,14 @@ impl Store {
         };
         crate::telemetry::store_result("commit", &result);
         result
+    }
+
+    /// Closes every connection of the store (a reopen then starts afresh).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
     }
 
     /// Sets how much of each organization's change log is kept.

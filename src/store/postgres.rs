@@ -2,22 +2,25 @@
 //! SQLite store plus generations (`migrations/postgres/`, shipped in the
 //! binary), each write one transaction that holds its organization's row
 //! locked from the revision check to the commit, so two replicas never both
-//! write on the same revision. A write's row operations are reduced to
-//! their net effect and sent as a few array-bound statements whatever its
-//! size; a write that empties the organization first (an import) streams
-//! its rows into a new generation by binary COPY.
+//! write on the same revision. The commit algorithm is `commit.rs`'s; here
+//! are its PostgreSQL statements: a write's net row effect sent as a few
+//! array-bound statements whatever its size, and the rows of a write that
+//! empties the organization first (an import) streamed into a new
+//! generation by binary COPY.
 
-use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
 
-use super::audit::{self, CommitMeta, Retention};
-use super::rows::{self, DocumentBuilder, RowOp};
-use super::{LoadedOrg, LogEntry, StoreError, StoreResult, MAX_LOGGED_CHANGES};
+use super::audit::{CommitMeta, Retention};
+use super::commit::{self, failed, to_revision, Deletes, Dialect, Key, LogWrite, OrgRow};
+use super::rows::{self, DocumentBuilder};
+use super::statements;
+use super::{LoadedOrg, LogEntry, StoreError, StoreResult};
 use crate::engine::{Change, OrgDocument};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -170,27 +173,21 @@ impl PostgresStore {
 
     /// The revision of every live organization, by organization id.
     pub async fn revisions(&self) -> StoreResult<Vec<(String, u64)>> {
-        let op = "read revisions";
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT org_id, revision FROM orgs WHERE live ORDER BY org_id")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(failed(op))?;
-        rows.into_iter()
-            .map(|(org, revision)| Ok((org, to_revision(revision, op)?)))
-            .collect()
+        let rows = sqlx::query_as(statements::REVISIONS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed("read revisions"))?;
+        statements::revisions(rows)
     }
 
     /// The revision of one live organization (0: it does not exist).
     pub async fn revision(&self, org_id: &str) -> StoreResult<u64> {
-        let op = "read the revision";
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT revision FROM orgs WHERE org_id = $1 AND live")
-                .bind(org_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(failed(op))?;
-        row.map_or(Ok(0), |(revision,)| to_revision(revision, op))
+        let row = sqlx::query_scalar(statements::REVISION)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed("read the revision"))?;
+        statements::revision(row)
     }
 
     /// Stores a write in one transaction if the organization is still at
@@ -219,48 +216,7 @@ impl PostgresStore {
         changes: &[Change],
         meta: &CommitMeta,
     ) -> StoreResult<u64> {
-        let op = "commit";
-        // The log entry and the rows are prepared before the transaction
-        // starts: the organization stays locked no longer than it must.
-        let logged = if changes.len() > MAX_LOGGED_CHANGES {
-            None
-        } else {
-            Some(
-                serde_json::to_string(changes)
-                    .map_err(failed("commit: encode the change log entry"))?,
-            )
-        };
-        let mut net = NetRows::default();
-        let mut live_after = true;
-        for change in changes {
-            match change {
-                Change::DeleteOrg => live_after = false,
-                Change::CreateOrg(_) => live_after = true,
-                _ => {}
-            }
-            for row_op in rows::row_ops(change)? {
-                net.push(row_op);
-            }
-        }
-        let mut tx = self.pool.begin().await.map_err(failed(op))?;
-        let logged = Logged {
-            changes: logged,
-            meta,
-            retention: self.retention,
-        };
-        let written = write(&mut tx, org_id, expected, net, logged, live_after).await;
-        match written {
-            Ok(revision) => {
-                tx.commit().await.map_err(failed(op))?;
-                Ok(revision)
-            }
-            Err(e) => {
-                // Release the organization's row at once; a failed rollback
-                // leaves the connection for the pool to discard.
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
+        commit::commit(self, org_id, expected, changes, meta, self.retention).await
     }
 
     /// The change log of an organization after `after`, oldest first.
@@ -275,36 +231,25 @@ impl PostgresStore {
         after: u64,
         limit: u64,
     ) -> StoreResult<Vec<LogEntry>> {
-        let op = "read the change log";
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows: Vec<super::LogRow> = sqlx::query_as(
-            "SELECT revision, changes, actor, written_at FROM changelog \
-             WHERE org_id = $1 AND revision > $2 ORDER BY revision LIMIT $3",
-        )
-        .bind(org_id)
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed(op))?;
-        rows.into_iter()
-            .map(|(revision, changes, actor, at)| {
-                super::log_entry(to_revision(revision, op)?, changes, actor, at)
-            })
-            .collect()
+        let (after, limit) = statements::page_bounds(after, limit);
+        let rows = sqlx::query_as(statements::CHANGES_PAGE)
+            .bind(org_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed("read the change log"))?;
+        statements::log_entries(rows)
     }
 
     /// The SHA-256 of the bootstrap document last merged into a live
     /// organization, if any.
     pub async fn bootstrap_sha256(&self, org_id: &str) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
-            "SELECT b.sha256 FROM bootstrap b JOIN orgs o ON o.org_id = b.org_id \
-             WHERE b.org_id = $1 AND o.live",
-        )
-        .bind(org_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(failed("read the bootstrap hash"))
+        sqlx::query_scalar(statements::BOOTSTRAP_SHA256)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed("read the bootstrap hash"))
     }
 
     /// Closes every connection of the pool.
@@ -313,251 +258,61 @@ impl PostgresStore {
     }
 }
 
-/// What a commit appends to the change log besides the rows.
-struct Logged<'a> {
-    /// The changes as JSON (`None`: too large to log).
-    changes: Option<String>,
-    meta: &'a CommitMeta,
-    retention: Retention,
-}
+/// PostgreSQL's side of the commit algorithm of `commit.rs`: the
+/// organization's row locked `FOR UPDATE`, array-bound deletes and upserts
+/// into its generation, a COPY into a new generation, and the log entry,
+/// revision and pruning in one statement.
+impl Dialect for PostgresStore {
+    type Tx = Transaction<'static, Postgres>;
 
-/// The body of `commit`, inside its transaction: lock the organization's
-/// row, check the revision, write the rows, the log entry and the revision.
-async fn write(
-    conn: &mut PgConnection,
-    org_id: &str,
-    expected: u64,
-    net: NetRows,
-    logged: Logged<'_>,
-    live_after: bool,
-) -> StoreResult<u64> {
-    let op = "commit";
-    // Every writer of the organization, in any replica, takes its row's
-    // lock first; an organization never seen gets a tombstone to lock,
-    // which this transaction turns live or takes away with it.
-    sqlx::query(
-        "INSERT INTO orgs (org_id, revision, live, generation) VALUES ($1, 0, FALSE, 0) \
-         ON CONFLICT (org_id) DO NOTHING",
-    )
-    .bind(org_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(failed("commit: lock the organization"))?;
-    let (stored, live, generation): (i64, bool, i64) =
-        sqlx::query_as("SELECT revision, live, generation FROM orgs WHERE org_id = $1 FOR UPDATE")
-            .bind(org_id)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(failed("commit: lock the organization"))?;
-    let stored = to_revision(stored, op)?;
-    let current = if live { stored } else { 0 };
-    if current != expected {
-        return Err(StoreError::Conflict { current });
+    async fn begin(&self) -> StoreResult<Self::Tx> {
+        self.pool.begin().await.map_err(failed("commit"))
     }
-    // A tombstone's revision counts: a re-created organization goes on
-    // from it, so no revision ever names two states.
-    let revision = stored + 1;
-    let generation = if net.delete_org {
-        to_sql(revision, op)?
-    } else {
-        generation
-    };
 
-    net.write(conn, org_id, generation).await?;
-
-    // The log entry, the revision and the pruning in one statement. Its
-    // parts see the table as it was before it: pruning keeps the new entry.
-    // By age ($9 set), pruning keeps the new entry whatever its age and
-    // treats an entry of unknown time (logged before the audit) as old.
-    let now = chrono::Utc::now();
-    let audit = logged.meta.audit.as_ref();
-    let oldest_revision = logged
-        .retention
-        .oldest_revision(revision)
-        .unwrap_or(revision);
-    sqlx::query(
-        "WITH logged AS ( \
-           INSERT INTO changelog (org_id, revision, changes, actor, written_at) \
-           VALUES ($1, $2, $3, $7, $8) \
-         ), pruned AS ( \
-           DELETE FROM changelog WHERE org_id = $1 AND revision < $5 \
-             AND ($9::TEXT IS NULL OR written_at IS NULL OR written_at < $9) \
-         ) \
-         UPDATE orgs SET revision = $2, live = $4, generation = $6 WHERE org_id = $1",
-    )
-    .bind(org_id)
-    .bind(to_sql(revision, op)?)
-    .bind(logged.changes)
-    .bind(live_after)
-    .bind(to_sql(oldest_revision, op)?)
-    .bind(generation)
-    .bind(audit.map(|a| a.actor.as_str()))
-    .bind(audit.map(|a| audit::time_text(a.at)))
-    .bind(logged.retention.oldest_time(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(failed("commit: log the write and bump the revision"))?;
-    if !live_after {
-        sqlx::query("DELETE FROM bootstrap WHERE org_id = $1")
-            .bind(org_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(failed("commit: forget the bootstrap document"))?;
-    } else if let Some(sha256) = &logged.meta.bootstrap_sha256 {
+    async fn lock_org(&self, tx: &mut Self::Tx, org_id: &str) -> StoreResult<OrgRow> {
+        let locked = "commit: lock the organization";
+        // Every writer of the organization, in any replica, takes its row's
+        // lock first; an organization never seen gets a tombstone to lock,
+        // which this transaction turns live or takes away with it.
         sqlx::query(
-            "INSERT INTO bootstrap (org_id, sha256, revision) VALUES ($1, $2, $3) \
-             ON CONFLICT (org_id) DO UPDATE SET sha256 = EXCLUDED.sha256, \
-             revision = EXCLUDED.revision",
+            "INSERT INTO orgs (org_id, revision, live, generation) VALUES ($1, 0, FALSE, 0) \
+             ON CONFLICT (org_id) DO NOTHING",
         )
         .bind(org_id)
-        .bind(sha256)
-        .bind(to_sql(revision, op)?)
-        .execute(&mut *conn)
+        .execute(&mut **tx)
         .await
-        .map_err(failed("commit: record the bootstrap document"))?;
-    }
-    Ok(revision)
-}
-
-/// A row's key: kind, module, record, id.
-type Key = (&'static str, String, String, String);
-
-/// The net effect of a write's row operations, in order: the deletes to
-/// run against the rows as they were before the write, then the rows to
-/// upsert. A delete takes back the upserts before it that it matches (they
-/// never reach the database), so deleting first and upserting last leaves
-/// every row as running the operations one by one would.
-#[derive(Default)]
-struct NetRows {
-    /// Whether the organization's rows are all deleted first (every other
-    /// delete is then moot).
-    delete_org: bool,
-    delete_rows: Vec<Key>,
-    delete_rules: Vec<String>,
-    delete_record_shares: Vec<(String, String)>,
-    delete_module_contents: Vec<String>,
-    /// The upserts since the last delete, in order. A large write is
-    /// mostly upserts: they are sorted once at the end, not kept in a map.
-    appended: Vec<(Key, String)>,
-    /// The last body upserted under each key before the last delete.
-    upserts: BTreeMap<Key, String>,
-    /// The modules each pending rule upsert is filed under, by rule id.
-    pending_rules: HashMap<String, Vec<String>>,
-}
-
-impl NetRows {
-    fn push(&mut self, op: RowOp) {
-        if let RowOp::Upsert(row) = op {
-            let key = row.key;
-            if key.kind == rows::RULE {
-                self.pending_rules
-                    .entry(key.id.clone())
-                    .or_default()
-                    .push(key.module.clone());
-            }
-            self.appended
-                .push(((key.kind, key.module, key.record, key.id), row.body));
-            return;
-        }
-        // A delete takes back what it matches among the upserts before it.
-        self.upserts.extend(self.appended.drain(..));
-        match op {
-            RowOp::Upsert(_) => {}
-            RowOp::Delete(key) => {
-                let key = (key.kind, key.module, key.record, key.id);
-                self.upserts.remove(&key);
-                if !self.delete_org {
-                    self.delete_rows.push(key);
-                }
-            }
-            RowOp::DeleteRule { id } => {
-                for module in self.pending_rules.remove(&id).unwrap_or_default() {
-                    self.upserts
-                        .remove(&(rows::RULE, module, String::new(), id.clone()));
-                }
-                if !self.delete_org {
-                    self.delete_rules.push(id);
-                }
-            }
-            RowOp::DeleteRecordShares { module, record } => {
-                self.take_back(rows::SHARE, &module, Some(&record));
-                if !self.delete_org {
-                    self.delete_record_shares.push((module, record));
-                }
-            }
-            RowOp::DeleteModuleContents { module } => {
-                for kind in [rows::RECORD, rows::SHARE, rows::RULE] {
-                    self.take_back(kind, &module, None);
-                }
-                if !self.delete_org {
-                    self.delete_module_contents.push(module);
-                }
-            }
-            RowOp::DeleteOrg => {
-                *self = NetRows {
-                    delete_org: true,
-                    ..NetRows::default()
-                };
-            }
-        }
+        .map_err(failed(locked))?;
+        let (revision, live, generation): (i64, bool, i64) = sqlx::query_as(
+            "SELECT revision, live, generation FROM orgs WHERE org_id = $1 FOR UPDATE",
+        )
+        .bind(org_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(failed(locked))?;
+        Ok(OrgRow {
+            revision: to_revision(revision, "commit")?,
+            live,
+            generation,
+        })
     }
 
-    /// Drops the pending upserts of one kind under a module (and record).
-    fn take_back(&mut self, kind: &'static str, module: &str, record: Option<&str>) {
-        let start: Key = (
-            kind,
-            module.to_string(),
-            record.unwrap_or_default().to_string(),
-            String::new(),
-        );
-        let matched: Vec<Key> = self
-            .upserts
-            .range(start..)
-            .map(|(key, _)| key)
-            .take_while(|key| key.0 == kind && key.1 == module && record.is_none_or(|r| key.2 == r))
-            .cloned()
-            .collect();
-        for key in matched {
-            self.upserts.remove(&key);
-        }
-    }
-
-    /// The rows to upsert, in key order, each key once with its last body.
-    fn take_upserts(&mut self) -> Vec<(Key, String)> {
-        let mut appended = std::mem::take(&mut self.appended);
-        if !self.upserts.is_empty() {
-            self.upserts.extend(appended);
-            return std::mem::take(&mut self.upserts).into_iter().collect();
-        }
-        // Stable: the upserts of one key stay in the order they came.
-        appended.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(Key, String)> = Vec::with_capacity(appended.len());
-        for (key, body) in appended {
-            match out.last_mut() {
-                Some(last) if last.0 == key => last.1 = body,
-                _ => out.push((key, body)),
-            }
-        }
-        out
-    }
-
-    /// Runs the deletes, then the upserts, into `generation`: the
-    /// organization's, or a new one if the organization is emptied first.
-    async fn write(
-        mut self,
-        conn: &mut PgConnection,
+    async fn delete_rows(
+        &self,
+        tx: &mut Self::Tx,
         org_id: &str,
         generation: i64,
+        deletes: &Deletes,
     ) -> StoreResult<()> {
+        let conn: &mut PgConnection = tx;
         let deleted = "commit: delete rows";
-        if self.delete_org {
+        if deletes.org {
             sqlx::query(DELETE_ORG)
                 .bind(org_id)
                 .execute(&mut *conn)
                 .await
                 .map_err(failed(deleted))?;
         }
-        for chunk in self.delete_rows.chunks(BATCH) {
+        for chunk in deletes.rows.chunks(BATCH) {
             let mut kinds = Vec::with_capacity(chunk.len());
             let mut modules = Vec::with_capacity(chunk.len());
             let mut records = Vec::with_capacity(chunk.len());
@@ -579,7 +334,7 @@ impl NetRows {
                 .await
                 .map_err(failed(deleted))?;
         }
-        for chunk in self.delete_rules.chunks(BATCH) {
+        for chunk in deletes.rules.chunks(BATCH) {
             sqlx::query(DELETE_RULES)
                 .bind(org_id)
                 .bind(generation)
@@ -589,7 +344,7 @@ impl NetRows {
                 .await
                 .map_err(failed(deleted))?;
         }
-        for chunk in self.delete_record_shares.chunks(BATCH) {
+        for chunk in deletes.record_shares.chunks(BATCH) {
             let (modules, records): (Vec<&str>, Vec<&str>) = chunk
                 .iter()
                 .map(|(module, record)| (module.as_str(), record.as_str()))
@@ -604,7 +359,7 @@ impl NetRows {
                 .await
                 .map_err(failed(deleted))?;
         }
-        for chunk in self.delete_module_contents.chunks(BATCH) {
+        for chunk in deletes.module_contents.chunks(BATCH) {
             sqlx::query(DELETE_MODULE_CONTENTS)
                 .bind(org_id)
                 .bind(generation)
@@ -614,13 +369,24 @@ impl NetRows {
                 .await
                 .map_err(failed(deleted))?;
         }
+        Ok(())
+    }
 
-        if self.delete_org {
+    async fn upsert_rows(
+        &self,
+        tx: &mut Self::Tx,
+        org_id: &str,
+        generation: i64,
+        rows: Vec<(Key, String)>,
+        fresh: bool,
+    ) -> StoreResult<()> {
+        let conn: &mut PgConnection = tx;
+        if fresh {
             // A new generation has no rows, and the keys are unique: the
             // rows stream in by COPY, the server storing while this encodes.
-            return copy_rows(conn, org_id, generation, self.take_upserts()).await;
+            return copy_rows(conn, org_id, generation, rows).await;
         }
-        let mut upserts = self.take_upserts().into_iter().peekable();
+        let mut upserts = rows.into_iter().peekable();
         while upserts.peek().is_some() {
             let mut batch = Batch::default();
             for ((kind, module, record, id), body) in upserts.by_ref().take(BATCH) {
@@ -644,8 +410,69 @@ impl NetRows {
         }
         Ok(())
     }
-}
 
+    async fn log_write(&self, tx: &mut Self::Tx, entry: LogWrite<'_>) -> StoreResult<()> {
+        // The log entry, the revision and the pruning in one statement. Its
+        // parts see the table as it was before it: pruning keeps the new entry.
+        sqlx::query(
+            "WITH logged AS ( \
+               INSERT INTO changelog (org_id, revision, changes, actor, written_at) \
+               VALUES ($1, $2, $3, $7, $8) \
+             ), pruned AS ( \
+               DELETE FROM changelog WHERE org_id = $1 AND revision < $5 \
+                 AND ($9::TEXT IS NULL OR written_at IS NULL OR written_at < $9) \
+             ) \
+             UPDATE orgs SET revision = $2, live = $4, generation = $6 WHERE org_id = $1",
+        )
+        .bind(entry.org_id)
+        .bind(entry.revision)
+        .bind(entry.changes)
+        .bind(entry.live)
+        .bind(entry.prune_below)
+        .bind(entry.generation)
+        .bind(entry.actor)
+        .bind(entry.at)
+        .bind(entry.prune_before)
+        .execute(&mut **tx)
+        .await
+        .map_err(failed("commit: log the write and bump the revision"))?;
+        Ok(())
+    }
+
+    async fn set_bootstrap(
+        &self,
+        tx: &mut Self::Tx,
+        org_id: &str,
+        recorded: Option<(&str, i64)>,
+    ) -> StoreResult<()> {
+        let Some((sha256, revision)) = recorded else {
+            sqlx::query(statements::FORGET_BOOTSTRAP)
+                .bind(org_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(failed("commit: forget the bootstrap document"))?;
+            return Ok(());
+        };
+        sqlx::query(statements::RECORD_BOOTSTRAP)
+            .bind(org_id)
+            .bind(sha256)
+            .bind(revision)
+            .execute(&mut **tx)
+            .await
+            .map_err(failed("commit: record the bootstrap document"))?;
+        Ok(())
+    }
+
+    async fn commit_tx(&self, tx: Self::Tx) -> StoreResult<()> {
+        tx.commit().await.map_err(failed("commit"))
+    }
+
+    async fn rollback_tx(&self, tx: Self::Tx) {
+        // Release the organization's row at once; a failed rollback leaves
+        // the connection for the pool to discard.
+        let _ = tx.rollback().await;
+    }
+}
 /// Writes rows into a generation that has none yet, by binary COPY.
 async fn copy_rows(
     conn: &mut PgConnection,
@@ -823,211 +650,11 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Maps a backend error to `StoreError::Backend`, naming the operation.
-/// Past `open`, sqlx errors carry no part of the URL.
-fn failed<E: std::fmt::Display>(op: &str) -> impl FnOnce(E) -> StoreError + '_ {
-    move |e| StoreError::Backend(format!("{op}: {e}"))
-}
-
-fn to_revision(value: i64, op: &str) -> StoreResult<u64> {
-    u64::try_from(value)
-        .map_err(|_| StoreError::Backend(format!("{op}: negative revision {value} in the store")))
-}
-
-fn to_sql(revision: u64, op: &str) -> StoreResult<i64> {
-    i64::try_from(revision)
-        .map_err(|_| StoreError::Backend(format!("{op}: revision {revision} out of range")))
-}
-
 #[cfg(test)]
 mod tests {
-    //! What needs no database; the rest is in `tests/store_postgres.rs`.
+    //! What needs no database; the rest is in `tests/store_conformance.rs`.
 
     use super::*;
-    use crate::engine::model::{
-        AccessLevel, Grantee, MemberSet, ModuleDef, Owd, OwnerRef, RecordDef, Settings, ShareDef,
-        SharingRuleDef,
-    };
-
-    fn record(module: &str, id: &str) -> Change {
-        Change::PutRecord(RecordDef {
-            module: module.into(),
-            id: id.into(),
-            owner: OwnerRef::User("alice".into()),
-            private: false,
-            attributes: Default::default(),
-        })
-    }
-
-    fn share(module: &str, record: &str, user: &str) -> Change {
-        Change::PutShare(ShareDef {
-            module: module.into(),
-            record: record.into(),
-            grantee: Grantee::User(user.into()),
-            level: AccessLevel::Read,
-        })
-    }
-
-    fn rule(id: &str, module: &str) -> Change {
-        Change::PutRule(SharingRuleDef {
-            id: id.into(),
-            module: module.into(),
-            from: None,
-            criteria: None,
-            to: MemberSet::Role("ceo".into()),
-            access: AccessLevel::Read,
-        })
-    }
-
-    fn net_of(changes: &[Change]) -> NetRows {
-        let mut net = NetRows::default();
-        for change in changes {
-            for op in rows::row_ops(change).unwrap() {
-                net.push(op);
-            }
-        }
-        net
-    }
-
-    /// The keys `take_upserts` gives, as `kind/module/record/id`.
-    fn upserted(net: &mut NetRows) -> Vec<String> {
-        net.take_upserts()
-            .into_iter()
-            .map(|((k, m, r, i), _)| format!("{k}/{m}/{r}/{i}"))
-            .collect()
-    }
-
-    fn private(module: &str, id: &str) -> Change {
-        let mut change = record(module, id);
-        if let Change::PutRecord(def) = &mut change {
-            def.private = true;
-        }
-        change
-    }
-
-    #[test]
-    fn upserts_come_sorted_and_the_last_of_a_key_wins() {
-        let mut net = net_of(&[
-            record("Leads", "L2"),
-            record("Leads", "L1"),
-            private("Leads", "L2"),
-            share("Leads", "L1", "bob"),
-            record("Deals", "D1"),
-            record("Leads", "L2"),
-            private("Leads", "L1"),
-        ]);
-        let upserts = net.take_upserts();
-        let keys: Vec<String> = upserts
-            .iter()
-            .map(|((k, m, r, i), _)| format!("{k}/{m}/{r}/{i}"))
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "record/Deals/D1/",
-                "record/Leads/L1/",
-                "record/Leads/L2/",
-                "share/Leads/L1/user:bob"
-            ]
-        );
-        assert!(
-            upserts[1].1.contains("\"private\":true"),
-            "{}",
-            upserts[1].1
-        );
-        assert!(!upserts[2].1.contains("private"), "{}", upserts[2].1);
-    }
-
-    #[test]
-    fn upserts_on_both_sides_of_a_delete_keep_their_order() {
-        let mut net = net_of(&[
-            private("Leads", "L1"),
-            record("Leads", "L2"),
-            Change::DeleteRecord {
-                module: "Leads".into(),
-                id: "L2".into(),
-            },
-            record("Leads", "L1"),
-            private("Leads", "L3"),
-        ]);
-        let upserts = net.take_upserts();
-        let keys: Vec<&str> = upserts.iter().map(|((_, _, r, _), _)| r.as_str()).collect();
-        assert_eq!(keys, ["L1", "L3"]);
-        assert!(!upserts[0].1.contains("private"), "{}", upserts[0].1);
-    }
-
-    #[test]
-    fn deletes_take_back_the_upserts_before_them_only() {
-        let mut net = net_of(&[
-            record("Leads", "L1"),
-            share("Leads", "L1", "bob"),
-            share("Leads", "L10", "bob"),
-            record("Leads", "L2"),
-            Change::DeleteRecord {
-                module: "Leads".into(),
-                id: "L1".into(),
-            },
-            // Put again after its delete: stays.
-            share("Leads", "L1", "carol"),
-            rule("r1", "Leads"),
-            rule("r2", "Deals"),
-            record("Deals", "D1"),
-            Change::DeleteModule { id: "Deals".into() },
-            // Moves r1 to Cases: its Leads upsert goes.
-            rule("r1", "Cases"),
-        ]);
-        assert_eq!(
-            upserted(&mut net),
-            [
-                "record/Leads/L2/",
-                "rule/Cases//r1",
-                "share/Leads/L1/user:carol",
-                "share/Leads/L10/user:bob",
-            ]
-        );
-        assert!(!net.delete_org);
-        assert_eq!(
-            net.delete_rows,
-            vec![
-                ("record", "Leads".into(), "L1".into(), String::new()),
-                ("module", String::new(), String::new(), "Deals".into()),
-            ]
-        );
-        assert_eq!(
-            net.delete_record_shares,
-            vec![("Leads".into(), "L1".into())]
-        );
-        assert_eq!(net.delete_module_contents, vec!["Deals".to_string()]);
-        assert_eq!(net.delete_rules, ["r1", "r2", "r1"].map(String::from));
-    }
-
-    #[test]
-    fn deleting_the_organization_forgets_everything_before() {
-        let mut net = net_of(&[
-            Change::PutModule(ModuleDef {
-                id: "Leads".into(),
-                owd: Owd::Private,
-                hierarchy_access: true,
-                fields: Vec::new(),
-                actions: Default::default(),
-            }),
-            record("Leads", "L1"),
-            Change::DeleteRecord {
-                module: "Leads".into(),
-                id: "L9".into(),
-            },
-            Change::CreateOrg(Settings::default()),
-            record("Leads", "L2"),
-            Change::DeleteRecord {
-                module: "Leads".into(),
-                id: "L3".into(),
-            },
-        ]);
-        assert!(net.delete_org);
-        assert!(net.delete_rows.is_empty());
-        assert!(net.delete_record_shares.is_empty());
-        assert_eq!(upserted(&mut net), ["record/Leads/L2/", "settings///"]);
-    }
 
     #[test]
     fn passwords_never_reach_a_message() {

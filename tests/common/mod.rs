@@ -291,3 +291,135 @@ impl Server {
         self.child.try_wait().ok().flatten()
     }
 }
+
+impl Server {
+    /// Starts a server on a fresh SQLite file with AuthZEN on a free
+    /// loopback port, extra arguments and environment; returns it and the
+    /// address of its AuthZEN listener.
+    pub fn start_authzen(args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
+            .args(["--log", "error", "--authzen-listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut authzen = None;
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("warden authzen listening on ") {
+                        authzen = Some(a.to_string());
+                    } else if let Some(a) = line.strip_prefix("warden listening on ") {
+                        break a.to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().ok();
+                    panic!("warden serve exited before listening: {status:?}");
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server {
+            child,
+            addr,
+            store,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            _dir: Some(dir),
+        };
+        let authzen = authzen.expect("the AuthZEN address is printed before the gRPC one");
+        (server, authzen)
+    }
+}
+
+/// A test CA and a certificate it signed for localhost and 127.0.0.1,
+/// made with openssl in `dir`: (CA, certificate, key) PEM paths.
+pub fn test_certificates(dir: &std::path::Path) -> (String, String, String) {
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (ca, ca_key, csr, cert, key, ext) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("leaf.csr"),
+        p("cert.pem"),
+        p("key.pem"),
+        p("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let steps = [
+        format!("req -x509 {ec} -days 1 -subj /CN=test-ca -keyout {ca_key} -out {ca}"),
+        format!("req {ec} -subj /CN=localhost -keyout {key} -out {csr}"),
+        format!("x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -CAcreateserial -days 1 -out {cert} -extfile {ext}"),
+    ];
+    for step in steps {
+        let out = Command::new("openssl")
+            .args(step.split(' '))
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, cert, key)
+}
+
+impl Server {
+    /// Starts a server on a fresh SQLite file with `--console-listen
+    /// 127.0.0.1:0`, extra arguments and environment, and returns it with
+    /// the console's address (the line it prints before the gRPC one).
+    pub fn start_with_console(args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("warden.db").display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
+            .args(["--log", "error", "--console-listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start warden serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut console = None;
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("warden console listening on ") {
+                        console = Some(a.to_string());
+                    }
+                    if let Some(a) = line.strip_prefix("warden listening on ") {
+                        break a.to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().ok();
+                    panic!("warden serve exited before listening: {status:?}");
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let console = console.expect("the console's address is printed before the gRPC one");
+        let server = Server {
+            child,
+            addr,
+            store,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            _dir: Some(dir),
+        };
+        (server, console)
+    }
+}

@@ -1,16 +1,20 @@
-//! The PostgreSQL store on the test cluster (`WARDEN_TEST_POSTGRES_URL`,
-//! set by `bash scripts/test.sh`): what the SQLite store's tests show, plus
-//! several handles on one database racing their commits. Each test works
-//! in a database of its own, dropped when it ends.
+//! The store-conformance suite: every behaviour of a store, written once
+//! and run against each backend, SQLite (a temporary file) and PostgreSQL
+//! (`WARDEN_TEST_POSTGRES_URL`, set by `bash scripts/test.sh`; each test
+//! works in a schema of its own, dropped when it ends). Without that
+//! variable the PostgreSQL half of each test says it is skipped and passes.
+//!
+//! Each test is an `async fn name(backend: &Backend)`; `conformance!` at
+//! the end makes `sqlite::name` and `postgres::name` of it.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
 use warden::document::{parse_document, parse_scenario};
 use warden::engine::document::changes_of;
 use warden::engine::model::{
@@ -18,9 +22,9 @@ use warden::engine::model::{
     ShareDef, SharingRuleDef, UserDef,
 };
 use warden::engine::{Change, Command, Direct, Engine, Limits};
-use warden::store::{LogEntry, Store, StoreError, MAX_LOGGED_CHANGES};
-
-use warden::store::LOG_KEPT;
+use warden::store::{
+    Audit, CommitMeta, LogEntry, Retention, Store, StoreError, LOG_KEPT, MAX_LOGGED_CHANGES,
+};
 
 /// Two modules with records, shares of every grantee sort and rules;
 /// roles, users and groups listed children first.
@@ -58,87 +62,112 @@ sharing_rules:
 
 type Key = (String, String, String, String);
 
-/// The admin URL of the test cluster.
 /// The writes that won their revision, with it.
 type Wins = Vec<(u64, Vec<Change>)>;
 
-fn admin_url() -> String {
-    match std::env::var("WARDEN_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!(
-            "the PostgreSQL store tests need WARDEN_TEST_POSTGRES_URL \
-             (e.g. postgres://postgres@127.0.0.1:5432/postgres): \
-             run them with `bash scripts/test.sh`, which starts a cluster and sets it"
-        ),
+/// The backend a test runs on.
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// The PostgreSQL test cluster, by its URL.
+    Postgres(String),
+}
+
+impl Backend {
+    /// The PostgreSQL backend, or `None` (saying so) when no cluster is set.
+    fn postgres(test: &str) -> Option<Backend> {
+        match std::env::var("WARDEN_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!(
+                    "{test} on PostgreSQL skipped: WARDEN_TEST_POSTGRES_URL is unset \
+                     (scripts/test.sh sets it)"
+                );
+                None
+            }
+        }
     }
 }
 
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let authority_end = base[after_scheme..]
-        .find('/')
-        .map_or(base.len(), |i| after_scheme + i);
-    format!("{}/{database}{query}", &base[..authority_end])
+/// `url` with a query parameter added.
+fn with_parameter(url: &str, parameter: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameter}")
 }
 
-/// `url` with its user's password set to `password`.
-fn with_password(url: &str, password: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        panic!("not a URL: {url}");
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let (user, host) = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or_default(), host),
-        None => ("postgres", authority),
-    };
-    format!("{scheme}://{user}:{password}@{host}{tail}")
-}
-
-/// A fresh database on the test cluster, dropped (connections and all)
-/// when this goes, whether the test passed or not.
-struct TestDb {
-    admin: String,
-    name: String,
+/// Where one test's store lives: a SQLite file in a temporary directory,
+/// or a PostgreSQL schema of its own (dropped, tables and all, when this
+/// goes, whether the test passed or not).
+struct Place {
     url: String,
+    kind: PlaceKind,
 }
 
-impl TestDb {
-    async fn new() -> TestDb {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut random = RandomState::new().build_hasher();
-        random.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        random.write_u32(std::process::id());
-        let name = format!("warden_test_{:016x}", random.finish());
-        let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("connect to the test cluster at {admin}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("create the test database {name}: {e}"));
-        let _ = conn.close().await;
-        let url = with_database(&admin, &name);
-        TestDb { admin, name, url }
+enum PlaceKind {
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres { admin: String, schema: String },
+}
+
+impl Place {
+    async fn new(backend: &Backend) -> Place {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                Place {
+                    url: format!("sqlite://{}", dir.path().join("warden.db").display()),
+                    kind: PlaceKind::Sqlite { _dir: dir },
+                }
+            }
+            Backend::Postgres(admin) => {
+                static COUNTER: AtomicU64 = AtomicU64::new(0);
+                let mut random = RandomState::new().build_hasher();
+                random.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+                random.write_u32(std::process::id());
+                let schema = format!("warden_test_{:016x}", random.finish());
+                let mut conn = PgConnection::connect(admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("connect to the test cluster at {admin}: {e}"));
+                sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("create the test schema {schema}: {e}"));
+                let _ = conn.close().await;
+                // Every connection of the store works in the schema: its
+                // migrations, tables and queries all land there.
+                let url = with_parameter(admin, &format!("options=-c%20search_path%3D{schema}"));
+                Place {
+                    url,
+                    kind: PlaceKind::Postgres {
+                        admin: admin.clone(),
+                        schema,
+                    },
+                }
+            }
+        }
     }
 
-    /// A plain pool on the database, to look at its tables.
-    async fn pool(&self) -> PgPool {
-        PgPool::connect(&self.url).await.unwrap()
+    /// A plain pool on the store's tables, to look at them.
+    async fn tables(&self) -> Tables {
+        match self.kind {
+            PlaceKind::Sqlite { .. } => {
+                Tables::Sqlite(SqlitePool::connect(&self.url).await.unwrap())
+            }
+            PlaceKind::Postgres { .. } => {
+                Tables::Postgres(PgPool::connect(&self.url).await.unwrap())
+            }
+        }
     }
 }
 
-impl Drop for TestDb {
+impl Drop for Place {
     fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop may run inside the test's runtime: drop the database from a
+        let PlaceKind::Postgres { admin, schema } = &self.kind else {
+            return;
+        };
+        let admin = admin.clone();
+        let schema = schema.clone();
+        let name = schema.clone();
+        // Drop may run inside the test's runtime: drop the schema from a
         // thread of its own.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -149,7 +178,13 @@ impl Drop for TestDb {
                 let mut conn = PgConnection::connect(&admin)
                     .await
                     .map_err(|e| e.to_string())?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                // A test that failed mid-commit may leave a lock behind:
+                // give up rather than hang.
+                sqlx::query("SET lock_timeout = '10s'")
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
                     .execute(&mut conn)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -160,16 +195,61 @@ impl Drop for TestDb {
         .join();
         match dropped {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
-            Err(_) => eprintln!("could not drop test database {}", self.name),
+            Ok(Err(e)) => eprintln!("could not drop test schema {name}: {e}"),
+            Err(_) => eprintln!("could not drop test schema {name}"),
+        }
+    }
+}
+
+/// A plain pool on a store's tables.
+enum Tables {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Tables {
+    /// The keys of an organization's entity rows, in key order.
+    async fn rows(&self, org: &str) -> Vec<Key> {
+        // Bytewise order in both (SQLite's BINARY, PostgreSQL's "C").
+        let sql = "SELECT kind, module, record, id FROM entities WHERE org_id = $1 \
+                   ORDER BY kind, module, record, id";
+        match self {
+            Tables::Sqlite(pool) => sqlx::query_as(sql).bind(org).fetch_all(pool).await,
+            Tables::Postgres(pool) => sqlx::query_as(sql).bind(org).fetch_all(pool).await,
+        }
+        .unwrap()
+    }
+
+    /// Every organization row, live or not.
+    async fn org_ids(&self) -> Vec<String> {
+        let sql = "SELECT org_id FROM orgs ORDER BY org_id";
+        match self {
+            Tables::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Tables::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        }
+        .unwrap()
+    }
+
+    /// The revisions of change-log entries logged without their changes.
+    async fn unlogged_revisions(&self) -> Vec<i64> {
+        let sql = "SELECT revision FROM changelog WHERE changes IS NULL ORDER BY revision";
+        match self {
+            Tables::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Tables::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        }
+        .unwrap()
+    }
+
+    async fn close(&self) {
+        match self {
+            Tables::Sqlite(pool) => pool.close().await,
+            Tables::Postgres(pool) => pool.close().await,
         }
     }
 }
 
 async fn close(store: &Store) {
-    if let Store::Postgres(s) = store {
-        s.close().await;
-    }
+    store.close().await;
 }
 
 /// A store beside an engine that is told every write the store
@@ -177,27 +257,30 @@ async fn close(store: &Store) {
 struct Harness {
     store: Store,
     engine: Engine,
-    tables: PgPool,
-    // Last: the database goes after every connection to it.
-    db: TestDb,
+    tables: Tables,
+    // Last: the store's place goes after every connection to it.
+    place: Place,
 }
 
 impl Harness {
-    async fn new() -> Harness {
-        let db = TestDb::new().await;
-        let store = Store::open(&db.url).await.unwrap();
-        assert!(matches!(store, Store::Postgres(_)));
+    async fn new(backend: &Backend) -> Harness {
+        let place = Place::new(backend).await;
+        let store = Store::open(&place.url).await.unwrap();
+        match backend {
+            Backend::Sqlite => assert!(matches!(store, Store::Sqlite(_))),
+            Backend::Postgres(_) => assert!(matches!(store, Store::Postgres(_))),
+        }
         Harness {
             store,
             engine: Engine::new(Direct, Limits::default()),
-            tables: db.pool().await,
-            db,
+            tables: place.tables().await,
+            place,
         }
     }
 
     async fn reopen(&mut self) {
         close(&self.store).await;
-        self.store = Store::open(&self.db.url).await.unwrap();
+        self.store = Store::open(&self.place.url).await.unwrap();
     }
 
     /// Plans a command on the engine, commits it, then applies it.
@@ -236,14 +319,7 @@ impl Harness {
     }
 
     async fn rows(&self, org: &str) -> Vec<Key> {
-        sqlx::query_as(
-            "SELECT kind, module, record, id FROM entities WHERE org_id = $1 \
-             ORDER BY kind, module, record, id",
-        )
-        .bind(org)
-        .fetch_all(&self.tables)
-        .await
-        .unwrap()
+        self.tables.rows(org).await
     }
 
     async fn rows_of_kind(&self, org: &str, kind: &str) -> Vec<Key> {
@@ -270,6 +346,33 @@ async fn assert_in_step(store: &Store, engine: &Engine, org: &str) {
     let fresh = Engine::new(Direct, Limits::default());
     fresh.apply(org, loaded.revision, &changes_of(&loaded.document));
     assert_eq!(fresh.export(org).unwrap(), (expected, revision));
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
+    format!("{}/{database}{query}", &base[..authority_end])
+}
+
+/// `url` with its user's password set to `password`.
+fn with_password(url: &str, password: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        panic!("not a URL: {url}");
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or_default(), host),
+        None => ("postgres", authority),
+    };
+    format!("{scheme}://{user}:{password}@{host}{tail}")
 }
 
 fn key(kind: &str, module: &str, record: &str, id: &str) -> Key {
@@ -319,9 +422,8 @@ fn expect_conflict(result: Result<u64, StoreError>, current: u64, what: &str) {
     }
 }
 
-#[tokio::test]
-async fn every_scenario_document_survives_a_reopen() {
-    let mut h = Harness::new().await;
+async fn every_scenario_document_survives_a_reopen(backend: &Backend) {
+    let mut h = Harness::new(backend).await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
     let mut orgs = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -368,9 +470,8 @@ async fn every_scenario_document_survives_a_reopen() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn every_write_keeps_the_store_in_step_with_the_engine() {
-    let mut h = Harness::new().await;
+async fn every_write_keeps_the_store_in_step_with_the_engine(backend: &Backend) {
+    let mut h = Harness::new(backend).await;
     let (org, revision) = h.import(ACME).await;
     assert_eq!(revision, 1);
     h.assert_in_step(&org).await;
@@ -448,9 +549,8 @@ async fn every_write_keeps_the_store_in_step_with_the_engine() {
 
 /// One commit that writes, deletes and rewrites the same rows: the store
 /// ends where running its changes one by one does.
-#[tokio::test]
-async fn a_write_touching_a_row_several_times_ends_as_its_last_change() {
-    let h = Harness::new().await;
+async fn a_write_touching_a_row_several_times_ends_as_its_last_change(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let (org, _) = h.import(ACME).await;
     let mut odd = record("Leads", "L9", "alice");
     odd.attributes.insert(
@@ -551,9 +651,8 @@ async fn a_write_touching_a_row_several_times_ends_as_its_last_change() {
 
 /// Writes of more rows than one statement carries: shares put, some
 /// re-put and some deleted, records deleted with their shares, in batches.
-#[tokio::test]
-async fn bulk_writes_and_deletes_span_batches() {
-    let h = Harness::new().await;
+async fn bulk_writes_and_deletes_span_batches(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let (org, _) = h.import(ACME).await;
     let n = 25_000;
     let records: Vec<Change> = (0..n / 10)
@@ -608,9 +707,8 @@ async fn bulk_writes_and_deletes_span_batches() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn a_stale_expected_revision_conflicts_and_changes_nothing() {
-    let h = Harness::new().await;
+async fn a_stale_expected_revision_conflicts_and_changes_nothing(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let (org, _) = h.import(ACME).await;
     let rows_before = h.rows(&org).await;
     let log_before = h.store.changes_since(&org, 0).await.unwrap();
@@ -635,11 +733,7 @@ async fn a_stale_expected_revision_conflicts_and_changes_nothing() {
     assert!(h.rows("nobody").await.is_empty());
     assert!(h.store.changes_since("nobody", 0).await.unwrap().is_empty());
     // A refused write leaves no trace, not even an organization row.
-    let orgs: Vec<(String,)> = sqlx::query_as("SELECT org_id FROM orgs ORDER BY org_id")
-        .fetch_all(&h.tables)
-        .await
-        .unwrap();
-    assert_eq!(orgs, vec![(org.clone(),)]);
+    assert_eq!(h.tables.org_ids().await, vec![org.clone()]);
     h.assert_in_step(&org).await;
     // The write goes through at the right revision.
     assert_eq!(h.commit(&org, &write).await, 2);
@@ -647,9 +741,8 @@ async fn a_stale_expected_revision_conflicts_and_changes_nothing() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn a_deleted_then_recreated_organization_continues_its_revision() {
-    let mut h = Harness::new().await;
+async fn a_deleted_then_recreated_organization_continues_its_revision(backend: &Backend) {
+    let mut h = Harness::new(backend).await;
     let org = "acme";
     assert_eq!(
         h.run(org, Command::CreateOrganization(Settings::default()))
@@ -689,9 +782,8 @@ async fn a_deleted_then_recreated_organization_continues_its_revision() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn deleting_a_record_takes_its_shares_and_nothing_else() {
-    let h = Harness::new().await;
+async fn deleting_a_record_takes_its_shares_and_nothing_else(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let (org, _) = h.import(ACME).await;
     h.commit(
         &org,
@@ -719,9 +811,8 @@ async fn deleting_a_record_takes_its_shares_and_nothing_else() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn deleting_a_module_takes_its_records_shares_and_rules() {
-    let h = Harness::new().await;
+async fn deleting_a_module_takes_its_records_shares_and_rules(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let (org, _) = h.import(ACME).await;
     let others: Vec<Key> = h
         .rows(&org)
@@ -738,9 +829,8 @@ async fn deleting_a_module_takes_its_records_shares_and_rules() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn a_replacing_import_leaves_only_the_new_document() {
-    let h = Harness::new().await;
+async fn a_replacing_import_leaves_only_the_new_document(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let (org, _) = h.import(ACME).await;
     let (_, revision) = h
         .import("organization: acme\nmodules: [{id: Cases}]\nusers: [{id: zed, kind: GUEST}]\n")
@@ -758,9 +848,8 @@ async fn a_replacing_import_leaves_only_the_new_document() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn a_rule_put_in_another_module_moves_there() {
-    let h = Harness::new().await;
+async fn a_rule_put_in_another_module_moves_there(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let (org, _) = h.import(ACME).await;
     let moved = SharingRuleDef {
         id: "r1".into(),
@@ -792,9 +881,8 @@ async fn a_rule_put_in_another_module_moves_there() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn the_change_log_reads_in_order_and_a_huge_write_is_logged_empty() {
-    let h = Harness::new().await;
+async fn the_change_log_reads_in_order_and_a_huge_write_is_logged_empty(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let store = &h.store;
     let org = "acme";
     let writes = vec![
@@ -835,12 +923,7 @@ async fn the_change_log_reads_in_order_and_a_huge_write_is_logged_empty() {
     }
     assert_eq!(log[3].changes.as_ref(), Some(&largest_logged));
     assert_eq!(log[4].changes, None);
-    let nulls: Vec<(i64,)> =
-        sqlx::query_as("SELECT revision FROM changelog WHERE changes IS NULL ORDER BY revision")
-            .fetch_all(&h.tables)
-            .await
-            .unwrap();
-    assert_eq!(nulls, vec![(5,)]);
+    assert_eq!(h.tables.unlogged_revisions().await, vec![5]);
     let tail = store.changes_since(org, 2).await.unwrap();
     assert_eq!(tail, log[2..].to_vec());
     assert!(store.changes_since(org, 5).await.unwrap().is_empty());
@@ -853,9 +936,8 @@ async fn the_change_log_reads_in_order_and_a_huge_write_is_logged_empty() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn the_change_log_keeps_the_last_ten_thousand_writes() {
-    let h = Harness::new().await;
+async fn the_change_log_keeps_the_last_ten_thousand_writes(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let store = &h.store;
     let org = "acme";
     let write = [Change::Settings(Settings::default())];
@@ -874,9 +956,8 @@ async fn the_change_log_keeps_the_last_ten_thousand_writes() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn revisions_list_live_organizations_only() {
-    let h = Harness::new().await;
+async fn revisions_list_live_organizations_only(backend: &Backend) {
+    let h = Harness::new(backend).await;
     let store = &h.store;
     let create = [Change::CreateOrg(Settings::default())];
     for org in ["b", "a", "c", "B"] {
@@ -908,16 +989,25 @@ async fn revisions_list_live_organizations_only() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn a_bad_url_is_a_backend_error_without_the_password() {
-    let admin = admin_url();
-    let unreachable = "postgres://warden:hunter2secret@127.0.0.1:1/warden".to_string();
-    let no_database = with_password(
-        &with_database(&admin, "warden_no_such_database"),
-        "hunter2secret",
-    );
-    let bad_port = "postgresql://warden:hunter2secret@127.0.0.1:notaport/warden".to_string();
-    for url in [unreachable, no_database, bad_port] {
+async fn a_bad_url_is_a_backend_error_without_the_password(backend: &Backend) {
+    let urls = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            vec![format!(
+                "sqlite://{}",
+                dir.path().join("no/such/dir/warden.db").display()
+            )]
+        }
+        Backend::Postgres(admin) => vec![
+            "postgres://warden:hunter2secret@127.0.0.1:1/warden".to_string(),
+            with_password(
+                &with_database(admin, "warden_no_such_database"),
+                "hunter2secret",
+            ),
+            "postgresql://warden:hunter2secret@127.0.0.1:notaport/warden".to_string(),
+        ],
+    };
+    for url in urls {
         match Store::open(&url).await {
             Err(StoreError::Backend(message)) => {
                 assert!(message.starts_with("open"), "{message}");
@@ -934,10 +1024,9 @@ async fn a_bad_url_is_a_backend_error_without_the_password() {
     }
 }
 
-#[tokio::test]
-async fn replicas_opening_one_database_at_once_migrate_it_once() {
-    let db = TestDb::new().await;
-    let opened = futures::future::join_all((0..4).map(|_| Store::open(&db.url))).await;
+async fn replicas_opening_one_database_at_once_migrate_it_once(backend: &Backend) {
+    let place = Place::new(backend).await;
+    let opened = futures::future::join_all((0..4).map(|_| Store::open(&place.url))).await;
     let stores: Vec<Store> = opened.into_iter().map(Result::unwrap).collect();
     stores[0]
         .commit("acme", 0, &[Change::CreateOrg(Settings::default())])
@@ -988,12 +1077,11 @@ fn seed() -> Vec<Change> {
 
 /// Two stores on one database create the same new organizations at once:
 /// one creation wins each, the others see it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_replicas_create_an_organization_once() {
-    let db = TestDb::new().await;
+async fn racing_replicas_create_an_organization_once(backend: &Backend) {
+    let place = Place::new(backend).await;
     let stores = [
-        Arc::new(Store::open(&db.url).await.unwrap()),
-        Arc::new(Store::open(&db.url).await.unwrap()),
+        Arc::new(Store::open(&place.url).await.unwrap()),
+        Arc::new(Store::open(&place.url).await.unwrap()),
     ];
     for round in 0..20 {
         let org = format!("new-{round}");
@@ -1037,12 +1125,11 @@ async fn racing_replicas_create_an_organization_once() {
 
 /// Two stores (two replicas) on one database; in every round four tasks,
 /// two per store, commit on the same expected revision at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_replicas_commit_exactly_one_write_per_revision() {
-    let db = TestDb::new().await;
+async fn racing_replicas_commit_exactly_one_write_per_revision(backend: &Backend) {
+    let place = Place::new(backend).await;
     let stores = [
-        Arc::new(Store::open(&db.url).await.unwrap()),
-        Arc::new(Store::open(&db.url).await.unwrap()),
+        Arc::new(Store::open(&place.url).await.unwrap()),
+        Arc::new(Store::open(&place.url).await.unwrap()),
     ];
     let engine = Engine::new(Direct, Limits::default());
     let org = "race";
@@ -1104,12 +1191,11 @@ async fn racing_replicas_commit_exactly_one_write_per_revision() {
 /// Eight writers on two stores, each committing as fast as it can on the
 /// revision it last read: every revision is won once, nothing is lost,
 /// and applying the winners in revision order gives what the store holds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn free_running_writers_on_two_replicas_serialize() {
-    let db = TestDb::new().await;
+async fn free_running_writers_on_two_replicas_serialize(backend: &Backend) {
+    let place = Place::new(backend).await;
     let stores = [
-        Arc::new(Store::open(&db.url).await.unwrap()),
-        Arc::new(Store::open(&db.url).await.unwrap()),
+        Arc::new(Store::open(&place.url).await.unwrap()),
+        Arc::new(Store::open(&place.url).await.unwrap()),
     ];
     let org = "race";
     assert_eq!(stores[0].commit(org, 0, &seed()).await.unwrap(), 1);
@@ -1186,11 +1272,9 @@ async fn free_running_writers_on_two_replicas_serialize() {
 
 /// crm-large's records and shares in one replacing import, twice (the
 /// second replaces the first), then loaded back.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "timing: cargo test --release --test store_postgres -- --ignored --nocapture"]
-async fn a_million_record_import_commits_in_seconds() {
-    let db = TestDb::new().await;
-    let store = Store::open(&db.url).await.unwrap();
+async fn a_million_record_import_commits_in_seconds(backend: &Backend) {
+    let place = Place::new(backend).await;
+    let store = Store::open(&place.url).await.unwrap();
     let mut changes = vec![
         Change::CreateOrg(Settings::default()),
         Change::PutModule(module("Leads")),
@@ -1245,10 +1329,8 @@ async fn a_million_record_import_commits_in_seconds() {
 /// The audit columns of migration 0002: actor and time kept with each
 /// entry, retention by age, and the bootstrap hash written with its commit
 /// and forgotten with the organization.
-#[tokio::test]
-async fn the_log_records_actor_and_time_and_the_bootstrap_hash() {
-    use warden::store::{Audit, CommitMeta, Retention};
-    let mut h = Harness::new().await;
+async fn the_log_records_actor_and_time_and_the_bootstrap_hash(backend: &Backend) {
+    let mut h = Harness::new(backend).await;
     h.store
         .set_retention(Retention::Age(std::time::Duration::from_secs(3600)));
     let org = "acme";
@@ -1300,4 +1382,172 @@ async fn the_log_records_actor_and_time_and_the_bootstrap_hash() {
     store.commit(org, 4, &[Change::DeleteOrg]).await.unwrap();
     assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
     h.finish().await;
+}
+async fn the_log_records_actor_and_time_and_keeps_what_retention_says(backend: &Backend) {
+    let mut h = Harness::new(backend).await;
+    h.store
+        .set_retention(Retention::Age(Duration::from_secs(3600)));
+    let org = "acme";
+    let at = |hours_ago: i64| CommitMeta {
+        audit: Some(Audit {
+            actor: format!("actor-{hours_ago}"),
+            at: chrono::Utc::now() - chrono::Duration::hours(hours_ago),
+        }),
+        bootstrap_sha256: None,
+    };
+    let create = [Change::CreateOrg(Settings::default())];
+    let write = [Change::Settings(Settings::default())];
+    let store = &h.store;
+    store.commit_with(org, 0, &create, &at(3)).await.unwrap();
+    // The newest entry stays whatever its age.
+    let log = store.changes_since(org, 0).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].actor.as_deref(), Some("actor-3"));
+    store.commit_with(org, 1, &write, &at(2)).await.unwrap();
+    store.commit(org, 2, &write).await.unwrap();
+    store.commit_with(org, 3, &write, &at(0)).await.unwrap();
+    // Older than an hour, or of unknown time: pruned.
+    let log = store.changes_since(org, 0).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.revision).collect::<Vec<_>>(), [4]);
+    let entry = &log[0];
+    assert_eq!(entry.actor.as_deref(), Some("actor-0"));
+    let age = chrono::Utc::now() - entry.at.unwrap();
+    assert!(age < chrono::Duration::minutes(1), "{age}");
+    h.finish().await;
+}
+
+async fn the_bootstrap_hash_is_kept_with_its_write_and_forgotten_with_the_org(backend: &Backend) {
+    let h = Harness::new(backend).await;
+    let store = &h.store;
+    let org = "acme";
+    let with_hash = CommitMeta {
+        audit: None,
+        bootstrap_sha256: Some("abc".into()),
+    };
+    assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+    store
+        .commit_with(
+            org,
+            0,
+            &[Change::CreateOrg(Settings::default())],
+            &with_hash,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.bootstrap_sha256(org).await.unwrap().as_deref(),
+        Some("abc")
+    );
+    // A refused write records nothing.
+    let other = CommitMeta {
+        bootstrap_sha256: Some("def".into()),
+        ..with_hash.clone()
+    };
+    assert!(store
+        .commit_with(org, 7, &[Change::Settings(Settings::default())], &other)
+        .await
+        .is_err());
+    assert_eq!(
+        store.bootstrap_sha256(org).await.unwrap().as_deref(),
+        Some("abc")
+    );
+    store.commit(org, 1, &[Change::DeleteOrg]).await.unwrap();
+    assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+    // Re-created, it holds no bootstrap document until one is merged.
+    store
+        .commit(org, 0, &[Change::CreateOrg(Settings::default())])
+        .await
+        .unwrap();
+    assert_eq!(store.bootstrap_sha256(org).await.unwrap(), None);
+    h.finish().await;
+}
+
+/// What only SQLite has: a store in memory.
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_stores_persist_between_calls_and_are_separate() {
+        let first = Store::open("sqlite::memory:").await.unwrap();
+        let second = Store::open("sqlite::memory:").await.unwrap();
+        first
+            .commit("acme", 0, &[Change::CreateOrg(Settings::default())])
+            .await
+            .unwrap();
+        let loaded = first.load_org("acme").await.unwrap().unwrap();
+        assert_eq!(loaded.revision, 1);
+        assert_eq!(loaded.document.settings, Some(Settings::default().into()));
+        assert!(second.revisions().await.unwrap().is_empty());
+    }
+}
+
+/// `sqlite::NAME` and `postgres::NAME` for each conformance test `NAME`,
+/// and `postgres::NAME` alone for the tests after `postgres_only:`.
+macro_rules! conformance {
+    (
+        both: [$($(#[$attr:meta])* $name:ident),* $(,)?],
+        postgres_only: [$($(#[$pg_attr:meta])* $pg_name:ident),* $(,)?] $(,)?
+    ) => {
+        mod sqlite {
+            $(
+                $(#[$attr])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(&super::Backend::Sqlite).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                $(#[$attr])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(backend) = super::Backend::postgres(stringify!($name)) {
+                        super::$name(&backend).await;
+                    }
+                }
+            )*
+            $(
+                $(#[$pg_attr])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $pg_name() {
+                    if let Some(backend) = super::Backend::postgres(stringify!($pg_name)) {
+                        super::$pg_name(&backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    both: [
+        every_scenario_document_survives_a_reopen,
+        every_write_keeps_the_store_in_step_with_the_engine,
+        a_write_touching_a_row_several_times_ends_as_its_last_change,
+        bulk_writes_and_deletes_span_batches,
+        a_stale_expected_revision_conflicts_and_changes_nothing,
+        a_deleted_then_recreated_organization_continues_its_revision,
+        deleting_a_record_takes_its_shares_and_nothing_else,
+        deleting_a_module_takes_its_records_shares_and_rules,
+        a_replacing_import_leaves_only_the_new_document,
+        a_rule_put_in_another_module_moves_there,
+        the_change_log_reads_in_order_and_a_huge_write_is_logged_empty,
+        the_change_log_keeps_the_last_ten_thousand_writes,
+        revisions_list_live_organizations_only,
+        a_bad_url_is_a_backend_error_without_the_password,
+        racing_replicas_create_an_organization_once,
+        racing_replicas_commit_exactly_one_write_per_revision,
+        free_running_writers_on_two_replicas_serialize,
+        the_log_records_actor_and_time_and_the_bootstrap_hash,
+        the_log_records_actor_and_time_and_keeps_what_retention_says,
+        the_bootstrap_hash_is_kept_with_its_write_and_forgotten_with_the_org,
+        #[ignore = "timing: cargo test --release --test store_conformance -- --ignored --nocapture"]
+        a_million_record_import_commits_in_seconds,
+    ],
+    postgres_only: [
+        // SQLite is one process's store: its migrations take no lock.
+        replicas_opening_one_database_at_once_migrate_it_once,
+    ],
 }

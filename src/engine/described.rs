@@ -1,0 +1,209 @@
+//! The record step 7 looks at: a stored record, or one described in the
+//! request (SPEC section 3, issue "records described in the request"), with
+//! the input rules a description must meet.
+
+use std::collections::BTreeMap;
+
+use super::error::{Error, Result};
+use super::ids::check_id;
+use super::model::{OwnerRef, RecordDescription};
+use super::org::{Module, OrgState, Owner, Record, Share};
+use super::plan::Limits;
+
+/// The facts of one record that step 7 reads, borrowed from a stored
+/// record or from the request, so that deciding either costs no copy.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordView<'a> {
+    /// Record id.
+    pub(crate) id: &'a str,
+    /// Owner.
+    pub(crate) owner: Owner,
+    /// Confidential flag.
+    pub(crate) private: bool,
+    /// Attributes for criteria rules.
+    pub(crate) attributes: &'a BTreeMap<String, String>,
+    /// Manual shares stored for this (module, record id): they are keyed by
+    /// the id, so they apply to a description of that id too.
+    pub(crate) shares: &'a [Share],
+    /// Whether the facts came from the request rather than the store.
+    pub(crate) described: bool,
+}
+
+impl<'a> RecordView<'a> {
+    /// A stored record.
+    pub(crate) fn stored(id: &'a str, record: &'a Record) -> Self {
+        RecordView {
+            id,
+            owner: record.owner,
+            private: record.private,
+            attributes: &record.attributes,
+            shares: &record.shares,
+            described: false,
+        }
+    }
+}
+
+/// The record a check names: the request's description when there is one
+/// (it wins over a stored record of the same id), else the stored record.
+/// `Ok(None)` is an unknown record (step 6 denies); a description whose
+/// owner names nobody of the organization is bad input.
+pub(crate) fn record_view<'a>(
+    org: &OrgState,
+    module: &'a Module,
+    id: &'a str,
+    described: Option<&'a RecordDescription>,
+) -> Result<Option<RecordView<'a>>> {
+    let stored = module.records.get(id);
+    let Some(d) = described else {
+        return Ok(stored.map(|r| RecordView::stored(id, r)));
+    };
+    let owner = described_owner(org, &d.owner)?;
+    Ok(Some(RecordView {
+        id,
+        owner,
+        private: d.private,
+        attributes: &d.attributes,
+        shares: stored.map_or(&[], |r| r.shares.as_slice()),
+        described: true,
+    }))
+}
+
+/// The owner of a description, resolved. An owner the organization does not
+/// have is the caller's mistake, like an unknown `assign_to`: refused, never
+/// decided as if nobody owned the record.
+pub(crate) fn described_owner(org: &OrgState, owner: &OwnerRef) -> Result<Owner> {
+    org.resolve_owner(owner).ok_or_else(|| match owner {
+        OwnerRef::User(u) => Error::invalid(
+            "record.owner.user_id",
+            format!(
+                "names no user of organization '{}': '{}'",
+                org.id,
+                super::error::bounded(u)
+            ),
+        ),
+        OwnerRef::Group(g) => Error::invalid(
+            "record.owner.group_id",
+            format!(
+                "names no group of organization '{}': '{}'",
+                org.id,
+                super::error::bounded(g)
+            ),
+        ),
+    })
+}
+
+/// Rules a description meets whatever the policy: it needs the record id it
+/// describes, and its attributes keep the limits of stored records (so a
+/// check cannot carry what a write could not).
+pub(crate) fn check_description(
+    record_id: Option<&str>,
+    d: &RecordDescription,
+    limits: &Limits,
+) -> Result<()> {
+    let Some(id) = record_id else {
+        return Err(Error::invalid(
+            "record_id",
+            "a described record needs the record_id it describes",
+        ));
+    };
+    check_id("record_id", id, limits.id_length)?;
+    if d.attributes.len() > limits.record_attributes {
+        return Err(Error::invalid(
+            "record.attributes",
+            format!(
+                "a record has at most {} attributes, got {}",
+                limits.record_attributes,
+                d.attributes.len()
+            ),
+        ));
+    }
+    for (key, value) in &d.attributes {
+        let field = || {
+            let escaped: String = key.chars().flat_map(char::escape_debug).collect();
+            format!("record.attributes.{}", super::error::bounded(&escaped))
+        };
+        let length = key.chars().count();
+        if length == 0 || length > limits.attribute_key_length {
+            return Err(Error::invalid(
+                field(),
+                format!(
+                    "an attribute key is 1 to {} characters, got {length}",
+                    limits.attribute_key_length
+                ),
+            ));
+        }
+        if !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        {
+            return Err(Error::invalid(
+                field(),
+                "an attribute key is made of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
+            ));
+        }
+        if value.len() > limits.attribute_value_bytes {
+            return Err(Error::invalid(
+                field(),
+                format!(
+                    "an attribute value is at most {} bytes, got {}",
+                    limits.attribute_value_bytes,
+                    value.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(attributes: &[(&str, &str)]) -> RecordDescription {
+        RecordDescription {
+            owner: OwnerRef::User("u".into()),
+            private: false,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn field(r: Result<()>) -> String {
+        match r {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_description_keeps_the_limits_of_stored_records() {
+        let limits = Limits::default();
+        let ok = described(&[("region", "EMEA")]);
+        assert!(check_description(Some("L1"), &ok, &limits).is_ok());
+        assert_eq!(field(check_description(None, &ok, &limits)), "record_id");
+        let many: Vec<(String, String)> = (0..=limits.record_attributes)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        let many = RecordDescription {
+            attributes: many.into_iter().collect(),
+            ..ok.clone()
+        };
+        assert_eq!(
+            field(check_description(Some("L1"), &many, &limits)),
+            "record.attributes"
+        );
+        let bad_key = described(&[("a b", "v")]);
+        assert_eq!(
+            field(check_description(Some("L1"), &bad_key, &limits)),
+            "record.attributes.a b"
+        );
+        let long = "x".repeat(limits.attribute_value_bytes + 1);
+        let long_value = described(&[("k", long.as_str())]);
+        assert_eq!(
+            field(check_description(Some("L1"), &long_value, &limits)),
+            "record.attributes.k"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! The read path every transport shares (gRPC CheckService, AuthZEN over
+//! HTTP): refuse a malformed organization id, be fresh enough, then ask
+//! the engine. Transports only convert their messages around these calls.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::cursor::{fingerprint, Cursors, LookupKey, Position, Snapshot};
+use super::{Consistency, ServiceError, Warden};
+use crate::engine::{CheckRequest, Decision};
+
+/// Page size of LookupRecords when the request names none.
+pub const DEFAULT_PAGE: usize = 1000;
+/// Largest LookupRecords page.
+pub const MAX_PAGE: usize = 10_000;
+
+/// The page size a request asks for (`0`: the default), capped.
+pub fn page_size(asked: usize) -> usize {
+    match asked {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    }
+}
+
+/// A LookupRecords result being paged: the complete sorted ids at one
+/// revision and where the request resumes in them.
+pub struct RecordsView {
+    /// Kept snapshot id (0: not kept, the result fits in one page).
+    pub snapshot: u64,
+    /// The revision the ids were computed at.
+    pub revision: u64,
+    /// Every id, sorted.
+    pub ids: Arc<Snapshot>,
+    /// Index of the first id to send.
+    pub start: usize,
+    /// Fingerprint of the question, written into cursors.
+    pub key_print: u64,
+}
+
+impl RecordsView {
+    /// The ids of `offset..offset + page` and the cursor after them (empty
+    /// when they are the last).
+    pub fn page(&self, offset: usize, page: usize) -> (&[Arc<str>], String) {
+        let total = self.ids.ids.len();
+        let offset = offset.min(total);
+        let end = offset.saturating_add(page).min(total);
+        let cursor = if end < total {
+            Position {
+                snapshot: self.snapshot,
+                revision: self.revision,
+                offset: end,
+                key: self.key_print,
+            }
+            .encode()
+        } else {
+            String::new()
+        };
+        (&self.ids.ids[offset..end], cursor)
+    }
+}
+
+impl Warden {
+    /// Waits until `org_id` is as fresh as `consistency` asks; a malformed
+    /// id is refused before any wait.
+    pub async fn fresh_org(
+        &self,
+        org_id: &str,
+        consistency: Consistency,
+    ) -> Result<(), ServiceError> {
+        self.engine().check_org_id(org_id)?;
+        self.fresh(org_id, consistency).await
+    }
+
+    /// `Check`: freshness, the decision (now, unless the request names a
+    /// time), and the decision log.
+    pub async fn decide(
+        &self,
+        org_id: &str,
+        req: &CheckRequest,
+        consistency: Consistency,
+    ) -> Result<(Decision, u64), ServiceError> {
+        self.fresh_org(org_id, consistency).await?;
+        let (d, rev) = self.engine().check(org_id, req, Utc::now())?;
+        crate::telemetry::decision(org_id, req, &d, rev);
+        Ok((d, rev))
+    }
+
+    /// `LookupRecords` from its start (empty `cursor`: fresh as asked,
+    /// then kept as a snapshot when it spans more than one `page`) or
+    /// resumed from a cursor at the revision it started from.
+    pub async fn records_view(
+        &self,
+        key: LookupKey,
+        consistency: Consistency,
+        cursor: &str,
+        page: usize,
+    ) -> Result<RecordsView, ServiceError> {
+        let key_print = fingerprint(&key);
+        let (org, subject, module, action) = (&key.0, &key.1, &key.2, &key.3);
+        let lookup = || {
+            self.engine()
+                .lookup_records(org, subject, module, action, Utc::now())
+        };
+        if cursor.is_empty() {
+            self.fresh_org(org, consistency).await?;
+            let (ids, revision) = lookup()?;
+            let (snapshot, ids) = if ids.len() > page {
+                self.cursors().keep(key.clone(), revision, ids)
+            } else {
+                (0, Arc::new(Cursors::single(key.clone(), revision, ids)))
+            };
+            return Ok(RecordsView {
+                snapshot,
+                revision,
+                ids,
+                start: 0,
+                key_print,
+            });
+        }
+        let (snapshot, ids, start) =
+            self.cursors()
+                .resume(cursor, key.clone(), || Ok(lookup()?))?;
+        Ok(RecordsView {
+            snapshot,
+            revision: ids.revision,
+            ids,
+            start,
+            key_print,
+        })
+    }
+}
