@@ -8,6 +8,12 @@ use clap::{Parser, Subcommand};
 
 use warden::{cli, config::ServeConfig, server};
 
+/// mimalloc rather than glibc's malloc: per-thread free lists make the
+/// many small, short-lived allocations of a gRPC call cheaper, and freed
+/// pages go back to the OS after loading (docs/decisions.md, "Transport").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Access decisions for CRM data.
 #[derive(Parser)]
 #[command(name = "warden", version, about)]

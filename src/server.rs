@@ -44,6 +44,22 @@ const IMPORT_MESSAGE_MARGIN: usize = 64 << 10;
 /// A keep-alive ping not answered within this closes the connection.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// HTTP/2 flow-control window of one stream: what a client may send on a
+/// call before the server has read it. 1 MiB holds ten of the largest
+/// check request (a 1,000-check CheckBulk is about 100 KiB) in one round
+/// trip; the unread data it allows is bounded by --max-connections.
+const STREAM_WINDOW: u32 = 1 << 20;
+
+/// Window of a whole connection: room for several bulk calls in flight on
+/// one connection (a client multiplexes its calls over a few) without one
+/// waiting for another's WINDOW_UPDATE.
+const CONNECTION_WINDOW: u32 = 4 << 20;
+
+/// Largest frame a client may send us: the protocol's default. Larger
+/// frames save little (a frame header is 9 bytes) and let one large Import
+/// hold a connection's reads longer between the small frames of checks.
+const MAX_FRAME: u32 = 16 << 10;
+
 async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()> {
     let text = tokio::fs::read_to_string(path)
         .await
@@ -257,12 +273,19 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
 
     // Keep-alive pings make a live client send bytes however quiet it is,
-    // so the idle timeout closes only connections whose peer is gone.
+    // so the idle timeout closes only connections whose peer is gone. The
+    // windows and frame size are fixed (docs/decisions.md, "Transport"):
+    // adaptive windows probe the bandwidth-delay product with pings, which
+    // a client in the same network never needs and every connection pays.
     let mut builder = Server::builder()
         .layer(crate::telemetry::RpcLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(config.keepalive_secs)))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .max_concurrent_streams(Some(config.max_streams_per_connection));
+        .max_concurrent_streams(Some(config.max_streams_per_connection))
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
+        .http2_adaptive_window(Some(false))
+        .max_frame_size(Some(MAX_FRAME));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }

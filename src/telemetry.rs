@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -65,6 +65,11 @@ const RPC_BUCKETS: &[f64] = &[
 const PROPAGATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Whether OTLP metrics are exported: without a meter provider every
+/// instrument is a no-op, and the attributes made for it per call (an
+/// `rpc` label is a fresh string) would be made for nothing.
+static OTLP_METRICS: AtomicBool = AtomicBool::new(false);
 
 /// What serving keeps of telemetry: the providers to flush at shutdown and
 /// the observed instruments (dropping them would stop their callbacks).
@@ -134,6 +139,7 @@ pub fn init(config: &ServeConfig) -> anyhow::Result<Telemetry> {
             // Before any instrument is made: instruments bind to the
             // provider that is global when they are created.
             opentelemetry::global::set_meter_provider(meter.clone());
+            OTLP_METRICS.store(true, Ordering::Relaxed);
             // Decision records only: Warden's own logs stay on stderr.
             let logger = if config.decision_log == DecisionLogSink::Otlp {
                 let records = opentelemetry_otlp::LogExporter::builder()
@@ -382,7 +388,9 @@ impl Instruments {
 /// service's own counters when scraped or collected.
 pub struct Metrics {
     otel: Instruments,
-    rpc_calls: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// By RPC, then code: looked up by `&str`, so counting a call to a
+    /// known RPC allocates nothing.
+    rpc_calls: Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>,
     rpc_duration: Mutex<BTreeMap<String, Buckets>>,
     decisions: Mutex<BTreeMap<(&'static str, bool), u64>>,
     bus_messages: AtomicU64,
@@ -412,16 +420,29 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     /// One answered gRPC call.
     pub fn rpc(&self, rpc: &str, code: &'static str, seconds: f64) {
-        *self
-            .rpc_calls
-            .lock()
-            .entry((rpc.to_string(), code))
-            .or_default() += 1;
-        self.rpc_duration
-            .lock()
-            .entry(rpc.to_string())
-            .or_insert_with(|| Buckets::new(RPC_BUCKETS))
-            .observe(seconds);
+        {
+            let mut calls = self.rpc_calls.lock();
+            match calls.get_mut(rpc) {
+                Some(codes) => *codes.entry(code).or_default() += 1,
+                None => {
+                    calls.insert(rpc.to_string(), BTreeMap::from([(code, 1)]));
+                }
+            }
+        }
+        {
+            let mut durations = self.rpc_duration.lock();
+            match durations.get_mut(rpc) {
+                Some(b) => b.observe(seconds),
+                None => {
+                    let mut b = Buckets::new(RPC_BUCKETS);
+                    b.observe(seconds);
+                    durations.insert(rpc.to_string(), b);
+                }
+            }
+        }
+        if !OTLP_METRICS.load(Ordering::Relaxed) {
+            return;
+        }
         let rpc = KeyValue::new("rpc", rpc.to_string());
         self.otel
             .rpc_calls
@@ -432,6 +453,9 @@ impl Metrics {
     /// One decision.
     pub fn decision(&self, reason: &'static str, allowed: bool) {
         *self.decisions.lock().entry((reason, allowed)).or_default() += 1;
+        if !OTLP_METRICS.load(Ordering::Relaxed) {
+            return;
+        }
         self.otel.decisions.add(
             1,
             &[
@@ -587,12 +611,14 @@ pub fn render(warden: &Warden) -> String {
         "counter",
         "gRPC calls answered, by RPC and status code.",
     );
-    for ((rpc, code), n) in m.rpc_calls.lock().iter() {
-        let _ = writeln!(
-            out,
-            "warden_rpc_calls_total{{rpc=\"{}\",code=\"{code}\"}} {n}",
-            escape_label(rpc)
-        );
+    for (rpc, codes) in m.rpc_calls.lock().iter() {
+        for (code, n) in codes {
+            let _ = writeln!(
+                out,
+                "warden_rpc_calls_total{{rpc=\"{}\",code=\"{code}\"}} {n}",
+                escape_label(rpc)
+            );
+        }
     }
     header(
         &mut out,
@@ -861,17 +887,31 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
+        // Without a `traceparent` there is no caller's span to continue:
+        // extracting would only copy the current (empty) context and
+        // attach it at every poll of the call, the cost of every untraced
+        // call.
+        let parent = req
+            .headers()
+            .contains_key("traceparent")
+            .then(|| TraceContextPropagator::new().extract(&Headers(req.headers())));
         let rpc = rpc_label(req.uri().path());
         let started = Instant::now();
-        let call = {
-            let _attached = parent.clone().attach();
-            self.inner.call(req)
+        let call = match &parent {
+            Some(parent) => {
+                let _attached = parent.clone().attach();
+                self.inner.call(req)
+            }
+            None => self.inner.call(req),
         };
         Box::pin(async move {
             // The handler's span is made while this context is current, so
             // its parent is the caller's span.
-            match call.with_context(parent).await {
+            let answer = match parent {
+                Some(parent) => call.with_context(parent).await,
+                None => call.await,
+            };
+            match answer {
                 Ok(response) => {
                     // An error before any message travels in the headers
                     // (trailers-only); otherwise the code comes in the

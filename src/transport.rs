@@ -392,6 +392,24 @@ impl http_body::Body for HoldSlot {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn accepted_connections_send_without_waiting_for_acks() {
+        use futures::StreamExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ConnectionLimits {
+            max_connections: 2,
+            handshake_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+        };
+        let mut accepted = Box::pin(incoming(listener, limits));
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let stream = accepted.next().await.unwrap().unwrap();
+        // Linux accepts sockets with Nagle's algorithm on: only the accept
+        // loop turns it off.
+        assert!(stream.io.nodelay().unwrap(), "TCP_NODELAY is set");
+    }
+
     #[test]
     fn grpc_timeouts_parse_in_every_unit() {
         let mut h = http::HeaderMap::new();

@@ -4,8 +4,12 @@
 //! start the server with `--bootstrap`), then drives, each for a fixed time
 //! and at most `--max-calls` calls: unary `Check` from many concurrent
 //! calls over a few HTTP/2 connections, `CheckBulk` of 1,000 checks, and
-//! `LookupRecords` for a subject who sees about half of a private module.
-//! It prints throughput and latency percentiles from an HDR histogram.
+//! `LookupRecords` for a subject who sees about half of a private module;
+//! `--mode health` (part of `all`) drives the gRPC health check the same
+//! way, as the floor the transport alone costs. It prints throughput and
+//! latency percentiles from an HDR histogram and, with `--server-pid`, the
+//! server's CPU per call over each measured window; with `--rounds N` it
+//! repeats every phase N times and ends with a table of medians.
 //! Traffic goes to loopback addresses only.
 #![forbid(unsafe_code)]
 
@@ -22,6 +26,8 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 use warden::api::pb;
 use warden::api::pb::admin_service_client::AdminServiceClient;
@@ -80,10 +86,16 @@ struct Args {
     /// Process id of the server, to report the CPU it used in each phase.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Times every phase is run, in turn; more than one ends with a table
+    /// of medians (a busy machine makes single runs differ by 10–30 %).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
+    /// The gRPC health check: the transport's floor.
+    Health,
     Check,
     Bulk,
     Lookup,
@@ -141,6 +153,23 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// Write system calls a process has made (`syscw` of /proc/PID/io): the
+/// server's writes per call show whether responses are coalesced.
+fn write_calls(pid: &str) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscw:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// The server's CPU seconds and write calls at one instant.
+fn server_usage(pid: Option<&str>) -> (Option<f64>, Option<u64>) {
+    match pid {
+        Some(pid) => (cpu_seconds(pid), write_calls(pid)),
+        None => (None, None),
+    }
+}
+
 struct CpuWatch {
     server: Option<String>,
     at_start: (Option<f64>, Option<f64>),
@@ -179,17 +208,31 @@ impl CpuWatch {
     }
 }
 
+/// What one run of a phase measured.
+struct Measured {
+    tally: Tally,
+    /// Wall time from the end of the warm-up to the last measured answer.
+    elapsed: Duration,
+    /// CPU seconds the server used over that same window.
+    server_cpu: Option<f64>,
+    /// Write system calls the server made over that same window.
+    server_writes: Option<u64>,
+}
+
 /// Runs `concurrency` workers, each calling `call` in a loop: unmeasured
 /// until `warmup` ends, then measured until `duration` more has passed or
 /// `max_calls` measured calls have started. `call` gives the reasons of
-/// the decisions it got. Returns the tally and the measured wall time.
+/// the decisions it got. The server's CPU time is read when the warm-up
+/// ends and when the last measured call has been answered, so it covers
+/// the measured calls and not the warm-up.
 async fn drive<F, Fut>(
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
     max_calls: u64,
+    server_pid: Option<u32>,
     call: F,
-) -> anyhow::Result<(Tally, Duration)>
+) -> anyhow::Result<Measured>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<i32>, tonic::Status>> + Send + 'static,
@@ -198,6 +241,14 @@ where
     let started = Arc::new(AtomicU64::new(0));
     let measure_from = Instant::now() + warmup;
     let end = measure_from + duration;
+    let server = server_pid.map(|p| p.to_string());
+    let cpu_at_start = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(measure_from)).await;
+            server_usage(server.as_deref())
+        })
+    };
     let mut workers = Vec::with_capacity(concurrency);
     for w in 0..concurrency {
         let call = call.clone();
@@ -250,10 +301,116 @@ where
         finished = finished.max(last);
         total.merge(tally)?;
     }
-    Ok((total, finished.saturating_duration_since(measure_from)))
+    let at_end = server_usage(server.as_deref());
+    let at_start = cpu_at_start.await.context("the CPU sampler panicked")?;
+    Ok(Measured {
+        tally: total,
+        elapsed: finished.saturating_duration_since(measure_from),
+        server_cpu: at_start.0.zip(at_end.0).map(|(a, b)| b - a),
+        server_writes: at_start.1.zip(at_end.1).map(|(a, b)| b.saturating_sub(a)),
+    })
 }
 
-fn print_tally(name: &str, unit: &str, tally: &Tally, elapsed: Duration, cpu: &CpuWatch) {
+/// One phase of one round, as the closing table shows it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Row {
+    calls_per_sec: f64,
+    decisions_per_sec: f64,
+    /// Server CPU per call, in µs.
+    cpu_us_per_call: Option<f64>,
+    /// Server CPU per decision, in µs (bulk calls carry many).
+    cpu_us_per_decision: Option<f64>,
+    /// Median time of a call, in ms (LookupRecords: the whole stream).
+    call_ms: f64,
+    /// LookupRecords: median time to the first page, in ms.
+    first_page_ms: Option<f64>,
+    /// Server write system calls per call.
+    writes_per_call: Option<f64>,
+    errors: u64,
+}
+
+impl Row {
+    fn of(m: &Measured) -> Row {
+        let secs = m.elapsed.as_secs_f64().max(1e-9);
+        let t = &m.tally;
+        let per = |n: u64| m.server_cpu.filter(|_| n > 0).map(|c| c * 1e6 / n as f64);
+        Row {
+            calls_per_sec: t.calls as f64 / secs,
+            decisions_per_sec: t.decisions as f64 / secs,
+            cpu_us_per_call: per(t.calls),
+            cpu_us_per_decision: per(t.decisions),
+            call_ms: t.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
+            first_page_ms: None,
+            writes_per_call: m
+                .server_writes
+                .filter(|_| t.calls > 0)
+                .map(|w| w as f64 / t.calls as f64),
+            errors: t.errors,
+        }
+    }
+}
+
+/// The median of what `f` gives over the rounds that have it.
+fn median(rows: &[Row], f: impl Fn(&Row) -> Option<f64>) -> Option<f64> {
+    let mut v: Vec<f64> = rows
+        .iter()
+        .filter_map(f)
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// The closing table: medians over the rounds of each phase, and each
+/// phase's server CPU per call over the health check's in the same round
+/// (a ratio is taken within a round, then its median over the rounds, so
+/// that a slow minute of the shared machine moves both sides of it).
+fn print_summary(phases: &[(String, Vec<Row>)], health: Option<&[Row]>) {
+    let fmt = |x: Option<f64>, digits: usize| match x {
+        Some(x) => format!("{x:.digits$}"),
+        None => "-".to_string(),
+    };
+    println!();
+    println!(
+        "| phase | calls/s | decisions/s | server CPU µs/call | server CPU µs/decision | × health CPU per call | server writes/call | p50 ms/call | first page ms | errors |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (name, rows) in phases {
+        let ratio = health.and_then(|h| {
+            let ratios: Vec<Row> = rows
+                .iter()
+                .zip(h)
+                .map(|(r, h)| Row {
+                    cpu_us_per_call: r.cpu_us_per_call.zip(h.cpu_us_per_call).map(|(a, b)| a / b),
+                    ..Row::default()
+                })
+                .collect();
+            median(&ratios, |r| r.cpu_us_per_call)
+        });
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt(median(rows, |r| Some(r.calls_per_sec)), 0),
+            fmt(median(rows, |r| Some(r.decisions_per_sec)), 0),
+            fmt(median(rows, |r| r.cpu_us_per_call), 1),
+            fmt(median(rows, |r| r.cpu_us_per_decision), 2),
+            fmt(ratio, 2),
+            fmt(median(rows, |r| r.writes_per_call), 2),
+            fmt(median(rows, |r| Some(r.call_ms)), 2),
+            fmt(median(rows, |r| r.first_page_ms), 2),
+            rows.iter().map(|r| r.errors).sum::<u64>(),
+        );
+    }
+    println!(
+        "(medians over {} round(s); decisions/s of Check and Health count one per call)",
+        phases.first().map(|p| p.1.len()).unwrap_or(0)
+    );
+}
+
+fn print_tally(name: &str, unit: &str, m: &Measured, cpu: &CpuWatch) {
+    let (tally, elapsed) = (&m.tally, m.elapsed);
     let secs = elapsed.as_secs_f64().max(1e-9);
     let h = &tally.latency_us;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
@@ -274,10 +431,16 @@ fn print_tally(name: &str, unit: &str, tally: &Tally, elapsed: Duration, cpu: &C
         h.max() as f64 / 1000.0,
         cpu.report(),
     );
+    let row = Row::of(m);
+    if let (Some(call), Some(decision)) = (row.cpu_us_per_call, row.cpu_us_per_decision) {
+        println!(
+            "{name}: server CPU {call:.1} µs per call, {decision:.2} µs per decision (measured window)"
+        );
+    }
     if let Some(e) = &tally.first_error {
         println!("{name}: first error: {e}");
     }
-    if tally.decisions > 0 {
+    if !tally.reasons.is_empty() {
         let shares: Vec<String> = tally
             .reasons
             .iter()
@@ -397,109 +560,229 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let warmup = Duration::from_secs(args.warmup_secs);
     let duration = Duration::from_secs(args.duration_secs);
+    let healths: Arc<Vec<HealthClient<Channel>>> = Arc::new(
+        channels
+            .iter()
+            .map(|c| HealthClient::new(c.clone()))
+            .collect(),
+    );
+    let all = args.mode == Mode::All;
+    let mut health_rows = Vec::new();
+    let mut check_rows = Vec::new();
+    let mut bulk_rows = Vec::new();
+    let mut lookup_rows = Vec::new();
 
-    if matches!(args.mode, Mode::Check | Mode::All) {
-        let (clients, mix) = (clients.clone(), mix.clone());
-        let cpu = CpuWatch::start(args.server_pid);
-        let (tally, elapsed) = drive(
-            args.concurrency,
-            warmup,
-            duration,
-            args.max_calls,
-            move |w, seq| {
-                let mut client = clients[w % clients.len()].clone();
-                let req = mix[(seq % mix.len() as u64) as usize].clone();
-                async move {
-                    let answer = client.check(req).await?.into_inner();
-                    Ok(vec![answer.reason])
-                }
-            },
-        )
-        .await?;
-        print_tally(
-            &format!(
-                "Check x{} over {} connections",
-                args.concurrency, args.connections
-            ),
-            "checks",
-            &tally,
-            elapsed,
-            &cpu,
-        );
-    }
-
-    if matches!(args.mode, Mode::Bulk | Mode::All) {
-        let (clients, mix) = (clients.clone(), mix.clone());
-        let size = args.bulk_size;
-        let cpu = CpuWatch::start(args.server_pid);
-        let (tally, elapsed) = drive(
-            args.bulk_concurrency,
-            warmup,
-            duration,
-            args.max_calls,
-            move |w, seq| {
-                let mut client = clients[w % clients.len()].clone();
-                let from = (seq as usize * size) % mix.len();
-                let checks = (0..size)
-                    .map(|i| mix[(from + i) % mix.len()].clone())
-                    .collect();
-                async move {
-                    let answer = client
-                        .check_bulk(pb::CheckBulkRequest { checks })
-                        .await?
-                        .into_inner();
-                    Ok(answer.results.iter().map(|r| r.reason).collect())
-                }
-            },
-        )
-        .await?;
-        print_tally(
-            &format!("CheckBulk({size}) x{}", args.bulk_concurrency),
-            "decisions",
-            &tally,
-            elapsed,
-            &cpu,
-        );
-    }
-
-    if matches!(args.mode, Mode::Lookup | Mode::All) {
-        let mut client = clients[0].clone();
-        let mut times = Vec::with_capacity(args.lookup_runs);
-        let mut ids = 0usize;
-        for _ in 0..args.lookup_runs {
-            let t = Instant::now();
-            let mut stream = client
-                .lookup_records(pb::LookupRecordsRequest {
-                    org_id: org.clone(),
-                    subject: landmarks.division_head.clone(),
-                    module: landmarks.private_module.clone(),
-                    action: "view".into(),
-                    page_size: args.page_size,
-                    ..Default::default()
-                })
-                .await
-                .context("LookupRecords")?
-                .into_inner();
-            ids = 0;
-            while let Some(page) = stream.next().await {
-                ids += page.context("LookupRecords page")?.record_ids.len();
-            }
-            times.push(t.elapsed());
+    for round in 1..=args.rounds.max(1) {
+        if args.rounds > 1 {
+            println!("round {round} of {}", args.rounds);
         }
-        times.sort();
-        if let Some(median) = times.get(times.len() / 2) {
-            println!(
-                "LookupRecords({} in {}, page {}): {ids} ids; median {median:.2?} of {} runs (min {:.2?}, max {:.2?})",
-                landmarks.division_head,
-                landmarks.private_module,
-                args.page_size,
-                times.len(),
-                times[0],
-                times[times.len() - 1],
+        if all || args.mode == Mode::Health {
+            let healths = healths.clone();
+            let cpu = CpuWatch::start(args.server_pid);
+            let mut measured = drive(
+                args.concurrency,
+                warmup,
+                duration,
+                args.max_calls,
+                args.server_pid,
+                move |w, _| {
+                    let mut client = healths[w % healths.len()].clone();
+                    async move {
+                        // The server's overall health: the same path through
+                        // transport and layers as Check, no engine.
+                        client
+                            .check(HealthCheckRequest {
+                                service: String::new(),
+                            })
+                            .await?;
+                        Ok(Vec::new())
+                    }
+                },
+            )
+            .await?;
+            // A health call decides nothing; each counts as one, so that
+            // its rates and costs read as the other phases' do.
+            measured.tally.decisions = measured.tally.calls;
+            print_tally(
+                &format!(
+                    "Health x{} over {} connections",
+                    args.concurrency, args.connections
+                ),
+                "calls",
+                &measured,
+                &cpu,
             );
+            health_rows.push(Row::of(&measured));
+        }
+
+        if all || args.mode == Mode::Check {
+            let (clients, mix) = (clients.clone(), mix.clone());
+            let cpu = CpuWatch::start(args.server_pid);
+            let measured = drive(
+                args.concurrency,
+                warmup,
+                duration,
+                args.max_calls,
+                args.server_pid,
+                move |w, seq| {
+                    let mut client = clients[w % clients.len()].clone();
+                    let req = mix[(seq % mix.len() as u64) as usize].clone();
+                    async move {
+                        let answer = client.check(req).await?.into_inner();
+                        Ok(vec![answer.reason])
+                    }
+                },
+            )
+            .await?;
+            print_tally(
+                &format!(
+                    "Check x{} over {} connections",
+                    args.concurrency, args.connections
+                ),
+                "checks",
+                &measured,
+                &cpu,
+            );
+            check_rows.push(Row::of(&measured));
+        }
+
+        if all || args.mode == Mode::Bulk {
+            let (clients, mix) = (clients.clone(), mix.clone());
+            let size = args.bulk_size;
+            let cpu = CpuWatch::start(args.server_pid);
+            let measured = drive(
+                args.bulk_concurrency,
+                warmup,
+                duration,
+                args.max_calls,
+                args.server_pid,
+                move |w, seq| {
+                    let mut client = clients[w % clients.len()].clone();
+                    let from = (seq as usize * size) % mix.len();
+                    let checks = (0..size)
+                        .map(|i| mix[(from + i) % mix.len()].clone())
+                        .collect();
+                    async move {
+                        let answer = client
+                            .check_bulk(pb::CheckBulkRequest { checks })
+                            .await?
+                            .into_inner();
+                        Ok(answer.results.iter().map(|r| r.reason).collect())
+                    }
+                },
+            )
+            .await?;
+            print_tally(
+                &format!("CheckBulk({size}) x{}", args.bulk_concurrency),
+                "decisions",
+                &measured,
+                &cpu,
+            );
+            bulk_rows.push(Row::of(&measured));
+        }
+
+        if all || args.mode == Mode::Lookup {
+            lookup_rows.push(lookup(&args, &clients[0], &org, &landmarks).await?);
         }
     }
+
+    let mut phases = Vec::new();
+    for (name, rows) in [
+        ("Health".to_string(), health_rows.clone()),
+        (format!("Check x{}", args.concurrency), check_rows),
+        (
+            format!("CheckBulk({}) x{}", args.bulk_size, args.bulk_concurrency),
+            bulk_rows,
+        ),
+        (
+            format!(
+                "LookupRecords({} in {})",
+                landmarks.division_head, landmarks.private_module
+            ),
+            lookup_rows,
+        ),
+    ] {
+        if !rows.is_empty() {
+            phases.push((name, rows));
+        }
+    }
+    let health = (health_rows.len() == args.rounds.max(1)).then_some(health_rows.as_slice());
+    print_summary(&phases, health);
     Ok(())
+}
+
+/// `--lookup-runs` LookupRecords calls one after another, each read to its
+/// last page: the time to the first page and to the last, and the server's
+/// CPU per call over all of them.
+async fn lookup(
+    args: &Args,
+    client: &CheckServiceClient<Channel>,
+    org: &str,
+    landmarks: &warden::generate::Landmarks,
+) -> anyhow::Result<Row> {
+    let mut client = client.clone();
+    let runs = args.lookup_runs.max(1);
+    let mut times = Vec::with_capacity(runs);
+    let mut firsts = Vec::with_capacity(runs);
+    let mut ids = 0usize;
+    let server = args.server_pid.map(|p| p.to_string());
+    let before = server_usage(server.as_deref());
+    let all_runs = Instant::now();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut stream = client
+            .lookup_records(pb::LookupRecordsRequest {
+                org_id: org.to_string(),
+                subject: landmarks.division_head.clone(),
+                module: landmarks.private_module.clone(),
+                action: "view".into(),
+                page_size: args.page_size,
+                ..Default::default()
+            })
+            .await
+            .context("LookupRecords")?
+            .into_inner();
+        ids = 0;
+        let mut first = None;
+        while let Some(page) = stream.next().await {
+            ids += page.context("LookupRecords page")?.record_ids.len();
+            first.get_or_insert_with(|| t.elapsed());
+        }
+        times.push(t.elapsed());
+        firsts.push(first.unwrap_or_else(|| t.elapsed()));
+    }
+    let wall = all_runs.elapsed();
+    let after = server_usage(server.as_deref());
+    times.sort();
+    firsts.sort();
+    let median = times[times.len() / 2];
+    let first = firsts[firsts.len() / 2];
+    println!(
+        "LookupRecords({} in {}, page {}): {ids} ids; median {median:.2?} of {} runs (min {:.2?}, max {:.2?}); first page after {first:.2?} (median)",
+        landmarks.division_head,
+        landmarks.private_module,
+        args.page_size,
+        times.len(),
+        times[0],
+        times[times.len() - 1],
+    );
+    let cpu_us_per_call = before
+        .0
+        .zip(after.0)
+        .map(|(a, b)| (b - a) * 1e6 / runs as f64);
+    Ok(Row {
+        calls_per_sec: runs as f64 / wall.as_secs_f64().max(1e-9),
+        decisions_per_sec: (ids * runs) as f64 / wall.as_secs_f64().max(1e-9),
+        cpu_us_per_call,
+        cpu_us_per_decision: cpu_us_per_call.filter(|_| ids > 0).map(|c| c / ids as f64),
+        call_ms: median.as_secs_f64() * 1000.0,
+        first_page_ms: Some(first.as_secs_f64() * 1000.0),
+        writes_per_call: before
+            .1
+            .zip(after.1)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / runs as f64),
+        errors: 0,
+    })
 }
 
 fn main() -> ExitCode {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 
 use crate::engine::expand::{Direct, Expand, Invalidation};
 use crate::engine::org::{GroupIx, OrgState, RoleIx, UserIx};
@@ -41,14 +42,18 @@ pub struct StatsSnapshot {
 
 type Key = (u64, u32);
 
+/// Keys are two integers of our own making, not chosen by clients, so a
+/// fast hash (foldhash: a multiply and a fold per word, good high bits for
+/// dashmap's shard choice) replaces std's SipHash, which was about a
+/// tenth of a warm check in docs/benchmarks.md (finding 3).
 struct Family<T> {
-    map: DashMap<Key, Arc<[T]>>,
+    map: DashMap<Key, Arc<[T]>, RandomState>,
 }
 
 impl<T> Family<T> {
     fn new() -> Self {
         Family {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(RandomState::default()),
         }
     }
 
@@ -59,9 +64,12 @@ impl<T> Family<T> {
         bound: usize,
         compute: impl FnOnce() -> Arc<[T]>,
     ) -> Arc<[T]> {
+        // A hit costs one refcount increment: the least while `Expand`
+        // hands out an owned `Arc<[T]>` (a borrowing signature would save
+        // it, and is the engine's change to make).
         if let Some(v) = self.map.get(&key) {
             stats.hits.fetch_add(1, Ordering::Relaxed);
-            return v.clone();
+            return Arc::clone(v.value());
         }
         stats.misses.fetch_add(1, Ordering::Relaxed);
         let value = compute();
