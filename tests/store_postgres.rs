@@ -269,7 +269,12 @@ async fn assert_in_step(store: &Store, engine: &Engine, org: &str) {
     assert_eq!(loaded.document, expected, "{org}: document");
     let fresh = Engine::new(Direct, Limits::default());
     fresh.apply(org, loaded.revision, &changes_of(&loaded.document));
-    assert_eq!(fresh.export(org).unwrap(), (expected, revision));
+    assert_eq!(fresh.export(org).unwrap(), (expected.clone(), revision));
+    // The streamed load, as start-up runs it, compiles the same.
+    let streamed = store.load_org_state(org).await.unwrap().unwrap();
+    assert_eq!(streamed.revision, revision, "{org}: streamed revision");
+    let state = warden::engine::document::export(&streamed.state);
+    assert_eq!(state, expected, "{org}: streamed state");
 }
 
 fn key(kind: &str, module: &str, record: &str, id: &str) -> Key {
