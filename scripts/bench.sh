@@ -39,15 +39,19 @@ else
 fi
 load=$target/release/warden-load
 mkdir -p "$work"
+# --scale only when asked, so that an older binary (WARDEN_BIN) without
+# the flag still generates the plain presets.
+scaling=()
+[ "$scale" != 1 ] && scaling=(--scale "$scale")
 if [ "$preset" = tenants ]; then
   documents=$work/documents
   if [ ! -d "$documents" ]; then
-    "$warden" generate --preset tenants --orgs "$orgs" --scale "$scale" --out "$documents"
+    "$warden" generate --preset tenants --orgs "$orgs" "${scaling[@]}" --out "$documents"
   fi
 else
   documents=$work/$preset.json
   if [ ! -f "$documents" ]; then
-    "$warden" generate --preset "$preset" --scale "$scale" --out "$documents"
+    "$warden" generate --preset "$preset" "${scaling[@]}" --out "$documents"
   fi
 fi
 

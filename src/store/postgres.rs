@@ -796,19 +796,23 @@ async fn load_document(
     Ok(builder.finish())
 }
 
-/// A chunk of the load: at most `LOAD_CHUNK` bodies of one kind after a
-/// key, in key order, joined by newlines, with their count and last key
-/// (joined by `KEY_SEPARATOR`, compared bytewise as the key columns are).
-const LOAD_CHUNK_SQL: &str = "SELECT string_agg(body, E'\\n'), count(*), \
-     max(module || chr(1) || record || chr(1) || id COLLATE \"C\") FROM ( \
-     SELECT module, record, id, body FROM entities \
-     WHERE org_id = $1 AND generation = $2 AND kind = $3 \
-     AND (module, record, id) > ($4, $5, $6) \
-     ORDER BY module, record, id LIMIT $7) AS chunk";
+/// A chunk of the load: at most `LOAD_CHUNK` record bodies of one module
+/// after a record id, joined by newlines, with their count and last id.
+const LOAD_RECORDS_SQL: &str = "SELECT string_agg(body, E'\\n'), count(*), max(record) \
+     FROM (SELECT record, body FROM entities \
+     WHERE org_id = $1 AND generation = $2 AND kind = $3 AND module = $4 AND record > $5 \
+     ORDER BY record LIMIT $6) AS chunk";
+
+/// The same for shares, after a `(record, grantee key)`; the last key comes
+/// back joined by `KEY_SEPARATOR`, compared bytewise as the key columns are.
+const LOAD_SHARES_SQL: &str = "SELECT string_agg(body, E'\\n'), count(*), \
+     max(record || chr(1) || id COLLATE \"C\") FROM (SELECT record, id, body FROM entities \
+     WHERE org_id = $1 AND generation = $2 AND kind = $3 AND module = $4 \
+     AND (record, id) > ($5, $6) ORDER BY record, id LIMIT $7) AS chunk";
 
 /// Reads one organization's rows straight into its compiled state: the
-/// small kinds into a document first, then records and shares in chunks,
-/// each body applied as soon as it is decoded.
+/// small kinds into a document first, then each module's records and
+/// shares in chunks, each body applied as soon as it is decoded.
 async fn load_state(
     conn: &mut PgConnection,
     org_id: &str,
@@ -818,41 +822,54 @@ async fn load_state(
     let op = "load organization rows";
     let mut small = DocumentBuilder::new(org_id);
     {
+        let kinds: Vec<&str> = rows::SMALL_KINDS.to_vec();
         let mut rows = sqlx::query_as::<_, (String, String)>(
             "SELECT kind, body FROM entities WHERE org_id = $1 AND generation = $2 \
-             AND kind <> $3 AND kind <> $4",
+             AND kind = ANY($3)",
         )
         .bind(org_id)
         .bind(generation)
-        .bind(rows::STREAMED[0])
-        .bind(rows::STREAMED[1])
+        .bind(kinds)
         .fetch(&mut *conn);
         while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
             small.add(&kind, &body)?;
         }
     }
-    let mut builder = StateBuilder::new(small.finish(), revision);
+    let small = small.finish();
+    let modules: Vec<String> = small.modules.iter().map(|m| m.id.clone()).collect();
+    let mut builder = StateBuilder::new(small, revision);
     for kind in rows::STREAMED {
-        let mut after = ChunkKey::default();
-        loop {
-            let (bodies, count, last): (Option<String>, i64, Option<String>) =
-                sqlx::query_as(LOAD_CHUNK_SQL)
-                    .bind(org_id)
-                    .bind(generation)
-                    .bind(kind)
-                    .bind(&after.module)
-                    .bind(&after.record)
-                    .bind(&after.id)
+        for module in &modules {
+            let mut after = ChunkKey::default();
+            loop {
+                let query = if kind == rows::RECORD {
+                    sqlx::query_as(LOAD_RECORDS_SQL)
+                        .bind(org_id)
+                        .bind(generation)
+                        .bind(kind)
+                        .bind(module)
+                        .bind(&after.record)
+                } else {
+                    sqlx::query_as(LOAD_SHARES_SQL)
+                        .bind(org_id)
+                        .bind(generation)
+                        .bind(kind)
+                        .bind(module)
+                        .bind(&after.record)
+                        .bind(&after.id)
+                };
+                let (bodies, count, last): (Option<String>, i64, Option<String>) = query
                     .bind(rows::LOAD_CHUNK)
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(failed(op))?;
-            if let Some(bodies) = &bodies {
-                rows::load_chunk(&mut builder, kind, bodies)?;
-            }
-            match last {
-                Some(last) if count == rows::LOAD_CHUNK => after = ChunkKey::parse(&last)?,
-                _ => break,
+                if let Some(bodies) = &bodies {
+                    rows::load_chunk(&mut builder, kind, bodies)?;
+                }
+                match last {
+                    Some(last) if count == rows::LOAD_CHUNK => after = ChunkKey::parse(&last)?,
+                    _ => break,
+                }
             }
         }
     }

@@ -317,34 +317,32 @@ where
 /// Rows a load reads per statement when it streams records and shares:
 /// a few hundred statements for a million rows rather than a million rows
 /// handed one by one from the database driver, and each chunk's text
-/// (≈ 80 bytes a body) stays under a megabyte.
-pub const LOAD_CHUNK: i64 = 8192;
+/// (≈ 70 bytes a body) stays near a megabyte.
+pub const LOAD_CHUNK: i64 = 16_384;
 
-/// Joins the key columns of a chunk's last row into one text. It sorts
-/// below every character an id may hold, so the joined text sorts as the
-/// key `(module, record, id)` does and its maximum is the chunk's last key.
+/// Joins a share chunk's last `(record, id)` into one text. It sorts below
+/// every character an id may hold, so the joined text sorts as the pair
+/// does and its maximum is the chunk's last share.
 pub const KEY_SEPARATOR: char = '\u{1}';
 
-/// Where a streamed load resumes: after this `(module, record, id)`.
+/// Where a streamed load resumes within a module: after this record (and,
+/// for shares, this grantee key).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChunkKey {
-    /// Module id.
-    pub module: String,
     /// Record id.
     pub record: String,
-    /// Entity id (the grantee key of a share, empty for a record).
+    /// Grantee key of a share; empty for a record.
     pub id: String,
 }
 
 impl ChunkKey {
-    /// The key a chunk's joined maximum names.
+    /// The key a chunk's maximum names: `record`, or `record‹U+1›id`.
     pub fn parse(joined: &str) -> StoreResult<ChunkKey> {
         let mut parts = joined.split(KEY_SEPARATOR);
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(module), Some(record), Some(id), None) => Ok(ChunkKey {
-                module: module.to_string(),
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(record), id, None) => Ok(ChunkKey {
                 record: record.to_string(),
-                id: id.to_string(),
+                id: id.unwrap_or_default().to_string(),
             }),
             _ => Err(StoreError::Backend(format!(
                 "load: malformed row key {joined:?}"
@@ -354,7 +352,10 @@ impl ChunkKey {
 }
 
 /// The kinds an organization's load reads row by row into a document
-/// before its records and shares are streamed: everything else.
+/// before its records and shares are streamed.
+pub const SMALL_KINDS: [&str; 8] = [SETTINGS, MODULE, PROFILE, ROLE, SHIFT, USER, GROUP, RULE];
+
+/// The kinds a load streams in chunks, module by module, records first.
 pub const STREAMED: [&str; 2] = [RECORD, SHARE];
 
 /// Decodes one chunk of record or share bodies (JSON texts separated by

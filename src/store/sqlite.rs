@@ -514,20 +514,29 @@ async fn load_document(
     Ok(builder.finish())
 }
 
-/// A chunk of the load: at most `LOAD_CHUNK` bodies of one kind after a
-/// key, in key order, joined by newlines, with their count and last key
-/// (joined by `KEY_SEPARATOR`). SQLite walks the primary key to find them
-/// and joins them itself, so a million rows cross the driver as a few
-/// hundred.
-const LOAD_CHUNK_SQL: &str = "SELECT group_concat(body, char(10)), count(*), \
-     max(module || char(1) || record || char(1) || id) FROM ( \
-     SELECT module, record, id, body FROM entities \
-     WHERE org_id = ? AND kind = ? AND (module, record, id) > (?, ?, ?) \
-     ORDER BY module, record, id LIMIT ?)";
+/// The small kinds of an organization, each found through the primary key.
+const LOAD_SMALL_SQL: &str =
+    "SELECT kind, body FROM entities WHERE org_id = ? AND kind IN (?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// A chunk of the load: at most `LOAD_CHUNK` record bodies of one module
+/// after a record id, joined by newlines, with their count and last id.
+/// SQLite walks the primary key and joins them itself, so a million rows
+/// cross the driver as a few dozen texts.
+const LOAD_RECORDS_SQL: &str = "SELECT group_concat(body, char(10)), count(*), max(record) \
+     FROM (SELECT record, body FROM entities \
+     WHERE org_id = ? AND kind = ? AND module = ? AND record > ? \
+     ORDER BY record LIMIT ?)";
+
+/// The same for shares, after a `(record, grantee key)`; the last key comes
+/// back joined by `KEY_SEPARATOR`.
+const LOAD_SHARES_SQL: &str = "SELECT group_concat(body, char(10)), count(*), \
+     max(record || char(1) || id) FROM (SELECT record, id, body FROM entities \
+     WHERE org_id = ? AND kind = ? AND module = ? AND (record, id) > (?, ?) \
+     ORDER BY record, id LIMIT ?)";
 
 /// Reads one organization's rows straight into its compiled state: the
-/// small kinds into a document first, then records and shares in chunks,
-/// each body applied as soon as it is decoded.
+/// small kinds into a document first, then each module's records and
+/// shares in chunks, each body applied as soon as it is decoded.
 async fn load_state(
     conn: &mut SqliteConnection,
     org_id: &str,
@@ -536,38 +545,48 @@ async fn load_state(
     let op = "load organization rows";
     let mut small = DocumentBuilder::new(org_id);
     {
-        let mut rows = sqlx::query_as::<_, (String, String)>(
-            "SELECT kind, body FROM entities WHERE org_id = ? AND kind NOT IN (?, ?)",
-        )
-        .bind(org_id)
-        .bind(rows::STREAMED[0])
-        .bind(rows::STREAMED[1])
-        .fetch(&mut *conn);
+        let mut query = sqlx::query_as::<_, (String, String)>(LOAD_SMALL_SQL).bind(org_id);
+        for kind in rows::SMALL_KINDS {
+            query = query.bind(kind);
+        }
+        let mut rows = query.fetch(&mut *conn);
         while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
             small.add(&kind, &body)?;
         }
     }
-    let mut builder = StateBuilder::new(small.finish(), revision);
+    let small = small.finish();
+    let modules: Vec<String> = small.modules.iter().map(|m| m.id.clone()).collect();
+    let mut builder = StateBuilder::new(small, revision);
     for kind in rows::STREAMED {
-        let mut after = ChunkKey::default();
-        loop {
-            let (bodies, count, last): (Option<String>, i64, Option<String>) =
-                sqlx::query_as(LOAD_CHUNK_SQL)
-                    .bind(org_id)
-                    .bind(kind)
-                    .bind(&after.module)
-                    .bind(&after.record)
-                    .bind(&after.id)
+        for module in &modules {
+            let mut after = ChunkKey::default();
+            loop {
+                let query = if kind == rows::RECORD {
+                    sqlx::query_as(LOAD_RECORDS_SQL)
+                        .bind(org_id)
+                        .bind(kind)
+                        .bind(module)
+                        .bind(&after.record)
+                } else {
+                    sqlx::query_as(LOAD_SHARES_SQL)
+                        .bind(org_id)
+                        .bind(kind)
+                        .bind(module)
+                        .bind(&after.record)
+                        .bind(&after.id)
+                };
+                let (bodies, count, last): (Option<String>, i64, Option<String>) = query
                     .bind(rows::LOAD_CHUNK)
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(failed(op))?;
-            if let Some(bodies) = &bodies {
-                rows::load_chunk(&mut builder, kind, bodies)?;
-            }
-            match last {
-                Some(last) if count == rows::LOAD_CHUNK => after = ChunkKey::parse(&last)?,
-                _ => break,
+                if let Some(bodies) = &bodies {
+                    rows::load_chunk(&mut builder, kind, bodies)?;
+                }
+                match last {
+                    Some(last) if count == rows::LOAD_CHUNK => after = ChunkKey::parse(&last)?,
+                    _ => break,
+                }
             }
         }
     }
