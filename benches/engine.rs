@@ -65,7 +65,15 @@ fn preset() -> Preset {
 /// the caches are warm, and sorts the checks by the reason they got.
 fn fixture() -> Fixture {
     let started = Instant::now();
-    let generated = generate(&Params::of(preset())).expect("preset parameters are valid");
+    // WARDEN_BENCH_SCALE=F: records, shares and nesting depths times F.
+    let scale = std::env::var("WARDEN_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let params = Params::of(preset())
+        .scaled(scale)
+        .expect("WARDEN_BENCH_SCALE is a positive number");
+    let generated = generate(&params).expect("preset parameters are valid");
     let doc = generated.document;
     let org = doc.organization.clone();
     let generated_in = started.elapsed();

@@ -43,7 +43,8 @@ pub struct ServeConfig {
     /// How often the store's revisions are polled, in milliseconds.
     #[arg(long, env = "WARDEN_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
-    /// Organization document (YAML or JSON) merged into the store at start-up.
+    /// Organization document (YAML or JSON) merged into the store at
+    /// start-up, or a directory of them (one organization per file).
     #[arg(long, env = "WARDEN_BOOTSTRAP")]
     pub bootstrap: Option<PathBuf>,
     /// Bearer tokens as TOKEN=scope+scope[@org+org] (scopes: check, grant,

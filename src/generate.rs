@@ -113,12 +113,65 @@ impl Params {
         }
     }
 
-    /// The parameters of a preset.
+    /// One of many small organizations, as a multi-tenant deployment holds
+    /// them: 100 users, 10 roles, 10 groups, 10 sharing rules, 1,000
+    /// records and 100 manual shares, each tenant with its own seed.
+    pub fn tenant(index: usize) -> Params {
+        Params {
+            organization: format!("tenant-{index:05}"),
+            seed: 0x7e4a_4e75_u64.wrapping_add(index as u64),
+            users: 100,
+            guest_share: 0.02,
+            inactive_share: 0.01,
+            roles: 10,
+            role_depth: 3,
+            groups: 10,
+            group_depth: 2,
+            sharing_rules: 10,
+            criteria_share: 0.1,
+            modules: 3,
+            records: 1_000,
+            private_share: 0.05,
+            group_owned_share: 0.05,
+            attributed_share: 0.2,
+            manual_shares: 100,
+        }
+    }
+
+    /// The parameters of a preset (the first tenant's for `tenants`).
     pub fn of(preset: Preset) -> Params {
         match preset {
             Preset::CrmLarge => Params::crm_large(),
             Preset::Small => Params::small(),
+            Preset::Tenants => Params::tenant(0),
         }
+    }
+
+    /// The same organization with `factor` times its records, manual
+    /// shares and nesting depths (roles and groups), each at least one:
+    /// how cost grows is measured at 0.1×, 1× and 2× of crm-large. A
+    /// factor other than 1 names the organization after it, e.g.
+    /// `crm-large-x0.1`.
+    pub fn scaled(&self, factor: f64) -> Result<Params, ParamsError> {
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(ParamsError(format!(
+                "scale must be a positive number, got {factor}"
+            )));
+        }
+        if factor == 1.0 {
+            return Ok(self.clone());
+        }
+        let times = |n: usize| ((n as f64) * factor).round().max(1.0) as usize;
+        let scaled = Params {
+            organization: format!("{}-x{factor}", self.organization),
+            records: times(self.records),
+            manual_shares: times(self.manual_shares),
+            role_depth: times(self.role_depth),
+            group_depth: times(self.group_depth),
+            ..self.clone()
+        };
+        scaled.validate()?;
+        Ok(scaled)
     }
 
     fn guests(&self) -> usize {
@@ -192,6 +245,9 @@ pub enum Preset {
     CrmLarge,
     /// A small organization of the same shape.
     Small,
+    /// `--orgs` small organizations ([`Params::tenant`]), one document
+    /// each, written into the directory `--out`.
+    Tenants,
 }
 
 /// How a document is written out.
@@ -304,6 +360,19 @@ fn spread(extra: usize, weights: &[f64]) -> Vec<usize> {
         left -= 1;
     }
     out
+}
+
+/// `id` if it names an organization group, else the first organization
+/// group after it (wrapping), else `id` (no organization group at all).
+fn organization_group(groups: &[GroupDef], id: &str) -> String {
+    let at = groups.iter().position(|g| g.id == id).unwrap_or(0);
+    groups
+        .iter()
+        .cycle()
+        .skip(at)
+        .take(groups.len())
+        .find(|g| g.kind != GroupKind::Personal)
+        .map_or_else(|| id.to_string(), |g| g.id.clone())
 }
 
 /// Roles per level: one root, two divisions, then a pyramid widening by
@@ -669,7 +738,13 @@ pub fn generate(params: &Params) -> Result<Generated, ParamsError> {
     let mut sharing_rules = Vec::with_capacity(params.sharing_rules);
     for i in 0..params.sharing_rules {
         let criteria = rng.chance(params.criteria_share);
-        let from = (!criteria).then(|| member_set(&mut rng));
+        // A personal group is never a rule's `from`: the next organization
+        // group takes its place, with no extra draw, so documents without
+        // such a pick (crm-large's) stay the same.
+        let from = (!criteria).then(|| match member_set(&mut rng) {
+            MemberSet::Group(g) => MemberSet::Group(organization_group(&groups, &g)),
+            other => other,
+        });
         let criteria = criteria.then(|| {
             BTreeMap::from([(
                 "region".to_string(),
@@ -910,6 +985,13 @@ pub struct GenerateArgs {
     /// Document format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
+    /// Multiplies the preset's records, manual shares and nesting depths
+    /// (e.g. 0.1 or 2 of crm-large).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// How many organizations the `tenants` preset writes.
+    #[arg(long, default_value_t = 10_000)]
+    pub orgs: usize,
 }
 
 /// Writes a document in `format`.
@@ -929,8 +1011,18 @@ pub fn write_document(
 /// `warden generate`: writes a preset's document, a file `warden serve
 /// --bootstrap` or `Import` takes.
 pub fn run(args: &GenerateArgs) -> ExitCode {
+    if args.preset == Preset::Tenants {
+        return run_tenants(args);
+    }
     let started = Instant::now();
-    let generated = match generate(&Params::of(args.preset)) {
+    let params = match Params::of(args.preset).scaled(args.scale) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("warden generate: --scale: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let generated = match generate(&params) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("warden generate: {e}");
@@ -957,6 +1049,54 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
         doc.shares.len(),
         generated_in,
         started.elapsed() - generated_in,
+    );
+    ExitCode::SUCCESS
+}
+
+/// The file a tenant's document is written to in `--out`.
+pub fn tenant_file(index: usize, format: Format) -> String {
+    let extension = match format {
+        Format::Json => "json",
+        Format::Yaml => "yaml",
+    };
+    format!("tenant-{index:05}.{extension}")
+}
+
+/// `warden generate --preset tenants`: one document per organization in
+/// the directory `--out` (created if missing), which `warden serve
+/// --bootstrap DIR` merges.
+fn run_tenants(args: &GenerateArgs) -> ExitCode {
+    let started = Instant::now();
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("warden generate: {}: {e}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    for index in 0..args.orgs {
+        let generated = match Params::tenant(index)
+            .scaled(args.scale)
+            .and_then(|p| generate(&p))
+        {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("warden generate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let path = args.out.join(tenant_file(index, args.format));
+        let written = std::fs::File::create(&path)
+            .and_then(|file| write_document(&generated.document, args.format, file));
+        if let Err(e) = written {
+            eprintln!("warden generate: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!(
+        "{}: {} organizations of {} users and {} records each (in {:.2?})",
+        args.out.display(),
+        args.orgs,
+        Params::tenant(0).users,
+        Params::tenant(0).records,
+        started.elapsed()
     );
     ExitCode::SUCCESS
 }
@@ -1111,6 +1251,70 @@ mod tests {
             "{} of {in_module}",
             ids.len()
         );
+    }
+
+    #[test]
+    fn tenants_are_small_distinct_and_import() {
+        let a = generate(&Params::tenant(0)).unwrap().document;
+        let b = generate(&Params::tenant(1)).unwrap().document;
+        assert_eq!(a.organization, "tenant-00000");
+        assert_eq!(b.organization, "tenant-00001");
+        assert_eq!(a.users.len(), 100);
+        assert_eq!(a.records.len(), 1_000);
+        assert_eq!(a.shares.len(), 100);
+        // Each tenant has its own seed: the same shape, other choices.
+        assert_ne!(a.records, b.records);
+        // Every tenant's document is valid, whatever its seed drew.
+        let engine = Engine::new(Direct, Limits::default());
+        let more = (2..40).map(|i| generate(&Params::tenant(i)).unwrap().document);
+        for doc in [a, b].into_iter().chain(more) {
+            let org = doc.organization.clone();
+            let command = Command::Import {
+                document: doc,
+                replace: true,
+            };
+            assert_eq!(engine.execute(&org, &command), Ok(1));
+            assert_eq!(engine.summary(&org).unwrap().0.records, 1_000);
+        }
+        assert_eq!(tenant_file(7, Format::Json), "tenant-00007.json");
+    }
+
+    #[test]
+    fn scaling_multiplies_records_shares_and_depths() {
+        let base = Params::crm_large();
+        assert_eq!(base.scaled(1.0).unwrap(), base);
+        let tenth = base.scaled(0.1).unwrap();
+        assert_eq!(tenth.organization, "crm-large-x0.1");
+        assert_eq!(tenth.records, 100_000);
+        assert_eq!(tenth.manual_shares, 10_000);
+        assert_eq!(tenth.role_depth, 1);
+        assert_eq!(tenth.group_depth, 1);
+        assert_eq!(tenth.users, base.users);
+        let double = base.scaled(2.0).unwrap();
+        assert_eq!(double.organization, "crm-large-x2");
+        assert_eq!(double.records, 2_000_000);
+        assert_eq!(double.manual_shares, 200_000);
+        assert_eq!(double.role_depth, 16);
+        assert_eq!(double.group_depth, 10);
+        assert!(base.scaled(0.0).is_err());
+        assert!(base.scaled(f64::NAN).is_err());
+        // A scaled small organization is generated with those depths.
+        let doc = generate(&Params::small().scaled(2.0).unwrap())
+            .unwrap()
+            .document;
+        assert_eq!(doc.records.len(), 4_000);
+        let parents: FxHashMap<&str, Vec<&str>> = doc
+            .roles
+            .iter()
+            .map(|r| (r.id.as_str(), r.parent.iter().map(String::as_str).collect()))
+            .collect();
+        let deepest = doc
+            .roles
+            .iter()
+            .map(|r| depth_of(&parents, &r.id))
+            .max()
+            .unwrap();
+        assert_eq!(deepest, 8);
     }
 
     #[test]

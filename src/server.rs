@@ -60,6 +60,42 @@ const CONNECTION_WINDOW: u32 = 4 << 20;
 /// hold a connection's reads longer between the small frames of checks.
 const MAX_FRAME: u32 = 16 << 10;
 
+/// `--bootstrap PATH`: one document, or every `*.json`, `*.yaml` and
+/// `*.yml` file of a directory in name order (one organization each, as
+/// `warden generate --preset tenants` writes them).
+async fn bootstrap_all(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()> {
+    let metadata = tokio::fs::metadata(path)
+        .await
+        .with_context(|| format!("--bootstrap: cannot read {}", path.display()))?;
+    if !metadata.is_dir() {
+        return bootstrap(warden, path).await;
+    }
+    let mut files = Vec::new();
+    let mut entries = tokio::fs::read_dir(path)
+        .await
+        .with_context(|| format!("--bootstrap: cannot list {}", path.display()))?;
+    while let Some(entry) = entries
+        .next_entry()
+        .await
+        .with_context(|| format!("--bootstrap: cannot list {}", path.display()))?
+    {
+        let file = entry.path();
+        let document = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "json" | "yaml" | "yml"));
+        if document {
+            files.push(file);
+        }
+    }
+    files.sort();
+    for file in &files {
+        bootstrap(warden, file).await?;
+    }
+    info!(documents = files.len(), directory = %path.display(), "bootstrap directory merged");
+    Ok(())
+}
+
 async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()> {
     let text = tokio::fs::read_to_string(path)
         .await
@@ -70,6 +106,8 @@ async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()
         .collect();
     let document = parse_document(&text)
         .map_err(|e| anyhow::anyhow!("--bootstrap {}: {e}", path.display()))?;
+    // The text is as large as the document: not kept through the merge.
+    drop(text);
     let org = document.organization.clone();
     // Merging crm-large again takes half a minute and gigabytes: a store
     // that already holds this very document needs nothing.
@@ -230,7 +268,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     store.set_retention(config.change_retention);
     let warden = Arc::new(Warden::open(store, config.limits(), config.service_options()).await?);
     if let Some(path) = &config.bootstrap {
-        bootstrap(&warden, path).await?;
+        bootstrap_all(&warden, path).await?;
     }
     telemetry.observe(&warden);
 

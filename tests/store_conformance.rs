@@ -345,7 +345,12 @@ async fn assert_in_step(store: &Store, engine: &Engine, org: &str) {
     assert_eq!(loaded.document, expected, "{org}: document");
     let fresh = Engine::new(Direct, Limits::default());
     fresh.apply(org, loaded.revision, &changes_of(&loaded.document));
-    assert_eq!(fresh.export(org).unwrap(), (expected, revision));
+    assert_eq!(fresh.export(org).unwrap(), (expected.clone(), revision));
+    // The streamed load, as start-up runs it, compiles the same.
+    let streamed = store.load_org_state(org).await.unwrap().unwrap();
+    assert_eq!(streamed.revision, revision, "{org}: streamed revision");
+    let state = warden::engine::document::export(&streamed.state);
+    assert_eq!(state, expected, "{org}: streamed state");
 }
 
 /// `url` with its database replaced by `database`.
@@ -1481,6 +1486,47 @@ mod sqlite_only {
     }
 }
 
+/// More rows than a load chunk holds, in several modules, with a record id
+/// that is a prefix of others, so the streamed load's chunks end mid-module
+/// and between shares of one record.
+async fn a_streamed_load_reads_every_chunk_of_records_and_shares(backend: &Backend) {
+    let h = Harness::new(backend).await;
+    let org = "paged";
+    let per_module = warden::store::rows::LOAD_CHUNK as usize + 7;
+    let mut changes = vec![
+        Change::CreateOrg(Settings::default()),
+        Change::PutModule(module("Alpha")),
+        Change::PutModule(module("Beta")),
+        Change::PutUser(user("alice")),
+        Change::PutUser(user("bob")),
+        Change::PutUser(user("carol")),
+    ];
+    for m in ["Alpha", "Beta"] {
+        changes.push(Change::PutRecord(record(m, "R", "alice")));
+        for i in 0..per_module {
+            changes.push(Change::PutRecord(record(m, &format!("R{i}"), "bob")));
+        }
+        for i in 0..per_module / 2 {
+            for grantee in ["alice", "carol"] {
+                changes.push(Change::PutShare(share(
+                    m,
+                    &format!("R{i}"),
+                    Grantee::User(grantee.into()),
+                    AccessLevel::Read,
+                )));
+            }
+        }
+    }
+    h.commit(org, &changes).await;
+    h.assert_in_step(org).await;
+    let loaded = h.store.load_org_state(org).await.unwrap().unwrap();
+    assert_eq!(loaded.state.record_count(), 2 * (per_module + 1));
+    let shares = warden::engine::document::export(&loaded.state).shares.len();
+    assert_eq!(shares, 2 * 2 * (per_module / 2));
+    assert!(h.store.load_org_state("nobody").await.unwrap().is_none());
+    h.finish().await;
+}
+
 /// `sqlite::NAME` and `postgres::NAME` for each conformance test `NAME`,
 /// and `postgres::NAME` alone for the tests after `postgres_only:`.
 macro_rules! conformance {
@@ -1543,6 +1589,7 @@ conformance! {
         the_log_records_actor_and_time_and_the_bootstrap_hash,
         the_log_records_actor_and_time_and_keeps_what_retention_says,
         the_bootstrap_hash_is_kept_with_its_write_and_forgotten_with_the_org,
+        a_streamed_load_reads_every_chunk_of_records_and_shares,
         #[ignore = "timing: cargo test --release --test store_conformance -- --ignored --nocapture"]
         a_million_record_import_commits_in_seconds,
     ],

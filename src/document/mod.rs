@@ -324,6 +324,9 @@ pub fn parse_scenario(text: &str) -> Result<Scenario> {
 /// scenario's `checks` and `expect_error` are ignored, any other unknown
 /// key is refused.
 pub fn parse_document(text: &str) -> Result<OrgDocument> {
+    if let Some(document) = parse_json_document(text) {
+        return Ok(document);
+    }
     let scenario = parse_scenario(text)?;
     match scenario.parse_error {
         Some(e) => Err(e),
@@ -338,9 +341,119 @@ pub fn parse_typed<T: serde::de::DeserializeOwned>(text: &str, prefix: &str) -> 
     typed(parse_any(text)?, prefix)
 }
 
+/// A JSON document read straight into its type, for the large documents
+/// of Import and `--bootstrap`: the general path reads a whole value tree
+/// first (about ten times the text for crm-large). `None` when the text is
+/// not JSON or breaks any rule (nesting, a repeated key, an unknown key, a
+/// scenario's `checks`): the general path then reads it again and names
+/// what is wrong, so the answer is the same either way.
+fn parse_json_document(text: &str) -> Option<OrgDocument> {
+    if !text.trim_start().starts_with('{')
+        || nesting::check_nesting(text, nesting::MAX_DOCUMENT_NESTING).is_err()
+    {
+        return None;
+    }
+    let mut walk = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(NoRepeatedKey, &mut walk).ok()?;
+    walk.end().ok()?;
+    serde_json::from_str(text).ok()
+}
+
+/// Walks a value as `StrictValue` does, building nothing, and fails at
+/// the first mapping that repeats a key.
+#[derive(Clone, Copy)]
+struct NoRepeatedKey;
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoRepeatedKey {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoRepeatedKey {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a document value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        while seq.next_element_seed(NoRepeatedKey)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        // Mappings of a document have a handful of keys: a list is enough.
+        let mut keys: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if keys.contains(&key) {
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(NoRepeatedKey)?;
+            keys.push(key);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_documents_read_straight_or_by_the_general_path_alike() {
+        let good = r#"{"organization":"o","modules":[{"id":"Leads","owd":"PUBLIC_READ"}],
+            "records":[{"module":"Leads","id":"L1","owner":{"user":"u"},"attributes":{"a":"1"}}]}"#;
+        let straight = parse_json_document(good).unwrap();
+        assert_eq!(straight, parse_scenario(good).unwrap().document);
+        assert_eq!(parse_document(good).unwrap(), straight);
+        // A repeated key inside a map field, a scenario's checks, an
+        // unknown key: the general path decides and names the problem.
+        let repeated = r#"{"organization":"o","records":[{"module":"M","id":"L1",
+            "owner":{"user":"u"},"attributes":{"a":"1","a":"2"}}]}"#;
+        assert!(parse_json_document(repeated).is_none());
+        let err = parse_document(repeated).unwrap_err().to_string();
+        assert!(err.contains("duplicate key `a`"), "{err}");
+        let with_checks = r#"{"organization":"o","checks":[]}"#;
+        assert!(parse_json_document(with_checks).is_none());
+        assert_eq!(parse_document(with_checks).unwrap().organization, "o");
+        let unknown = r#"{"organization":"o","modulez":[]}"#;
+        assert!(parse_json_document(unknown).is_none());
+        assert!(parse_document(unknown).is_err());
+        assert!(parse_json_document("organization: o\n").is_none());
+    }
 
     #[test]
     fn unknown_keys_are_named_with_their_path() {

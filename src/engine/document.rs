@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::change::Change;
+use super::expand::Invalidation;
 use super::model::{
     GroupDef, ModuleDef, ProfileDef, RecordDef, RoleDef, Settings, SettingsPatch, ShareDef,
     SharingRuleDef, ShiftDef, UserDef,
@@ -208,12 +210,106 @@ pub fn settings_of(doc: &OrgDocument) -> Settings {
         .unwrap_or_default()
 }
 
+/// Builds an organization's compiled state straight from its entities,
+/// each taken by value and applied as it comes: what a store load does, so
+/// that no whole document and no cloned change list sit beside the state.
+/// The small kinds come first, in one document (references resolve in
+/// dependency order); records and shares may then be streamed in any
+/// order, records before the shares that name them. Nothing is validated:
+/// the entities come from the store, which holds only planned changes.
+#[derive(Debug)]
+pub struct StateBuilder {
+    state: OrgState,
+    rules: Vec<SharingRuleDef>,
+}
+
+impl StateBuilder {
+    /// An organization at `revision` holding everything `doc` lists (the
+    /// document is consumed; its records and shares, if any, are applied
+    /// too).
+    pub fn new(doc: OrgDocument, revision: u64) -> Self {
+        let settings = settings_of(&doc);
+        let mut builder = StateBuilder {
+            state: OrgState::new(&doc.organization, 0, revision, settings),
+            rules: Vec::new(),
+        };
+        let OrgDocument {
+            modules,
+            profiles,
+            roles,
+            shifts,
+            users,
+            groups,
+            records,
+            shares,
+            sharing_rules,
+            ..
+        } = doc;
+        let roles = topo_sorted(
+            roles,
+            |r| r.id.clone(),
+            |r| r.parent.iter().cloned().collect(),
+        );
+        let users = topo_sorted(
+            users,
+            |u| u.id.clone(),
+            |u| u.reports_to.iter().cloned().collect(),
+        );
+        let groups = topo_sorted(groups, |g| g.id.clone(), |g| g.groups.clone());
+        let small = modules
+            .into_iter()
+            .map(Change::PutModule)
+            .chain(profiles.into_iter().map(Change::PutProfile))
+            .chain(roles.into_iter().map(Change::PutRole))
+            .chain(shifts.into_iter().map(Change::PutShift))
+            .chain(users.into_iter().map(Change::PutUser))
+            .chain(groups.into_iter().map(Change::PutGroup));
+        for change in small {
+            builder.apply(change);
+        }
+        records.into_iter().for_each(|r| builder.record(r));
+        shares.into_iter().for_each(|s| builder.share(s));
+        // Rules name no record: they are applied last, as `changes_of`
+        // orders them, whatever records and shares are streamed meanwhile.
+        builder.rules = sharing_rules;
+        builder
+    }
+
+    fn apply(&mut self, change: Change) {
+        // Nothing caches a state under construction: what changed is moot.
+        let mut ignored = Invalidation::default();
+        self.state.apply(&change, &mut ignored);
+    }
+
+    /// Adds one record (its owner and module must be in already).
+    pub fn record(&mut self, def: RecordDef) {
+        self.apply(Change::PutRecord(def));
+    }
+
+    /// Adds one manual share (its record must be in already).
+    pub fn share(&mut self, def: ShareDef) {
+        self.apply(Change::PutShare(def));
+    }
+
+    /// The compiled organization.
+    pub fn finish(mut self) -> OrgState {
+        for rule in std::mem::take(&mut self.rules) {
+            self.apply(Change::PutRule(rule));
+        }
+        self.state
+    }
+}
+
+/// A document's organization at `revision`, built without copying it.
+pub fn state_of(doc: OrgDocument, revision: u64) -> OrgState {
+    StateBuilder::new(doc, revision).finish()
+}
+
 /// The changes that build a document's organization from nothing, in an
 /// order where every reference exists when it is applied: what a store
 /// replays at start-up. Nothing is validated here; the document came from
 /// the store, which holds only planned changes.
-pub fn changes_of(doc: &OrgDocument) -> Vec<super::change::Change> {
-    use super::change::Change;
+pub fn changes_of(doc: &OrgDocument) -> Vec<Change> {
     let mut out = Vec::new();
     out.push(Change::CreateOrg(settings_of(doc)));
     out.extend(doc.modules.iter().cloned().map(Change::PutModule));

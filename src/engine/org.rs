@@ -115,6 +115,15 @@ impl<T> Table<T> {
         old
     }
 
+    /// The same ids at the same indexes, each entry mapped by `f`.
+    pub fn map<U>(&self, f: impl Fn(&T) -> U) -> Table<U> {
+        Table {
+            ids: self.ids.clone(),
+            items: self.items.iter().map(|t| t.as_ref().map(&f)).collect(),
+            count: self.count,
+        }
+    }
+
     /// Existing entries with their indexes, in index order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.items
@@ -451,6 +460,35 @@ impl OrgState {
             .iter()
             .chain(role_profiles)
             .filter_map(|p| self.profiles.get(p.0))
+    }
+
+    /// A copy of the organization without its records and shares: what
+    /// planning an Import checks its policy entities against, without
+    /// copying a million records it does not need.
+    pub fn clone_without_records(&self) -> OrgState {
+        // Same indexes as the original: profiles and rules refer to modules by index.
+        let modules = self.modules.map(|module| Module {
+            def: module.def.clone(),
+            fields: module.fields.clone(),
+            records: FxHashMap::default(),
+            by_owner: FxHashMap::default(),
+            rules: module.rules.clone(),
+        });
+        OrgState {
+            id: self.id.clone(),
+            generation: self.generation,
+            revision: self.revision,
+            settings: self.settings.clone(),
+            modules,
+            profiles: self.profiles.clone(),
+            roles: self.roles.clone(),
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+            shifts: self.shifts.clone(),
+            rule_modules: self.rule_modules.clone(),
+            principals: self.principals.clone(),
+            shares_by_grantee: FxHashMap::default(),
+        }
     }
 
     /// Number of records across modules.

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
+
 use super::change::Change;
 use super::document::{settings_of, topo_sorted, OrgDocument};
 use super::error::{bounded, Error, Result};
@@ -276,114 +278,196 @@ pub fn plan(
     }
 }
 
-/// Plans a document import on a scratch copy, entity by entity, so each is
-/// validated against everything before it.
-fn plan_import(
+/// Plans a document import. The policy entities (modules, profiles,
+/// roles, shifts, users, groups, rules) are planned one by one against a
+/// scratch copy of the organization without its records, so each is
+/// validated against everything before it. Records and shares, which only
+/// refer to those entities and to records, are validated in bulk: their
+/// references are looked up, never applied to the scratch copy, and a path
+/// such as `records[12]` is only written out for an error.
+fn plan_import<'d>(
     org: Option<&OrgState>,
     org_id: &str,
-    doc: &OrgDocument,
+    doc: &'d OrgDocument,
     replace: bool,
     limits: &Limits,
 ) -> Result<Vec<Change>> {
     check_document_graph(doc, limits)?;
-    let mut changes = Vec::new();
-    let mut scratch = match (org, replace) {
-        (Some(existing), false) => {
-            let mut s = existing.clone();
+    let mut changes = Vec::with_capacity(
+        1 + doc.modules.len()
+            + doc.profiles.len()
+            + doc.roles.len()
+            + doc.shifts.len()
+            + doc.users.len()
+            + doc.groups.len()
+            + doc.records.len()
+            + doc.shares.len()
+            + doc.sharing_rules.len(),
+    );
+    // A merge keeps the records already there: shares may name them.
+    let kept = if replace { None } else { org };
+    let mut scratch = match kept {
+        Some(existing) => {
+            let mut s = existing.clone_without_records();
             if let Some(patch) = &doc.settings {
                 s.settings = patch.apply(&existing.settings);
                 changes.push(Change::Settings(s.settings.clone()));
             }
             s
         }
-        _ => {
+        None => {
             let settings = settings_of(doc);
             changes.push(Change::CreateOrg(settings.clone()));
             OrgState::new(org_id, 0, 0, settings)
         }
     };
-    let roles = topo_sorted(
-        doc.roles.iter().cloned().enumerate().collect(),
-        |(_, r)| r.id.clone(),
-        |(_, r)| r.parent.iter().cloned().collect(),
-    );
-    let users = topo_sorted(
-        doc.users.iter().cloned().enumerate().collect(),
-        |(_, u)| u.id.clone(),
-        |(_, u)| u.reports_to.iter().cloned().collect(),
-    );
-    let groups = topo_sorted(
-        doc.groups.iter().cloned().enumerate().collect(),
-        |(_, g)| g.id.clone(),
-        |(_, g)| g.groups.clone(),
-    );
-    let mut steps: Vec<(String, Command)> = Vec::new();
-    for (i, m) in doc.modules.iter().enumerate() {
-        steps.push((format!("modules[{i}]"), Command::PutModule(m.clone())));
-    }
-    for (i, p) in doc.profiles.iter().enumerate() {
-        steps.push((format!("profiles[{i}]"), Command::PutProfile(p.clone())));
-    }
-    for (i, r) in roles {
-        steps.push((format!("roles[{i}]"), Command::PutRole(r)));
-    }
-    for (i, s) in doc.shifts.iter().enumerate() {
-        steps.push((format!("shifts[{i}]"), Command::PutShift(s.clone())));
-    }
-    for (i, u) in users {
-        steps.push((format!("users[{i}]"), Command::PutUser(u)));
-    }
-    for (i, g) in groups {
-        steps.push((format!("groups[{i}]"), Command::PutGroup(g)));
-    }
-    for (i, r) in doc.records.iter().enumerate() {
-        steps.push((format!("records[{i}]"), Command::SetOwner(r.clone().into())));
-    }
-    for (i, s) in doc.shares.iter().enumerate() {
-        steps.push((format!("shares[{i}]"), Command::Share(vec![s.clone()])));
-    }
-    for (i, r) in doc.sharing_rules.iter().enumerate() {
-        steps.push((
-            format!("sharing_rules[{i}]"),
-            Command::PutSharingRule(r.clone()),
-        ));
-    }
-    let mut seen: BTreeMap<(&'static str, String), String> = BTreeMap::new();
-    for (path, command) in steps {
-        if let Some((kind, id)) = entity_key(&command) {
-            if let Some(first) = seen.insert((kind, id.clone()), path.clone()) {
-                return Err(Error::invalid(
-                    format!("{path}.id"),
-                    format!("{kind} '{id}' is listed twice (first at {first})"),
-                ));
-            }
-        }
+    let mut seen = Seen::default();
+    let mut step = |path: &dyn Fn() -> String,
+                    key: (&'static str, &'d str),
+                    command: Command,
+                    scratch: &mut OrgState,
+                    changes: &mut Vec<Change>|
+     -> Result<()> {
+        seen.insert(key.0, key.1, path)?;
         let planned = Planner {
-            org: &scratch,
+            org: scratch,
             limits,
         }
         .plan(&command)
-        .map_err(|e| at_path(&path, e))?;
+        .map_err(|e| at_path(&path(), e))?;
         let mut inv = Invalidation::default();
         for change in &planned {
             scratch.apply(change, &mut inv);
         }
         changes.extend(planned);
+        Ok(())
+    };
+    for (i, m) in doc.modules.iter().enumerate() {
+        let path = || format!("modules[{i}]");
+        let command = Command::PutModule(m.clone());
+        step(
+            &path,
+            ("module", &m.id),
+            command,
+            &mut scratch,
+            &mut changes,
+        )?;
+    }
+    for (i, p) in doc.profiles.iter().enumerate() {
+        let path = || format!("profiles[{i}]");
+        let command = Command::PutProfile(p.clone());
+        step(
+            &path,
+            ("profile", &p.id),
+            command,
+            &mut scratch,
+            &mut changes,
+        )?;
+    }
+    let roles = topo_sorted(
+        doc.roles.iter().enumerate().collect(),
+        |(_, r)| r.id.clone(),
+        |(_, r)| r.parent.iter().cloned().collect(),
+    );
+    for (i, r) in roles {
+        let path = || format!("roles[{i}]");
+        let command = Command::PutRole(r.clone());
+        step(&path, ("role", &r.id), command, &mut scratch, &mut changes)?;
+    }
+    for (i, s) in doc.shifts.iter().enumerate() {
+        let path = || format!("shifts[{i}]");
+        let command = Command::PutShift(s.clone());
+        step(&path, ("shift", &s.id), command, &mut scratch, &mut changes)?;
+    }
+    let users = topo_sorted(
+        doc.users.iter().enumerate().collect(),
+        |(_, u)| u.id.clone(),
+        |(_, u)| u.reports_to.iter().cloned().collect(),
+    );
+    for (i, u) in users {
+        let path = || format!("users[{i}]");
+        let command = Command::PutUser(u.clone());
+        step(&path, ("user", &u.id), command, &mut scratch, &mut changes)?;
+    }
+    let groups = topo_sorted(
+        doc.groups.iter().enumerate().collect(),
+        |(_, g)| g.id.clone(),
+        |(_, g)| g.groups.clone(),
+    );
+    for (i, g) in groups {
+        let path = || format!("groups[{i}]");
+        let command = Command::PutGroup(g.clone());
+        step(&path, ("group", &g.id), command, &mut scratch, &mut changes)?;
+    }
+
+    let planner = Planner {
+        org: &scratch,
+        limits,
+    };
+    let mut records: FxHashMap<(&str, &str), usize> = FxHashMap::default();
+    records.reserve(doc.records.len());
+    for (i, r) in doc.records.iter().enumerate() {
+        let path = || format!("records[{i}]");
+        if let Some(first) = records.insert((r.module.as_str(), r.id.as_str()), i) {
+            return Err(Error::invalid(
+                format!("{}.id", path()),
+                format!(
+                    "record '{}/{}' is listed twice (first at records[{first}])",
+                    r.module, r.id
+                ),
+            ));
+        }
+        planner
+            .document_record(r)
+            .map_err(|e| at_path(&path(), e))?;
+        changes.push(Change::PutRecord(r.clone()));
+    }
+    let stored = |module: &str, id: &str| {
+        kept.and_then(|o| o.modules.by_id(module))
+            .is_some_and(|(_, m)| m.records.contains_key(id))
+    };
+    for (i, s) in doc.shares.iter().enumerate() {
+        let listed = records.contains_key(&(s.module.as_str(), s.record.as_str()));
+        planner
+            .document_share(s, listed || stored(&s.module, &s.record))
+            .map_err(|e| at_path(&format!("shares[{i}]"), e))?;
+        changes.push(Change::PutShare(s.clone()));
+    }
+    drop(records);
+
+    for (i, r) in doc.sharing_rules.iter().enumerate() {
+        let path = || format!("sharing_rules[{i}]");
+        let command = Command::PutSharingRule(r.clone());
+        step(
+            &path,
+            ("sharing rule", &r.id),
+            command,
+            &mut scratch,
+            &mut changes,
+        )?;
     }
     Ok(changes)
 }
 
-fn entity_key(command: &Command) -> Option<(&'static str, String)> {
-    match command {
-        Command::PutModule(d) => Some(("module", d.id.clone())),
-        Command::PutProfile(d) => Some(("profile", d.id.clone())),
-        Command::PutRole(d) => Some(("role", d.id.clone())),
-        Command::PutShift(d) => Some(("shift", d.id.clone())),
-        Command::PutUser(d) => Some(("user", d.id.clone())),
-        Command::PutGroup(d) => Some(("group", d.id.clone())),
-        Command::SetOwner(d) => Some(("record", format!("{}/{}", d.module, d.id))),
-        Command::PutSharingRule(d) => Some(("sharing rule", d.id.clone())),
-        _ => None,
+/// The ids a document has listed so far, by kind, with where each was
+/// first listed, so that one listed twice is refused naming both places.
+#[derive(Default)]
+struct Seen<'d> {
+    first: FxHashMap<(&'static str, &'d str), String>,
+}
+
+impl<'d> Seen<'d> {
+    fn insert(&mut self, kind: &'static str, id: &'d str, path: &dyn Fn() -> String) -> Result<()> {
+        match self.first.entry((kind, id)) {
+            std::collections::hash_map::Entry::Occupied(first) => Err(Error::invalid(
+                format!("{}.id", path()),
+                format!("{kind} '{id}' is listed twice (first at {})", first.get()),
+            )),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(path());
+                Ok(())
+            }
+        }
     }
 }
 
@@ -1612,6 +1696,38 @@ impl Planner<'_> {
         self.owner_exists("owner", &def.owner)?;
         self.attributes(&def.attributes)?;
         Ok(vec![Change::PutRecord(def)])
+    }
+
+    /// Validates a record of an imported document: its module and owner
+    /// exist, its id and attributes are well-formed. Every field is given,
+    /// so the stored record (if any) plays no part.
+    fn document_record(&self, def: &RecordDef) -> Result<()> {
+        self.module_exists("module", &def.module)?;
+        self.id("record_id", &def.id)?;
+        self.owner_exists("owner", &def.owner)?;
+        self.attributes(&def.attributes)
+    }
+
+    /// Validates a share of an imported document whose record is `listed`
+    /// in the document or already stored.
+    fn document_share(&self, def: &ShareDef, listed: bool) -> Result<()> {
+        self.module_exists("module", &def.module)?;
+        self.id("record_id", &def.record)?;
+        if !listed {
+            return Err(Error::not_found(
+                "record",
+                format!("{}/{}", def.module, def.record),
+                "record_id",
+            ));
+        }
+        self.grantee_exists("grantee", &def.grantee)?;
+        if def.level == AccessLevel::None {
+            return Err(Error::invalid(
+                "level",
+                "a share gives READ, READ_WRITE or FULL",
+            ));
+        }
+        Ok(())
     }
 
     /// Attribute limits: how many, and each key's and value's size and

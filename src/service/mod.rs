@@ -16,7 +16,6 @@ use tokio::sync::{broadcast, watch, Mutex, MutexGuard};
 use tracing::{info, warn};
 
 use crate::cache::Cached;
-use crate::engine::document::changes_of;
 use crate::engine::{
     Change, Command, Engine, Error, Limits, SimWrite, SimulateOptions, Simulation, WriteReport,
     Writer,
@@ -155,15 +154,14 @@ impl Warden {
         options: ServiceOptions,
     ) -> Result<Self, ServiceError> {
         let engine = Engine::new(Cached::default(), limits);
-        let orgs = store.load_all().await?;
-        for org in &orgs {
-            engine.apply(
-                &org.document.organization,
-                org.revision,
-                &changes_of(&org.document),
-            );
+        // Each organization is compiled as its rows stream in: no document
+        // or change list of it is ever whole in memory beside its state.
+        let orgs = store.load_all_states().await?;
+        let count = orgs.len();
+        for org in orgs {
+            engine.install(org.state);
         }
-        info!(organizations = orgs.len(), "policy loaded from the store");
+        info!(organizations = count, "policy loaded from the store");
         let (feed, _) = broadcast::channel(1024);
         Ok(Warden {
             engine,
@@ -512,11 +510,11 @@ impl Warden {
 
     async fn reload_locked(&self, org_id: &str) -> Result<(), ServiceError> {
         self.stats.reloads.fetch_add(1, Ordering::Relaxed);
-        match self.store.load_org(org_id).await? {
+        match self.store.load_org_state(org_id).await? {
             Some(org) => {
-                self.engine
-                    .apply(org_id, org.revision, &changes_of(&org.document));
-                self.publish(org_id, org.revision, None, Origin::Remote, None);
+                let revision = org.revision;
+                self.engine.install(org.state);
+                self.publish(org_id, revision, None, Origin::Remote, None);
             }
             None => {
                 if self.engine.revision(org_id).is_some() {

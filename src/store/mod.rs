@@ -11,7 +11,7 @@ mod statements;
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::{Change, OrgDocument};
+use crate::engine::{Change, OrgDocument, OrgState};
 
 pub use audit::{Audit, CommitMeta, Retention};
 
@@ -40,6 +40,16 @@ pub struct LoadedOrg {
     pub revision: u64,
     /// Everything in it.
     pub document: OrgDocument,
+}
+
+/// One organization as stored, compiled: what start-up and a reload
+/// install, built from the rows as they are read.
+#[derive(Debug)]
+pub struct LoadedState {
+    /// Its revision.
+    pub revision: u64,
+    /// Its compiled policy.
+    pub state: OrgState,
 }
 
 /// One write in the change log.
@@ -128,6 +138,27 @@ impl Store {
         let result = match self {
             Store::Sqlite(s) => s.load_org(org_id).await,
             Store::Postgres(s) => s.load_org(org_id).await,
+        };
+        crate::telemetry::store_result("load_org", &result);
+        result
+    }
+
+    /// Every live organization, compiled as its rows stream in (no
+    /// document of it is built).
+    pub async fn load_all_states(&self) -> StoreResult<Vec<LoadedState>> {
+        let result = match self {
+            Store::Sqlite(s) => s.load_all_states().await,
+            Store::Postgres(s) => s.load_all_states().await,
+        };
+        crate::telemetry::store_result("load_all", &result);
+        result
+    }
+
+    /// One live organization, compiled as its rows stream in, if it exists.
+    pub async fn load_org_state(&self, org_id: &str) -> StoreResult<Option<LoadedState>> {
+        let result = match self {
+            Store::Sqlite(s) => s.load_org_state(org_id).await,
+            Store::Postgres(s) => s.load_org_state(org_id).await,
         };
         crate::telemetry::store_result("load_org", &result);
         result

@@ -18,10 +18,11 @@ use sqlx::{Postgres, Transaction};
 
 use super::audit::{CommitMeta, Retention};
 use super::commit::{self, failed, to_revision, Deletes, Dialect, Key, LogWrite, OrgRow};
-use super::rows::{self, DocumentBuilder};
+use super::rows::{self, ChunkKey, DocumentBuilder};
 use super::statements;
-use super::{LoadedOrg, LogEntry, StoreError, StoreResult};
-use crate::engine::{Change, OrgDocument};
+use super::{LoadedOrg, LoadedState, LogEntry, StoreError, StoreResult};
+use crate::engine::document::StateBuilder;
+use crate::engine::{Change, OrgDocument, OrgState};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -169,6 +170,58 @@ impl PostgresStore {
             revision: to_revision(revision, op)?,
             document,
         }))
+    }
+
+    /// Every live organization, compiled as its rows stream in, read from
+    /// one snapshot.
+    pub async fn load_all_states(&self) -> StoreResult<Vec<LoadedState>> {
+        let op = "load organizations";
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(failed(op))?;
+        let orgs: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT org_id, revision, generation FROM orgs WHERE live ORDER BY org_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed(op))?;
+        let mut out = Vec::with_capacity(orgs.len());
+        for (org_id, revision, generation) in orgs {
+            let revision = to_revision(revision, op)?;
+            out.push(LoadedState {
+                revision,
+                state: load_state(&mut tx, &org_id, generation, revision).await?,
+            });
+        }
+        tx.commit().await.map_err(failed(op))?;
+        Ok(out)
+    }
+
+    /// One live organization, compiled as its rows stream in, if it
+    /// exists, read from one snapshot.
+    pub async fn load_org_state(&self, org_id: &str) -> StoreResult<Option<LoadedState>> {
+        let op = "load organization";
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(failed(op))?;
+        let found: Option<(i64, i64)> =
+            sqlx::query_as("SELECT revision, generation FROM orgs WHERE org_id = $1 AND live")
+                .bind(org_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(failed(op))?;
+        let Some((revision, generation)) = found else {
+            tx.commit().await.map_err(failed(op))?;
+            return Ok(None);
+        };
+        let revision = to_revision(revision, op)?;
+        let state = load_state(&mut tx, org_id, generation, revision).await?;
+        tx.commit().await.map_err(failed(op))?;
+        Ok(Some(LoadedState { revision, state }))
     }
 
     /// The revision of every live organization, by organization id.
@@ -566,6 +619,86 @@ async fn load_document(
     .fetch(conn);
     while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
         builder.add(&kind, &body)?;
+    }
+    Ok(builder.finish())
+}
+
+/// A chunk of the load: at most `LOAD_CHUNK` record bodies of one module
+/// after a record id, joined by newlines, with their count and last id.
+const LOAD_RECORDS_SQL: &str = "SELECT string_agg(body, E'\\n'), count(*), max(record) \
+     FROM (SELECT record, body FROM entities \
+     WHERE org_id = $1 AND generation = $2 AND kind = $3 AND module = $4 AND record > $5 \
+     ORDER BY record LIMIT $6) AS chunk";
+
+/// The same for shares, after a `(record, grantee key)`; the last key comes
+/// back joined by `KEY_SEPARATOR`, compared bytewise as the key columns are.
+const LOAD_SHARES_SQL: &str = "SELECT string_agg(body, E'\\n'), count(*), \
+     max(record || chr(1) || id COLLATE \"C\") FROM (SELECT record, id, body FROM entities \
+     WHERE org_id = $1 AND generation = $2 AND kind = $3 AND module = $4 \
+     AND (record, id) > ($5, $6) ORDER BY record, id LIMIT $7) AS chunk";
+
+/// Reads one organization's rows straight into its compiled state: the
+/// small kinds into a document first, then each module's records and
+/// shares in chunks, each body applied as soon as it is decoded.
+async fn load_state(
+    conn: &mut PgConnection,
+    org_id: &str,
+    generation: i64,
+    revision: u64,
+) -> StoreResult<OrgState> {
+    let op = "load organization rows";
+    let mut small = DocumentBuilder::new(org_id);
+    {
+        let kinds: Vec<&str> = rows::SMALL_KINDS.to_vec();
+        let mut rows = sqlx::query_as::<_, (String, String)>(
+            "SELECT kind, body FROM entities WHERE org_id = $1 AND generation = $2 \
+             AND kind = ANY($3)",
+        )
+        .bind(org_id)
+        .bind(generation)
+        .bind(kinds)
+        .fetch(&mut *conn);
+        while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
+            small.add(&kind, &body)?;
+        }
+    }
+    let small = small.finish();
+    let modules: Vec<String> = small.modules.iter().map(|m| m.id.clone()).collect();
+    let mut builder = StateBuilder::new(small, revision);
+    for kind in rows::STREAMED {
+        for module in &modules {
+            let mut after = ChunkKey::default();
+            loop {
+                let query = if kind == rows::RECORD {
+                    sqlx::query_as(LOAD_RECORDS_SQL)
+                        .bind(org_id)
+                        .bind(generation)
+                        .bind(kind)
+                        .bind(module)
+                        .bind(&after.record)
+                } else {
+                    sqlx::query_as(LOAD_SHARES_SQL)
+                        .bind(org_id)
+                        .bind(generation)
+                        .bind(kind)
+                        .bind(module)
+                        .bind(&after.record)
+                        .bind(&after.id)
+                };
+                let (bodies, count, last): (Option<String>, i64, Option<String>) = query
+                    .bind(rows::LOAD_CHUNK)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(failed(op))?;
+                if let Some(bodies) = &bodies {
+                    rows::load_chunk(&mut builder, kind, bodies)?;
+                }
+                match last {
+                    Some(last) if count == rows::LOAD_CHUNK => after = ChunkKey::parse(&last)?,
+                    _ => break,
+                }
+            }
+        }
     }
     Ok(builder.finish())
 }

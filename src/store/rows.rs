@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{StoreError, StoreResult};
-use crate::engine::document::topo_sorted;
+use crate::engine::document::{topo_sorted, StateBuilder};
 use crate::engine::model::{
     Grantee, GroupDef, ModuleDef, ProfileDef, RecordDef, RoleDef, Settings, ShareDef,
     SharingRuleDef, ShiftDef, UserDef,
@@ -312,6 +312,79 @@ where
         builder.add(kind.as_ref(), body.as_ref())?;
     }
     Ok(builder.finish())
+}
+
+/// Rows a load reads per statement when it streams records and shares:
+/// a few hundred statements for a million rows rather than a million rows
+/// handed one by one from the database driver, and each chunk's text
+/// (≈ 70 bytes a body) stays near a megabyte.
+pub const LOAD_CHUNK: i64 = 16_384;
+
+/// Joins a share chunk's last `(record, id)` into one text. It sorts below
+/// every character an id may hold, so the joined text sorts as the pair
+/// does and its maximum is the chunk's last share.
+pub const KEY_SEPARATOR: char = '\u{1}';
+
+/// Where a streamed load resumes within a module: after this record (and,
+/// for shares, this grantee key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkKey {
+    /// Record id.
+    pub record: String,
+    /// Grantee key of a share; empty for a record.
+    pub id: String,
+}
+
+impl ChunkKey {
+    /// The key a chunk's maximum names: `record`, or `record‹U+1›id`.
+    pub fn parse(joined: &str) -> StoreResult<ChunkKey> {
+        let mut parts = joined.split(KEY_SEPARATOR);
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(record), id, None) => Ok(ChunkKey {
+                record: record.to_string(),
+                id: id.unwrap_or_default().to_string(),
+            }),
+            _ => Err(StoreError::Backend(format!(
+                "load: malformed row key {joined:?}"
+            ))),
+        }
+    }
+}
+
+/// The kinds an organization's load reads row by row into a document
+/// before its records and shares are streamed.
+pub const SMALL_KINDS: [&str; 8] = [SETTINGS, MODULE, PROFILE, ROLE, SHIFT, USER, GROUP, RULE];
+
+/// The kinds a load streams in chunks, module by module, records first.
+pub const STREAMED: [&str; 2] = [RECORD, SHARE];
+
+/// Decodes one chunk of record or share bodies (JSON texts separated by
+/// newlines, as the load statements join them) into the state under
+/// construction, each applied as soon as it is read. Returns how many.
+pub fn load_chunk(builder: &mut StateBuilder, kind: &str, bodies: &str) -> StoreResult<usize> {
+    let corrupt =
+        |e: serde_json::Error| StoreError::Backend(format!("load: corrupt {kind} row: {e}"));
+    let mut count = 0;
+    match kind {
+        RECORD => {
+            for def in serde_json::Deserializer::from_str(bodies).into_iter::<RecordDef>() {
+                builder.record(def.map_err(corrupt)?);
+                count += 1;
+            }
+        }
+        SHARE => {
+            for def in serde_json::Deserializer::from_str(bodies).into_iter::<ShareDef>() {
+                builder.share(def.map_err(corrupt)?);
+                count += 1;
+            }
+        }
+        other => {
+            return Err(StoreError::Backend(format!(
+                "load: {other:?} rows are not streamed"
+            )))
+        }
+    }
+    Ok(count)
 }
 
 fn decode<T: DeserializeOwned>(kind: &str, body: &str) -> StoreResult<T> {
