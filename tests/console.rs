@@ -200,17 +200,50 @@ fn the_api_needs_the_token_and_scopes_of_grpc_and_answers_errors_as_json() {
         (404, Some("NOT_FOUND"), Some("module"))
     );
 
-    // Simulate is not in this build: the endpoint says so and runs nothing.
+    // What if without the admin scope: a write without an actor needs it,
+    // as its own RPC does; a token of another organization may not ask.
+    let change = r#"{"change": "- delete_sharing_rule: {rule_id: leads-role}"}"#;
+    let (status, e) = http_json(
+        &console,
+        "POST",
+        &format!("/api/orgs/{ORG}/simulate"),
+        Some("grant-only"),
+        Some(change),
+    );
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+    assert!(
+        e["message"].as_str().unwrap().starts_with("change[0]: "),
+        "{e}"
+    );
+    let (status, e) = http_json(
+        &console,
+        "POST",
+        &format!("/api/orgs/{ORG}/simulate"),
+        Some("other-org"),
+        Some(change),
+    );
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+    // A change that is not a list of writes names where it is wrong.
     let (status, e) = http_json(
         &console,
         "POST",
         &format!("/api/orgs/{ORG}/simulate"),
         Some("console-token"),
-        Some("{}"),
+        Some(r#"{"change": "- drop_everything: {}"}"#),
     );
-    assert_eq!((status, e["code"].as_str()), (501, Some("UNIMPLEMENTED")));
-    assert!(e["message"].as_str().unwrap().contains("Simulate"));
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+    assert!(e["message"].as_str().unwrap().contains("change"), "{e}");
 
+    // Read-only: no write endpoint answers.
     // Read-only: no write endpoint answers.
     let (status, e) = http_json(
         &console,
@@ -309,6 +342,68 @@ async fn the_api_check_answers_as_grpc_check_and_the_lists_expand_members() {
         None,
     );
     assert_eq!(records["records"], json!(["l-s", "l-s-priv", "l-sj"]));
+}
+
+#[tokio::test]
+async fn what_if_answers_as_grpc_simulate_and_commits_nothing() {
+    let (server, console) = start();
+    let mut clients = server.clients().await;
+    let before = clients
+        .admin
+        .export(authorized(pb::ExportRequest {
+            org_id: ORG.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let (status, answer) = http_json(
+        &console,
+        "POST",
+        &format!("/api/orgs/{ORG}/simulate"),
+        Some("console-token"),
+        Some(r#"{"change": "- delete_sharing_rule: {rule_id: leads-role}", "sample_size": 5}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let want = clients
+        .admin
+        .simulate(authorized(pb::SimulateRequest {
+            org_id: ORG.into(),
+            writes: vec![pb::Write {
+                write: Some(pb::write::Write::DeleteSharingRule(
+                    pb::DeleteSharingRuleRequest {
+                        org_id: ORG.into(),
+                        rule_id: "leads-role".into(),
+                        ..Default::default()
+                    },
+                )),
+            }],
+            sample_size: 5,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!want.changes.is_empty(), "the rule gives access: {want:?}");
+    assert_eq!(
+        answer,
+        warden::console::proto_json(&want, "warden.v1.SimulateResponse").unwrap()
+    );
+    // Every row of this change is a loss of the rule's READ.
+    for c in &want.changes {
+        assert_eq!(c.gained_count, 0, "{c:?}");
+        assert!(c.lost_count > 0, "{c:?}");
+    }
+    let after = clients
+        .admin
+        .export(authorized(pb::ExportRequest {
+            org_id: ORG.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before, after, "What if committed nothing");
 }
 
 fn authorized<T>(message: T) -> tonic::Request<T> {
@@ -722,7 +817,7 @@ async fn in_a_real_browser_the_console_shows_grpc_checks_answers_and_the_policy_
     );
     save(&c, "rules.png").await;
 
-    // What if: the page sends the change; this build answers that Simulate is missing.
+    // What if: the pasted change's losses, as a table.
     c.find(Locator::Css("#nav-whatif"))
         .await
         .unwrap()
@@ -731,7 +826,7 @@ async fn in_a_real_browser_the_console_shows_grpc_checks_answers_and_the_policy_
         .unwrap();
     wait_for(&c, "#whatif-change")
         .await
-        .send_keys("{\"writes\": []}")
+        .send_keys("- delete_sharing_rule: {rule_id: leads-role}")
         .await
         .unwrap();
     c.find(Locator::Css("#whatif-run"))
@@ -740,8 +835,14 @@ async fn in_a_real_browser_the_console_shows_grpc_checks_answers_and_the_policy_
         .click()
         .await
         .unwrap();
-    wait_for(&c, "#error:not([hidden])").await;
-    assert!(text_of(&c, "#error").await.contains("UNIMPLEMENTED"));
+    wait_for(&c, "#whatif-changes").await;
+    let rows = text_of(&c, "#whatif-changes tbody").await;
+    assert!(rows.contains("Leads"), "{rows}");
+    assert!(rows.contains("view"), "{rows}");
+    assert!(
+        !rows.contains("+1"),
+        "deleting a rule gains nothing: {rows}"
+    );
     save(&c, "whatif.png").await;
 
     // A phone-sized screen: the check form fits its width and still works.

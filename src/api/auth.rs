@@ -440,22 +440,30 @@ pub fn require_in<T>(req: &Request<T>, scopes: &[Scope], org_id: &str) -> Result
 /// needs `admin`. Either way the organization must be inside the
 /// credential's list.
 pub fn require_write<T>(req: &Request<T>, org_id: &str, actor: &str) -> Result<WriteAs, Status> {
-    let c = caller(req);
-    let writer = if actor.is_empty() {
-        c.require(&[Scope::Admin])?;
-        Writer::Operator
-    } else {
-        c.require(&[Scope::Grant, Scope::Admin])?;
-        Writer::Actor {
-            user_id: actor.to_string(),
-            admin_scope: c.has(Scope::Admin),
-        }
-    };
-    c.require_org(org_id)?;
-    Ok(WriteAs {
-        writer,
-        operator: c.actor_name(),
-    })
+    caller(req).write_as(org_id, actor)
+}
+
+impl Caller {
+    /// The writer this caller may write to `org_id` as, by the rules of
+    /// [`require_write`]; every transport that takes writes (gRPC, the
+    /// console's What if) asks this.
+    pub fn write_as(&self, org_id: &str, actor: &str) -> Result<WriteAs, Status> {
+        let writer = if actor.is_empty() {
+            self.require(&[Scope::Admin])?;
+            Writer::Operator
+        } else {
+            self.require(&[Scope::Grant, Scope::Admin])?;
+            Writer::Actor {
+                user_id: actor.to_string(),
+                admin_scope: self.has(Scope::Admin),
+            }
+        };
+        self.require_org(org_id)?;
+        Ok(WriteAs {
+            writer,
+            operator: self.actor_name(),
+        })
+    }
 }
 
 /// A write without an actor by the caller of `req`, which the handler has

@@ -16,7 +16,10 @@ use tonic::{Code, Status};
 
 use crate::api::auth::{Caller, Scope, Tokens};
 use crate::api::pb;
+use crate::document::parse_typed;
 use crate::engine::error::bounded;
+use crate::engine::simulate::WriteDoc;
+use crate::engine::{SimulateOptions, Writer};
 use crate::service::{Consistency, Warden};
 
 /// Largest request body: a check is a few hundred bytes; a pasted change
@@ -398,20 +401,75 @@ async fn check(
     Ok(Json(json))
 }
 
-/// What if: AdminService/Simulate is not in this build yet, so the
-/// endpoint answers UNIMPLEMENTED (after the same credential checks it
-/// will make) rather than guess.
+/// What if: a pasted change (YAML or JSON, the list of writes
+/// `warden simulate` reads, shaped like AdminService/Simulate's `Write`
+/// oneof with the documents' entity shapes) simulated as Simulate does.
+/// Each write needs what its own RPC needs of the token (admin without an
+/// actor, grant or admin with one); nothing is committed.
 async fn simulate(
     State(c): State<Console>,
     Path(org): Path<String>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> ApiResult {
     let caller = c.caller(&headers)?;
-    caller.require(&READ_SCOPES)?;
     caller.require_org(&org)?;
-    Err(ApiError(Status::unimplemented(
-        "simulate: Simulate is not in this build of Warden yet; nothing was run",
-    )))
+    c.warden.engine().check_org_id(&org)?;
+    let request: SimulateBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(Status::invalid_argument(format!(
+            "body: a JSON object {{change, actions?, sample_size?}} is expected: {}",
+            bounded(&e.to_string())
+        )))
+    })?;
+    let docs: Vec<WriteDoc> = parse_typed(&request.change, "change")?;
+    let mut writes = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.into_iter().enumerate() {
+        let mut write = doc.into_sim_write();
+        let actor = match &write.writer {
+            Writer::Operator => String::new(),
+            Writer::Actor { user_id, .. } => user_id.clone(),
+        };
+        write.writer = caller
+            .write_as(&org, &actor)
+            .map_err(|s| Status::new(s.code(), format!("change[{i}]: {}", s.message())))?
+            .writer;
+        writes.push(write);
+    }
+    let options = SimulateOptions {
+        actions: request.actions,
+        sample_size: request.sample_size,
+    };
+    // Simulated on the latest state, as the real writes would be.
+    c.warden.fresh(&org, Consistency::FullyConsistent).await?;
+    let warden = c.warden.clone();
+    let simulation = tokio::task::spawn_blocking(move || warden.simulate(&org, &writes, &options))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "console: the simulation failed");
+            ApiError(Status::internal(
+                "the simulation failed; nothing was changed",
+            ))
+        })??;
+    let answer = crate::api::convert::simulation(&simulation);
+    let json = crate::console::proto_json(&answer, "warden.v1.SimulateResponse").map_err(|e| {
+        tracing::error!(error = %e, "console: a simulation could not be written as JSON");
+        ApiError(Status::internal("the answer could not be written as JSON"))
+    })?;
+    Ok(Json(json))
+}
+
+/// The What if request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulateBody {
+    /// The writes, as YAML or JSON text.
+    change: String,
+    /// Actions to compare (empty: view, edit, delete).
+    #[serde(default)]
+    actions: Vec<String>,
+    /// Record ids per sample (0: the default).
+    #[serde(default)]
+    sample_size: usize,
 }
 
 #[cfg(test)]

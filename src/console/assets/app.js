@@ -291,6 +291,11 @@ async function showRules() {
   if (!answer.rules.length) $("rules-list").replaceChildren(el("p", { class: "muted" }, "no sharing rules"));
 }
 
+// One table row of text cells.
+function row(tag, cells, attrs) {
+  return el("tr", attrs || {}, ...cells.map((c) => el(tag, {}, c)));
+}
+
 async function runWhatIf(event) {
   event.preventDefault();
   showError(null);
@@ -298,11 +303,26 @@ async function runWhatIf(event) {
   out.replaceChildren();
   try {
     const answer = await api(`/orgs/${enc(org())}/simulate`, { change: $("whatif-change").value });
-    // Who gains and who loses, in whatever lists the answer carries.
-    for (const [key, value] of Object.entries(answer)) {
-      if (Array.isArray(value)) {
-        out.append(el("h3", {}, key), el("ul", {}, ...value.map((v) => el("li", {}, plain(v)))));
-      } else out.append(line(key, value));
+    const changes = answer.changes || [];
+    const fields = answer.field_changes || [];
+    out.append(el("p", { class: "whatif-summary" },
+      `${changes.length} access change(s), ${fields.length} field change(s); ` +
+      `${answer.compared} (subject, module) pair(s) compared at revision ${answer.revision}` +
+      (answer.whole_org ? " (the whole organization)" : "") + ". Nothing was committed."));
+    if (changes.length) {
+      out.append(el("div", { class: "table-wrap" }, el("table", { id: "whatif-changes" },
+        el("thead", {}, row("th", ["subject", "module", "action", "gained", "lost", "gained (sample)", "lost (sample)"])),
+        el("tbody", {}, ...changes.map((c) => row("td", [
+          c.subject, c.module, c.action, "+" + c.gained_count, "-" + c.lost_count,
+          plain(c.gained_sample), plain(c.lost_sample),
+        ], { "data-subject": c.subject, "data-action": c.action }))))));
+    }
+    if (fields.length) {
+      out.append(el("div", { class: "table-wrap" }, el("table", { id: "whatif-fields" },
+        el("thead", {}, row("th", ["subject", "module", "field", "before", "after"])),
+        el("tbody", {}, ...fields.map((f) => row("td", [
+          f.subject, f.module, f.field, plain(f.before), plain(f.after),
+        ]))))));
     }
   } catch (e) { showError(e); }
 }
