@@ -136,6 +136,7 @@ impl OrgState {
                         records: Default::default(),
                         by_owner: Default::default(),
                         rules: Default::default(),
+                        recipients: Default::default(),
                     },
                 );
             }
@@ -637,7 +638,7 @@ impl OrgState {
             .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
         if let Some(module) = self.modules.get_mut(m.0) {
-            module.rules.insert(
+            module.insert_rule(
                 def.id.clone(),
                 Rule {
                     def: def.clone(),
@@ -653,7 +654,7 @@ impl OrgState {
     fn delete_rule(&mut self, id: &str) {
         if let Some(m) = self.rule_modules.remove(id) {
             if let Some(module) = self.modules.get_mut(m.0) {
-                module.rules.remove(id);
+                module.remove_rule(id);
             }
         }
     }

@@ -222,11 +222,142 @@ pub struct Module {
     pub records: FxHashMap<Arc<str>, Record>,
     /// Record ids by owner.
     pub by_owner: FxHashMap<Owner, FxHashSet<Arc<str>>>,
-    /// Sharing rules of this module, by id.
+    /// Sharing rules of this module, by id. Written only through
+    /// [`Module::insert_rule`] and [`Module::remove_rule`], which keep
+    /// `recipients` in step.
     pub rules: BTreeMap<String, Rule>,
+    /// The rules of `rules` by recipient, so a check evaluates only the
+    /// rules that can reach its subject.
+    pub recipients: RuleRecipients,
+}
+
+/// What a check needs of one sharing rule, kept under its recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleEntry {
+    /// The rule's id (ties and recomputation only).
+    pub id: String,
+    /// The level it gives.
+    pub access: AccessLevel,
+    /// Owner-based rule: whose records.
+    pub from: Option<MemberSetIx>,
+    /// Criteria rule: the attributes a record must all have.
+    pub criteria: Vec<(String, String)>,
+}
+
+/// A module's sharing rules indexed by their `to` set. A
+/// role-and-subordinates recipient is kept under its root role, and a
+/// check walks the subject's role and the roles above it: role writes
+/// (re-parenting) then need no re-indexing, and group membership is read
+/// from the subject's expanded groups at check time for the same reason.
+/// Each list is sorted by access, highest first, so a check stops at the
+/// first rule that cannot beat what it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleRecipients {
+    /// Rules to a role's users.
+    pub role: FxHashMap<RoleIx, Vec<RuleEntry>>,
+    /// Rules to a role and its subordinates, by the root role.
+    pub role_and_subordinates: FxHashMap<RoleIx, Vec<RuleEntry>>,
+    /// Rules to a group's expanded members, sorted by group.
+    pub group: Vec<(GroupIx, Vec<RuleEntry>)>,
+}
+
+impl RuleRecipients {
+    /// The index of `rules`, computed from scratch (the reference the
+    /// incremental updates are tested against).
+    pub fn of(rules: &BTreeMap<String, Rule>) -> Self {
+        let mut out = RuleRecipients::default();
+        for rule in rules.values() {
+            out.add(rule);
+        }
+        out
+    }
+
+    /// The entries of the rules to `set`.
+    pub fn entries(&self, set: MemberSetIx) -> &[RuleEntry] {
+        let found = match set {
+            MemberSetIx::Role(r) => self.role.get(&r),
+            MemberSetIx::RoleAndSubordinates(r) => self.role_and_subordinates.get(&r),
+            MemberSetIx::Group(g) => self
+                .group
+                .binary_search_by_key(&g, |(k, _)| *k)
+                .ok()
+                .map(|pos| &self.group[pos].1),
+        };
+        found.map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn list_mut(&mut self, set: MemberSetIx) -> &mut Vec<RuleEntry> {
+        match set {
+            MemberSetIx::Role(r) => self.role.entry(r).or_default(),
+            MemberSetIx::RoleAndSubordinates(r) => self.role_and_subordinates.entry(r).or_default(),
+            MemberSetIx::Group(g) => {
+                let pos = match self.group.binary_search_by_key(&g, |(k, _)| *k) {
+                    Ok(pos) => pos,
+                    Err(pos) => {
+                        self.group.insert(pos, (g, Vec::new()));
+                        pos
+                    }
+                };
+                &mut self.group[pos].1
+            }
+        }
+    }
+
+    fn add(&mut self, rule: &Rule) {
+        let entry = RuleEntry {
+            id: rule.def.id.clone(),
+            access: rule.def.access,
+            from: rule.from,
+            criteria: rule.criteria.clone(),
+        };
+        let list = self.list_mut(rule.to);
+        // Highest access first, then by id, so the order is the same
+        // however the rules arrived.
+        let pos = list
+            .binary_search_by(|e| {
+                entry
+                    .access
+                    .cmp(&e.access)
+                    .then_with(|| e.id.cmp(&entry.id))
+            })
+            .unwrap_or_else(|p| p);
+        list.insert(pos, entry);
+    }
+
+    fn remove(&mut self, rule: &Rule) {
+        let list = self.list_mut(rule.to);
+        list.retain(|e| e.id != rule.def.id);
+        if !list.is_empty() {
+            return;
+        }
+        // No empty lists: the index of a module equals its recomputation.
+        match rule.to {
+            MemberSetIx::Role(r) => {
+                self.role.remove(&r);
+            }
+            MemberSetIx::RoleAndSubordinates(r) => {
+                self.role_and_subordinates.remove(&r);
+            }
+            MemberSetIx::Group(g) => self.group.retain(|(k, _)| *k != g),
+        }
+    }
 }
 
 impl Module {
+    /// Adds or replaces the rule `id`, keeping the recipient index in step.
+    pub fn insert_rule(&mut self, id: String, rule: Rule) {
+        self.remove_rule(&id);
+        self.recipients.add(&rule);
+        self.rules.insert(id, rule);
+    }
+
+    /// Removes the rule `id`, keeping the recipient index in step.
+    pub fn remove_rule(&mut self, id: &str) -> Option<Rule> {
+        let old = self.rules.remove(id)?;
+        self.recipients.remove(&old);
+        Some(old)
+    }
+
     /// The record level `action` requires: `None` when the action is
     /// neither standard nor one of the module's custom actions.
     pub fn required_level(&self, action: &str) -> Option<AccessLevel> {
@@ -473,6 +604,7 @@ impl OrgState {
             records: FxHashMap::default(),
             by_owner: FxHashMap::default(),
             rules: module.rules.clone(),
+            recipients: module.recipients.clone(),
         });
         OrgState {
             id: self.id.clone(),
@@ -488,6 +620,57 @@ impl OrgState {
             rule_modules: self.rule_modules.clone(),
             principals: self.principals.clone(),
             shares_by_grantee: FxHashMap::default(),
+        }
+    }
+
+    /// Whether `role` is `top` or below it, as `role_subtree(top)` would
+    /// say, by walking up from `role` instead of expanding `top`: at most
+    /// the depth of the tree in vector look-ups, with no expansion fetched.
+    /// A step is taken only where the parent lists the role as a child,
+    /// the edge `role_subtree` follows.
+    pub fn role_within(&self, role: RoleIx, top: RoleIx) -> bool {
+        let Some(mut node) = self.role(role) else {
+            return false;
+        };
+        let mut at = role;
+        // Bounded by the number of roles, so a cycle cannot loop forever.
+        for _ in 0..=self.roles.len() {
+            if at == top {
+                return true;
+            }
+            let Some(parent) = node.parent else {
+                return false;
+            };
+            match self.role(parent) {
+                Some(p) if p.children.binary_search(&at).is_ok() => {
+                    at = parent;
+                    node = p;
+                }
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Calls `f` with `role` and each role above it, nearest first, along
+    /// the edges `role_within` follows.
+    pub fn for_role_and_above(&self, role: RoleIx, mut f: impl FnMut(RoleIx)) {
+        let Some(mut node) = self.role(role) else {
+            return;
+        };
+        let mut at = role;
+        for _ in 0..=self.roles.len() {
+            f(at);
+            let Some(parent) = node.parent else {
+                return;
+            };
+            match self.role(parent) {
+                Some(p) if p.children.binary_search(&at).is_ok() => {
+                    at = parent;
+                    node = p;
+                }
+                _ => return,
+            }
         }
     }
 

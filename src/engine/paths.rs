@@ -19,7 +19,8 @@ use super::explain::{
 };
 use super::model::{AccessLevel, HierarchyMode, Reason, UserKind};
 use super::org::{
-    GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, Rule, User, UserIx,
+    GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, Rule, RuleEntry, User,
+    UserIx,
 };
 
 /// Who asks, in which module: what every path reads, with the subject's
@@ -78,12 +79,11 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
     }
 
     fn in_role_subtree(&self, top: super::org::RoleIx) -> bool {
-        self.user.role.is_some_and(|sr| {
-            self.x
-                .role_subtree(self.org, top)
-                .binary_search(&sr)
-                .is_ok()
-        })
+        // A walk up from the subject's role costs a few vector reads; the
+        // expanded subtree of `top` is a map look-up and may be large.
+        self.user
+            .role
+            .is_some_and(|sr| self.org.role_within(sr, top))
     }
 
     /// Whether a rule's `to` set contains the subject.
@@ -516,7 +516,9 @@ pub(crate) fn is_superior<X: Expand + ?Sized>(
             let (Some(sr), Some(or)) = (s.role, org.user(o).and_then(|u| u.role)) else {
                 return false;
             };
-            sr != or && x.role_subtree(org, sr).binary_search(&or).is_ok()
+            // Same answer as `role_subtree(sr)` holding `or`, without an
+            // expansion look-up.
+            sr != or && org.role_within(or, sr)
         }
         HierarchyMode::Reporting => x.managers(org, o).binary_search(&s_ix).is_ok(),
     }
@@ -837,12 +839,39 @@ pub(crate) struct SharingRules;
 impl SharingRules {
     /// Whether a rule's `from` set or criteria select the record.
     fn matches<X: Expand + ?Sized>(a: &Asker<'_, X>, rule: &Rule, r: &RecordView<'_>) -> bool {
-        match rule.from {
+        Self::selects(a, rule.from, &rule.criteria, r)
+    }
+
+    fn selects<X: Expand + ?Sized>(
+        a: &Asker<'_, X>,
+        from: Option<MemberSetIx>,
+        criteria: &[(String, String)],
+        r: &RecordView<'_>,
+    ) -> bool {
+        match from {
             Some(from) => owner_in(a.org, a.x, from, r.owner),
-            None => rule
-                .criteria
-                .iter()
-                .all(|(k, v)| r.attributes.get(k) == Some(v)),
+            None => criteria.iter().all(|(k, v)| r.attributes.get(k) == Some(v)),
+        }
+    }
+
+    /// Raises `level` to the best rule of `entries` (sorted by access,
+    /// highest first) that selects the record and beats `floor`.
+    fn best_of<X: Expand + ?Sized>(
+        a: &Asker<'_, X>,
+        entries: &[RuleEntry],
+        r: &RecordView<'_>,
+        floor: AccessLevel,
+        level: &mut AccessLevel,
+    ) {
+        for e in entries {
+            if e.access <= floor.max(*level) {
+                // The rest give no more.
+                return;
+            }
+            if Self::selects(a, e.from, &e.criteria, r) {
+                *level = e.access;
+                return;
+            }
         }
     }
 
@@ -889,7 +918,7 @@ pub(crate) fn owner_in<X: Expand + ?Sized>(
         (MemberSetIx::RoleAndSubordinates(r), Owner::User(o)) => org
             .user(o)
             .and_then(|u| u.role)
-            .is_some_and(|or| x.role_subtree(org, r).binary_search(&or).is_ok()),
+            .is_some_and(|or| org.role_within(or, r)),
         (MemberSetIx::Group(g), Owner::User(o)) => {
             x.group_members(org, g).binary_search(&o).is_ok()
         }
@@ -951,13 +980,27 @@ impl Path for SharingRules {
         if r.private {
             return level;
         }
-        for rule in a.module.rules.values() {
-            let access = rule.def.access;
-            if access <= floor.max(level) {
-                continue;
+        // Only the rules whose `to` set holds the subject: those to its
+        // role, to a role-and-subordinates root at or above its role, and
+        // to one of its groups.
+        let index = &a.module.recipients;
+        if let Some(role) = a.user.role {
+            if let Some(entries) = index.role.get(&role) {
+                Self::best_of(a, entries, r, floor, &mut level);
             }
-            if Self::matches(a, rule, r) && a.in_set(rule.to) {
-                level = access;
+            if !index.role_and_subordinates.is_empty() {
+                a.org.for_role_and_above(role, |top| {
+                    if let Some(entries) = index.role_and_subordinates.get(&top) {
+                        Self::best_of(a, entries, r, floor, &mut level);
+                    }
+                });
+            }
+        }
+        for (g, entries) in &index.group {
+            // The subject's groups are fetched only if a rule could still
+            // raise the level.
+            if entries.first().is_some_and(|e| e.access > floor.max(level)) && a.in_group(*g) {
+                Self::best_of(a, entries, r, floor, &mut level);
             }
         }
         level
