@@ -107,52 +107,7 @@ pub(crate) fn check_description(
         ));
     };
     check_id("record_id", id, limits.id_length)?;
-    if d.attributes.len() > limits.record_attributes {
-        return Err(Error::invalid(
-            "record.attributes",
-            format!(
-                "a record has at most {} attributes, got {}",
-                limits.record_attributes,
-                d.attributes.len()
-            ),
-        ));
-    }
-    for (key, value) in &d.attributes {
-        let field = || {
-            let escaped: String = key.chars().flat_map(char::escape_debug).collect();
-            format!("record.attributes.{}", super::error::bounded(&escaped))
-        };
-        let length = key.chars().count();
-        if length == 0 || length > limits.attribute_key_length {
-            return Err(Error::invalid(
-                field(),
-                format!(
-                    "an attribute key is 1 to {} characters, got {length}",
-                    limits.attribute_key_length
-                ),
-            ));
-        }
-        if !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
-        {
-            return Err(Error::invalid(
-                field(),
-                "an attribute key is made of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
-            ));
-        }
-        if value.len() > limits.attribute_value_bytes {
-            return Err(Error::invalid(
-                field(),
-                format!(
-                    "an attribute value is at most {} bytes, got {}",
-                    limits.attribute_value_bytes,
-                    value.len()
-                ),
-            ));
-        }
-    }
-    Ok(())
+    super::plan::check_attributes("record.attributes", &d.attributes, limits)
 }
 
 #[cfg(test)]

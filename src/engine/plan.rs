@@ -508,6 +508,60 @@ pub fn stored_record(org: &OrgState, module: &str, id: &str) -> Option<RecordDef
 
 /// An attribute key as an error may echo it: control characters escaped,
 /// bounded like every echoed id.
+/// Attribute limits: how many, and each key's and value's size and
+/// characters (keys end up in rules, logs and error messages). One rule for
+/// stored records and records described in a check; `prefix` is the field
+/// the attributes sit in.
+pub(crate) fn check_attributes(
+    prefix: &str,
+    attributes: &BTreeMap<String, String>,
+    limits: &Limits,
+) -> Result<()> {
+    if attributes.len() > limits.record_attributes {
+        return Err(Error::invalid(
+            prefix,
+            format!(
+                "a record has at most {} attributes, got {}",
+                limits.record_attributes,
+                attributes.len()
+            ),
+        ));
+    }
+    for (key, value) in attributes {
+        let field = || format!("{prefix}.{}", shown_key(key));
+        let length = key.chars().count();
+        if length == 0 || length > limits.attribute_key_length {
+            return Err(Error::invalid(
+                field(),
+                format!(
+                    "an attribute key is 1 to {} characters, got {length}",
+                    limits.attribute_key_length
+                ),
+            ));
+        }
+        if !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        {
+            return Err(Error::invalid(
+                field(),
+                "an attribute key is made of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
+            ));
+        }
+        if value.len() > limits.attribute_value_bytes {
+            return Err(Error::invalid(
+                field(),
+                format!(
+                    "an attribute value is at most {} bytes, got {}",
+                    limits.attribute_value_bytes,
+                    value.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn shown_key(key: &str) -> String {
     let escaped: String = key.chars().flat_map(char::escape_debug).collect();
     bounded(&escaped).into_owned()
@@ -1730,53 +1784,9 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// Attribute limits: how many, and each key's and value's size and
-    /// characters (keys end up in rules, logs and error messages).
+    /// Attribute limits of a stored record.
     fn attributes(&self, attributes: &BTreeMap<String, String>) -> Result<()> {
-        let limits = self.limits;
-        if attributes.len() > limits.record_attributes {
-            return Err(Error::invalid(
-                "attributes",
-                format!(
-                    "a record has at most {} attributes, got {}",
-                    limits.record_attributes,
-                    attributes.len()
-                ),
-            ));
-        }
-        for (key, value) in attributes {
-            let field = || format!("attributes.{}", shown_key(key));
-            let length = key.chars().count();
-            if length == 0 || length > limits.attribute_key_length {
-                return Err(Error::invalid(
-                    field(),
-                    format!(
-                        "an attribute key is 1 to {} characters, got {length}",
-                        limits.attribute_key_length
-                    ),
-                ));
-            }
-            if !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
-            {
-                return Err(Error::invalid(
-                    field(),
-                    "an attribute key is made of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
-                ));
-            }
-            if value.len() > limits.attribute_value_bytes {
-                return Err(Error::invalid(
-                    field(),
-                    format!(
-                        "an attribute value is at most {} bytes, got {}",
-                        limits.attribute_value_bytes,
-                        value.len()
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        check_attributes("attributes", attributes, self.limits)
     }
 
     fn share(&self, shares: &[ShareDef]) -> Result<Vec<Change>> {
