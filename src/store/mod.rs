@@ -52,6 +52,15 @@ pub struct LoadedState {
     pub state: OrgState,
 }
 
+impl From<LoadedState> for LoadedOrg {
+    fn from(l: LoadedState) -> Self {
+        LoadedOrg {
+            revision: l.revision,
+            document: crate::engine::document::export(&l.state),
+        }
+    }
+}
+
 /// One write in the change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
@@ -123,24 +132,20 @@ impl Store {
         )))
     }
 
-    /// Every live organization with its revision and contents.
+    /// Every live organization with its revision and contents as a
+    /// document: the streamed load, exported (start-up uses the states).
     pub async fn load_all(&self) -> StoreResult<Vec<LoadedOrg>> {
-        let result = match self {
-            Store::Sqlite(s) => s.load_all().await,
-            Store::Postgres(s) => s.load_all().await,
-        };
-        crate::telemetry::store_result("load_all", &result);
-        result
+        Ok(self
+            .load_all_states()
+            .await?
+            .into_iter()
+            .map(LoadedOrg::from)
+            .collect())
     }
 
-    /// One live organization, if it exists.
+    /// One live organization as a document, if it exists.
     pub async fn load_org(&self, org_id: &str) -> StoreResult<Option<LoadedOrg>> {
-        let result = match self {
-            Store::Sqlite(s) => s.load_org(org_id).await,
-            Store::Postgres(s) => s.load_org(org_id).await,
-        };
-        crate::telemetry::store_result("load_org", &result);
-        result
+        Ok(self.load_org_state(org_id).await?.map(LoadedOrg::from))
     }
 
     /// Every live organization, compiled as its rows stream in (no

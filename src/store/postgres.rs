@@ -20,9 +20,9 @@ use super::audit::{CommitMeta, Retention};
 use super::commit::{self, failed, to_revision, Deletes, Dialect, Key, LogWrite, OrgRow};
 use super::rows::{self, ChunkKey, DocumentBuilder};
 use super::statements;
-use super::{LoadedOrg, LoadedState, LogEntry, StoreError, StoreResult};
+use super::{LoadedState, LogEntry, StoreError, StoreResult};
 use crate::engine::document::StateBuilder;
-use crate::engine::{Change, OrgDocument, OrgState};
+use crate::engine::{Change, OrgState};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -118,58 +118,6 @@ impl PostgresStore {
             pool,
             retention: Retention::default(),
         })
-    }
-
-    /// Every live organization with its revision and contents, read from
-    /// one snapshot.
-    pub async fn load_all(&self) -> StoreResult<Vec<LoadedOrg>> {
-        let op = "load organizations";
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_SNAPSHOT)
-            .await
-            .map_err(failed(op))?;
-        let orgs: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT org_id, revision, generation FROM orgs WHERE live ORDER BY org_id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(failed(op))?;
-        let mut out = Vec::with_capacity(orgs.len());
-        for (org_id, revision, generation) in orgs {
-            out.push(LoadedOrg {
-                revision: to_revision(revision, op)?,
-                document: load_document(&mut tx, &org_id, generation).await?,
-            });
-        }
-        tx.commit().await.map_err(failed(op))?;
-        Ok(out)
-    }
-
-    /// One live organization, if it exists, read from one snapshot.
-    pub async fn load_org(&self, org_id: &str) -> StoreResult<Option<LoadedOrg>> {
-        let op = "load organization";
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_SNAPSHOT)
-            .await
-            .map_err(failed(op))?;
-        let found: Option<(i64, i64)> =
-            sqlx::query_as("SELECT revision, generation FROM orgs WHERE org_id = $1 AND live")
-                .bind(org_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed(op))?;
-        let Some((revision, generation)) = found else {
-            tx.commit().await.map_err(failed(op))?;
-            return Ok(None);
-        };
-        let document = load_document(&mut tx, org_id, generation).await?;
-        tx.commit().await.map_err(failed(op))?;
-        Ok(Some(LoadedOrg {
-            revision: to_revision(revision, op)?,
-            document,
-        }))
     }
 
     /// Every live organization, compiled as its rows stream in, read from
@@ -602,25 +550,6 @@ struct Batch {
     records: Vec<String>,
     ids: Vec<String>,
     bodies: Vec<String>,
-}
-
-async fn load_document(
-    conn: &mut PgConnection,
-    org_id: &str,
-    generation: i64,
-) -> StoreResult<OrgDocument> {
-    let op = "load organization rows";
-    let mut builder = DocumentBuilder::new(org_id);
-    let mut rows = sqlx::query_as::<_, (String, String)>(
-        "SELECT kind, body FROM entities WHERE org_id = $1 AND generation = $2",
-    )
-    .bind(org_id)
-    .bind(generation)
-    .fetch(conn);
-    while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
-        builder.add(&kind, &body)?;
-    }
-    Ok(builder.finish())
 }
 
 /// A chunk of the load: at most `LOAD_CHUNK` record bodies of one module

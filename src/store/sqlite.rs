@@ -20,7 +20,7 @@ use super::audit::{CommitMeta, Retention};
 use super::commit::{self, failed, to_revision, Deletes, Dialect, Key, LogWrite, OrgRow};
 use super::rows::{self, ChunkKey, DocumentBuilder};
 use super::statements;
-use super::{LoadedOrg, LoadedState, LogEntry, StoreResult};
+use super::{LoadedState, LogEntry, StoreResult};
 use crate::engine::document::StateBuilder;
 use crate::engine::{Change, OrgState};
 
@@ -104,48 +104,6 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(())),
             retention: Retention::default(),
         })
-    }
-
-    /// Every live organization with its revision and contents, read from
-    /// one snapshot.
-    pub async fn load_all(&self) -> StoreResult<Vec<LoadedOrg>> {
-        let op = "load organizations";
-        let mut tx = self.pool.begin().await.map_err(failed(op))?;
-        let orgs: Vec<(String, i64)> =
-            sqlx::query_as("SELECT org_id, revision FROM orgs WHERE live = 1 ORDER BY org_id")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(failed(op))?;
-        let mut out = Vec::with_capacity(orgs.len());
-        for (org_id, revision) in orgs {
-            out.push(LoadedOrg {
-                revision: to_revision(revision, op)?,
-                document: load_document(&mut tx, &org_id).await?,
-            });
-        }
-        tx.commit().await.map_err(failed(op))?;
-        Ok(out)
-    }
-
-    /// One live organization, if it exists, read from one snapshot.
-    pub async fn load_org(&self, org_id: &str) -> StoreResult<Option<LoadedOrg>> {
-        let op = "load organization";
-        let mut tx = self.pool.begin().await.map_err(failed(op))?;
-        let revision: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM orgs WHERE org_id = ? AND live = 1")
-                .bind(org_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed(op))?;
-        let Some(revision) = revision else {
-            return Ok(None);
-        };
-        let document = load_document(&mut tx, org_id).await?;
-        tx.commit().await.map_err(failed(op))?;
-        Ok(Some(LoadedOrg {
-            revision: to_revision(revision, op)?,
-            document,
-        }))
     }
 
     /// Every live organization, compiled as its rows stream in, read from
@@ -503,22 +461,6 @@ impl Dialect for SqliteStore {
         let _ = tx.tx.rollback().await;
     }
 }
-async fn load_document(
-    conn: &mut SqliteConnection,
-    org_id: &str,
-) -> StoreResult<crate::engine::OrgDocument> {
-    let op = "load organization rows";
-    let mut builder = DocumentBuilder::new(org_id);
-    let mut rows =
-        sqlx::query_as::<_, (String, String)>("SELECT kind, body FROM entities WHERE org_id = ?")
-            .bind(org_id)
-            .fetch(conn);
-    while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
-        builder.add(&kind, &body)?;
-    }
-    Ok(builder.finish())
-}
-
 /// The small kinds of an organization, each found through the primary key.
 const LOAD_SMALL_SQL: &str =
     "SELECT kind, body FROM entities WHERE org_id = ? AND kind IN (?, ?, ?, ?, ?, ?, ?, ?)";
