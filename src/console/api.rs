@@ -19,7 +19,7 @@ use crate::api::pb;
 use crate::document::parse_typed;
 use crate::engine::error::bounded;
 use crate::engine::simulate::WriteDoc;
-use crate::engine::{SimulateOptions, Writer};
+use crate::engine::{SimWrite, SimulateOptions, Writer};
 use crate::service::{Consistency, Warden};
 
 /// Largest request body: a check is a few hundred bytes; a pasted change
@@ -421,20 +421,18 @@ async fn simulate(
             bounded(&e.to_string())
         )))
     })?;
-    let docs: Vec<WriteDoc> = parse_typed(&request.change, "change")?;
-    let mut writes = Vec::with_capacity(docs.len());
-    for (i, doc) in docs.into_iter().enumerate() {
-        let mut write = doc.into_sim_write();
-        let actor = match &write.writer {
-            Writer::Operator => String::new(),
-            Writer::Actor { user_id, .. } => user_id.clone(),
-        };
-        write.writer = caller
-            .write_as(&org, &actor)
-            .map_err(|s| Status::new(s.code(), format!("change[{i}]: {}", s.message())))?
-            .writer;
-        writes.push(write);
-    }
+    // A pasted change may be up to the body limit of YAML: parsed off the
+    // runtime's workers, as gRPC parses a Simulate's writes.
+    let change = request.change;
+    let writer_org = org.clone();
+    let writes = tokio::task::spawn_blocking(move || sim_writes(&change, &caller, &writer_org))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "console: a change could not be read");
+            ApiError(Status::internal(
+                "the change could not be read; nothing was run",
+            ))
+        })??;
     let options = SimulateOptions {
         actions: request.actions,
         sample_size: request.sample_size,
@@ -456,6 +454,26 @@ async fn simulate(
         ApiError(Status::internal("the answer could not be written as JSON"))
     })?;
     Ok(Json(json))
+}
+
+/// The writes of a pasted change, each authorized as its own RPC would be
+/// for `caller` (refusals name `change[i]`).
+fn sim_writes(change: &str, caller: &Caller, org: &str) -> Result<Vec<SimWrite>, ApiError> {
+    let docs: Vec<WriteDoc> = parse_typed(change, "change")?;
+    let mut writes = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.into_iter().enumerate() {
+        let mut write = doc.into_sim_write();
+        let actor = match &write.writer {
+            Writer::Operator => String::new(),
+            Writer::Actor { user_id, .. } => user_id.clone(),
+        };
+        write.writer = caller
+            .write_as(org, &actor)
+            .map_err(|s| Status::new(s.code(), format!("change[{i}]: {}", s.message())))?
+            .writer;
+        writes.push(write);
+    }
+    Ok(writes)
 }
 
 /// The What if request.
