@@ -10,6 +10,10 @@
 //! latency percentiles from an HDR histogram and, with `--server-pid`, the
 //! server's CPU per call over each measured window; with `--rounds N` it
 //! repeats every phase N times and ends with a table of medians.
+//! `--target cerbos` drives a Cerbos PDP instead (`CheckResources`, one
+//! resource and one action a call, half of them owned by the principal),
+//! for the comparison of scripts/bench-cerbos.sh; `--scale` draws the
+//! checks from a scaled data set (scripts/bench-scale.sh).
 //! Traffic goes to loopback addresses only.
 #![forbid(unsafe_code)]
 
@@ -90,6 +94,22 @@ struct Args {
     /// of medians (a busy machine makes single runs differ by 10–30 %).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// The server driven: Warden, or a Cerbos PDP with the owner policy of
+    /// scripts/bench-cerbos.sh (health check and CheckResources only).
+    #[arg(long, value_enum, default_value_t = Target::Warden)]
+    target: Target,
+    /// The data set times this factor (`warden generate --scale`): records,
+    /// manual shares and nesting depths; the server must hold the same.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+}
+
+/// Which server `warden-load` drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Warden,
+    /// A Cerbos PDP: `cerbos.svc.v1.CerbosService/CheckResources`.
+    Cerbos,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +119,9 @@ enum Mode {
     Check,
     Bulk,
     Lookup,
+    /// The health check and Check only: a unary call against its floor
+    /// (what scripts/bench-cerbos.sh compares with Cerbos).
+    Unary,
     All,
 }
 
@@ -479,8 +502,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bail!("--bulk-size and --mix must be at least 1");
     }
 
+    if args.target == Target::Cerbos {
+        return run_cerbos(&args).await;
+    }
     let started = Instant::now();
-    let generated = generate(&Params::of(args.preset))?;
+    let generated = generate(&scaled_params(&args)?)?;
     let org = generated.document.organization.clone();
     let landmarks = generated.landmarks.clone();
     println!(
@@ -567,6 +593,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .collect(),
     );
     let all = args.mode == Mode::All;
+    let unary = args.mode == Mode::Unary;
     let mut health_rows = Vec::new();
     let mut check_rows = Vec::new();
     let mut bulk_rows = Vec::new();
@@ -576,7 +603,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if args.rounds > 1 {
             println!("round {round} of {}", args.rounds);
         }
-        if all || args.mode == Mode::Health {
+        if all || unary || args.mode == Mode::Health {
             let healths = healths.clone();
             let cpu = CpuWatch::start(args.server_pid);
             let mut measured = drive(
@@ -615,7 +642,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             health_rows.push(Row::of(&measured));
         }
 
-        if all || args.mode == Mode::Check {
+        if all || unary || args.mode == Mode::Check {
             let (clients, mix) = (clients.clone(), mix.clone());
             let cpu = CpuWatch::start(args.server_pid);
             let measured = drive(
@@ -804,5 +831,539 @@ fn main() -> ExitCode {
             eprintln!("warden-load: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The parameters of `--preset` at `--scale`: the data set the server was
+/// filled with by `warden generate --preset P --scale F`.
+fn scaled_params(args: &Args) -> anyhow::Result<Params> {
+    Params::of(args.preset)
+        .scaled(args.scale)
+        .map_err(|e| anyhow::anyhow!("--scale: {}", e.0))
+}
+
+/// The health check of the server at `args.addr`, driven as the Warden
+/// health phase of `run` drives it: the transport's floor.
+async fn health_phase(
+    args: &Args,
+    healths: &Arc<Vec<HealthClient<Channel>>>,
+    label: &str,
+) -> anyhow::Result<Row> {
+    let healths = healths.clone();
+    let cpu = CpuWatch::start(args.server_pid);
+    let mut measured = drive(
+        args.concurrency,
+        Duration::from_secs(args.warmup_secs),
+        Duration::from_secs(args.duration_secs),
+        args.max_calls,
+        args.server_pid,
+        move |w, _| {
+            let mut client = healths[w % healths.len()].clone();
+            async move {
+                client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await?;
+                Ok(Vec::new())
+            }
+        },
+    )
+    .await?;
+    measured.tally.decisions = measured.tally.calls;
+    print_tally(
+        &format!(
+            "{label} x{} over {} connections",
+            args.concurrency, args.connections
+        ),
+        "calls",
+        &measured,
+        &cpu,
+    );
+    Ok(Row::of(&measured))
+}
+
+/// `--target cerbos`: the health check and `CheckResources` of a Cerbos
+/// PDP holding the owner policy of scripts/bench-cerbos.sh, with the same
+/// connections, calls in flight, warm-up, duration and rounds as Warden's
+/// Check. Every answer is checked against what the policy must decide, so
+/// the figures are of real decisions; a wrong answer or a failed call is
+/// an error, and any error fails the run after the table.
+async fn run_cerbos(args: &Args) -> anyhow::Result<()> {
+    if matches!(args.mode, Mode::Bulk | Mode::Lookup) {
+        bail!("--target cerbos drives the health check and CheckResources only: --mode health, check, unary or all");
+    }
+    let mut channels = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        channels.push(connect(args.addr).await?);
+    }
+    let healths: Arc<Vec<HealthClient<Channel>>> = Arc::new(
+        channels
+            .iter()
+            .map(|c| HealthClient::new(c.clone()))
+            .collect(),
+    );
+    let clients: Arc<Vec<tonic::client::Grpc<Channel>>> = Arc::new(
+        channels
+            .iter()
+            .map(|c| tonic::client::Grpc::new(c.clone()))
+            .collect(),
+    );
+    let mix: Arc<Vec<cerbos::Call>> =
+        Arc::new((0..args.mix as u64).map(cerbos::Call::new).collect());
+    // One allowed and one denied call before any measurement: a policy
+    // that did not load fails here, with Cerbos's answer, not as a table
+    // of errors.
+    for call in mix.iter().take(2) {
+        cerbos::check(&mut clients[0].clone(), call)
+            .await
+            .with_context(|| format!("CheckResources of {call}"))?;
+    }
+    println!(
+        "Cerbos at {}: {} distinct calls, half of them on the principal's own lead",
+        args.addr,
+        mix.len()
+    );
+    let (mut health_rows, mut check_rows) = (Vec::new(), Vec::new());
+    let all = matches!(args.mode, Mode::All | Mode::Unary);
+    let mut errors = 0;
+    for round in 1..=args.rounds.max(1) {
+        if args.rounds > 1 {
+            println!("round {round} of {}", args.rounds);
+        }
+        if all || args.mode == Mode::Health {
+            health_rows.push(health_phase(args, &healths, "Cerbos health").await?);
+        }
+        if all || args.mode == Mode::Check {
+            let (clients, mix) = (clients.clone(), mix.clone());
+            let cpu = CpuWatch::start(args.server_pid);
+            let mut measured = drive(
+                args.concurrency,
+                Duration::from_secs(args.warmup_secs),
+                Duration::from_secs(args.duration_secs),
+                args.max_calls,
+                args.server_pid,
+                move |w, seq| {
+                    let mut client = clients[w % clients.len()].clone();
+                    let mix = mix.clone();
+                    async move {
+                        let call = &mix[(seq % mix.len() as u64) as usize];
+                        Ok(vec![cerbos::check(&mut client, call).await? as i32])
+                    }
+                },
+            )
+            .await?;
+            // The tally's reasons hold Cerbos effects here, not Warden's
+            // reasons: shown apart, under their own names.
+            let effects = std::mem::take(&mut measured.tally.reasons);
+            let label = format!(
+                "Cerbos CheckResources x{} over {} connections",
+                args.concurrency, args.connections
+            );
+            print_tally(&label, "checks", &measured, &cpu);
+            println!("{label}: {}", cerbos::effect_shares(&effects));
+            errors += measured.tally.errors;
+            check_rows.push(Row::of(&measured));
+        }
+    }
+    let mut phases = Vec::new();
+    if !health_rows.is_empty() {
+        phases.push(("Health".to_string(), health_rows.clone()));
+    }
+    if !check_rows.is_empty() {
+        phases.push((
+            format!("Cerbos CheckResources x{}", args.concurrency),
+            check_rows,
+        ));
+    }
+    let health = (health_rows.len() == args.rounds.max(1)).then_some(health_rows.as_slice());
+    print_summary(&phases, health);
+    if errors > 0 {
+        bail!("{errors} CheckResources calls failed or got an answer other than the owner policy's (first error above)");
+    }
+    Ok(())
+}
+
+/// The few messages of Cerbos's public API (cerbos/cerbos,
+/// api/public/cerbos/{request,response,engine,effect}/v1, as of 0.55) that
+/// a `CheckResources` call sends and reads, written with their field
+/// numbers; the fields not listed here are skipped when decoding, as
+/// protobuf allows, and never sent.
+mod cerbos {
+    use std::collections::{BTreeMap, HashMap};
+    use std::fmt;
+
+    use prost_types::value::Kind;
+    use prost_types::Value;
+    use tonic::codegen::http::uri::PathAndQuery;
+    use tonic::transport::Channel;
+
+    /// The method of `cerbos.svc.v1.CerbosService`.
+    pub const CHECK_RESOURCES: &str = "/cerbos.svc.v1.CerbosService/CheckResources";
+    /// The resource kind of the owner policy.
+    pub const KIND: &str = "lead";
+    /// Distinct principals the calls are spread over.
+    const PRINCIPALS: u64 = 1_000;
+
+    /// `cerbos.effect.v1.Effect`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+    #[repr(i32)]
+    pub enum Effect {
+        Unspecified = 0,
+        Allow = 1,
+        Deny = 2,
+        NoMatch = 3,
+    }
+
+    /// `cerbos.engine.v1.Principal`: id and roles.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Principal {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(string, repeated, tag = "3")]
+        pub roles: Vec<String>,
+    }
+
+    /// `cerbos.engine.v1.Resource`: kind, id and attributes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Resource {
+        #[prost(string, tag = "1")]
+        pub kind: String,
+        #[prost(string, tag = "3")]
+        pub id: String,
+        #[prost(map = "string, message", tag = "4")]
+        pub attr: HashMap<String, Value>,
+    }
+
+    /// `cerbos.request.v1.CheckResourcesRequest.ResourceEntry`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResourceEntry {
+        #[prost(string, repeated, tag = "1")]
+        pub actions: Vec<String>,
+        #[prost(message, optional, tag = "2")]
+        pub resource: Option<Resource>,
+    }
+
+    /// `cerbos.request.v1.CheckResourcesRequest`: principal and resources.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct CheckResourcesRequest {
+        #[prost(message, optional, tag = "3")]
+        pub principal: Option<Principal>,
+        #[prost(message, repeated, tag = "4")]
+        pub resources: Vec<ResourceEntry>,
+    }
+
+    /// `cerbos.response.v1.CheckResourcesResponse`: the results.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct CheckResourcesResponse {
+        #[prost(message, repeated, tag = "2")]
+        pub results: Vec<ResultEntry>,
+    }
+
+    /// `cerbos.response.v1.CheckResourcesResponse.ResultEntry`: which
+    /// resource, and the effect of each action asked.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResultEntry {
+        #[prost(message, optional, tag = "1")]
+        pub resource: Option<ResultResource>,
+        #[prost(map = "string, enumeration(Effect)", tag = "2")]
+        pub actions: HashMap<String, i32>,
+    }
+
+    /// `cerbos.response.v1.CheckResourcesResponse.ResultEntry.Resource`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResultResource {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(string, tag = "2")]
+        pub kind: String,
+    }
+
+    /// One call of the mix and the answer the owner policy must give.
+    #[derive(Clone, Debug)]
+    pub struct Call {
+        pub request: CheckResourcesRequest,
+        pub principal: String,
+        pub resource_id: String,
+        pub action: &'static str,
+        pub expected: Effect,
+    }
+
+    impl Call {
+        /// The `seq`th call: principal `user-N` (N = seq mod 1,000) asks
+        /// for one action on lead `lead-seq`. An even `seq` is the
+        /// principal's own lead (the owner policy allows it), an odd one is
+        /// the next principal's (denied): half and half, as Warden's mix
+        /// has both. `view` and `edit` alternate in pairs.
+        pub fn new(seq: u64) -> Call {
+            let principal = format!("user-{}", seq % PRINCIPALS);
+            let owner = if seq % 2 == 0 {
+                principal.clone()
+            } else {
+                format!("user-{}", (seq + 1) % PRINCIPALS)
+            };
+            let resource_id = format!("lead-{seq}");
+            let action = if (seq / 2) % 2 == 0 { "view" } else { "edit" };
+            let request = CheckResourcesRequest {
+                principal: Some(Principal {
+                    id: principal.clone(),
+                    roles: vec!["user".into()],
+                }),
+                resources: vec![ResourceEntry {
+                    actions: vec![action.into()],
+                    resource: Some(Resource {
+                        kind: KIND.into(),
+                        id: resource_id.clone(),
+                        attr: HashMap::from([(
+                            "owner".to_string(),
+                            Value {
+                                kind: Some(Kind::StringValue(owner)),
+                            },
+                        )]),
+                    }),
+                }],
+            };
+            Call {
+                request,
+                principal,
+                resource_id,
+                action,
+                expected: if seq % 2 == 0 {
+                    Effect::Allow
+                } else {
+                    Effect::Deny
+                },
+            }
+        }
+    }
+
+    impl fmt::Display for Call {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(
+                f,
+                "{} {} {} {}",
+                self.principal, self.action, KIND, self.resource_id
+            )
+        }
+    }
+
+    /// The effect Cerbos gave the call's one action on its one resource,
+    /// if it is the owner policy's: any other answer (another effect, a
+    /// missing action, another resource, more or fewer results) is an
+    /// error, so that nothing but the expected decision is counted.
+    pub fn verify(call: &Call, response: &CheckResourcesResponse) -> Result<Effect, String> {
+        let [result] = response.results.as_slice() else {
+            return Err(format!(
+                "{}: {} results for one resource",
+                call,
+                response.results.len()
+            ));
+        };
+        match &result.resource {
+            Some(r) if r.id == call.resource_id && r.kind == KIND => {}
+            Some(r) => return Err(format!("{call}: the result is for {} {}", r.kind, r.id)),
+            None => return Err(format!("{call}: the result names no resource")),
+        }
+        let raw = *result
+            .actions
+            .get(call.action)
+            .ok_or_else(|| format!("{call}: no effect for action '{}'", call.action))?;
+        let effect = Effect::try_from(raw).map_err(|_| format!("{call}: unknown effect {raw}"))?;
+        if effect != call.expected {
+            return Err(format!(
+                "{call}: Cerbos answered {effect:?}, the owner policy gives {:?}",
+                call.expected
+            ));
+        }
+        Ok(effect)
+    }
+
+    /// One `CheckResources` call, its answer verified.
+    pub async fn check(
+        client: &mut tonic::client::Grpc<Channel>,
+        call: &Call,
+    ) -> Result<Effect, tonic::Status> {
+        client
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
+        let response: CheckResourcesResponse = client
+            .unary(
+                tonic::Request::new(call.request.clone()),
+                PathAndQuery::from_static(CHECK_RESOURCES),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await?
+            .into_inner();
+        verify(call, &response).map_err(|e| tonic::Status::internal(format!("wrong answer: {e}")))
+    }
+
+    /// "effects ALLOW 50.0%, DENY 50.0%" of the calls answered.
+    pub fn effect_shares(effects: &BTreeMap<i32, u64>) -> String {
+        let total: u64 = effects.values().sum();
+        let shares: Vec<String> = effects
+            .iter()
+            .map(|(e, n)| {
+                let name = Effect::try_from(*e)
+                    .map(|e| format!("{e:?}").to_uppercase())
+                    .unwrap_or_else(|_| e.to_string());
+                format!("{name} {:.1}%", 100.0 * *n as f64 / total.max(1) as f64)
+            })
+            .collect();
+        format!("effects {}", shares.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cerbos::*;
+    use prost::Message;
+    use std::collections::{BTreeMap, HashMap};
+
+    /// A length-delimited field: tag byte of `field` (wire type 2), length, bytes.
+    fn ld(field: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut v = vec![field << 3 | 2, bytes.len() as u8];
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    fn concat(parts: &[Vec<u8>]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[test]
+    fn cerbos_request_messages_use_the_field_numbers_of_its_api() {
+        // engine.v1.Principal: id = 1, roles = 3.
+        let principal = Principal {
+            id: "u".into(),
+            roles: vec!["r".into()],
+        };
+        assert_eq!(
+            principal.encode_to_vec(),
+            concat(&[ld(1, b"u"), ld(3, b"r")])
+        );
+        // engine.v1.Resource: kind = 1, id = 3, attr = 4 (a map entry of
+        // key = 1 and a google.protobuf.Value whose string_value is 3).
+        let resource = Resource {
+            kind: "k".into(),
+            id: "i".into(),
+            attr: HashMap::from([(
+                "owner".to_string(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StringValue("u".into())),
+                },
+            )]),
+        };
+        let attr_entry = concat(&[ld(1, b"owner"), ld(2, &ld(3, b"u"))]);
+        assert_eq!(
+            resource.encode_to_vec(),
+            concat(&[ld(1, b"k"), ld(3, b"i"), ld(4, &attr_entry)])
+        );
+        // request.v1.CheckResourcesRequest: principal = 3, resources = 4;
+        // its ResourceEntry: actions = 1, resource = 2.
+        let request = CheckResourcesRequest {
+            principal: Some(principal.clone()),
+            resources: vec![ResourceEntry {
+                actions: vec!["view".into()],
+                resource: Some(resource.clone()),
+            }],
+        };
+        let entry = concat(&[ld(1, b"view"), ld(2, &resource.encode_to_vec())]);
+        assert_eq!(
+            request.encode_to_vec(),
+            concat(&[ld(3, &principal.encode_to_vec()), ld(4, &entry)])
+        );
+    }
+
+    /// The bytes of a CheckResourcesResponse with one result for `kind`
+    /// `id` and `actions`, led by a request_id (1) and followed by a
+    /// cerbos_call_id (3) that the hand-written messages do not declare.
+    fn response_bytes(kind: &str, id: &str, actions: &[(&str, u8)]) -> Vec<u8> {
+        let mut result = ld(1, &concat(&[ld(1, id.as_bytes()), ld(2, kind.as_bytes())]));
+        for (action, effect) in actions {
+            // A map entry: key = 1, value = 2 as a varint.
+            let entry = concat(&[ld(1, action.as_bytes()), vec![2 << 3, *effect]]);
+            result.extend(ld(2, &entry));
+        }
+        concat(&[ld(1, b"req"), ld(2, &result), ld(3, b"01M8P1JGE3785")])
+    }
+
+    fn decode(bytes: &[u8]) -> CheckResourcesResponse {
+        CheckResourcesResponse::decode(bytes).expect("a valid response")
+    }
+
+    #[test]
+    fn the_mix_is_half_own_leads_allowed_and_half_others_denied() {
+        let calls: Vec<Call> = (0..1000).map(Call::new).collect();
+        let allowed = calls.iter().filter(|c| c.expected == Effect::Allow).count();
+        assert_eq!(allowed, 500);
+        for call in &calls {
+            let resource = call.request.resources[0].resource.as_ref().unwrap();
+            let owner = match &resource.attr["owner"].kind {
+                Some(prost_types::value::Kind::StringValue(s)) => s.clone(),
+                other => panic!("owner is {other:?}"),
+            };
+            let principal = &call.request.principal.as_ref().unwrap().id;
+            // Allowed exactly when the principal owns the lead: the owner
+            // policy's condition.
+            assert_eq!(
+                owner == *principal,
+                call.expected == Effect::Allow,
+                "{call}"
+            );
+            assert_eq!(call.request.resources.len(), 1);
+            assert_eq!(call.request.resources[0].actions, vec![call.action]);
+        }
+        assert!(calls.iter().any(|c| c.action == "edit"));
+        assert!(calls.iter().any(|c| c.action == "view"));
+    }
+
+    #[test]
+    fn the_expected_effect_is_counted() {
+        let own = Call::new(0);
+        assert_eq!(own.expected, Effect::Allow);
+        let bytes = response_bytes("lead", &own.resource_id, &[(own.action, 1)]);
+        assert_eq!(verify(&own, &decode(&bytes)), Ok(Effect::Allow));
+        let other = Call::new(1);
+        assert_eq!(other.expected, Effect::Deny);
+        let bytes = response_bytes("lead", &other.resource_id, &[(other.action, 2)]);
+        assert_eq!(verify(&other, &decode(&bytes)), Ok(Effect::Deny));
+    }
+
+    #[test]
+    fn any_other_answer_is_an_error() {
+        let own = Call::new(0);
+        let other = Call::new(1);
+        let id = own.resource_id.as_str();
+        let cases = [
+            // Denied where the owner policy allows, allowed where it
+            // denies, no match, an unknown effect.
+            (&own, response_bytes("lead", id, &[(own.action, 2)])),
+            (
+                &other,
+                response_bytes("lead", &other.resource_id, &[(other.action, 1)]),
+            ),
+            (&own, response_bytes("lead", id, &[(own.action, 3)])),
+            (&own, response_bytes("lead", id, &[(own.action, 9)])),
+            // Another action, another resource, another kind.
+            (&own, response_bytes("lead", id, &[("delete", 1)])),
+            (&own, response_bytes("lead", "lead-7", &[(own.action, 1)])),
+            (&own, response_bytes("contact", id, &[(own.action, 1)])),
+            // No result at all.
+            (&own, ld(1, b"req")),
+        ];
+        for (i, (call, bytes)) in cases.iter().enumerate() {
+            assert!(verify(call, &decode(bytes)).is_err(), "case {i}");
+        }
+        // Two results for one resource.
+        let mut two = decode(&response_bytes("lead", id, &[(own.action, 1)]));
+        two.results.push(two.results[0].clone());
+        assert!(verify(&own, &two).is_err());
+    }
+
+    #[test]
+    fn effect_shares_name_the_effects() {
+        let effects = BTreeMap::from([(1, 3), (2, 1)]);
+        assert_eq!(effect_shares(&effects), "effects ALLOW 75.0%, DENY 25.0%");
     }
 }
