@@ -38,6 +38,7 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, ServeConfig};
 use crate::engine::decision::{CheckRequest, Decision};
+use crate::engine::model::Reason;
 use crate::service::Warden;
 use crate::store::{StoreError, StoreResult};
 
@@ -384,15 +385,190 @@ impl Instruments {
     }
 }
 
+/// Reasons counted without a lock: more than the engine has (19), so
+/// that a reason added later is still counted here; one beyond this many
+/// is counted in [`DecisionCounts::other`].
+const REASON_SLOTS: usize = 32;
+
+/// Decisions by reason and outcome. A reason's slot is its variant index;
+/// its name is kept on its first count, for rendering.
+struct DecisionCounts {
+    names: [OnceLock<&'static str>; REASON_SLOTS],
+    counts: [[AtomicU64; 2]; REASON_SLOTS],
+    other: Mutex<BTreeMap<(&'static str, bool), u64>>,
+}
+
+impl DecisionCounts {
+    fn new() -> Self {
+        DecisionCounts {
+            names: [const { OnceLock::new() }; REASON_SLOTS],
+            counts: [const { [const { AtomicU64::new(0) }; 2] }; REASON_SLOTS],
+            other: Mutex::default(),
+        }
+    }
+
+    fn count(&self, reason: Reason, allowed: bool) {
+        let slot = reason as usize;
+        match (self.names.get(slot), self.counts.get(slot)) {
+            (Some(name), Some(counts)) => {
+                name.get_or_init(|| reason.as_str());
+                counts[usize::from(allowed)].fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                *self
+                    .other
+                    .lock()
+                    .entry((reason.as_str(), allowed))
+                    .or_default() += 1
+            }
+        }
+    }
+
+    /// Every (reason, allowed) counted at least once, sorted.
+    fn snapshot(&self) -> BTreeMap<(&'static str, bool), u64> {
+        let mut all = self.other.lock().clone();
+        for (name, counts) in self.names.iter().zip(&self.counts) {
+            let Some(name) = name.get() else { continue };
+            for (allowed, n) in [(false, &counts[0]), (true, &counts[1])] {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    *all.entry((*name, allowed)).or_default() += n;
+                }
+            }
+        }
+        all
+    }
+}
+
+/// gRPC status names by code number.
+const CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+const CODE_OK: usize = 0;
+const CODE_CANCELLED: usize = 1;
+const CODE_UNKNOWN: usize = 2;
+const CODE_INTERNAL: usize = 13;
+const CODE_UNAVAILABLE: usize = 14;
+
+/// One RPC's calls by code and its latency histogram, all atomics: calls
+/// on many workers count without waiting for each other.
+struct RpcStats {
+    label: String,
+    codes: [AtomicU64; CODES.len()],
+    /// Calls whose time fell in each bucket (not cumulative: one add per
+    /// call; rendering sums them).
+    buckets: [AtomicU64; RPC_BUCKETS.len()],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl RpcStats {
+    fn new(label: String) -> Self {
+        RpcStats {
+            label,
+            codes: [const { AtomicU64::new(0) }; CODES.len()],
+            buckets: [const { AtomicU64::new(0) }; RPC_BUCKETS.len()],
+            sum_nanos: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, code: usize, seconds: f64) {
+        if let Some(c) = self.codes.get(code) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let bucket = RPC_BUCKETS.partition_point(|b| *b < seconds);
+        if let Some(b) = self.buckets.get(bucket) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        // Saturating float-to-int cast: a time is never negative or huge.
+        self.sum_nanos
+            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The histogram as Prometheus renders it (cumulative buckets).
+    fn duration(&self) -> Buckets {
+        let mut b = Buckets::new(RPC_BUCKETS);
+        let mut below = 0;
+        for (count, n) in b.counts.iter_mut().zip(&self.buckets) {
+            below += n.load(Ordering::Relaxed);
+            *count = below;
+        }
+        b.count = self.count.load(Ordering::Relaxed).max(below);
+        b.sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        b
+    }
+}
+
+/// Most gRPC paths remembered, and most RPC labels: a client may send any
+/// path, and each stays one entry; beyond these, calls count as "unknown".
+const MAX_RPC_PATHS: usize = 512;
+const MAX_RPC_LABELS: usize = 256;
+
+/// The counters of each RPC, found by the call's path in a read-locked
+/// map, so that a call neither formats its label nor takes a mutex.
+#[derive(Default)]
+struct RpcRegistry {
+    by_path: parking_lot::RwLock<rustc_hash::FxHashMap<String, Arc<RpcStats>>>,
+    by_label: Mutex<BTreeMap<String, Arc<RpcStats>>>,
+}
+
+impl RpcRegistry {
+    fn resolve(&self, path: &str) -> Arc<RpcStats> {
+        if let Some(stats) = self.by_path.read().get(path) {
+            return stats.clone();
+        }
+        let mut label = rpc_label(path);
+        let stats = {
+            let mut labels = self.by_label.lock();
+            if labels.len() >= MAX_RPC_LABELS && !labels.contains_key(&label) {
+                label = "unknown".to_string();
+            }
+            labels
+                .entry(label.clone())
+                .or_insert_with(|| Arc::new(RpcStats::new(label.clone())))
+                .clone()
+        };
+        if label != "unknown" {
+            let mut paths = self.by_path.write();
+            if paths.len() < MAX_RPC_PATHS {
+                paths.insert(path.to_string(), stats.clone());
+            }
+        }
+        stats
+    }
+
+    fn snapshot(&self) -> Vec<Arc<RpcStats>> {
+        self.by_label.lock().values().cloned().collect()
+    }
+}
+
 /// The metrics Warden records itself; the rest are read from the
 /// service's own counters when scraped or collected.
 pub struct Metrics {
     otel: Instruments,
-    /// By RPC, then code: looked up by `&str`, so counting a call to a
-    /// known RPC allocates nothing.
-    rpc_calls: Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>,
-    rpc_duration: Mutex<BTreeMap<String, Buckets>>,
-    decisions: Mutex<BTreeMap<(&'static str, bool), u64>>,
+    /// Each RPC's counters, resolved from the call's path once (see
+    /// [`RpcRegistry`]): counting a call takes no lock and allocates nothing.
+    rpcs: RpcRegistry,
+    /// By reason and outcome: one atomic each, indexed by the reason.
+    decisions: DecisionCounts,
     bus_messages: AtomicU64,
     bus_gaps: AtomicU64,
     propagation_delay: Mutex<Buckets>,
@@ -406,9 +582,8 @@ static METRICS: OnceLock<Metrics> = OnceLock::new();
 pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(|| Metrics {
         otel: Instruments::new(&opentelemetry::global::meter("warden")),
-        rpc_calls: Mutex::default(),
-        rpc_duration: Mutex::default(),
-        decisions: Mutex::default(),
+        rpcs: RpcRegistry::default(),
+        decisions: DecisionCounts::new(),
         bus_messages: AtomicU64::new(0),
         bus_gaps: AtomicU64::new(0),
         propagation_delay: Mutex::new(Buckets::new(PROPAGATION_BUCKETS)),
@@ -418,48 +593,34 @@ pub fn metrics() -> &'static Metrics {
 }
 
 impl Metrics {
-    /// One answered gRPC call.
-    pub fn rpc(&self, rpc: &str, code: &'static str, seconds: f64) {
-        {
-            let mut calls = self.rpc_calls.lock();
-            match calls.get_mut(rpc) {
-                Some(codes) => *codes.entry(code).or_default() += 1,
-                None => {
-                    calls.insert(rpc.to_string(), BTreeMap::from([(code, 1)]));
-                }
-            }
-        }
-        {
-            let mut durations = self.rpc_duration.lock();
-            match durations.get_mut(rpc) {
-                Some(b) => b.observe(seconds),
-                None => {
-                    let mut b = Buckets::new(RPC_BUCKETS);
-                    b.observe(seconds);
-                    durations.insert(rpc.to_string(), b);
-                }
-            }
-        }
+    /// The counters of the RPC at gRPC path `path`, made on its first call.
+    fn rpc_stats(&self, path: &str) -> Arc<RpcStats> {
+        self.rpcs.resolve(path)
+    }
+
+    /// One answered gRPC call, `code` the index of its status in [`CODES`].
+    fn rpc(&self, stats: &RpcStats, code: usize, seconds: f64) {
+        stats.observe(code, seconds);
         if !OTLP_METRICS.load(Ordering::Relaxed) {
             return;
         }
-        let rpc = KeyValue::new("rpc", rpc.to_string());
+        let rpc = KeyValue::new("rpc", stats.label.clone());
         self.otel
             .rpc_calls
-            .add(1, &[rpc.clone(), KeyValue::new("code", code)]);
+            .add(1, &[rpc.clone(), KeyValue::new("code", CODES[code])]);
         self.otel.rpc_duration.record(seconds, &[rpc]);
     }
 
     /// One decision.
-    pub fn decision(&self, reason: &'static str, allowed: bool) {
-        *self.decisions.lock().entry((reason, allowed)).or_default() += 1;
+    pub fn decision(&self, reason: Reason, allowed: bool) {
+        self.decisions.count(reason, allowed);
         if !OTLP_METRICS.load(Ordering::Relaxed) {
             return;
         }
         self.otel.decisions.add(
             1,
             &[
-                KeyValue::new("reason", reason),
+                KeyValue::new("reason", reason.as_str()),
                 KeyValue::new("allowed", allowed),
             ],
         );
@@ -611,12 +772,20 @@ pub fn render(warden: &Warden) -> String {
         "counter",
         "gRPC calls answered, by RPC and status code.",
     );
-    for (rpc, codes) in m.rpc_calls.lock().iter() {
+    let rpcs = m.rpcs.snapshot();
+    for stats in &rpcs {
+        let mut codes: Vec<(&str, u64)> = CODES
+            .iter()
+            .zip(&stats.codes)
+            .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        codes.sort_unstable();
         for (code, n) in codes {
             let _ = writeln!(
                 out,
                 "warden_rpc_calls_total{{rpc=\"{}\",code=\"{code}\"}} {n}",
-                escape_label(rpc)
+                escape_label(&stats.label)
             );
         }
     }
@@ -626,9 +795,14 @@ pub fn render(warden: &Warden) -> String {
         "histogram",
         "Time to answer a gRPC call, by RPC.",
     );
-    for (rpc, b) in m.rpc_duration.lock().iter() {
-        let labels = format!("rpc=\"{}\"", escape_label(rpc));
-        histogram(&mut out, "warden_rpc_duration_seconds", &labels, b);
+    for stats in &rpcs {
+        let labels = format!("rpc=\"{}\"", escape_label(&stats.label));
+        histogram(
+            &mut out,
+            "warden_rpc_duration_seconds",
+            &labels,
+            &stats.duration(),
+        );
     }
     header(
         &mut out,
@@ -636,7 +810,7 @@ pub fn render(warden: &Warden) -> String {
         "counter",
         "Check decisions, by reason and outcome.",
     );
-    for ((reason, allowed), n) in m.decisions.lock().iter() {
+    for ((reason, allowed), n) in m.decisions.snapshot() {
         let _ = writeln!(
             out,
             "warden_decisions_total{{reason=\"{reason}\",allowed=\"{allowed}\"}} {n}"
@@ -845,28 +1019,13 @@ fn rpc_label(path: &str) -> String {
     format!("{service}/{method}")
 }
 
-/// The status name of a `grpc-status` value.
-fn code_name(code: &str) -> &'static str {
-    match code {
-        "0" => "OK",
-        "1" => "CANCELLED",
-        "2" => "UNKNOWN",
-        "3" => "INVALID_ARGUMENT",
-        "4" => "DEADLINE_EXCEEDED",
-        "5" => "NOT_FOUND",
-        "6" => "ALREADY_EXISTS",
-        "7" => "PERMISSION_DENIED",
-        "8" => "RESOURCE_EXHAUSTED",
-        "9" => "FAILED_PRECONDITION",
-        "10" => "ABORTED",
-        "11" => "OUT_OF_RANGE",
-        "12" => "UNIMPLEMENTED",
-        "13" => "INTERNAL",
-        "14" => "UNAVAILABLE",
-        "15" => "DATA_LOSS",
-        "16" => "UNAUTHENTICATED",
-        _ => "UNKNOWN",
-    }
+/// The index in [`CODES`] of a `grpc-status` value (`UNKNOWN` for any
+/// other text).
+fn code_index(code: &str) -> usize {
+    code.parse::<usize>()
+        .ok()
+        .filter(|c| *c < CODES.len())
+        .unwrap_or(CODE_UNKNOWN)
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -895,7 +1054,7 @@ where
             .headers()
             .contains_key("traceparent")
             .then(|| TraceContextPropagator::new().extract(&Headers(req.headers())));
-        let rpc = rpc_label(req.uri().path());
+        let rpc = metrics().rpc_stats(req.uri().path());
         let started = Instant::now();
         let call = match &parent {
             Some(parent) => {
@@ -920,7 +1079,7 @@ where
                         .headers()
                         .get("grpc-status")
                         .and_then(|v| v.to_str().ok())
-                        .map(code_name);
+                        .map(code_index);
                     Ok(response.map(|inner| RpcBody {
                         inner,
                         rpc,
@@ -930,7 +1089,7 @@ where
                     }))
                 }
                 Err(e) => {
-                    metrics().rpc(&rpc, "UNAVAILABLE", started.elapsed().as_secs_f64());
+                    metrics().rpc(&rpc, CODE_UNAVAILABLE, started.elapsed().as_secs_f64());
                     Err(e)
                 }
             }
@@ -943,14 +1102,15 @@ where
 /// unfinished (the client went away: `CANCELLED`).
 pub struct RpcBody<B> {
     inner: B,
-    rpc: String,
+    rpc: Arc<RpcStats>,
     started: Instant,
-    code: Option<&'static str>,
+    /// Index in [`CODES`], when the headers carried the status.
+    code: Option<usize>,
     counted: bool,
 }
 
 impl<B> RpcBody<B> {
-    fn count(&mut self, code: &'static str) {
+    fn count(&mut self, code: usize) {
         if !self.counted {
             self.counted = true;
             metrics().rpc(&self.rpc, code, self.started.elapsed().as_secs_f64());
@@ -960,7 +1120,7 @@ impl<B> RpcBody<B> {
 
 impl<B> Drop for RpcBody<B> {
     fn drop(&mut self) {
-        let code = self.code.unwrap_or("CANCELLED");
+        let code = self.code.unwrap_or(CODE_CANCELLED);
         self.count(code);
     }
 }
@@ -984,13 +1144,13 @@ where
                     let code = trailers
                         .get("grpc-status")
                         .and_then(|v| v.to_str().ok())
-                        .map_or("UNKNOWN", code_name);
+                        .map_or(CODE_UNKNOWN, code_index);
                     this.count(code);
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.count("INTERNAL"),
+            Poll::Ready(Some(Err(_))) => this.count(CODE_INTERNAL),
             Poll::Ready(None) => {
-                let code = this.code.unwrap_or("OK");
+                let code = this.code.unwrap_or(CODE_OK);
                 this.count(code);
             }
             Poll::Pending => {}
@@ -1056,7 +1216,7 @@ fn current_span_context() -> Option<SpanContext> {
 /// Counts a decision and logs it when the decision log asks for it. The
 /// line names ids and the outcome only: no attribute values, no tokens.
 pub fn decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
-    metrics().decision(d.reason.as_str(), d.allowed);
+    metrics().decision(d.reason, d.allowed);
     let Some(log) = DECISION_LOG.get() else {
         return;
     };
@@ -1191,6 +1351,60 @@ mod tests {
         assert!(out.contains("h_bucket{rpc=\"x\",le=\"1\"} 2\n"));
         assert!(out.contains("h_bucket{rpc=\"x\",le=\"+Inf\"} 3\n"));
         assert!(out.contains("h_count{rpc=\"x\"} 3\n"));
+    }
+
+    #[test]
+    fn rpc_counts_render_by_code_with_cumulative_buckets() {
+        let stats = RpcStats::new("CheckService/Check".into());
+        stats.observe(CODE_OK, 0.00005);
+        stats.observe(CODE_OK, 0.002);
+        stats.observe(code_index("7"), 60.0);
+        stats.observe(code_index("not a code"), 0.002);
+        assert_eq!(stats.codes[CODE_OK].load(Ordering::Relaxed), 2);
+        assert_eq!(stats.codes[7].load(Ordering::Relaxed), 1);
+        assert_eq!(stats.codes[CODE_UNKNOWN].load(Ordering::Relaxed), 1);
+        let b = stats.duration();
+        // 0.0001 holds the first call; 0.0025 the two 2 ms calls too; the
+        // 60 s call is only in +Inf.
+        assert_eq!(b.counts[0], 1);
+        assert_eq!(b.counts[4], 3);
+        assert_eq!(*b.counts.last().unwrap(), 3);
+        assert_eq!(b.count, 4);
+        assert!((b.sum - 60.00405).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rpc_paths_resolve_to_one_entry_per_label_and_stay_bounded() {
+        let registry = RpcRegistry::default();
+        let a = registry.resolve("/warden.v1.CheckService/Check");
+        let b = registry.resolve("/warden.v1.CheckService/Check");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.label, "CheckService/Check");
+        let evil = registry.resolve("/evil.Service/x");
+        assert_eq!(evil.label, "unknown");
+        for i in 0..2 * MAX_RPC_LABELS {
+            registry.resolve(&format!("/warden.v1.Made/up{i}"));
+        }
+        assert!(registry.by_label.lock().len() <= MAX_RPC_LABELS);
+        assert!(registry.by_path.read().len() <= MAX_RPC_PATHS);
+        // Labels made before the bound was reached keep their own entry.
+        assert!(Arc::ptr_eq(
+            &a,
+            &registry.resolve("/warden.v1.CheckService/Check")
+        ));
+    }
+
+    #[test]
+    fn decisions_count_by_reason_and_outcome() {
+        let d = DecisionCounts::new();
+        d.count(Reason::Owner, true);
+        d.count(Reason::Owner, true);
+        d.count(Reason::InsufficientAccess, false);
+        let all = d.snapshot();
+        assert_eq!(all.get(&("OWNER", true)), Some(&2));
+        assert_eq!(all.get(&("INSUFFICIENT_ACCESS", false)), Some(&1));
+        assert_eq!(all.get(&("OWNER", false)), None);
+        assert_eq!(all.len(), 2);
     }
 
     #[test]

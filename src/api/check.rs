@@ -105,6 +105,8 @@ impl CheckApi {
         if let Some(e) = first_error {
             return Err(e);
         }
+        // The checks of one organization share its revision: written once.
+        let mut written: Option<(u64, String)> = None;
         Ok(converted
             .into_iter()
             .zip(decided)
@@ -112,7 +114,15 @@ impl CheckApi {
                 tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
                     allowed = d.allowed, reason = d.reason.as_str(), "check");
                 crate::telemetry::decision(&org, &req, &d, rev);
-                convert::decision(d, rev)
+                let revision = match &written {
+                    Some((at, text)) if *at == rev => text.clone(),
+                    _ => {
+                        let text = convert::revision(rev);
+                        written = Some((rev, text.clone()));
+                        text
+                    }
+                };
+                convert::decision_at(d, revision)
             })
             .collect())
     }
@@ -174,8 +184,7 @@ impl CheckService for CheckApi {
     ) -> Result<Response<pb::CheckFieldsResponse>, Status> {
         require_in(&req, &[Scope::Check], &req.get_ref().org_id)?;
         let r = req.into_inner();
-        self.fresh(&r.org_id, convert::consistency(r.consistency)?)
-            .await?;
+        let consistency = convert::consistency(r.consistency)?;
         let record = (!r.record_id.is_empty()).then_some(r.record_id.as_str());
         let described = match r.record {
             Some(d) => Some(convert::record_description("record", d)?),
@@ -188,10 +197,7 @@ impl CheckService for CheckApi {
             described: described.as_ref(),
             explain: r.explain,
         };
-        let (answer, rev) = self
-            .warden
-            .engine()
-            .check_fields(&r.org_id, &q, Utc::now())?;
+        let (answer, rev) = self.warden.check_fields(&r.org_id, &q, consistency).await?;
         let mut details = answer.details.into_iter();
         Ok(Response::new(pb::CheckFieldsResponse {
             fields: answer

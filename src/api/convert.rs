@@ -888,11 +888,17 @@ pub fn check_from(
 
 /// A decision as a check response.
 pub fn decision(d: crate::engine::Decision, revision_at: u64) -> pb::CheckResponse {
+    decision_at(d, revision(revision_at))
+}
+
+/// A decision as a check response, with its revision already written
+/// (CheckBulk writes each revision once, not once per check).
+pub fn decision_at(d: crate::engine::Decision, revision: String) -> pb::CheckResponse {
     pb::CheckResponse {
         allowed: d.allowed,
         reason: reason(d.reason) as i32,
         level: access_level(d.level) as i32,
-        revision: revision(revision_at),
+        revision,
         trace: d.trace.into_iter().map(trace_step).collect(),
     }
 }

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::cursor::{fingerprint, Cursors, LookupKey, Position, Snapshot};
 use super::{Consistency, ServiceError, Warden};
-use crate::engine::{CheckRequest, Decision};
+use crate::engine::{CheckRequest, Decision, FieldsAnswer, FieldsQuery};
 
 /// Page size of LookupRecords when the request names none.
 pub const DEFAULT_PAGE: usize = 1000;
@@ -84,6 +84,18 @@ impl Warden {
         let (d, rev) = self.engine().check(org_id, req, Utc::now())?;
         crate::telemetry::decision(org_id, req, &d, rev);
         Ok((d, rev))
+    }
+
+    /// `CheckFields`: freshness, then each field's level (now) at one
+    /// revision.
+    pub async fn check_fields(
+        &self,
+        org_id: &str,
+        q: &FieldsQuery<'_>,
+        consistency: Consistency,
+    ) -> Result<(FieldsAnswer, u64), ServiceError> {
+        self.fresh_org(org_id, consistency).await?;
+        Ok(self.engine().check_fields(org_id, q, Utc::now())?)
     }
 
     /// `LookupRecords` from its start (empty `cursor`: fresh as asked,
