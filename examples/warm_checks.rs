@@ -139,11 +139,12 @@ fn main() {
                     ..req.clone()
                 };
                 match w.engine.check(&w.org, &explained, w.now) {
-                    Ok((d, _)) if d.trace.iter().any(|s| {
-                        s.reason == Reason::SharingRule
-                            && s.level == d.level
-                            && s.detail.contains("records with")
-                    }) =>
+                    Ok((d, _))
+                        if d.trace.iter().any(|s| {
+                            s.reason == Reason::SharingRule
+                                && s.level == d.level
+                                && s.detail.contains("records with")
+                        }) =>
                     {
                         6
                     }
