@@ -51,25 +51,27 @@ impl Work {
 }
 
 // One function per path, never inlined, so callgrind reports each apart.
+// Each returns its own tag as well: identical bodies would be folded into
+// one symbol by the linker, and callgrind would report one run_ for all.
 macro_rules! runners {
-    ($($name:ident),*) => {$(
+    ($($name:ident = $tag:literal),*) => {$(
         #[inline(never)]
         fn $name(w: &Work, reqs: &[CheckRequest]) -> usize {
-            w.run(reqs)
+            w.run(reqs) + black_box($tag) - $tag
         }
     )*};
 }
 runners!(
-    run_owner,
-    run_group_owner,
-    run_hierarchy,
-    run_team_lead,
-    run_org_default,
-    run_sharing_rule,
-    run_criteria_rule,
-    run_manual_share,
-    run_denied,
-    run_mix
+    run_owner = 1,
+    run_group_owner = 2,
+    run_hierarchy = 3,
+    run_team_lead = 4,
+    run_org_default = 5,
+    run_sharing_rule = 6,
+    run_criteria_rule = 7,
+    run_manual_share = 8,
+    run_denied = 9,
+    run_mix = 10
 );
 
 type Runner = fn(&Work, &[CheckRequest]) -> usize;
