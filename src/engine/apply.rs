@@ -17,9 +17,9 @@ use super::model::{
     SharingRuleDef, ShiftDef, UserDef,
 };
 use super::org::{
-    insert_sorted, remove_sorted, GranteeIx, Group, GroupIx, MemberSetIx, Module, ModuleIx,
-    ModulePerms, OrgState, Owner, Profile, ProfileIx, Record, Role, RoleIx, Rule, Share, ShiftIx,
-    User, UserIx,
+    insert_sorted, remove_sorted, ActionIx, GranteeIx, Group, GroupIx, MemberSetIx, Module,
+    ModuleIx, ModulePerms, OrgState, Owner, Profile, ProfileIx, Record, Role, RoleIx, Rule, Share,
+    ShiftIx, User, UserIx,
 };
 use super::shifts::compile_shift;
 
@@ -122,10 +122,12 @@ impl OrgState {
     fn put_module(&mut self, def: &ModuleDef) {
         let ix = self.modules.intern(&def.id);
         let fields = def.fields.iter().cloned().collect();
+        let action_levels = Module::action_levels(def, &mut self.actions);
         match self.modules.get_mut(ix) {
             Some(module) => {
                 module.def = def.clone();
                 module.fields = fields;
+                module.action_levels = action_levels;
             }
             None => {
                 self.modules.put(
@@ -133,6 +135,7 @@ impl OrgState {
                     Module {
                         def: def.clone(),
                         fields,
+                        action_levels,
                         records: Default::default(),
                         by_owner: Default::default(),
                         rules: Default::default(),
@@ -164,11 +167,15 @@ impl OrgState {
         let mut modules: rustc_hash::FxHashMap<ModuleIx, ModulePerms> = Default::default();
         for (module_id, actions) in &def.modules {
             if let Some(m) = self.modules.ix(module_id) {
-                modules
-                    .entry(ModuleIx(m))
-                    .or_default()
-                    .actions
-                    .extend(actions.iter().cloned());
+                let perms = modules.entry(ModuleIx(m)).or_default();
+                for action in actions {
+                    // Interned even if no module has it yet, so the bit is
+                    // already set when a module gains the action.
+                    let a = ActionIx::standard(action)
+                        .unwrap_or_else(|| ActionIx(self.actions.intern(action)));
+                    perms.allowed.insert(a);
+                    perms.actions.insert(action.clone());
+                }
             }
         }
         for module_id in &def.view_all {

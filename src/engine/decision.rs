@@ -9,7 +9,7 @@ use super::expand::Expand;
 pub use super::explain::TraceStep;
 use super::explain::{field_word, owner_ref, owner_words, refer, Need, Outcome, TraceRef};
 use super::model::{AccessLevel, AssignScope, FieldLevel, OwnerRef, Reason, RecordDescription};
-use super::org::{ModuleIx, OrgState, Owner, User, UserIx};
+use super::org::{ActionIx, Module, ModuleIx, OrgState, Owner, User, UserIx};
 use super::paths::{record_level, Asker};
 
 /// A question: may `subject` do `action` in `module` (to `record`, on `field`)?
@@ -326,11 +326,28 @@ pub(crate) struct ModuleGrant {
 
 /// Whether any effective profile allows `action` on the module.
 pub(crate) fn profile_allows(org: &OrgState, user: &User, module: ModuleIx, action: &str) -> bool {
-    org.effective_profiles(user).any(|p| {
-        p.modules
-            .get(&module)
-            .is_some_and(|m| m.actions.contains(action))
-    })
+    org.action_ix(action)
+        .is_some_and(|a| profile_grant(org, user, module, a).0)
+}
+
+/// One pass over the effective profiles: whether one allows the interned
+/// action `a` on the module, and their `view_all` and `modify_all` there.
+pub(crate) fn profile_grant(
+    org: &OrgState,
+    user: &User,
+    module: ModuleIx,
+    a: ActionIx,
+) -> (bool, ModuleGrant) {
+    let mut allowed = false;
+    let mut grant = ModuleGrant::default();
+    for p in org.effective_profiles(user) {
+        if let Some(m) = p.modules.get(&module) {
+            allowed |= m.allowed.contains(a);
+            grant.view_all |= m.view_all;
+            grant.modify_all |= m.modify_all;
+        }
+    }
+    (allowed, grant)
 }
 
 /// `view_all` and `modify_all` of the effective profiles on a module.
@@ -379,7 +396,8 @@ pub fn decide<X: Expand + ?Sized>(
     shift_time: ShiftTime,
 ) -> Result<Decision> {
     validate_shape(req)?;
-    validate_against(org, req)?;
+    // The module and the action, resolved once for the validation and step 4.
+    let resolved = validate_against(org, req)?;
     let mut trace = Trace::new(req.explain);
 
     // Steps 1–3.
@@ -396,7 +414,7 @@ pub fn decide<X: Expand + ?Sized>(
     };
 
     // Step 4.
-    let Some((module_ix, module)) = org.modules.by_id(&req.module) else {
+    let Some((module_ix, module, action)) = resolved else {
         trace.push(|| {
             TraceStep::new(
                 4,
@@ -409,11 +427,10 @@ pub fn decide<X: Expand + ?Sized>(
         });
         return Ok(trace.finish(false, Reason::UnknownModule, AccessLevel::None));
     };
-    let module_ix = ModuleIx(module_ix);
-    let Some(required) = module.required_level(&req.action) else {
+    let Some(required) = module.required(action) else {
         return Err(unknown_action(req));
     };
-    let allowed_by_profile = profile_allows(org, subject, module_ix, &req.action);
+    let (allowed_by_profile, grant) = profile_grant(org, subject, module_ix, action);
     trace.push(|| {
         let (profiles, refs) = profiles_words(org, subject, module_ix);
         let verdict = if allowed_by_profile {
@@ -513,7 +530,7 @@ pub fn decide<X: Expand + ?Sized>(
     trace.push(|| record_words(org, &req.module, &record));
 
     // Step 7.
-    let asker = Asker::new(org, x, subject_ix, subject, module_ix, module);
+    let asker = Asker::new(org, x, subject_ix, subject, module_ix, module).with_grant(grant);
     let need = Need {
         action: &req.action,
         required,
@@ -702,11 +719,20 @@ fn validate_shape(req: &CheckRequest) -> Result<()> {
 /// else's: an action the module does not have, a field it does not have, an
 /// `assign_to` that names no user or group. With an unknown module there is
 /// nothing to hold the action and field against; step 4 decides.
-fn validate_against(org: &OrgState, req: &CheckRequest) -> Result<()> {
-    if let Some((_, module)) = org.modules.by_id(&req.module) {
-        if module.required_level(&req.action).is_none() {
+/// Returns the module with the action interned, when the module exists.
+fn validate_against<'o>(
+    org: &'o OrgState,
+    req: &CheckRequest,
+) -> Result<Option<(ModuleIx, &'o Module, ActionIx)>> {
+    let mut resolved = None;
+    if let Some((module_ix, module)) = org.modules.by_id(&req.module) {
+        let Some(action) = org
+            .action_ix(&req.action)
+            .filter(|a| module.required(*a).is_some())
+        else {
             return Err(unknown_action(req));
-        }
+        };
+        resolved = Some((ModuleIx(module_ix), module, action));
         if let Some(field) = &req.field {
             if !module.fields.contains(field) {
                 return Err(Error::invalid(
@@ -727,7 +753,7 @@ fn validate_against(org: &OrgState, req: &CheckRequest) -> Result<()> {
             });
         }
     }
-    Ok(())
+    Ok(resolved)
 }
 
 fn unknown_action(req: &CheckRequest) -> Error {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono_tz::Tz;
 use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
 
 use super::ids::Interner;
 use super::model::{
@@ -35,7 +36,59 @@ index_type!(
     ProfileIx,
     /// Interned index of a shift.
     ShiftIx,
+    /// Interned index of an action name (see [`ActionIx::STANDARD`]).
+    ActionIx,
 );
+
+impl ActionIx {
+    /// The standard actions, interned first in every organization so their
+    /// indexes are fixed: `create`, `view`, `edit`, `delete`, `share`, `assign`.
+    pub const STANDARD: [(&'static str, AccessLevel); 6] = [
+        ("create", AccessLevel::None),
+        ("view", AccessLevel::Read),
+        ("edit", AccessLevel::ReadWrite),
+        ("delete", AccessLevel::Full),
+        ("share", AccessLevel::Full),
+        ("assign", AccessLevel::Full),
+    ];
+    /// `view`, which makes a profile speak for the module's fields.
+    pub const VIEW: ActionIx = ActionIx(1);
+
+    /// The fixed index of a standard action, without hashing its name.
+    pub fn standard(action: &str) -> Option<ActionIx> {
+        let ix = match action {
+            "create" => 0,
+            "view" => 1,
+            "edit" => 2,
+            "delete" => 3,
+            "share" => 4,
+            "assign" => 5,
+            _ => return None,
+        };
+        Some(ActionIx(ix))
+    }
+}
+
+/// A set of interned actions: one bit per [`ActionIx`], the first 64 inline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionSet(SmallVec<[u64; 1]>);
+
+impl ActionSet {
+    /// Adds `a`.
+    pub fn insert(&mut self, a: ActionIx) {
+        let (word, bit) = (a.0 as usize / 64, a.0 % 64);
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
+    }
+
+    /// Whether `a` is in the set.
+    pub fn contains(&self, a: ActionIx) -> bool {
+        let (word, bit) = (a.0 as usize / 64, a.0 % 64);
+        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+}
 
 /// Entities of one kind: ids interned, entries by index.
 #[derive(Debug, Clone)]
@@ -218,6 +271,10 @@ pub struct Module {
     pub def: ModuleDef,
     /// Field names.
     pub fields: FxHashSet<String>,
+    /// The record level each action requires, by [`ActionIx`]: `None` for
+    /// an action that is neither standard nor one of the module's custom
+    /// actions. Built by [`Module::action_levels`].
+    pub action_levels: Vec<Option<AccessLevel>>,
     /// Records by id.
     pub records: FxHashMap<Arc<str>, Record>,
     /// Record ids by owner.
@@ -358,6 +415,32 @@ impl Module {
         Some(old)
     }
 
+    /// The record level each interned action requires on a module defined
+    /// as `def`, interning its custom actions in `actions`.
+    pub fn action_levels(def: &ModuleDef, actions: &mut Interner) -> Vec<Option<AccessLevel>> {
+        let mut levels: Vec<Option<AccessLevel>> =
+            ActionIx::STANDARD.iter().map(|(_, l)| Some(*l)).collect();
+        for (name, level) in &def.actions {
+            if ActionIx::standard(name).is_some() {
+                // A standard action keeps its standard level, as
+                // `required_level` says.
+                continue;
+            }
+            let ix = actions.intern(name) as usize;
+            if levels.len() <= ix {
+                levels.resize(ix + 1, None);
+            }
+            levels[ix] = Some(*level);
+        }
+        levels
+    }
+
+    /// The record level the interned action `a` requires: `None` when it
+    /// is neither standard nor one of the module's custom actions.
+    pub fn required(&self, a: ActionIx) -> Option<AccessLevel> {
+        self.action_levels.get(a.0 as usize).copied().flatten()
+    }
+
     /// The record level `action` requires: `None` when the action is
     /// neither standard nor one of the module's custom actions.
     pub fn required_level(&self, action: &str) -> Option<AccessLevel> {
@@ -376,6 +459,8 @@ impl Module {
 pub struct ModulePerms {
     /// Allowed actions.
     pub actions: FxHashSet<String>,
+    /// `actions`, interned: what a check tests.
+    pub allowed: ActionSet,
     /// Read every record.
     pub view_all: bool,
     /// Full access to every record.
@@ -387,7 +472,7 @@ pub struct ModulePerms {
 impl ModulePerms {
     /// Whether the profile allows `view` on the module (and so speaks for its fields).
     pub fn views(&self) -> bool {
-        self.actions.contains("view")
+        self.allowed.contains(ActionIx::VIEW)
     }
 }
 
@@ -509,6 +594,10 @@ pub struct OrgState {
     pub groups: Table<Group>,
     /// Shifts.
     pub shifts: Table<Shift>,
+    /// Action names of every module and profile, interned once for the
+    /// organization (standard ones first, at their fixed indexes); an index
+    /// stays with its name, so profiles' action sets never need re-indexing.
+    pub actions: Interner,
     /// Sharing rule id → its module.
     pub rule_modules: FxHashMap<String, ModuleIx>,
     /// Principal → user.
@@ -531,10 +620,17 @@ impl OrgState {
             users: Table::default(),
             groups: Table::default(),
             shifts: Table::default(),
+            actions: standard_actions(),
             rule_modules: FxHashMap::default(),
             principals: FxHashMap::default(),
             shares_by_grantee: FxHashMap::default(),
         }
+    }
+
+    /// The interned index of `action`, standard or custom (not necessarily
+    /// an action of any given module: see [`Module::required`]).
+    pub fn action_ix(&self, action: &str) -> Option<ActionIx> {
+        ActionIx::standard(action).or_else(|| self.actions.get(action).map(ActionIx))
     }
 
     /// The user at `ix`.
@@ -601,6 +697,7 @@ impl OrgState {
         let modules = self.modules.map(|module| Module {
             def: module.def.clone(),
             fields: module.fields.clone(),
+            action_levels: module.action_levels.clone(),
             records: FxHashMap::default(),
             by_owner: FxHashMap::default(),
             rules: module.rules.clone(),
@@ -617,6 +714,7 @@ impl OrgState {
             users: self.users.clone(),
             groups: self.groups.clone(),
             shifts: self.shifts.clone(),
+            actions: self.actions.clone(),
             rule_modules: self.rule_modules.clone(),
             principals: self.principals.clone(),
             shares_by_grantee: FxHashMap::default(),
@@ -678,6 +776,15 @@ impl OrgState {
     pub fn record_count(&self) -> usize {
         self.modules.iter().map(|(_, m)| m.records.len()).sum()
     }
+}
+
+/// An action interner holding the standard actions at their fixed indexes.
+fn standard_actions() -> Interner {
+    let mut actions = Interner::default();
+    for (name, _) in ActionIx::STANDARD {
+        actions.intern(name);
+    }
+    actions
 }
 
 /// Inserts `v` into a sorted vector if absent.

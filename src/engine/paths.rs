@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
+use smallvec::SmallVec;
 
 use super::decision::{module_grant, ModuleGrant};
 use super::described::RecordView;
@@ -19,8 +20,8 @@ use super::explain::{
 };
 use super::model::{AccessLevel, HierarchyMode, Reason, UserKind};
 use super::org::{
-    GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, Rule, RuleEntry, User,
-    UserIx,
+    GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, RoleIx, Rule, RuleEntry,
+    User, UserIx,
 };
 
 /// Who asks, in which module: what every path reads, with the subject's
@@ -34,6 +35,9 @@ pub(crate) struct Asker<'a, X: Expand + ?Sized> {
     pub(crate) module: &'a Module,
     groups: OnceCell<Arc<[GroupIx]>>,
     grant: OnceCell<ModuleGrant>,
+    /// The subject's role and the roles above it, nearest first: walked
+    /// once per question, then read by every role-and-subordinates test.
+    chain: OnceCell<SmallVec<[RoleIx; 16]>>,
 }
 
 impl<'a, X: Expand + ?Sized> Asker<'a, X> {
@@ -55,7 +59,16 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
             module,
             groups: OnceCell::new(),
             grant: OnceCell::new(),
+            chain: OnceCell::new(),
         }
+    }
+
+    /// The asker with its profile grant already known (a check computes
+    /// it in step 4's pass over the profiles).
+    pub(crate) fn with_grant(self, grant: ModuleGrant) -> Self {
+        // A fresh cell, so setting it cannot fail.
+        let _ = self.grant.set(grant);
+        self
     }
 
     /// The subject's expanded groups, sorted.
@@ -78,12 +91,23 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
         self.groups().binary_search(&g).is_ok()
     }
 
-    fn in_role_subtree(&self, top: super::org::RoleIx) -> bool {
-        // A walk up from the subject's role costs a few vector reads; the
-        // expanded subtree of `top` is a map look-up and may be large.
-        self.user
-            .role
-            .is_some_and(|sr| self.org.role_within(sr, top))
+    /// The subject's role and the roles above it, as `for_role_and_above`
+    /// visits them (empty for a guest).
+    fn role_chain(&self) -> &[RoleIx] {
+        self.chain.get_or_init(|| {
+            let mut chain = SmallVec::new();
+            if let Some(role) = self.user.role {
+                self.org.for_role_and_above(role, |r| chain.push(r));
+            }
+            chain
+        })
+    }
+
+    fn in_role_subtree(&self, top: RoleIx) -> bool {
+        // The subject's chain up to the root, walked once per question
+        // (the same edges `role_within` follows); the expanded subtree of
+        // `top` is a map look-up and may be large.
+        self.role_chain().contains(&top)
     }
 
     /// Whether a rule's `to` set contains the subject.
@@ -989,11 +1013,11 @@ impl Path for SharingRules {
                 Self::best_of(a, entries, r, floor, &mut level);
             }
             if !index.role_and_subordinates.is_empty() {
-                a.org.for_role_and_above(role, |top| {
-                    if let Some(entries) = index.role_and_subordinates.get(&top) {
+                for top in a.role_chain() {
+                    if let Some(entries) = index.role_and_subordinates.get(top) {
                         Self::best_of(a, entries, r, floor, &mut level);
                     }
-                });
+                }
             }
         }
         for (g, entries) in &index.group {

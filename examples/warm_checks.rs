@@ -1,0 +1,190 @@
+//! A fixed workload of warm checks for counting instructions per decision
+//! path (wall-clock timings are noise on a shared machine; instruction
+//! counts are not):
+//!
+//! ```text
+//! cargo build --release --example warm_checks
+//! valgrind --tool=callgrind --callgrind-out-file=warm.out \
+//!     --toggle-collect='warm_checks::run_*' target/release/examples/warm_checks
+//! callgrind_annotate --inclusive=yes warm.out | grep run_
+//! ```
+//!
+//! Each `run_<path>` runs `ROUNDS` passes over up to 256 checks the engine
+//! decides by that path, on the cached engine warmed as benches/engine.rs
+//! warms it, so its inclusive instruction count divided by the number of
+//! checks it ran (printed on stderr) is the cost of one warm check.
+//! `WARDEN_BENCH_PRESET=small` and `WARDEN_BENCH_SCALE=F` as for the bench.
+
+use std::hint::black_box;
+
+use chrono::{DateTime, Utc};
+
+use warden::cache::Cached;
+use warden::engine::document::changes_of;
+use warden::engine::model::Reason;
+use warden::engine::{CheckRequest, Engine, Limits};
+use warden::generate::{check_mix, generate, Params, Preset};
+
+const PER_BUCKET: usize = 256;
+const MIX: usize = 50_000;
+/// Passes over each bucket; the mix bucket is as long as the others.
+const ROUNDS: usize = 20;
+
+struct Work {
+    org: String,
+    engine: Engine<Cached>,
+    now: DateTime<Utc>,
+}
+
+impl Work {
+    fn run(&self, reqs: &[CheckRequest]) -> usize {
+        let mut allowed = 0;
+        for _ in 0..ROUNDS {
+            for req in reqs {
+                if let Ok((d, _)) = self.engine.check(&self.org, black_box(req), self.now) {
+                    allowed += usize::from(black_box(d).allowed);
+                }
+            }
+        }
+        allowed
+    }
+}
+
+// One function per path, never inlined, so callgrind reports each apart.
+// Each returns its own tag as well: identical bodies would be folded into
+// one symbol by the linker, and callgrind would report one run_ for all.
+macro_rules! runners {
+    ($($name:ident = $tag:literal),*) => {$(
+        #[inline(never)]
+        fn $name(w: &Work, reqs: &[CheckRequest]) -> usize {
+            w.run(reqs) + black_box($tag) - $tag
+        }
+    )*};
+}
+runners!(
+    run_owner = 1,
+    run_group_owner = 2,
+    run_hierarchy = 3,
+    run_team_lead = 4,
+    run_org_default = 5,
+    run_sharing_rule = 6,
+    run_criteria_rule = 7,
+    run_manual_share = 8,
+    run_denied = 9,
+    run_mix = 10
+);
+
+type Runner = fn(&Work, &[CheckRequest]) -> usize;
+
+fn main() {
+    let preset = match std::env::var("WARDEN_BENCH_PRESET").as_deref() {
+        Ok("small") => Preset::Small,
+        _ => Preset::CrmLarge,
+    };
+    let scale = std::env::var("WARDEN_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let params = match Params::of(preset).scaled(scale) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let generated = match generate(&params) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let doc = generated.document;
+    let org = doc.organization.clone();
+    let engine = Engine::new(Cached::default(), Limits::default());
+    engine.apply(&org, 1, &changes_of(&doc));
+    let mix = check_mix(&doc, MIX, 7);
+    drop(doc);
+    let w = Work {
+        org,
+        engine,
+        now: Utc::now(),
+    };
+
+    let names = [
+        "owner",
+        "group_owner",
+        "hierarchy",
+        "team_lead",
+        "org_default",
+        "sharing_rule",
+        "criteria_rule",
+        "manual_share",
+        "denied",
+    ];
+    let mut buckets: Vec<Vec<CheckRequest>> = vec![Vec::new(); names.len()];
+    for req in &mix {
+        let Ok((d, _)) = w.engine.check(&w.org, req, w.now) else {
+            continue;
+        };
+        let b = match d.reason {
+            Reason::Owner => 0,
+            Reason::GroupOwner => 1,
+            Reason::Hierarchy => 2,
+            Reason::TeamLead => 3,
+            Reason::OrgDefault => 4,
+            Reason::SharingRule => {
+                // A criteria rule's words name the attributes it selects
+                // ("records with k=v"); an owner rule's name its from set.
+                let explained = CheckRequest {
+                    explain: true,
+                    ..req.clone()
+                };
+                match w.engine.check(&w.org, &explained, w.now) {
+                    Ok((d, _))
+                        if d.trace.iter().any(|s| {
+                            s.reason == Reason::SharingRule
+                                && s.level == d.level
+                                && s.detail.contains("records with")
+                        }) =>
+                    {
+                        6
+                    }
+                    _ => 5,
+                }
+            }
+            Reason::ManualShare => 7,
+            Reason::InsufficientAccess => 8,
+            _ => continue,
+        };
+        if buckets[b].len() < PER_BUCKET {
+            buckets[b].push(req.clone());
+        }
+    }
+    let mix_part: Vec<CheckRequest> = mix.iter().take(PER_BUCKET * 9).cloned().collect();
+
+    let runners: [Runner; 10] = [
+        run_owner,
+        run_group_owner,
+        run_hierarchy,
+        run_team_lead,
+        run_org_default,
+        run_sharing_rule,
+        run_criteria_rule,
+        run_manual_share,
+        run_denied,
+        run_mix,
+    ];
+    for (i, run) in runners.iter().enumerate() {
+        let (name, reqs) = match names.get(i) {
+            Some(name) => (*name, &buckets[i]),
+            None => ("mix", &mix_part),
+        };
+        let allowed = run(&w, reqs);
+        eprintln!(
+            "run_{name}: {} checks ({} requests x {ROUNDS}), {allowed} allowed",
+            reqs.len() * ROUNDS,
+            reqs.len()
+        );
+    }
+}
