@@ -252,7 +252,7 @@ impl CheckService for CheckApi {
             .map(move |offset| {
                 let (ids, cursor) = view.page(offset, page);
                 Ok(pb::LookupRecordsResponse {
-                    record_ids: ids.iter().map(|s| s.to_string()).collect(),
+                    record_ids: ids,
                     cursor,
                     revision: convert::revision(view.revision),
                 })

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use rustc_hash::FxHashSet;
 
 use super::decision::{
@@ -320,43 +321,231 @@ pub fn lookup_records<X: Expand + ?Sized>(
     action: &str,
     at: DateTime<Utc>,
 ) -> Result<Vec<Arc<str>>> {
-    let (module_ix, plan) = plan(org, x, subject, module_id, action, ShiftTime::At(at))?;
-    let Some(module) = org.module(module_ix) else {
-        return Ok(Vec::new());
-    };
-    let mut out: Vec<Arc<str>> = if plan.all || plan.public_non_private {
-        module
-            .records
-            .iter()
-            .filter(|(_, r)| plan.covers(r.owner, r.private))
-            .map(|(id, _)| id.clone())
-            .collect()
-    } else {
-        owned_records(module, &plan)
-    };
-    out.extend(plan.record_ids.iter().cloned());
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
+    Ok(record_set(org, x, subject, module_id, action, at)?.to_vec())
 }
 
-fn owned_records(module: &Module, plan: &Plan) -> Vec<Arc<str>> {
-    let mut out = Vec::new();
-    for owner in &plan.owners {
-        if let Some(ids) = module.by_owner.get(owner) {
-            out.extend(ids.iter().cloned());
+/// `LookupRecords` as a [`RecordSet`]: the ids are copied out of the
+/// organization here (so they outlive its read lock) but put in order only
+/// as pages are asked for.
+pub fn record_set<X: Expand + ?Sized>(
+    org: &OrgState,
+    x: &X,
+    subject: &str,
+    module_id: &str,
+    action: &str,
+    at: DateTime<Utc>,
+) -> Result<RecordSet> {
+    let (module_ix, plan) = plan(org, x, subject, module_id, action, ShiftTime::At(at))?;
+    let mut set = RecordSetBuilder::default();
+    let Some(module) = org.module(module_ix) else {
+        return set.finish();
+    };
+    if plan.all || plan.public_non_private {
+        for (id, r) in &module.records {
+            if plan.covers(r.owner, r.private) {
+                set.push(id)?;
+            }
+        }
+    } else {
+        // Owners are disjoint (`cover` removes from `owners_non_private`
+        // what `owners` has) and a record has one owner, so no id is
+        // collected twice.
+        for owner in &plan.owners {
+            for id in module.by_owner.get(owner).into_iter().flatten() {
+                set.push(id)?;
+            }
+        }
+        for owner in &plan.owners_non_private {
+            for id in module.by_owner.get(owner).into_iter().flatten() {
+                if module.records.get(id).is_some_and(|r| !r.private) {
+                    set.push(id)?;
+                }
+            }
         }
     }
-    for owner in &plan.owners_non_private {
-        if let Some(ids) = module.by_owner.get(owner) {
-            out.extend(
-                ids.iter()
-                    .filter(|id| module.records.get(*id).is_some_and(|r| !r.private))
-                    .cloned(),
-            );
+    // A record shared one by one that the owner parts already selected is
+    // not listed again: this replaces a sort and dedup of the whole set.
+    for id in &plan.record_ids {
+        let covered = module
+            .records
+            .get(id)
+            .is_some_and(|r| plan.covers(r.owner, r.private));
+        if !covered {
+            set.push(id)?;
         }
     }
-    out
+    set.finish()
+}
+
+/// Where one id's bytes are in a [`RecordSet`], with the first 16 bytes as
+/// two big-endian integers (zero-padded), so that ordering compares
+/// integers and reads the bytes only when those are equal.
+#[derive(Debug, Clone, Copy)]
+struct IdKey {
+    hi: u64,
+    lo: u64,
+    start: u32,
+    len: u32,
+}
+
+impl IdKey {
+    fn new(id: &str, start: u32, len: u32) -> IdKey {
+        let mut head = [0u8; 16];
+        let n = id.len().min(16);
+        if let (Some(to), Some(from)) = (head.get_mut(..n), id.as_bytes().get(..n)) {
+            to.copy_from_slice(from);
+        }
+        let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = head;
+        IdKey {
+            hi: u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            lo: u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+            start,
+            len,
+        }
+    }
+
+    fn text<'a>(&self, bytes: &'a str) -> &'a str {
+        let start = self.start as usize;
+        bytes
+            .get(start..start + self.len as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// Byte order of the ids (`str`'s order): zero padding cannot invert two
+/// prefixes, since a shorter id that is a prefix sorts first either way.
+fn id_order(bytes: &str, a: &IdKey, b: &IdKey) -> std::cmp::Ordering {
+    (a.hi, a.lo)
+        .cmp(&(b.hi, b.lo))
+        .then_with(|| a.text(bytes).cmp(b.text(bytes)))
+}
+
+/// Collects the ids of a [`RecordSet`].
+#[derive(Default)]
+struct RecordSetBuilder {
+    bytes: String,
+    keys: Vec<IdKey>,
+}
+
+impl RecordSetBuilder {
+    fn push(&mut self, id: &str) -> Result<()> {
+        // Offsets are u32 to keep a key at 24 bytes; a set that outgrows
+        // them is refused rather than cut short.
+        let end = self.bytes.len().saturating_add(id.len());
+        let (Ok(start), Ok(len), Ok(_)) = (
+            u32::try_from(self.bytes.len()),
+            u32::try_from(id.len()),
+            u32::try_from(end),
+        ) else {
+            return Err(Error::invalid(
+                "module",
+                "the records found hold more than 4 GiB of ids; ask with a narrower action or module",
+            ));
+        };
+        self.keys.push(IdKey::new(id, start, len));
+        self.bytes.push_str(id);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<RecordSet> {
+        Ok(RecordSet {
+            len: self.keys.len(),
+            bytes: self.bytes,
+            order: Mutex::new(Order {
+                keys: self.keys,
+                sorted: 0,
+            }),
+        })
+    }
+}
+
+/// The ids of one lookup: copied once into one buffer (no reference count
+/// or allocation per id), complete and unique, and sorted lazily: a page
+/// puts in order only what it needs, so the first page goes out after one
+/// linear selection instead of a sort of the whole set.
+#[derive(Debug)]
+pub struct RecordSet {
+    len: usize,
+    bytes: String,
+    order: Mutex<Order>,
+}
+
+#[derive(Debug)]
+struct Order {
+    keys: Vec<IdKey>,
+    /// `keys[..sorted]` are the smallest ids, in order.
+    sorted: usize,
+}
+
+impl RecordSet {
+    /// A set of the given ids (tests and tools; a lookup builds its own).
+    /// Repeated ids are kept once.
+    pub fn from_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> Result<RecordSet> {
+        let mut seen = FxHashSet::default();
+        let mut set = RecordSetBuilder::default();
+        for id in ids {
+            if seen.insert(id) {
+                set.push(id)?;
+            }
+        }
+        set.finish()
+    }
+
+    /// How many ids.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The ids of `offset..offset + count` in sorted order (fewer at the end).
+    pub fn page(&self, offset: usize, count: usize) -> Vec<String> {
+        self.with_sorted(offset, count, |bytes, keys| {
+            keys.iter().map(|k| k.text(bytes).to_string()).collect()
+        })
+    }
+
+    /// Every id, sorted.
+    pub fn to_vec(&self) -> Vec<Arc<str>> {
+        self.with_sorted(0, self.len, |bytes, keys| {
+            keys.iter().map(|k| Arc::from(k.text(bytes))).collect()
+        })
+    }
+
+    /// Runs `f` on the sorted keys of `offset..offset + count`, ordering
+    /// first as much as that needs.
+    fn with_sorted<R>(
+        &self,
+        offset: usize,
+        count: usize,
+        f: impl FnOnce(&str, &[IdKey]) -> R,
+    ) -> R {
+        let start = offset.min(self.len);
+        let end = offset.saturating_add(count).min(self.len);
+        let mut order = self.order.lock();
+        if end > order.sorted {
+            // At least double what is in order: paging through the set
+            // then costs a few linear selections in all, not one a page.
+            let target = end.max(order.sorted.saturating_mul(2)).min(self.len);
+            let done = order.sorted;
+            let bytes = self.bytes.as_str();
+            if let Some(rest) = order.keys.get_mut(done..) {
+                let take = target - done;
+                if take < rest.len() {
+                    rest.select_nth_unstable_by(take, |a, b| id_order(bytes, a, b));
+                }
+                if let Some(head) = rest.get_mut(..take) {
+                    head.sort_unstable_by(|a, b| id_order(bytes, a, b));
+                }
+            }
+            order.sorted = target;
+        }
+        let keys = order.keys.get(start..end).unwrap_or_default();
+        f(&self.bytes, keys)
+    }
 }
 
 /// `LookupSubjects`: every user who may do `action` to the record, sorted;
@@ -393,4 +582,75 @@ pub fn lookup_subjects<X: Expand + ?Sized>(
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn paged(set: &RecordSet, page: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while offset < set.len() {
+            let got = set.page(offset, page);
+            assert!(!got.is_empty(), "a page inside the set is never empty");
+            offset += got.len();
+            out.extend(got);
+        }
+        out
+    }
+
+    #[test]
+    fn ids_sharing_their_first_16_bytes_or_prefixes_sort_as_str() {
+        let ids = [
+            "L0000002",
+            "L000000",
+            "",
+            "account-0000000000000002",
+            "account-0000000000000001",
+            "account-000000000000000",
+            "account-0000000000000001\u{0}",
+            "Zebra",
+            "zebra",
+            "é",
+            "L0000001",
+        ];
+        let set = RecordSet::from_ids(ids).unwrap();
+        let mut want: Vec<&str> = ids.to_vec();
+        want.sort_unstable();
+        assert_eq!(paged(&set, 3), want);
+        let all: Vec<String> = set.to_vec().iter().map(|s| s.to_string()).collect();
+        assert_eq!(all, want);
+    }
+
+    #[test]
+    fn pages_past_the_end_are_empty_and_repeats_are_kept_once() {
+        let set = RecordSet::from_ids(["b", "a", "b"]).unwrap();
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.page(1, 10), vec!["b".to_string()]);
+        assert!(set.page(2, 10).is_empty());
+        assert!(set.page(usize::MAX, usize::MAX).is_empty());
+    }
+
+    proptest! {
+        /// Whatever the page size and whichever page is read first (a
+        /// cursor resumes in the middle), the pages are the sorted ids.
+        #[test]
+        fn any_paging_gives_the_sorted_ids(
+            ids in proptest::collection::btree_set("[a-c]{0,3}[0-9]{0,20}", 0..300),
+            page in 1usize..50,
+            jump in 0usize..300,
+        ) {
+            let mut shuffled: Vec<&str> = ids.iter().map(String::as_str).collect();
+            shuffled.reverse();
+            let turn = jump.min(shuffled.len());
+            shuffled.rotate_left(turn);
+            let set = RecordSet::from_ids(shuffled).unwrap();
+            let want: Vec<String> = ids.iter().cloned().collect();
+            let at = jump.min(want.len());
+            prop_assert_eq!(set.page(at, page), want[at..(at + page).min(want.len())].to_vec());
+            prop_assert_eq!(paged(&set, page), want);
+        }
+    }
 }

@@ -207,6 +207,21 @@ impl<X: Expand> Engine<X> {
         })?
     }
 
+    /// `LookupRecords` for paging: the ids copied out under the read lock,
+    /// put in order as pages are asked for ([`lookup::RecordSet`]).
+    pub fn lookup_record_set(
+        &self,
+        org_id: &str,
+        subject: &str,
+        module: &str,
+        action: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(lookup::RecordSet, u64)> {
+        self.read(org_id, |org, x| {
+            lookup::record_set(org, x, subject, module, action, at).map(|r| (r, org.revision))
+        })?
+    }
+
     /// `LookupSubjects`.
     pub fn lookup_subjects(
         &self,

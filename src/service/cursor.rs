@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::ServiceError;
+use crate::engine::lookup::RecordSet;
 use crate::engine::Error;
 
 /// What a lookup asked: org, subject, module, action.
@@ -42,8 +43,8 @@ pub struct Snapshot {
     pub key: LookupKey,
     /// The revision it was computed at.
     pub revision: u64,
-    /// Every record id, sorted.
-    pub ids: Vec<Arc<str>>,
+    /// Every record id, put in order as pages are read.
+    pub ids: RecordSet,
     created: Instant,
 }
 
@@ -114,7 +115,7 @@ impl Cursors {
     }
 
     /// Keeps a snapshot; returns its id.
-    pub fn keep(&self, key: LookupKey, revision: u64, ids: Vec<Arc<str>>) -> (u64, Arc<Snapshot>) {
+    pub fn keep(&self, key: LookupKey, revision: u64, ids: RecordSet) -> (u64, Arc<Snapshot>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let snap = Arc::new(Snapshot {
             key,
@@ -132,7 +133,7 @@ impl Cursors {
     }
 
     /// A snapshot that is not kept (a result that fits in one page).
-    pub fn single(key: LookupKey, revision: u64, ids: Vec<Arc<str>>) -> Snapshot {
+    pub fn single(key: LookupKey, revision: u64, ids: RecordSet) -> Snapshot {
         Snapshot {
             key,
             revision,
@@ -151,7 +152,7 @@ impl Cursors {
         &self,
         text: &str,
         key: LookupKey,
-        recompute: impl FnOnce() -> Result<(Vec<Arc<str>>, u64), ServiceError>,
+        recompute: impl FnOnce() -> Result<(RecordSet, u64), ServiceError>,
     ) -> Result<(u64, Arc<Snapshot>, usize), ServiceError> {
         let pos =
             Position::decode(text).ok_or_else(|| bad_cursor("not a cursor this service wrote"))?;
@@ -221,8 +222,9 @@ mod tests {
         )
     }
 
-    fn ids(n: usize) -> Vec<Arc<str>> {
-        (0..n).map(|i| Arc::from(format!("r{i:03}"))).collect()
+    fn ids(n: usize) -> RecordSet {
+        let names: Vec<String> = (0..n).map(|i| format!("r{i:03}")).collect();
+        RecordSet::from_ids(names.iter().map(String::as_str)).unwrap()
     }
 
     fn code(r: Result<(u64, Arc<Snapshot>, usize), ServiceError>) -> String {
@@ -236,9 +238,9 @@ mod tests {
     #[test]
     fn oldest_snapshots_go_first() {
         let c = Cursors::new(2, Duration::from_secs(60));
-        let (a, _) = c.keep(key("s"), 1, vec![]);
-        let (b, _) = c.keep(key("s"), 1, vec![]);
-        let (d, _) = c.keep(key("s"), 1, vec![]);
+        let (a, _) = c.keep(key("s"), 1, ids(0));
+        let (b, _) = c.keep(key("s"), 1, ids(0));
+        let (d, _) = c.keep(key("s"), 1, ids(0));
         assert!(c.get(a).is_none());
         assert!(c.get(b).is_some() && c.get(d).is_some());
     }
@@ -256,9 +258,8 @@ mod tests {
             }
             .encode()
         };
-        let never = || -> Result<(Vec<Arc<str>>, u64), ServiceError> {
-            panic!("the kept snapshot answers")
-        };
+        let never =
+            || -> Result<(RecordSet, u64), ServiceError> { panic!("the kept snapshot answers") };
         let (got, snap, offset) = c.resume(&at(4, "ann"), key("ann"), never).unwrap();
         assert_eq!((got, offset, snap.ids.len()), (id, 4, 10));
         // Another subject's cursor, with or without its snapshot kept.

@@ -23,14 +23,14 @@ pub fn page_size(asked: usize) -> usize {
     }
 }
 
-/// A LookupRecords result being paged: the complete sorted ids at one
-/// revision and where the request resumes in them.
+/// A LookupRecords result being paged: the complete ids at one revision
+/// and where the request resumes in them.
 pub struct RecordsView {
     /// Kept snapshot id (0: not kept, the result fits in one page).
     pub snapshot: u64,
     /// The revision the ids were computed at.
     pub revision: u64,
-    /// Every id, sorted.
+    /// Every id, put in order as pages are read.
     pub ids: Arc<Snapshot>,
     /// Index of the first id to send.
     pub start: usize,
@@ -40,8 +40,9 @@ pub struct RecordsView {
 
 impl RecordsView {
     /// The ids of `offset..offset + page` and the cursor after them (empty
-    /// when they are the last).
-    pub fn page(&self, offset: usize, page: usize) -> (&[Arc<str>], String) {
+    /// when they are the last). Only this page is copied out, and only as
+    /// much of the set is sorted as it needs.
+    pub fn page(&self, offset: usize, page: usize) -> (Vec<String>, String) {
         let total = self.ids.ids.len();
         let offset = offset.min(total);
         let end = offset.saturating_add(page).min(total);
@@ -56,7 +57,7 @@ impl RecordsView {
         } else {
             String::new()
         };
-        (&self.ids.ids[offset..end], cursor)
+        (self.ids.ids.page(offset, end - offset), cursor)
     }
 }
 
@@ -112,7 +113,7 @@ impl Warden {
         let (org, subject, module, action) = (&key.0, &key.1, &key.2, &key.3);
         let lookup = || {
             self.engine()
-                .lookup_records(org, subject, module, action, Utc::now())
+                .lookup_record_set(org, subject, module, action, Utc::now())
         };
         if cursor.is_empty() {
             self.fresh_org(org, consistency).await?;
