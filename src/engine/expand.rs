@@ -220,26 +220,46 @@ impl OrgState {
         sorted(out)
     }
 
-    /// The groups whose expanded members include the user, sorted.
+    /// The groups whose expanded members include the user, sorted: the
+    /// groups listing the user, its role, or a role-and-subordinates root
+    /// at or above its role, and every group they are nested in. This is
+    /// what a check re-expands after a write, so it is one walk up from
+    /// all of them together, with one visited set, rather than a walk and
+    /// a sorted vector per group.
     pub fn user_groups(&self, user: UserIx) -> Vec<GroupIx> {
         let Some(u) = self.user(user) else {
             return Vec::new();
         };
-        let mut direct: Vec<GroupIx> = u.in_groups.clone();
+        let mut stack: Vec<GroupIx> = u.in_groups.clone();
         if let Some(role_ix) = u.role {
             if let Some(role) = self.role(role_ix) {
-                direct.extend(role.in_groups.iter().copied());
-                direct.extend(role.in_groups_with_subordinates.iter().copied());
+                stack.extend(role.in_groups.iter().copied());
+                stack.extend(role.in_groups_with_subordinates.iter().copied());
             }
-            for above in self.role_ancestors(role_ix) {
-                if let Some(role) = self.role(above) {
-                    direct.extend(role.in_groups_with_subordinates.iter().copied());
-                }
+            // The strict ancestors, as `role_ancestors` walks them, without
+            // collecting them; bounded by the number of roles, so a cycle
+            // cannot loop forever (`role_ancestors` stops at a repeat; a
+            // repeat here only pushes groups already seen).
+            let mut at = self.role(role_ix).and_then(|r| r.parent);
+            for _ in 0..self.roles.len() {
+                let Some(r) = at.filter(|r| *r != role_ix) else {
+                    break;
+                };
+                let Some(above) = self.role(r) else { break };
+                stack.extend(above.in_groups_with_subordinates.iter().copied());
+                at = above.parent;
             }
         }
         let mut out = Vec::new();
-        for g in sorted(direct) {
-            out.extend(self.group_containers(g));
+        let mut seen = FxHashSet::default();
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g) {
+                continue;
+            }
+            if let Some(node) = self.group(g) {
+                out.push(g);
+                stack.extend(node.containers.iter().copied());
+            }
         }
         sorted(out)
     }
