@@ -1,32 +1,40 @@
 //! Engine benchmarks on SPEC section 7's crm-large data set: single Check
 //! decisions by the path that decides them, LookupRecords and Filter for a
 //! subject who sees about 100,000 records, each on the cached engine (warm)
-//! and on the direct one for comparison.
+//! and on the direct one for comparison; and cold checks, right after a
+//! write dropped what the check reads (group `cold`).
 //!
 //! `cargo bench --bench engine` (crm-large: about 10 s of set-up and 1.2
 //! GiB while loading); `WARDEN_BENCH_PRESET=small cargo bench --bench
 //! engine` for a quick run. Set-up lives in [`fixture`] alone: the data set
 //! is generated and loaded once for every benchmark.
 
+#[path = "support/cold.rs"]
+mod cold;
+
 use std::hint::black_box;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 
 use warden::cache::Cached;
 use warden::engine::decision;
 use warden::engine::document::changes_of;
 use warden::engine::model::Reason;
-use warden::engine::{CheckRequest, Direct, Engine, Limits};
+use warden::engine::{CheckRequest, Direct, Engine, Expand, Limits};
 use warden::generate::{check_mix, generate, Landmarks, Params, Preset};
+
+use cold::{cold_checks, ColdCheck, ColdWrite};
 
 /// Checks per bucket, cycled through so one request's cache lines do not
 /// stand for the path.
 const PER_BUCKET: usize = 256;
 /// Size of the mix the buckets are drawn from.
 const MIX: usize = 50_000;
+/// Cold checks per kind of write, cycled through.
+const COLD: usize = 64;
 
 /// The decision paths reported separately, in SPEC order, with the reason
 /// that puts a check in each.
@@ -49,6 +57,8 @@ struct Fixture {
     /// The whole mix, as the engine sees it in production.
     mix: Vec<CheckRequest>,
     landmarks: Landmarks,
+    /// Cold checks after a group write, and after a role re-parent.
+    cold: [(&'static str, Vec<ColdCheck>); 2],
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(fixture);
@@ -83,7 +93,6 @@ fn fixture() -> Fixture {
     engine.apply(&org, 1, &changes_of(&doc));
     let loaded_in = loading.elapsed();
     let mix = check_mix(&doc, MIX, 7);
-    drop(doc);
 
     let now = Utc::now();
     let mut buckets: Vec<Vec<CheckRequest>> = vec![Vec::new(); BUCKETS.len()];
@@ -97,6 +106,18 @@ fn fixture() -> Fixture {
             }
         }
     }
+    // Taken after the warm-up, so every write below drops warm entries.
+    let cold = [
+        (
+            "group_write",
+            cold_checks(&engine, &doc, &mix, ColdWrite::Group, COLD, now),
+        ),
+        (
+            "role_reparent",
+            cold_checks(&engine, &doc, &mix, ColdWrite::RoleReparent, COLD, now),
+        ),
+    ];
+    drop(doc);
     let landmarks = generated.landmarks;
     let (visible, _) = engine
         .lookup_records(
@@ -128,6 +149,7 @@ fn fixture() -> Fixture {
         buckets,
         mix,
         landmarks,
+        cold,
     }
 }
 
@@ -206,11 +228,44 @@ fn lookups(c: &mut Criterion) {
     group.finish();
 }
 
+/// A check right after a write dropped what it changed: each iteration
+/// drops a real write's invalidation (as the write path hands it to the
+/// cache) and times one check by a subject the write touched, which has to
+/// re-expand what it reads.
+fn cold_decisions(c: &mut Criterion) {
+    let f = &*FIXTURE;
+    let mut group = c.benchmark_group("cold");
+    for (name, colds) in &f.cold {
+        if colds.is_empty() {
+            eprintln!("no cold check for {name}; skipped");
+            continue;
+        }
+        group.bench_with_input(BenchmarkId::new("cached", name), colds, |b, colds| {
+            let mut i = 0;
+            // Dropping the entries is the write's cost (under its lock),
+            // not the check's: it runs in the untimed set-up.
+            b.iter_batched(
+                || {
+                    let c = &colds[i % colds.len()];
+                    i += 1;
+                    let _ = f
+                        .engine
+                        .read(&f.org, |org, x| x.invalidate(org, &c.invalidation));
+                    &c.request
+                },
+                |req| black_box(f.engine.check(&f.org, black_box(req), f.now)),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = check_decisions, lookups
+    targets = check_decisions, lookups, cold_decisions
 }
 criterion_main!(benches);

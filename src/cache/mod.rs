@@ -2,7 +2,9 @@
 //! by (organization generation, index), wrapped around the engine's direct
 //! computation. A write drops exactly the entries its [`Invalidation`]
 //! names, under the organization's write lock, so no reader can put back a
-//! value computed from the old policy.
+//! value computed from the old policy. Membership questions are read in
+//! place (no reference count touched), from a user's groups, or answered by
+//! walking up the current policy where that is cheaper than any look-up.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +59,8 @@ impl<T> Family<T> {
         }
     }
 
+    /// The entry at `key`, filled by `compute` on a miss, handed out
+    /// shared: for whole sets, where the caller keeps or walks them.
     fn get_or(
         &self,
         key: Key,
@@ -64,13 +68,39 @@ impl<T> Family<T> {
         bound: usize,
         compute: impl FnOnce() -> Arc<[T]>,
     ) -> Arc<[T]> {
-        // A hit costs one refcount increment: the least while `Expand`
-        // hands out an owned `Arc<[T]>` (a borrowing signature would save
-        // it, and is the engine's change to make).
         if let Some(v) = self.map.get(&key) {
             stats.hits.fetch_add(1, Ordering::Relaxed);
             return Arc::clone(v.value());
         }
+        self.fill(key, stats, bound, compute)
+    }
+
+    /// `f` of the entry at `key`, filled by `compute` on a miss, read in
+    /// place: a hit touches no reference count. `f` runs under the shard's
+    /// read lock, so it must not reach back into this family (a miss there
+    /// would wait for that lock to write).
+    fn read<R>(
+        &self,
+        key: Key,
+        stats: &CacheStats,
+        bound: usize,
+        compute: impl FnOnce() -> Arc<[T]>,
+        f: impl FnOnce(&[T]) -> R,
+    ) -> R {
+        if let Some(v) = self.map.get(&key) {
+            stats.hits.fetch_add(1, Ordering::Relaxed);
+            return f(v.value());
+        }
+        f(&self.fill(key, stats, bound, compute))
+    }
+
+    fn fill(
+        &self,
+        key: Key,
+        stats: &CacheStats,
+        bound: usize,
+        compute: impl FnOnce() -> Arc<[T]>,
+    ) -> Arc<[T]> {
         stats.misses.fetch_add(1, Ordering::Relaxed);
         let value = compute();
         if self.map.len() >= bound {
@@ -198,6 +228,33 @@ impl Expand for Cached {
             .get_or((org.generation, user.0), &self.stats, self.bound, || {
                 Direct.managers(org, user)
             })
+    }
+    /// Read from the member's groups, not the group's members: a user is
+    /// in a few groups while a group nesting others may hold thousands of
+    /// users, so a check right after a write re-expands only the small
+    /// side (`cold` in benches/engine.rs).
+    fn is_member(&self, org: &OrgState, group: GroupIx, user: UserIx) -> bool {
+        self.user_groups.read(
+            (org.generation, user.0),
+            &self.stats,
+            self.bound,
+            || Direct.user_groups(org, user),
+            |groups| groups.binary_search(&group).is_ok(),
+        )
+    }
+    /// A walk up the nesting from `nested` (its depth, at most 32 steps by
+    /// the limits) beats both a look-up and re-expanding a large group.
+    fn holds_group(&self, org: &OrgState, group: GroupIx, nested: GroupIx) -> bool {
+        org.group_within(nested, group)
+    }
+    /// A walk up the reporting chain: as cheap as a look-up, with nothing
+    /// to re-expand after a write.
+    fn reports_to(&self, org: &OrgState, user: UserIx, superior: UserIx) -> bool {
+        org.reports_up_to(user, superior)
+    }
+    /// A walk up the role tree (its depth, at most 64 steps by the limits).
+    fn in_role_subtree(&self, org: &OrgState, top: RoleIx, role: RoleIx) -> bool {
+        org.role_within(role, top)
     }
     fn invalidate(&self, org: &OrgState, changed: &Invalidation) {
         let g = org.generation;

@@ -793,7 +793,7 @@ pub(crate) fn in_assign_scope<X: Expand + ?Sized>(
         AssignScope::SameAndSubordinate => Ok(org
             .user(t)
             .and_then(|u| u.role)
-            .is_some_and(|tr| x.role_subtree(org, role_ix).binary_search(&tr).is_ok())),
+            .is_some_and(|tr| x.in_role_subtree(org, role_ix, tr))),
     }
 }
 

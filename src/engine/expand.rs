@@ -62,7 +62,13 @@ impl Invalidation {
     }
 }
 
-/// Source of expanded memberships for decisions. Every answer is sorted.
+/// Source of expanded memberships for decisions. Every set is sorted.
+///
+/// Two kinds of question: the whole set (listings, Filter and
+/// LookupRecords, Simulate), handed out shared; and whether one member is
+/// in a set (what a check asks), answered without handing out a set, so a
+/// cache need not touch a reference count per question, and may answer
+/// from the smaller side (a user's groups rather than a group's members).
 pub trait Expand: Send + Sync {
     /// The role and every role below it.
     fn role_subtree(&self, org: &OrgState, role: RoleIx) -> Arc<[RoleIx]>;
@@ -74,13 +80,22 @@ pub trait Expand: Send + Sync {
     fn group_nested(&self, org: &OrgState, group: GroupIx) -> Arc<[GroupIx]>;
     /// The users the user reports to, directly or through a chain.
     fn managers(&self, org: &OrgState, user: UserIx) -> Arc<[UserIx]>;
+    /// Whether `user` is among the expanded members of `group`.
+    fn is_member(&self, org: &OrgState, group: GroupIx, user: UserIx) -> bool;
+    /// Whether `nested` is `group` or nested in it, at any depth.
+    fn holds_group(&self, org: &OrgState, group: GroupIx, nested: GroupIx) -> bool;
+    /// Whether `user` reports to `superior`, directly or through a chain.
+    fn reports_to(&self, org: &OrgState, user: UserIx, superior: UserIx) -> bool;
+    /// Whether `role` is `top` or below it.
+    fn in_role_subtree(&self, org: &OrgState, top: RoleIx, role: RoleIx) -> bool;
     /// Drops what a write changed; called with the organization's new state
     /// while writers are held off.
     fn invalidate(&self, org: &OrgState, changed: &Invalidation);
 }
 
 /// Computes every expansion from the policy on each call: the reference
-/// that caches are checked against.
+/// that caches are checked against. Membership is answered from the very
+/// set it asks about, by definition.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Direct;
 
@@ -99,6 +114,18 @@ impl Expand for Direct {
     }
     fn managers(&self, org: &OrgState, user: UserIx) -> Arc<[UserIx]> {
         org.managers(user).into()
+    }
+    fn is_member(&self, org: &OrgState, group: GroupIx, user: UserIx) -> bool {
+        org.group_members(group).binary_search(&user).is_ok()
+    }
+    fn holds_group(&self, org: &OrgState, group: GroupIx, nested: GroupIx) -> bool {
+        org.group_nested(group).binary_search(&nested).is_ok()
+    }
+    fn reports_to(&self, org: &OrgState, user: UserIx, superior: UserIx) -> bool {
+        org.managers(user).binary_search(&superior).is_ok()
+    }
+    fn in_role_subtree(&self, org: &OrgState, top: RoleIx, role: RoleIx) -> bool {
+        org.role_subtree(top).binary_search(&role).is_ok()
     }
     fn invalidate(&self, _org: &OrgState, _changed: &Invalidation) {}
 }
@@ -193,28 +220,126 @@ impl OrgState {
         sorted(out)
     }
 
-    /// The groups whose expanded members include the user, sorted.
+    /// The groups whose expanded members include the user, sorted: the
+    /// groups listing the user, its role, or a role-and-subordinates root
+    /// at or above its role, and every group they are nested in. This is
+    /// what a check re-expands after a write, so it is one walk up from
+    /// all of them together, with one visited set, rather than a walk and
+    /// a sorted vector per group.
     pub fn user_groups(&self, user: UserIx) -> Vec<GroupIx> {
         let Some(u) = self.user(user) else {
             return Vec::new();
         };
-        let mut direct: Vec<GroupIx> = u.in_groups.clone();
+        let mut stack: Vec<GroupIx> = u.in_groups.clone();
         if let Some(role_ix) = u.role {
             if let Some(role) = self.role(role_ix) {
-                direct.extend(role.in_groups.iter().copied());
-                direct.extend(role.in_groups_with_subordinates.iter().copied());
+                stack.extend(role.in_groups.iter().copied());
+                stack.extend(role.in_groups_with_subordinates.iter().copied());
             }
-            for above in self.role_ancestors(role_ix) {
-                if let Some(role) = self.role(above) {
-                    direct.extend(role.in_groups_with_subordinates.iter().copied());
-                }
+            // The strict ancestors, as `role_ancestors` walks them, without
+            // collecting them; bounded by the number of roles, so a cycle
+            // cannot loop forever (`role_ancestors` stops at a repeat; a
+            // repeat here only pushes groups already seen).
+            let mut at = self.role(role_ix).and_then(|r| r.parent);
+            for _ in 0..self.roles.len() {
+                let Some(r) = at.filter(|r| *r != role_ix) else {
+                    break;
+                };
+                let Some(above) = self.role(r) else { break };
+                stack.extend(above.in_groups_with_subordinates.iter().copied());
+                at = above.parent;
             }
         }
         let mut out = Vec::new();
-        for g in sorted(direct) {
-            out.extend(self.group_containers(g));
+        let mut seen = FxHashSet::default();
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g) {
+                continue;
+            }
+            if let Some(node) = self.group(g) {
+                out.push(g);
+                stack.extend(node.containers.iter().copied());
+            }
         }
         sorted(out)
+    }
+
+    /// Whether `group` is `top` or nested in it at any depth: the answer of
+    /// `group_nested(top)` holding `group`, found by walking up from
+    /// `group` through its containers, so it costs the depth of the nesting
+    /// rather than the size of `top`'s expansion, and reads only the
+    /// current policy (nothing to invalidate). A step up is taken only
+    /// where the container lists the group, the edge `group_nested` follows.
+    pub fn group_within(&self, group: GroupIx, top: GroupIx) -> bool {
+        let mut at = group;
+        // A chain (one container each, the usual shape) needs no memory;
+        // bounded by the number of groups, so a cycle cannot loop forever.
+        for _ in 0..=self.groups.len() {
+            let Some(node) = self.group(at) else {
+                return false;
+            };
+            if at == top {
+                return true;
+            }
+            match node.containers.as_slice() {
+                [] => return false,
+                [up] if self.nests(*up, at) => at = *up,
+                [_] => return false,
+                _ => return self.group_within_branching(at, top),
+            }
+        }
+        false
+    }
+
+    /// `group_within` where a group sits in several containers: a search
+    /// up that visits each group once.
+    fn group_within_branching(&self, group: GroupIx, top: GroupIx) -> bool {
+        let mut stack = vec![group];
+        let mut seen = FxHashSet::default();
+        while let Some(g) = stack.pop() {
+            let Some(node) = self.group(g) else { continue };
+            if g == top {
+                return true;
+            }
+            if !seen.insert(g) {
+                continue;
+            }
+            stack.extend(
+                node.containers
+                    .iter()
+                    .copied()
+                    .filter(|c| self.nests(*c, g)),
+            );
+        }
+        false
+    }
+
+    /// Whether `container` lists `group` among its nested groups.
+    fn nests(&self, container: GroupIx, group: GroupIx) -> bool {
+        self.group(container)
+            .is_some_and(|c| c.groups.contains(&group))
+    }
+
+    /// Whether `superior` is in `user`'s reporting chain: the answer of
+    /// `managers(user)` holding `superior`, walking the chain without
+    /// collecting it.
+    pub fn reports_up_to(&self, user: UserIx, superior: UserIx) -> bool {
+        let mut at = self.user(user).and_then(|u| u.reports_to);
+        // Bounded by the number of users, so a cycle cannot loop forever.
+        for _ in 0..=self.users.len() {
+            let Some(m) = at else {
+                return false;
+            };
+            // `managers` stops where the chain comes back to the user.
+            if m == user {
+                return false;
+            }
+            if m == superior {
+                return true;
+            }
+            at = self.user(m).and_then(|u| u.reports_to);
+        }
+        false
     }
 
     /// The users a user reports to, directly or through a chain, sorted.

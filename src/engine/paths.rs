@@ -544,7 +544,7 @@ pub(crate) fn is_superior<X: Expand + ?Sized>(
             // expansion look-up.
             sr != or && org.role_within(or, sr)
         }
-        HierarchyMode::Reporting => x.managers(org, o).binary_search(&s_ix).is_ok(),
+        HierarchyMode::Reporting => x.reports_to(org, o, s_ix),
     }
 }
 
@@ -675,8 +675,8 @@ pub(crate) struct TeamLead;
 impl TeamLead {
     fn holds<X: Expand + ?Sized>(a: &Asker<'_, X>, g: GroupIx, owner: Owner) -> bool {
         match owner {
-            Owner::Group(h) => a.x.group_nested(a.org, g).binary_search(&h).is_ok(),
-            Owner::User(o) => a.x.group_members(a.org, g).binary_search(&o).is_ok(),
+            Owner::Group(h) => a.x.holds_group(a.org, g, h),
+            Owner::User(o) => a.x.is_member(a.org, g, o),
         }
     }
 }
@@ -943,12 +943,8 @@ pub(crate) fn owner_in<X: Expand + ?Sized>(
             .user(o)
             .and_then(|u| u.role)
             .is_some_and(|or| org.role_within(or, r)),
-        (MemberSetIx::Group(g), Owner::User(o)) => {
-            x.group_members(org, g).binary_search(&o).is_ok()
-        }
-        (MemberSetIx::Group(g), Owner::Group(h)) => {
-            x.group_nested(org, g).binary_search(&h).is_ok()
-        }
+        (MemberSetIx::Group(g), Owner::User(o)) => x.is_member(org, g, o),
+        (MemberSetIx::Group(g), Owner::Group(h)) => x.holds_group(org, g, h),
         (MemberSetIx::Role(_) | MemberSetIx::RoleAndSubordinates(_), Owner::Group(_)) => false,
     }
 }

@@ -373,7 +373,7 @@ impl<X: Expand> Side<'_, X> {
         match set {
             MemberSetIx::Role(r) => role == Some(r),
             MemberSetIx::RoleAndSubordinates(r) => {
-                role.is_some_and(|ur| self.x.role_subtree(self.org, r).binary_search(&ur).is_ok())
+                role.is_some_and(|ur| self.x.in_role_subtree(self.org, r, ur))
             }
             MemberSetIx::Group(g) => groups.binary_search(&g).is_ok(),
         }
