@@ -38,7 +38,7 @@ pub use expand::{Direct, Expand, Invalidation};
 pub use explain::{Missing, Outcome, TraceRef, TraceStep};
 pub use lookup::{FieldsAnswer, FieldsQuery, FilterPlan};
 pub use org::OrgState;
-pub use plan::{Command, Limits};
+pub use plan::{Command, ImportPlan, Limits, MovedBulk};
 pub use report::{EntityRef, WriteReport};
 pub use simulate::{SimWrite, SimulateOptions, Simulation};
 
@@ -543,6 +543,27 @@ impl<X: Expand> Engine<X> {
         };
         self.check_principal_limit(org_id, &changes)?;
         Ok(changes)
+    }
+
+    /// [`Engine::plan`] of an Import whose records and shares are left in
+    /// `document` for the writer to move into the change list
+    /// ([`ImportPlan::take_bulk`]) rather than copy.
+    pub fn plan_import(
+        &self,
+        org_id: &str,
+        document: &OrgDocument,
+        replace: bool,
+    ) -> Result<ImportPlan> {
+        let plan = match self.org(org_id) {
+            Some(org) => {
+                let state = org.state.read();
+                plan::plan_import_moving(Some(&state), org_id, document, replace, &self.limits)?
+            }
+            None => plan::plan_import_moving(None, org_id, document, replace, &self.limits)?,
+        };
+        // Users are never among the records and shares left out.
+        self.check_principal_limit(org_id, &plan.changes)?;
+        Ok(plan)
     }
 
     /// What planned `changes` of a delete remove and move, read against the

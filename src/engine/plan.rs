@@ -260,22 +260,125 @@ pub fn plan(
             Ok(vec![Change::CreateOrg(settings.clone())])
         }
         Command::Import { document, replace } => {
-            if !document.organization.is_empty() && document.organization != org_id {
-                return Err(Error::invalid(
-                    "organization",
-                    format!(
-                        "document is for '{}', not '{org_id}'",
-                        document.organization
-                    ),
-                ));
-            }
-            plan_import(org, org_id, document, *replace, limits)
+            let (mut changes, at) = plan_import_apart(org, org_id, document, *replace, limits)?;
+            // Cloned: the caller keeps its document. A writer that owns it
+            // moves them instead ([`ImportPlan::take_bulk`]).
+            changes.splice(
+                at..at,
+                document
+                    .records
+                    .iter()
+                    .cloned()
+                    .map(Change::PutRecord)
+                    .chain(document.shares.iter().cloned().map(Change::PutShare)),
+            );
+            Ok(changes)
         }
         other => {
             let org = org.ok_or_else(missing)?;
             Planner { org, limits }.plan(other)
         }
     }
+}
+
+/// A planned Import whose records and shares are still in its document:
+/// they are validated, and the change list goes without them until
+/// [`ImportPlan::take_bulk`] moves them in, so that a large document is
+/// never held twice (as records and as changes).
+#[derive(Debug)]
+pub struct ImportPlan {
+    /// The changes other than the document's records and shares.
+    pub changes: Vec<Change>,
+    /// Where in `changes` the records, then the shares, go.
+    at: usize,
+}
+
+/// What [`ImportPlan::take_bulk`] moved out of a document, to give it back
+/// if the write must be planned again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MovedBulk {
+    at: usize,
+    records: usize,
+    shares: usize,
+}
+
+impl ImportPlan {
+    /// The whole change list, the document's records and shares moved (not
+    /// copied) into it; `doc` is left without them. [`MovedBulk::give_back`]
+    /// undoes it.
+    pub fn take_bulk(self, doc: &mut OrgDocument) -> (Vec<Change>, MovedBulk) {
+        let ImportPlan { mut changes, at } = self;
+        let records = std::mem::take(&mut doc.records);
+        let shares = std::mem::take(&mut doc.shares);
+        let moved = MovedBulk {
+            at,
+            records: records.len(),
+            shares: shares.len(),
+        };
+        changes.splice(
+            at..at,
+            records
+                .into_iter()
+                .map(Change::PutRecord)
+                .chain(shares.into_iter().map(Change::PutShare)),
+        );
+        (changes, moved)
+    }
+}
+
+impl MovedBulk {
+    /// Puts the records and shares of `changes` back into `doc`, in their
+    /// document order (so a new plan names the same `records[i]`), and
+    /// drops the rest of the change list.
+    pub fn give_back(self, mut changes: Vec<Change>, doc: &mut OrgDocument) {
+        let end = (self.at + self.records + self.shares).min(changes.len());
+        let start = self.at.min(end);
+        doc.records.reserve(self.records);
+        doc.shares.reserve(self.shares);
+        for change in changes.drain(start..end) {
+            match change {
+                Change::PutRecord(r) => doc.records.push(r),
+                Change::PutShare(s) => doc.shares.push(s),
+                // Only records and shares were moved in at `at`.
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Plans an Import without its records and shares (validated, not yet in
+/// the change list): returns the other changes and where the records, then
+/// the shares, go in them.
+pub fn plan_import_apart(
+    org: Option<&OrgState>,
+    org_id: &str,
+    document: &OrgDocument,
+    replace: bool,
+    limits: &Limits,
+) -> Result<(Vec<Change>, usize)> {
+    check_id("org_id", org_id, limits.id_length)?;
+    if !document.organization.is_empty() && document.organization != org_id {
+        return Err(Error::invalid(
+            "organization",
+            format!(
+                "document is for '{}', not '{org_id}'",
+                document.organization
+            ),
+        ));
+    }
+    plan_import(org, org_id, document, replace, limits)
+}
+
+/// [`plan_import_apart`] as an [`ImportPlan`].
+pub fn plan_import_moving(
+    org: Option<&OrgState>,
+    org_id: &str,
+    document: &OrgDocument,
+    replace: bool,
+    limits: &Limits,
+) -> Result<ImportPlan> {
+    let (changes, at) = plan_import_apart(org, org_id, document, replace, limits)?;
+    Ok(ImportPlan { changes, at })
 }
 
 /// Plans a document import. The policy entities (modules, profiles,
@@ -291,7 +394,7 @@ fn plan_import<'d>(
     doc: &'d OrgDocument,
     replace: bool,
     limits: &Limits,
-) -> Result<Vec<Change>> {
+) -> Result<(Vec<Change>, usize)> {
     check_document_graph(doc, limits)?;
     let mut changes = Vec::with_capacity(
         1 + doc.modules.len()
@@ -300,8 +403,6 @@ fn plan_import<'d>(
             + doc.shifts.len()
             + doc.users.len()
             + doc.groups.len()
-            + doc.records.len()
-            + doc.shares.len()
             + doc.sharing_rules.len(),
     );
     // A merge keeps the records already there: shares may name them.
@@ -420,7 +521,6 @@ fn plan_import<'d>(
         planner
             .document_record(r)
             .map_err(|e| at_path(&path(), e))?;
-        changes.push(Change::PutRecord(r.clone()));
     }
     let stored = |module: &str, id: &str| {
         kept.and_then(|o| o.modules.by_id(module))
@@ -431,9 +531,11 @@ fn plan_import<'d>(
         planner
             .document_share(s, listed || stored(&s.module, &s.record))
             .map_err(|e| at_path(&format!("shares[{i}]"), e))?;
-        changes.push(Change::PutShare(s.clone()));
     }
     drop(records);
+    // Records and shares go here, after the entities they name and before
+    // the rules (which name none of them).
+    let at = changes.len();
 
     for (i, r) in doc.sharing_rules.iter().enumerate() {
         let path = || format!("sharing_rules[{i}]");
@@ -446,7 +548,7 @@ fn plan_import<'d>(
             &mut changes,
         )?;
     }
-    Ok(changes)
+    Ok((changes, at))
 }
 
 /// The ids a document has listed so far, by kind, with where each was

@@ -17,10 +17,10 @@ use tracing::{info, warn};
 
 use crate::cache::Cached;
 use crate::engine::{
-    Change, Command, Engine, Error, Limits, SimWrite, SimulateOptions, Simulation, WriteReport,
-    Writer,
+    Change, Command, Engine, Error, Limits, MovedBulk, SimWrite, SimulateOptions, Simulation,
+    WriteReport, Writer,
 };
-use crate::store::{Audit, CommitMeta, Store, StoreError};
+use crate::store::{Audit, CommitMeta, Store, StoreError, MAX_LOGGED_CHANGES};
 
 pub use error::ServiceError;
 
@@ -59,6 +59,30 @@ pub struct Committed {
     /// Who made it and when (`None` when learnt elsewhere: the store's log
     /// has it).
     pub audit: Option<Audit>,
+}
+
+impl Committed {
+    /// The feed's message of a write: its changes when the change log
+    /// would keep them too, else `None` (reload the organization), so that
+    /// a bulk write's change list is dropped once applied rather than kept
+    /// in the ring.
+    pub fn notice(
+        org_id: &str,
+        revision: u64,
+        changes: Option<Vec<Change>>,
+        origin: Origin,
+        audit: Option<Audit>,
+    ) -> Committed {
+        Committed {
+            org_id: org_id.to_string(),
+            revision,
+            changes: changes
+                .filter(|c| c.len() <= MAX_LOGGED_CHANGES)
+                .map(Arc::new),
+            origin,
+            audit,
+        }
+    }
 }
 
 /// What a write records besides its command.
@@ -265,12 +289,17 @@ impl Warden {
     /// off the async runtime's worker, so other calls keep being served.
     /// Authorizes the writer (an actor by Warden's own rules) and plans the
     /// command against the organization as this process holds it.
+    ///
+    /// An Import's records and shares are moved from its document into the
+    /// change list, not copied (a large document would otherwise be held
+    /// twice): the [`MovedBulk`] returned gives them back to the command
+    /// before it is planned again.
     fn authorize_and_plan(
         &self,
         org_id: &str,
         writer: &Writer,
-        command: &Command,
-    ) -> Result<Vec<Change>, Error> {
+        command: &mut Command,
+    ) -> Result<(Vec<Change>, Option<MovedBulk>), Error> {
         if let Writer::Actor {
             user_id,
             admin_scope,
@@ -279,36 +308,40 @@ impl Warden {
             self.engine
                 .authorize(org_id, user_id, *admin_scope, command, Utc::now())?;
         }
-        self.plan(org_id, command)
-    }
-
-    fn plan(&self, org_id: &str, command: &Command) -> Result<Vec<Change>, Error> {
-        let large = matches!(command, Command::Import { .. });
+        let Command::Import { document, replace } = command else {
+            return Ok((self.engine.plan(org_id, command)?, None));
+        };
+        let replace = *replace;
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if large && multi_thread {
-            tokio::task::block_in_place(|| self.engine.plan(org_id, command))
+        let plan = if multi_thread {
+            tokio::task::block_in_place(|| self.engine.plan_import(org_id, document, replace))
         } else {
-            self.engine.plan(org_id, command)
-        }
+            self.engine.plan_import(org_id, document, replace)
+        }?;
+        let (changes, moved) = plan.take_bulk(document);
+        Ok((changes, Some(moved)))
     }
 
+    /// Tells the feed's receivers of a write. A write of more changes
+    /// than the change log keeps ([`MAX_LOGGED_CHANGES`]: a bulk Import)
+    /// goes as a notice without them, which every receiver takes as
+    /// "reload the organization" (as it takes the log's entry of that
+    /// write): the ring keeps a message until its slowest receiver has
+    /// read it, and a million changes kept there by a lagging Watch would
+    /// hold gigabytes after the write is done.
     fn publish(
         &self,
         org_id: &str,
         revision: u64,
-        changes: Option<Arc<Vec<Change>>>,
+        changes: Option<Vec<Change>>,
         origin: Origin,
         audit: Option<Audit>,
     ) {
         self.note_revision(org_id);
-        let _ = self.feed.send(Arc::new(Committed {
-            org_id: org_id.to_string(),
-            revision,
-            changes,
-            origin,
-            audit,
-        }));
+        let _ = self.feed.send(Arc::new(Committed::notice(
+            org_id, revision, changes, origin, audit,
+        )));
     }
 
     /// A receiver of every write this process commits or learns of.
@@ -335,7 +368,7 @@ impl Warden {
         &self,
         org_id: &str,
         writer: &Writer,
-        command: Command,
+        mut command: Command,
         meta: WriteMeta,
     ) -> Result<WriteOutcome, ServiceError> {
         let actor = match writer {
@@ -346,7 +379,7 @@ impl Warden {
                 .unwrap_or_else(|| "operator".to_string()),
         };
         if let Some(outcome) = self
-            .write_locked(org_id, writer, &command, &meta, &actor, false)
+            .write_locked(org_id, writer, &mut command, &meta, &actor, false)
             .await?
         {
             return Ok(outcome);
@@ -355,7 +388,7 @@ impl Warden {
         // principals lock taken first.
         let _principals = self.principals.lock().await;
         match self
-            .write_locked(org_id, writer, &command, &meta, &actor, true)
+            .write_locked(org_id, writer, &mut command, &meta, &actor, true)
             .await?
         {
             Some(outcome) => Ok(outcome),
@@ -372,7 +405,7 @@ impl Warden {
         &self,
         org_id: &str,
         writer: &Writer,
-        command: &Command,
+        command: &mut Command,
         meta: &WriteMeta,
         actor: &str,
         principals_held: bool,
@@ -381,8 +414,8 @@ impl Warden {
         let lock = self.writes.of(org_id);
         let _serial = lock.lock().await;
         for _ in 0..WRITE_ATTEMPTS {
-            let changes = match self.authorize_and_plan(org_id, writer, command) {
-                Ok(changes) => changes,
+            let (changes, moved) = match self.authorize_and_plan(org_id, writer, command) {
+                Ok(planned) => planned,
                 Err(refusal) => {
                     // A refusal is decided on the latest state, never on a
                     // replica that has not yet heard of a write made
@@ -400,6 +433,8 @@ impl Warden {
                 && !principals_held
                 && changes.iter().any(|c| matches!(c, Change::PutUser(_)))
             {
+                // Planned again under the principals lock: whole again.
+                give_back(command, moved, changes);
                 return Ok(None);
             }
             // Read against the state the changes were planned on, before they apply.
@@ -420,13 +455,7 @@ impl Warden {
             {
                 Ok(revision) => {
                     self.engine.apply(org_id, revision, &changes);
-                    self.publish(
-                        org_id,
-                        revision,
-                        Some(Arc::new(changes)),
-                        Origin::Local,
-                        commit.audit,
-                    );
+                    self.publish(org_id, revision, Some(changes), Origin::Local, commit.audit);
                     return Ok(Some(WriteOutcome { revision, report }));
                 }
                 Err(StoreError::Conflict { current }) => {
@@ -434,6 +463,7 @@ impl Warden {
                         org = org_id,
                         expected, current, "store is ahead; catching up before retrying the write"
                     );
+                    give_back(command, moved, changes);
                     self.catch_up_locked(org_id).await?;
                 }
                 Err(e) => return Err(e.into()),
@@ -497,13 +527,7 @@ impl Warden {
                 .actor
                 .zip(entry.at)
                 .map(|(actor, at)| Audit { actor, at });
-            self.publish(
-                org_id,
-                entry.revision,
-                Some(Arc::new(changes)),
-                Origin::Remote,
-                audit,
-            );
+            self.publish(org_id, entry.revision, Some(changes), Origin::Remote, audit);
         }
         Ok(())
     }
@@ -548,13 +572,7 @@ impl Warden {
             {
                 self.engine.apply(org_id, revision, &changes);
                 self.stats.remote_applied.fetch_add(1, Ordering::Relaxed);
-                self.publish(
-                    org_id,
-                    revision,
-                    Some(Arc::new(changes)),
-                    Origin::Remote,
-                    None,
-                );
+                self.publish(org_id, revision, Some(changes), Origin::Remote, None);
                 Ok(())
             }
             _ => {
@@ -705,6 +723,14 @@ impl Warden {
                 }
             }
         }
+    }
+}
+
+/// Gives an Import's moved records and shares back to its command, to be
+/// planned again; any other write's changes are simply dropped.
+fn give_back(command: &mut Command, moved: Option<MovedBulk>, changes: Vec<Change>) {
+    if let (Some(moved), Command::Import { document, .. }) = (moved, command) {
+        moved.give_back(changes, document);
     }
 }
 

@@ -141,10 +141,13 @@ pub(super) async fn commit<D: Dialect>(
                 .map_err(failed("commit: encode the change log entry"))?,
         )
     };
+    let chunks = Chunks::of(changes);
     let planned = Planned {
         org_id,
         expected,
-        net: NetRows::of(changes)?,
+        net: NetRows::of(chunks.first)?,
+        rest: chunks.rest,
+        live_after: chunks.live_after,
         logged,
         meta,
         retention,
@@ -162,12 +165,60 @@ pub(super) async fn commit<D: Dialect>(
     }
 }
 
+/// Changes per chunk of a large write: rows are made, written and dropped
+/// a chunk at a time, so that a bulk Import never holds all its rows
+/// (about as large as its changes) at once.
+pub(super) const CHUNK_CHANGES: usize = 32_768;
+
+/// A write's changes split for [`commit`]: the first chunk, turned into
+/// rows before the transaction starts, and the rest (empty for a write of
+/// at most [`CHUNK_CHANGES`] changes, or one that creates or deletes the
+/// organization after its first change, which stays one chunk).
+struct Chunks<'a> {
+    first: &'a [Change],
+    rest: &'a [Change],
+    /// Whether the organization exists after the whole write.
+    live_after: bool,
+}
+
+impl<'a> Chunks<'a> {
+    fn of(changes: &'a [Change]) -> Self {
+        let org_level = |c: &Change| matches!(c, Change::CreateOrg(_) | Change::DeleteOrg);
+        // Chunks run in order, each as its deletes then its net upserts:
+        // the same rows as running every operation in order. Only the
+        // generation (chosen once, from whether the organization's rows
+        // are all deleted) needs the whole write: kept simple by chunking
+        // only writes that do that, if at all, first.
+        let chunked = changes.len() > CHUNK_CHANGES && !changes.iter().skip(1).any(org_level);
+        let live_after = !matches!(
+            changes.iter().rev().find(|c| org_level(c)),
+            Some(Change::DeleteOrg)
+        );
+        let (first, rest) = if chunked {
+            changes.split_at(CHUNK_CHANGES)
+        } else {
+            (changes, &changes[changes.len()..])
+        };
+        Chunks {
+            first,
+            rest,
+            live_after,
+        }
+    }
+}
+
 /// A write as prepared before its transaction starts.
 struct Planned<'a> {
     org_id: &'a str,
     /// The revision it was planned against (0: no organization).
     expected: u64,
+    /// The rows of the first chunk of changes.
     net: NetRows,
+    /// The changes after the first chunk, turned into rows in the
+    /// transaction.
+    rest: &'a [Change],
+    /// Whether the organization exists after the write.
+    live_after: bool,
     /// The changes as JSON (`None`: too large to log).
     logged: Option<String>,
     meta: &'a CommitMeta,
@@ -180,6 +231,8 @@ async fn write<D: Dialect>(dialect: &D, tx: &mut D::Tx, planned: Planned<'_>) ->
         org_id,
         expected,
         mut net,
+        rest,
+        live_after,
         logged,
         meta,
         retention,
@@ -203,15 +256,29 @@ async fn write<D: Dialect>(dialect: &D, tx: &mut D::Tx, planned: Planned<'_>) ->
         found.generation
     };
 
-    dialect
-        .delete_rows(tx, org_id, generation, &net.deletes)
-        .await?;
-    let fresh = net.deletes.org;
-    let upserts = net.take_upserts();
-    if !upserts.is_empty() {
+    let mut fresh = if net.deletes.org {
+        Some(FreshKeys::default())
+    } else {
+        None
+    };
+    let mut chunks = rest.chunks(CHUNK_CHANGES);
+    loop {
         dialect
-            .upsert_rows(tx, org_id, generation, upserts, fresh)
+            .delete_rows(tx, org_id, generation, &net.deletes)
             .await?;
+        let upserts = net.take_upserts();
+        drop(net);
+        if !upserts.is_empty() {
+            // Only the first chunk deletes the organization's rows: a later
+            // one is still "fresh" (no key of it exists) unless a key of it
+            // came in an earlier chunk.
+            let new_keys = fresh.as_mut().is_some_and(|f| f.all_new(&upserts));
+            dialect
+                .upsert_rows(tx, org_id, generation, upserts, new_keys)
+                .await?;
+        }
+        let Some(next) = chunks.next() else { break };
+        net = NetRows::of(next)?;
     }
 
     // By age, pruning keeps the new entry whatever its age and treats an
@@ -225,7 +292,7 @@ async fn write<D: Dialect>(dialect: &D, tx: &mut D::Tx, planned: Planned<'_>) ->
             LogWrite {
                 org_id,
                 revision: revision_value,
-                live: net.live_after,
+                live: live_after,
                 generation,
                 changes: logged,
                 actor: audit.map(|a| a.actor.as_str()),
@@ -235,7 +302,7 @@ async fn write<D: Dialect>(dialect: &D, tx: &mut D::Tx, planned: Planned<'_>) ->
             },
         )
         .await?;
-    if !net.live_after {
+    if !live_after {
         dialect.set_bootstrap(tx, org_id, None).await?;
     } else if let Some(sha256) = &meta.bootstrap_sha256 {
         dialect
@@ -243,6 +310,30 @@ async fn write<D: Dialect>(dialect: &D, tx: &mut D::Tx, planned: Planned<'_>) ->
             .await?;
     }
     Ok(revision)
+}
+
+/// The keys a write has upserted since it deleted every row of its
+/// organization, as hashes: a chunk whose keys are all new may be inserted
+/// without conflict handling (PostgreSQL's COPY). A hash seen before (a
+/// key repeated, or two keys colliding) only sends that chunk through the
+/// slower upsert.
+#[derive(Default)]
+struct FreshKeys {
+    seen: rustc_hash::FxHashSet<u64>,
+}
+
+impl FreshKeys {
+    /// Whether no key of `rows` came before; records them either way.
+    fn all_new(&mut self, rows: &[(Key, String)]) -> bool {
+        use std::hash::BuildHasher;
+        let hasher = rustc_hash::FxBuildHasher;
+        self.seen.reserve(rows.len());
+        let mut new = true;
+        for (key, _) in rows {
+            new &= self.seen.insert(hasher.hash_one(key));
+        }
+        new
+    }
 }
 
 /// The deletes of a write, each to run against the rows as they were
