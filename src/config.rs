@@ -114,7 +114,8 @@ pub struct ServeConfig {
     #[arg(long, env = "WARDEN_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Seconds a new connection has to send its first bytes (the HTTP/2 or
-    /// TLS handshake) before it is closed.
+    /// TLS handshake) before it is closed; on the HTTP listeners, also the
+    /// time a request head has to arrive whole.
     #[arg(long, env = "WARDEN_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
     pub handshake_timeout_secs: u64,
     /// Seconds a connection may go without sending a byte before it is
@@ -141,6 +142,12 @@ pub struct ServeConfig {
     /// client.
     #[arg(long, env = "WARDEN_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Upper bound, in seconds, on a Simulate (gRPC, or the console's What
+    /// if): past it the comparison stops and the call answers
+    /// DEADLINE_EXCEEDED naming this flag; a call dropped before (its
+    /// client gone, --request-timeout-secs) stops it too.
+    #[arg(long, env = "WARDEN_SIMULATE_TIMEOUT_SECS", default_value_t = 20)]
+    pub simulate_timeout_secs: u64,
     /// Change log (and audit) kept per organization: a number of revisions
     /// behind the newest (`10000`) or an age (`90d`, `12h`, `30m`, `45s`).
     #[arg(long, env = "WARDEN_CHANGE_RETENTION", default_value = "10000", value_parser = crate::store::Retention::parse)]
@@ -193,6 +200,7 @@ impl ServeConfig {
         ServiceOptions {
             freshness_timeout: Duration::from_millis(self.freshness_timeout_ms),
             max_document_bytes: self.max_document_bytes,
+            simulate_timeout: Duration::from_secs(self.simulate_timeout_secs),
         }
     }
 
@@ -239,6 +247,7 @@ impl ServeConfig {
                 u64::from(self.max_streams_per_connection),
             ),
             ("--request-timeout-secs", self.request_timeout_secs),
+            ("--simulate-timeout-secs", self.simulate_timeout_secs),
         ];
         if let Some((flag, _)) = transport.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{flag} must be positive"));

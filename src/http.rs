@@ -242,18 +242,39 @@ struct Guards {
     tokens: Tokens,
     slots: Arc<Semaphore>,
     options: HttpOptions,
+    refuse: Refusal,
+}
+
+/// How a guard's refusal is written, from its gRPC code, HTTP status and
+/// `field: rule` message: each API keeps its own error shape.
+pub type Refusal = fn(Code, StatusCode, String) -> Response;
+
+/// AuthZEN's refusals: an [`HttpError`].
+fn http_error(_code: Code, status: StatusCode, message: String) -> Response {
+    HttpError::new(status, message).into_response()
 }
 
 /// `router` with the listener's guards, outermost first: the request id
 /// echoed, requests in flight capped, each request's time bounded, the
 /// bearer token read (401 without a valid one; handlers check scopes and
 /// organizations on the [`Caller`] it attaches), and bodies over the limit
-/// refused before they are read.
+/// refused before they are read. Refusals are [`HttpError`]s.
 pub fn guard(router: Router, tokens: Tokens, options: &HttpOptions) -> Router {
+    guard_with(router, tokens, options, http_error)
+}
+
+/// [`guard`], its refusals written by `refuse`.
+pub fn guard_with(
+    router: Router,
+    tokens: Tokens,
+    options: &HttpOptions,
+    refuse: Refusal,
+) -> Router {
     let guards = Guards {
         tokens,
         slots: Arc::new(Semaphore::new(options.max_in_flight)),
         options: options.clone(),
+        refuse,
     };
     router
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
@@ -276,11 +297,14 @@ async fn request_id(req: Request, next: Next) -> Response {
 
 async fn in_flight(State(g): State<Guards>, req: Request, next: Next) -> Response {
     let Ok(_slot) = g.slots.clone().try_acquire_owned() else {
-        let mut r = HttpError::new(
+        let mut r = (g.refuse)(
+            Code::ResourceExhausted,
             StatusCode::TOO_MANY_REQUESTS,
-            "the server is at its limit of requests in flight; retry",
-        )
-        .into_response();
+            format!(
+                "the server is at its limit of requests in flight (--max-in-flight {}); retry",
+                g.options.max_in_flight
+            ),
+        );
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
@@ -292,11 +316,11 @@ async fn time_bound(State(g): State<Guards>, req: Request, next: Next) -> Respon
     let limit = g.options.request_timeout;
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => HttpError::new(
+        Err(_) => (g.refuse)(
+            Code::DeadlineExceeded,
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no answer within --request-timeout-secs ({limit:?})"),
-        )
-        .into_response(),
+        ),
     }
 }
 
@@ -310,7 +334,11 @@ async fn bearer(State(g): State<Guards>, mut req: Request, next: Next) -> Respon
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(status) => HttpError::from(status).into_response(),
+        Err(status) => (g.refuse)(
+            status.code(),
+            http_status(status.code()),
+            bounded_message(status.message()).into_owned(),
+        ),
     }
 }
 
@@ -325,11 +353,11 @@ async fn body_size(State(g): State<Guards>, req: Request, next: Next) -> Respons
         .and_then(|v| v.parse::<u64>().ok());
     let limit = g.options.max_body_bytes;
     if announced.is_some_and(|n| n > limit as u64) {
-        return HttpError::new(
+        return (g.refuse)(
+            Code::ResourceExhausted,
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body: at most {limit} bytes"),
-        )
-        .into_response();
+        );
     }
     next.run(req).await
 }
@@ -404,6 +432,13 @@ async fn connection<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A request head must arrive whole within the handshake time: a client
+    // trickling its headers a byte at a time is cut off, where the idle
+    // timeout (no byte at all) would let it hold the connection for ever.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.limits.handshake_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())

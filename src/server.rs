@@ -224,7 +224,7 @@ async fn authzen(
 
 /// Serves the web console on `at` beside gRPC, with the gRPC port's TLS
 /// and connection limits, until `halt`. Its page is served without a
-/// token; its API checks the token on every request itself.
+/// token; its API behind the HTTP guard, as AuthZEN.
 async fn console(
     config: &ServeConfig,
     at: std::net::SocketAddr,
@@ -238,7 +238,7 @@ async fn console(
         .with_context(|| format!("--console-listen {at}"))?;
     // Printed before gRPC's line, which tells that the server is ready.
     println!("warden console listening on {}", listener.local_addr()?);
-    let router = crate::console::router(warden, tokens);
+    let router = crate::console::router(warden, tokens, &options);
     tokio::spawn(crate::http::serve(listener, router, options, halt));
     Ok(())
 }

@@ -1524,6 +1524,40 @@ async fn a_streamed_load_reads_every_chunk_of_records_and_shares(backend: &Backe
     let shares = warden::engine::document::export(&loaded.state).shares.len();
     assert_eq!(shares, 2 * 2 * (per_module / 2));
     assert!(h.store.load_org_state("nobody").await.unwrap().is_none());
+    // Start-up's load of every organization walks the same chunks: beside
+    // the large one, a small live one and a deleted one (not loaded).
+    h.commit(
+        "small",
+        &[
+            Change::CreateOrg(Settings::default()),
+            Change::PutModule(module("Alpha")),
+            Change::PutUser(user("dave")),
+            Change::PutRecord(record("Alpha", "S1", "dave")),
+        ],
+    )
+    .await;
+    h.commit(
+        "gone",
+        &[
+            Change::CreateOrg(Settings::default()),
+            Change::PutModule(module("Alpha")),
+        ],
+    )
+    .await;
+    h.commit("gone", &[Change::DeleteOrg]).await;
+    let all = h.store.load_all_states().await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|l| &*l.state.id).collect();
+    assert_eq!(ids, ["paged", "small"], "live organizations, by id");
+    for loaded in &all {
+        let id: &str = &loaded.state.id;
+        let (expected, revision) = h.engine.export(id).unwrap();
+        assert_eq!(loaded.revision, revision, "{id}: revision");
+        assert_eq!(
+            warden::engine::document::export(&loaded.state),
+            expected,
+            "{id}: every row read back"
+        );
+    }
     h.finish().await;
 }
 

@@ -505,6 +505,10 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::SimulateRequest>,
     ) -> Result<Response<pb::SimulateResponse>, Status> {
+        // The bound runs from the call's arrival; dropping the call (its
+        // client gone, its time bound hit) stops the work too.
+        let bound = self.warden.simulate_bound();
+        let _cancel = bound.cancel_on_drop();
         let org_id = req.get_ref().org_id.clone();
         self.warden.engine().check_org_id(&org_id)?;
         // Sizes and credentials before any write is converted: each write
@@ -572,7 +576,7 @@ impl AdminService for AdminApi {
                 sample_size: r.sample_size as usize,
             };
             warden
-                .simulate(&r.org_id, &writes, &options)
+                .simulate(&r.org_id, &writes, &options, &bound)
                 .map_err(Status::from)
         })
         .await

@@ -1,12 +1,15 @@
-//! The console's JSON API: each handler authenticates the bearer token,
-//! checks the scope and organization its gRPC equivalent checks, calls the
-//! service layer and maps the answer. Read-only; errors are
+//! The console's JSON API, served through the HTTP guard of `http.rs` as
+//! AuthZEN is (bearer token, body limit, requests in flight, time bound;
+//! its refusals written by [`refusal`]): each handler checks the scope and
+//! organization its gRPC equivalent checks on the caller the guard read,
+//! calls the service layer and maps the answer. Read-only; errors are
 //! `{code, field, message}` with the gRPC code's name.
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -38,8 +41,74 @@ const STANDARD_ACTIONS: [&str; 6] = ["view", "create", "edit", "delete", "share"
 pub struct Console {
     /// The service layer.
     pub warden: Arc<Warden>,
-    /// The bearer tokens gRPC uses.
-    pub tokens: Tokens,
+}
+
+/// The API's routes behind the guard: the bearer `tokens` gRPC uses, and
+/// the listener's limits (its body limit is [`MAX_BODY_BYTES`]).
+pub fn guarded(console: Console, tokens: Tokens, options: &crate::http::HttpOptions) -> Router {
+    crate::http::guard_with(routes(console), tokens, options, refusal)
+}
+
+/// A refusal of the guard in the API's shape.
+pub fn refusal(code: Code, status: StatusCode, message: String) -> Response {
+    error_response(code, status, &message)
+}
+
+fn error_response(code: Code, status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "code": code_name(code),
+        "field": field_of(message),
+        "message": message,
+    });
+    let mut response = (status, Json(body)).into_response();
+    if code == Code::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// The caller the guard's bearer layer read. A request it did not see is
+/// refused, never let through.
+struct Authed(Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Caller>() {
+            Some(c) => Ok(Authed(c.clone())),
+            None => Err(ApiError(Status::internal(
+                "the request passed no credential check",
+            ))),
+        }
+    }
+}
+
+/// A request body within the listener's limit; one that grows past it
+/// while read (no Content-Length to refuse it by) is refused naming it.
+struct Body(axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(error_response(
+                Code::ResourceExhausted,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body: at most {MAX_BODY_BYTES} bytes"),
+            )),
+            Err(r) => Err(error_response(
+                Code::InvalidArgument,
+                r.status(),
+                &format!("body: {}", bounded(&r.body_text())),
+            )),
+        }
+    }
 }
 
 /// The API's routes, relative to `/api`.
@@ -65,7 +134,6 @@ pub fn routes(console: Console) -> Router {
             });
             (StatusCode::METHOD_NOT_ALLOWED, Json(body))
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(console)
 }
 
@@ -102,8 +170,9 @@ fn http_status(code: Code) -> StatusCode {
         Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => StatusCode::CONFLICT,
         Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
         Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        // This server gave up, not a gateway: what the guard's time bound
+        // answers too.
+        Code::Unavailable | Code::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
         Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -157,44 +226,22 @@ pub fn code_name(code: Code) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = &self.0;
-        let body = json!({
-            "code": code_name(status.code()),
-            "field": field_of(status.message()),
-            "message": status.message(),
-        });
-        let mut response = (http_status(status.code()), Json(body)).into_response();
-        if status.code() == Code::Unauthenticated {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
+        let code = self.0.code();
+        error_response(code, http_status(code), self.0.message())
     }
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
 impl Console {
-    /// The caller the request's `Authorization` header names.
-    fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        // A header that is not text is no token at all, as over gRPC.
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or(""));
-        Ok(self.tokens.caller_of(authorization)?)
-    }
-
     /// The caller, holding one of `scopes` and allowed `org_id`, and the
     /// organization caught up as a MINIMIZE_LATENCY read would be.
     async fn reader(
         &self,
-        headers: &HeaderMap,
+        caller: &Caller,
         scopes: &[Scope],
         org_id: &str,
     ) -> Result<(), ApiError> {
-        let caller = self.caller(headers)?;
         caller.require(scopes)?;
         caller.require_org(org_id)?;
         self.warden
@@ -215,8 +262,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
 }
 
 /// ListOrganizations: the organizations the token may use.
-async fn organizations(State(c): State<Console>, headers: HeaderMap) -> ApiResult {
-    let caller = c.caller(&headers)?;
+async fn organizations(State(c): State<Console>, Authed(caller): Authed) -> ApiResult {
     caller.require(&READ_SCOPES)?;
     let organizations: Vec<Value> = c
         .warden
@@ -230,8 +276,12 @@ async fn organizations(State(c): State<Console>, headers: HeaderMap) -> ApiResul
 }
 
 /// ListUsers.
-async fn users(State(c): State<Console>, Path(org): Path<String>, headers: HeaderMap) -> ApiResult {
-    c.reader(&headers, &READ_SCOPES, &org).await?;
+async fn users(
+    State(c): State<Console>,
+    Path(org): Path<String>,
+    Authed(caller): Authed,
+) -> ApiResult {
+    c.reader(&caller, &READ_SCOPES, &org).await?;
     let (users, rev) = c.warden.engine().users(&org)?;
     Ok(Json(
         json!({ "users": to_json(&users)?, "revision": rev.to_string() }),
@@ -242,9 +292,9 @@ async fn users(State(c): State<Console>, Path(org): Path<String>, headers: Heade
 async fn modules(
     State(c): State<Console>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
 ) -> ApiResult {
-    c.reader(&headers, &READ_SCOPES, &org).await?;
+    c.reader(&caller, &READ_SCOPES, &org).await?;
     let (modules, rev) = c.warden.engine().modules(&org)?;
     let modules = modules
         .iter()
@@ -279,9 +329,9 @@ async fn records(
     State(c): State<Console>,
     Path((org, module)): Path<(String, String)>,
     Query(q): Query<RecordQuery>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
 ) -> ApiResult {
-    c.reader(&headers, &READ_SCOPES, &org).await?;
+    c.reader(&caller, &READ_SCOPES, &org).await?;
     let limit = q.limit.unwrap_or(RECORD_PAGE);
     if limit == 0 || limit > MAX_RECORD_PAGE {
         return Err(ApiError(Status::invalid_argument(format!(
@@ -298,8 +348,12 @@ async fn records(
 }
 
 /// ListRoles, parents before children (the page draws the tree).
-async fn roles(State(c): State<Console>, Path(org): Path<String>, headers: HeaderMap) -> ApiResult {
-    c.reader(&headers, &READ_SCOPES, &org).await?;
+async fn roles(
+    State(c): State<Console>,
+    Path(org): Path<String>,
+    Authed(caller): Authed,
+) -> ApiResult {
+    c.reader(&caller, &READ_SCOPES, &org).await?;
     let (roles, rev) = c.warden.engine().roles(&org)?;
     Ok(Json(
         json!({ "roles": to_json(&roles)?, "revision": rev.to_string() }),
@@ -310,9 +364,9 @@ async fn roles(State(c): State<Console>, Path(org): Path<String>, headers: Heade
 async fn groups(
     State(c): State<Console>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
 ) -> ApiResult {
-    c.reader(&headers, &READ_SCOPES, &org).await?;
+    c.reader(&caller, &READ_SCOPES, &org).await?;
     let engine = c.warden.engine();
     let (groups, rev) = engine.groups(&org)?;
     let mut out = Vec::with_capacity(groups.len());
@@ -328,8 +382,12 @@ async fn groups(
 }
 
 /// ListSharingRules, each with whom its `from` and `to` sets reach.
-async fn rules(State(c): State<Console>, Path(org): Path<String>, headers: HeaderMap) -> ApiResult {
-    c.reader(&headers, &READ_SCOPES, &org).await?;
+async fn rules(
+    State(c): State<Console>,
+    Path(org): Path<String>,
+    Authed(caller): Authed,
+) -> ApiResult {
+    c.reader(&caller, &READ_SCOPES, &org).await?;
     let engine = c.warden.engine();
     let (rules, rev) = engine.sharing_rules(&org)?;
     let mut out = Vec::with_capacity(rules.len());
@@ -358,10 +416,9 @@ async fn rules(State(c): State<Console>, Path(org): Path<String>, headers: Heade
 async fn check(
     State(c): State<Console>,
     Path(org): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    Authed(caller): Authed,
+    Body(body): Body,
 ) -> ApiResult {
-    let caller = c.caller(&headers)?;
     caller.require(&[Scope::Check])?;
     caller.require_org(&org)?;
     let mut json: Value = serde_json::from_slice(&body).map_err(|e| {
@@ -409,10 +466,13 @@ async fn check(
 async fn simulate(
     State(c): State<Console>,
     Path(org): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    Authed(caller): Authed,
+    Body(body): Body,
 ) -> ApiResult {
-    let caller = c.caller(&headers)?;
+    // The bound runs from the request's arrival; a request dropped (its
+    // client gone, --request-timeout-secs hit) stops the work too.
+    let bound = c.warden.simulate_bound();
+    let _cancel = bound.cancel_on_drop();
     caller.require_org(&org)?;
     c.warden.engine().check_org_id(&org)?;
     let request: SimulateBody = serde_json::from_slice(&body).map_err(|e| {
@@ -440,14 +500,15 @@ async fn simulate(
     // Simulated on the latest state, as the real writes would be.
     c.warden.fresh(&org, Consistency::FullyConsistent).await?;
     let warden = c.warden.clone();
-    let simulation = tokio::task::spawn_blocking(move || warden.simulate(&org, &writes, &options))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "console: the simulation failed");
-            ApiError(Status::internal(
-                "the simulation failed; nothing was changed",
-            ))
-        })??;
+    let simulation =
+        tokio::task::spawn_blocking(move || warden.simulate(&org, &writes, &options, &bound))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "console: the simulation failed");
+                ApiError(Status::internal(
+                    "the simulation failed; nothing was changed",
+                ))
+            })??;
     let answer = crate::api::convert::simulation(&simulation);
     let json = crate::console::proto_json(&answer, "warden.v1.SimulateResponse").map_err(|e| {
         tracing::error!(error = %e, "console: a simulation could not be written as JSON");

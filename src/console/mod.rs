@@ -27,8 +27,9 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      frame-ancestors 'none'";
 
 /// The console's routes: the page and its files without a token (the page
-/// asks for one), the JSON API with one.
-pub fn router(warden: Arc<Warden>, tokens: Tokens) -> Router {
+/// asks for one), the JSON API behind the HTTP guard (token, body limit,
+/// requests in flight, time bound) with `options`.
+pub fn router(warden: Arc<Warden>, tokens: Tokens, options: &crate::http::HttpOptions) -> Router {
     Router::new()
         .route(
             "/",
@@ -42,7 +43,10 @@ pub fn router(warden: Arc<Warden>, tokens: Tokens) -> Router {
             "/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
         )
-        .nest("/api", api::routes(api::Console { warden, tokens }))
+        .nest(
+            "/api",
+            api::guarded(api::Console { warden }, tokens, options),
+        )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -678,13 +678,30 @@ impl<X: Expand> Engine<X> {
         options: &SimulateOptions,
         now: DateTime<Utc>,
     ) -> Result<Simulation> {
+        // Without a bound nothing stops the comparison.
+        self.simulate_within::<Y>(org_id, writes, options, now, &simulate::Bound::default())?
+            .ok_or_else(|| Error::FailedPrecondition("the simulation was stopped".into()))
+    }
+
+    /// [`Engine::simulate`] that gives up (`Ok(None)`) when `bound` says so.
+    pub fn simulate_within<Y: Expand + Default>(
+        &self,
+        org_id: &str,
+        writes: &[SimWrite],
+        options: &SimulateOptions,
+        now: DateTime<Utc>,
+        bound: &simulate::Bound,
+    ) -> Result<Option<Simulation>> {
         simulate::check_request(writes, options, &self.limits)?;
         // The copy is taken under the read lock; the rest runs without it.
         let before = self.read(org_id, |org, _| org.clone())?;
         let (after, changes) = simulate::plan_batch(&before, writes, &self.limits, now, |c| {
             self.check_principal_limit(org_id, c)
         })?;
-        simulate::compare::<Y>(&before, after.as_ref(), &changes, options)
+        if bound.stopped() {
+            return Ok(None);
+        }
+        simulate::compare::<Y>(&before, after.as_ref(), &changes, options, bound)
     }
 
     /// Plans and applies a command at the next revision, for an engine

@@ -9,7 +9,9 @@
 //! to comparing every subject, module and action in full.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -60,6 +62,50 @@ pub struct SimulateOptions {
     pub actions: Vec<String>,
     /// Record ids per sample (0: [`DEFAULT_SAMPLE`]).
     pub sample_size: usize,
+}
+
+/// When a simulation gives up: a deadline, and a flag its caller raises
+/// when no one waits for the answer any more. A whole-organization
+/// comparison of a large organization runs for minutes; the comparison
+/// loops look at this once per subject and module, and stop.
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    /// Stop at this instant (`None`: no deadline).
+    pub deadline: Option<Instant>,
+    /// Stop when this turns true.
+    pub cancelled: Arc<AtomicBool>,
+}
+
+impl Bound {
+    /// A bound `limit` from now.
+    pub fn within(limit: Duration) -> Bound {
+        Bound {
+            deadline: Instant::now().checked_add(limit),
+            cancelled: Arc::default(),
+        }
+    }
+
+    /// Whether the work must stop.
+    pub fn stopped(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Raises the flag when dropped: held by the request that waits for the
+    /// answer, so a request dropped (its client gone, its time bound hit)
+    /// stops the work it started off the runtime.
+    pub fn cancel_on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(self.cancelled.clone())
+    }
+}
+
+/// See [`Bound::cancel_on_drop`].
+#[derive(Debug)]
+pub struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The access of one subject to one module's records for one action, where
@@ -242,12 +288,15 @@ fn apply_batch_step(state: Option<OrgState>, org_id: &str, changes: &[Change]) -
 
 /// Compares access before and after the batch over its reach, with fresh
 /// expanders (`Y`) so that nothing of the live caches is read or filled.
+///
+/// `Ok(None)`: `bound` stopped the comparison before it was complete.
 pub fn compare<Y: Expand + Default>(
     before: &OrgState,
     after: Option<&OrgState>,
     changes: &[Change],
     options: &SimulateOptions,
-) -> Result<Simulation> {
+    bound: &Bound,
+) -> Result<Option<Simulation>> {
     let empty;
     let after = match after {
         Some(a) => a,
@@ -276,23 +325,26 @@ pub fn compare<Y: Expand + Default>(
     let mut tally = Tally::new(sample);
     let (compared, field_changes) = if whole {
         (
-            full_compare(&b, &a, &actions, &mut tally),
-            field_compare(&b, &a, None),
+            full_compare(&b, &a, &actions, &mut tally, bound),
+            field_compare(&b, &a, None, bound),
         )
     } else {
         let reach = Reach::of(&b, &a, changes);
         (
-            reach.compare(&b, &a, &actions, &mut tally),
-            field_compare(&b, &a, Some(&reach)),
+            reach.compare(&b, &a, &actions, &mut tally, bound),
+            field_compare(&b, &a, Some(&reach), bound),
         )
     };
-    Ok(Simulation {
+    if bound.stopped() {
+        return Ok(None);
+    }
+    Ok(Some(Simulation {
         revision: before.revision,
         changes: tally.finish(&actions),
         field_changes,
         whole_org: whole,
         compared,
-    })
+    }))
 }
 
 /// The actions to compare: each must be standard or a custom action of
@@ -741,6 +793,7 @@ impl Reach {
         a: &Side<'_, X>,
         actions: &[String],
         tally: &mut Tally,
+        bound: &Bound,
     ) -> u64 {
         let everyone = all_users(b.org, a.org);
         let mut compared = 0u64;
@@ -766,6 +819,9 @@ impl Reach {
                 v
             };
             for u in &subjects {
+                if bound.stopped() {
+                    return compared;
+                }
                 compared += 1;
                 let subject = a.org.user_id(*u).to_string();
                 for (ai, action) in actions.iter().enumerate() {
@@ -791,6 +847,9 @@ impl Reach {
                     }
                 };
                 for u in who {
+                    if bound.stopped() {
+                        return compared;
+                    }
                     let subject = a.org.user_id(u).to_string();
                     for (ai, action) in actions.iter().enumerate() {
                         let was = b.allowed(&subject, &name, id, action);
@@ -909,6 +968,7 @@ fn full_compare<X: Expand>(
     a: &Side<'_, X>,
     actions: &[String],
     tally: &mut Tally,
+    bound: &Bound,
 ) -> u64 {
     let mut users: BTreeSet<String> = BTreeSet::new();
     let mut modules: BTreeSet<String> = BTreeSet::new();
@@ -919,6 +979,9 @@ fn full_compare<X: Expand>(
     let mut compared = 0u64;
     for subject in &users {
         for module in &modules {
+            if bound.stopped() {
+                return compared;
+            }
             compared += 1;
             for (ai, action) in actions.iter().enumerate() {
                 let before = b.record_ids(subject, module, action);
@@ -958,6 +1021,7 @@ fn field_compare<X: Expand>(
     b: &Side<'_, X>,
     a: &Side<'_, X>,
     reach: Option<&Reach>,
+    bound: &Bound,
 ) -> Vec<FieldChange> {
     let mut pairs: BTreeSet<(String, String)> = BTreeSet::new();
     let mut users: BTreeSet<String> = BTreeSet::new();
@@ -991,6 +1055,9 @@ fn field_compare<X: Expand>(
     }
     let mut out = Vec::new();
     for (subject, module) in pairs {
+        if bound.stopped() {
+            break;
+        }
         let before: BTreeMap<String, FieldLevel> =
             b.fields(&subject, &module).into_iter().collect();
         let after: BTreeMap<String, FieldLevel> = a.fields(&subject, &module).into_iter().collect();
@@ -1462,5 +1529,65 @@ impl WriteDoc {
             None => Writer::Operator,
         };
         SimWrite { writer, command }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use crate::engine::{Engine, Limits};
+
+    fn engine() -> Engine<Direct> {
+        let engine = Engine::new(Direct, Limits::default());
+        let document = crate::document::parse_document(
+            "organization: acme\n\
+             modules: [{id: Accounts, owd: PRIVATE}]\n\
+             profiles: [{id: rep, modules: {Accounts: [view, edit]}}]\n\
+             roles: [{id: boss, profiles: [rep]}]\n\
+             users: [{id: ann, role: boss}, {id: bob, role: boss}]\n\
+             records: [{module: Accounts, id: a1, owner: {user: ann}}]\n",
+        )
+        .unwrap();
+        engine
+            .execute(
+                "acme",
+                &Command::Import {
+                    document,
+                    replace: true,
+                },
+            )
+            .unwrap();
+        engine
+    }
+
+    fn delete_org() -> Vec<SimWrite> {
+        vec![SimWrite {
+            writer: Writer::Operator,
+            command: Command::DeleteOrganization,
+        }]
+    }
+
+    #[test]
+    fn a_raised_flag_or_a_past_deadline_stops_the_comparison_without_an_answer() {
+        let engine = engine();
+        let options = SimulateOptions::default();
+        let now = Utc::now();
+        let open = engine
+            .simulate_within::<Direct>("acme", &delete_org(), &options, now, &Bound::default())
+            .unwrap();
+        assert!(open.is_some_and(|s| s.whole_org && s.compared > 0));
+        let cancelled = Bound::default();
+        drop(cancelled.cancel_on_drop());
+        let stopped = engine
+            .simulate_within::<Direct>("acme", &delete_org(), &options, now, &cancelled)
+            .unwrap();
+        assert_eq!(stopped, None, "a dropped request's flag stops it");
+        let past = Bound::within(Duration::ZERO);
+        let stopped = engine
+            .simulate_within::<Direct>("acme", &delete_org(), &options, now, &past)
+            .unwrap();
+        assert_eq!(stopped, None, "a deadline passed stops it");
+        // The live organization is as it was.
+        assert_eq!(engine.revision("acme"), Some(1));
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, watch, Mutex, MutexGuard};
 use tracing::{info, warn};
 
 use crate::cache::Cached;
+use crate::engine::simulate::Bound;
 use crate::engine::{
     Change, Command, Engine, Error, Limits, MovedBulk, SimWrite, SimulateOptions, Simulation,
     WriteReport, Writer,
@@ -123,7 +124,14 @@ pub struct ServiceOptions {
     pub freshness_timeout: Duration,
     /// Largest Import document, in bytes.
     pub max_document_bytes: usize,
+    /// Longest a Simulate (gRPC or the console's What if) may run before it
+    /// stops and answers DEADLINE_EXCEEDED.
+    pub simulate_timeout: Duration,
 }
+
+/// Default bound of a Simulate: under the default request time bound (30
+/// s), so the answer names this limit rather than the request's.
+pub const DEFAULT_SIMULATE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Default largest Import document: the crm-large reference data set's
 /// JSON (77 MiB, 80,780,836 bytes from `warden generate`) plus a margin.
@@ -134,6 +142,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             freshness_timeout: Duration::from_secs(5),
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            simulate_timeout: DEFAULT_SIMULATE_TIMEOUT,
         }
     }
 }
@@ -478,16 +487,30 @@ impl Warden {
     /// planned against the organization as this process holds it, with
     /// caches of its own; nothing is committed, published or cached. It
     /// takes seconds on a large organization: call it off the runtime's
-    /// workers.
+    /// workers, with a `bound` from [`Warden::simulate_bound`] taken when
+    /// the request arrived (and cancelled if the request is dropped). Past
+    /// the bound it stops and answers DEADLINE_EXCEEDED.
     pub fn simulate(
         &self,
         org_id: &str,
         writes: &[SimWrite],
         options: &SimulateOptions,
+        bound: &Bound,
     ) -> Result<Simulation, ServiceError> {
-        Ok(self
-            .engine
-            .simulate::<Cached>(org_id, writes, options, Utc::now())?)
+        self.engine
+            .simulate_within::<Cached>(org_id, writes, options, Utc::now(), bound)?
+            .ok_or_else(|| {
+                ServiceError::DeadlineExceeded(format!(
+                    "simulation: not finished within --simulate-timeout-secs ({} s); \
+                     stopped, nothing was changed (simulate a smaller change)",
+                    self.options.simulate_timeout.as_secs()
+                ))
+            })
+    }
+
+    /// The bound of a Simulate arriving now: `--simulate-timeout-secs`.
+    pub fn simulate_bound(&self) -> Bound {
+        Bound::within(self.options.simulate_timeout)
     }
 
     /// Brings one organization up to the store's state.

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 use super::audit::{self, CommitMeta, Retention};
+use super::load::{Chunk, LiveOrg};
 use super::rows::{self, RowOp};
 use super::{StoreError, StoreResult, MAX_LOGGED_CHANGES};
 use crate::engine::Change;
@@ -119,6 +120,50 @@ pub(super) trait Dialect: Sync {
 
     /// Rolls the transaction back (releasing its locks at once).
     fn rollback_tx(&self, tx: Self::Tx) -> impl Future<Output = ()> + Send;
+
+    // The streamed load of `load.rs`: each method one step of its walk.
+
+    /// A read-only transaction every read of one load goes through, so the
+    /// organizations and their rows are as of one moment.
+    type Snapshot: Send;
+
+    /// Opens the load's snapshot.
+    fn begin_snapshot(&self) -> impl Future<Output = StoreResult<Self::Snapshot>> + Send;
+
+    /// The live organizations by id, or (`only`) the one named if it is
+    /// live.
+    fn live_orgs(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        only: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Vec<LiveOrg>>> + Send;
+
+    /// Adds every row of the small kinds ([`rows::SMALL_KINDS`]) of `org`
+    /// to `into`, in any order.
+    fn load_small(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        org: &LiveOrg,
+        into: &mut rows::DocumentBuilder,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// At most [`rows::LOAD_CHUNK`] rows of `kind` (a record or share) of
+    /// one module of `org` after `after`, in key order, their bodies joined
+    /// by the database.
+    fn load_chunk(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        org: &LiveOrg,
+        kind: &'static str,
+        module: &str,
+        after: &rows::ChunkKey,
+    ) -> impl Future<Output = StoreResult<Chunk>> + Send;
+
+    /// Ends the load's snapshot.
+    fn end_snapshot(
+        &self,
+        snapshot: Self::Snapshot,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// Stores a write in one transaction if the organization is still at

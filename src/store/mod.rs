@@ -4,6 +4,7 @@
 
 pub mod audit;
 mod commit;
+mod load;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;

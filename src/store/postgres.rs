@@ -18,11 +18,11 @@ use sqlx::{Postgres, Transaction};
 
 use super::audit::{CommitMeta, Retention};
 use super::commit::{self, failed, to_revision, Deletes, Dialect, Key, LogWrite, OrgRow};
+use super::load::{self, Chunk, ChunkRow, LiveOrg};
 use super::rows::{self, ChunkKey, DocumentBuilder};
 use super::statements;
 use super::{LoadedState, LogEntry, StoreError, StoreResult};
-use crate::engine::document::StateBuilder;
-use crate::engine::{Change, OrgState};
+use crate::engine::Change;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -121,55 +121,15 @@ impl PostgresStore {
     }
 
     /// Every live organization, compiled as its rows stream in, read from
-    /// one snapshot.
+    /// one snapshot (the walk is `load.rs`'s).
     pub async fn load_all_states(&self) -> StoreResult<Vec<LoadedState>> {
-        let op = "load organizations";
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_SNAPSHOT)
-            .await
-            .map_err(failed(op))?;
-        let orgs: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT org_id, revision, generation FROM orgs WHERE live ORDER BY org_id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(failed(op))?;
-        let mut out = Vec::with_capacity(orgs.len());
-        for (org_id, revision, generation) in orgs {
-            let revision = to_revision(revision, op)?;
-            out.push(LoadedState {
-                revision,
-                state: load_state(&mut tx, &org_id, generation, revision).await?,
-            });
-        }
-        tx.commit().await.map_err(failed(op))?;
-        Ok(out)
+        load::load_all_states(self).await
     }
 
     /// One live organization, compiled as its rows stream in, if it
     /// exists, read from one snapshot.
     pub async fn load_org_state(&self, org_id: &str) -> StoreResult<Option<LoadedState>> {
-        let op = "load organization";
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_SNAPSHOT)
-            .await
-            .map_err(failed(op))?;
-        let found: Option<(i64, i64)> =
-            sqlx::query_as("SELECT revision, generation FROM orgs WHERE org_id = $1 AND live")
-                .bind(org_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed(op))?;
-        let Some((revision, generation)) = found else {
-            tx.commit().await.map_err(failed(op))?;
-            return Ok(None);
-        };
-        let revision = to_revision(revision, op)?;
-        let state = load_state(&mut tx, org_id, generation, revision).await?;
-        tx.commit().await.map_err(failed(op))?;
-        Ok(Some(LoadedState { revision, state }))
+        load::load_org_state(self, org_id).await
     }
 
     /// The revision of every live organization, by organization id.
@@ -473,6 +433,87 @@ impl Dialect for PostgresStore {
         // the connection for the pool to discard.
         let _ = tx.rollback().await;
     }
+
+    type Snapshot = Transaction<'static, Postgres>;
+
+    async fn begin_snapshot(&self) -> StoreResult<Self::Snapshot> {
+        self.pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(failed(LOAD))
+    }
+
+    async fn live_orgs(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        only: Option<&str>,
+    ) -> StoreResult<Vec<LiveOrg>> {
+        let rows: Vec<(String, i64, i64)> = match only {
+            None => sqlx::query_as(LIVE_ORGS).fetch_all(&mut **snapshot).await,
+            Some(org_id) => {
+                sqlx::query_as(LIVE_ORG)
+                    .bind(org_id)
+                    .fetch_all(&mut **snapshot)
+                    .await
+            }
+        }
+        .map_err(failed(LOAD))?;
+        Ok(rows.into_iter().map(LiveOrg::from).collect())
+    }
+
+    async fn load_small(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        org: &LiveOrg,
+        into: &mut DocumentBuilder,
+    ) -> StoreResult<()> {
+        let kinds: Vec<&str> = rows::SMALL_KINDS.to_vec();
+        let mut rows = sqlx::query_as::<_, (String, String)>(LOAD_SMALL_SQL)
+            .bind(&org.org_id)
+            .bind(org.generation)
+            .bind(kinds)
+            .fetch(&mut **snapshot);
+        while let Some((kind, body)) = rows.try_next().await.map_err(failed(LOAD))? {
+            into.add(&kind, &body)?;
+        }
+        Ok(())
+    }
+
+    async fn load_chunk(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        org: &LiveOrg,
+        kind: &'static str,
+        module: &str,
+        after: &ChunkKey,
+    ) -> StoreResult<Chunk> {
+        let query = if kind == rows::RECORD {
+            sqlx::query_as(LOAD_RECORDS_SQL)
+                .bind(&org.org_id)
+                .bind(org.generation)
+                .bind(kind)
+                .bind(module)
+                .bind(&after.record)
+        } else {
+            sqlx::query_as(LOAD_SHARES_SQL)
+                .bind(&org.org_id)
+                .bind(org.generation)
+                .bind(kind)
+                .bind(module)
+                .bind(&after.record)
+                .bind(&after.id)
+        };
+        let row: ChunkRow = query
+            .bind(rows::LOAD_CHUNK)
+            .fetch_one(&mut **snapshot)
+            .await
+            .map_err(failed(LOAD))?;
+        Ok(row.into())
+    }
+
+    async fn end_snapshot(&self, snapshot: Self::Snapshot) -> StoreResult<()> {
+        snapshot.commit().await.map_err(failed(LOAD))
+    }
 }
 /// Writes rows into a generation that has none yet, by binary COPY.
 async fn copy_rows(
@@ -552,6 +593,19 @@ struct Batch {
     bodies: Vec<String>,
 }
 
+/// What a load's failures say.
+const LOAD: &str = "load organizations";
+
+/// The live organizations, by id, with revision and generation.
+const LIVE_ORGS: &str = "SELECT org_id, revision, generation FROM orgs WHERE live ORDER BY org_id";
+
+/// One organization's revision and generation, if it is live.
+const LIVE_ORG: &str = "SELECT org_id, revision, generation FROM orgs WHERE org_id = $1 AND live";
+
+/// The small kinds of an organization's generation.
+const LOAD_SMALL_SQL: &str = "SELECT kind, body FROM entities \
+     WHERE org_id = $1 AND generation = $2 AND kind = ANY($3)";
+
 /// A chunk of the load: at most `LOAD_CHUNK` record bodies of one module
 /// after a record id, joined by newlines, with their count and last id.
 const LOAD_RECORDS_SQL: &str = "SELECT string_agg(body, E'\\n'), count(*), max(record) \
@@ -565,72 +619,6 @@ const LOAD_SHARES_SQL: &str = "SELECT string_agg(body, E'\\n'), count(*), \
      max(record || chr(1) || id COLLATE \"C\") FROM (SELECT record, id, body FROM entities \
      WHERE org_id = $1 AND generation = $2 AND kind = $3 AND module = $4 \
      AND (record, id) > ($5, $6) ORDER BY record, id LIMIT $7) AS chunk";
-
-/// Reads one organization's rows straight into its compiled state: the
-/// small kinds into a document first, then each module's records and
-/// shares in chunks, each body applied as soon as it is decoded.
-async fn load_state(
-    conn: &mut PgConnection,
-    org_id: &str,
-    generation: i64,
-    revision: u64,
-) -> StoreResult<OrgState> {
-    let op = "load organization rows";
-    let mut small = DocumentBuilder::new(org_id);
-    {
-        let kinds: Vec<&str> = rows::SMALL_KINDS.to_vec();
-        let mut rows = sqlx::query_as::<_, (String, String)>(
-            "SELECT kind, body FROM entities WHERE org_id = $1 AND generation = $2 \
-             AND kind = ANY($3)",
-        )
-        .bind(org_id)
-        .bind(generation)
-        .bind(kinds)
-        .fetch(&mut *conn);
-        while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
-            small.add(&kind, &body)?;
-        }
-    }
-    let small = small.finish();
-    let modules: Vec<String> = small.modules.iter().map(|m| m.id.clone()).collect();
-    let mut builder = StateBuilder::new(small, revision);
-    for kind in rows::STREAMED {
-        for module in &modules {
-            let mut after = ChunkKey::default();
-            loop {
-                let query = if kind == rows::RECORD {
-                    sqlx::query_as(LOAD_RECORDS_SQL)
-                        .bind(org_id)
-                        .bind(generation)
-                        .bind(kind)
-                        .bind(module)
-                        .bind(&after.record)
-                } else {
-                    sqlx::query_as(LOAD_SHARES_SQL)
-                        .bind(org_id)
-                        .bind(generation)
-                        .bind(kind)
-                        .bind(module)
-                        .bind(&after.record)
-                        .bind(&after.id)
-                };
-                let (bodies, count, last): (Option<String>, i64, Option<String>) = query
-                    .bind(rows::LOAD_CHUNK)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(failed(op))?;
-                if let Some(bodies) = &bodies {
-                    rows::load_chunk(&mut builder, kind, bodies)?;
-                }
-                match last {
-                    Some(last) if count == rows::LOAD_CHUNK => after = ChunkKey::parse(&last)?,
-                    _ => break,
-                }
-            }
-        }
-    }
-    Ok(builder.finish())
-}
 
 /// Where a store lives, for messages: user, host, port and database,
 /// never the password.

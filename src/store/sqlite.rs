@@ -18,11 +18,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::audit::{CommitMeta, Retention};
 use super::commit::{self, failed, to_revision, Deletes, Dialect, Key, LogWrite, OrgRow};
+use super::load::{self, Chunk, ChunkRow, LiveOrg};
 use super::rows::{self, ChunkKey, DocumentBuilder};
 use super::statements;
 use super::{LoadedState, LogEntry, StoreResult};
-use crate::engine::document::StateBuilder;
-use crate::engine::{Change, OrgState};
+use crate::engine::Change;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -107,45 +107,15 @@ impl SqliteStore {
     }
 
     /// Every live organization, compiled as its rows stream in, read from
-    /// one snapshot.
+    /// one snapshot (the walk is `load.rs`'s).
     pub async fn load_all_states(&self) -> StoreResult<Vec<LoadedState>> {
-        let op = "load organizations";
-        let mut tx = self.pool.begin().await.map_err(failed(op))?;
-        let orgs: Vec<(String, i64)> =
-            sqlx::query_as("SELECT org_id, revision FROM orgs WHERE live = 1 ORDER BY org_id")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(failed(op))?;
-        let mut out = Vec::with_capacity(orgs.len());
-        for (org_id, revision) in orgs {
-            let revision = to_revision(revision, op)?;
-            out.push(LoadedState {
-                revision,
-                state: load_state(&mut tx, &org_id, revision).await?,
-            });
-        }
-        tx.commit().await.map_err(failed(op))?;
-        Ok(out)
+        load::load_all_states(self).await
     }
 
     /// One live organization, compiled as its rows stream in, if it
     /// exists, read from one snapshot.
     pub async fn load_org_state(&self, org_id: &str) -> StoreResult<Option<LoadedState>> {
-        let op = "load organization";
-        let mut tx = self.pool.begin().await.map_err(failed(op))?;
-        let revision: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM orgs WHERE org_id = ? AND live = 1")
-                .bind(org_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed(op))?;
-        let Some(revision) = revision else {
-            return Ok(None);
-        };
-        let revision = to_revision(revision, op)?;
-        let state = load_state(&mut tx, org_id, revision).await?;
-        tx.commit().await.map_err(failed(op))?;
-        Ok(Some(LoadedState { revision, state }))
+        load::load_org_state(self, org_id).await
     }
 
     /// The revision of every live organization, by organization id.
@@ -460,7 +430,98 @@ impl Dialect for SqliteStore {
         // A failed rollback leaves the connection for the pool to discard.
         let _ = tx.tx.rollback().await;
     }
+
+    type Snapshot = Transaction<'static, Sqlite>;
+
+    async fn begin_snapshot(&self) -> StoreResult<Self::Snapshot> {
+        // A deferred read transaction: its first read fixes the snapshot
+        // (WAL), and it takes no write lock.
+        self.pool.begin().await.map_err(failed(LOAD))
+    }
+
+    async fn live_orgs(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        only: Option<&str>,
+    ) -> StoreResult<Vec<LiveOrg>> {
+        let rows: Vec<(String, i64)> = match only {
+            None => {
+                sqlx::query_as(statements::REVISIONS)
+                    .fetch_all(&mut **snapshot)
+                    .await
+            }
+            Some(org_id) => {
+                sqlx::query_as(LIVE_ORG)
+                    .bind(org_id)
+                    .fetch_all(&mut **snapshot)
+                    .await
+            }
+        }
+        .map_err(failed(LOAD))?;
+        // SQLite has no generations: every row is filed under 0.
+        Ok(rows
+            .into_iter()
+            .map(|(org_id, revision)| LiveOrg::from((org_id, revision, 0)))
+            .collect())
+    }
+
+    async fn load_small(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        org: &LiveOrg,
+        into: &mut DocumentBuilder,
+    ) -> StoreResult<()> {
+        let mut query = sqlx::query_as::<_, (String, String)>(LOAD_SMALL_SQL).bind(&org.org_id);
+        for kind in rows::SMALL_KINDS {
+            query = query.bind(kind);
+        }
+        let mut rows = query.fetch(&mut **snapshot);
+        while let Some((kind, body)) = rows.try_next().await.map_err(failed(LOAD))? {
+            into.add(&kind, &body)?;
+        }
+        Ok(())
+    }
+
+    async fn load_chunk(
+        &self,
+        snapshot: &mut Self::Snapshot,
+        org: &LiveOrg,
+        kind: &'static str,
+        module: &str,
+        after: &ChunkKey,
+    ) -> StoreResult<Chunk> {
+        let query = if kind == rows::RECORD {
+            sqlx::query_as(LOAD_RECORDS_SQL)
+                .bind(&org.org_id)
+                .bind(kind)
+                .bind(module)
+                .bind(&after.record)
+        } else {
+            sqlx::query_as(LOAD_SHARES_SQL)
+                .bind(&org.org_id)
+                .bind(kind)
+                .bind(module)
+                .bind(&after.record)
+                .bind(&after.id)
+        };
+        let row: ChunkRow = query
+            .bind(rows::LOAD_CHUNK)
+            .fetch_one(&mut **snapshot)
+            .await
+            .map_err(failed(LOAD))?;
+        Ok(row.into())
+    }
+
+    async fn end_snapshot(&self, snapshot: Self::Snapshot) -> StoreResult<()> {
+        snapshot.commit().await.map_err(failed(LOAD))
+    }
 }
+/// What a load's failures say.
+const LOAD: &str = "load organizations";
+
+/// One organization's revision, if it is live.
+const LIVE_ORG: &str = "SELECT org_id, revision FROM orgs WHERE org_id = ? AND live = 1";
+
 /// The small kinds of an organization, each found through the primary key.
 const LOAD_SMALL_SQL: &str =
     "SELECT kind, body FROM entities WHERE org_id = ? AND kind IN (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -480,62 +541,3 @@ const LOAD_SHARES_SQL: &str = "SELECT group_concat(body, char(10)), count(*), \
      max(record || char(1) || id) FROM (SELECT record, id, body FROM entities \
      WHERE org_id = ? AND kind = ? AND module = ? AND (record, id) > (?, ?) \
      ORDER BY record, id LIMIT ?)";
-
-/// Reads one organization's rows straight into its compiled state: the
-/// small kinds into a document first, then each module's records and
-/// shares in chunks, each body applied as soon as it is decoded.
-async fn load_state(
-    conn: &mut SqliteConnection,
-    org_id: &str,
-    revision: u64,
-) -> StoreResult<OrgState> {
-    let op = "load organization rows";
-    let mut small = DocumentBuilder::new(org_id);
-    {
-        let mut query = sqlx::query_as::<_, (String, String)>(LOAD_SMALL_SQL).bind(org_id);
-        for kind in rows::SMALL_KINDS {
-            query = query.bind(kind);
-        }
-        let mut rows = query.fetch(&mut *conn);
-        while let Some((kind, body)) = rows.try_next().await.map_err(failed(op))? {
-            small.add(&kind, &body)?;
-        }
-    }
-    let small = small.finish();
-    let modules: Vec<String> = small.modules.iter().map(|m| m.id.clone()).collect();
-    let mut builder = StateBuilder::new(small, revision);
-    for kind in rows::STREAMED {
-        for module in &modules {
-            let mut after = ChunkKey::default();
-            loop {
-                let query = if kind == rows::RECORD {
-                    sqlx::query_as(LOAD_RECORDS_SQL)
-                        .bind(org_id)
-                        .bind(kind)
-                        .bind(module)
-                        .bind(&after.record)
-                } else {
-                    sqlx::query_as(LOAD_SHARES_SQL)
-                        .bind(org_id)
-                        .bind(kind)
-                        .bind(module)
-                        .bind(&after.record)
-                        .bind(&after.id)
-                };
-                let (bodies, count, last): (Option<String>, i64, Option<String>) = query
-                    .bind(rows::LOAD_CHUNK)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(failed(op))?;
-                if let Some(bodies) = &bodies {
-                    rows::load_chunk(&mut builder, kind, bodies)?;
-                }
-                match last {
-                    Some(last) if count == rows::LOAD_CHUNK => after = ChunkKey::parse(&last)?,
-                    _ => break,
-                }
-            }
-        }
-    }
-    Ok(builder.finish())
-}
