@@ -54,34 +54,15 @@ if [ ! -f "$work/$preset.json" ]; then
   "$bin/warden" generate --preset "$preset" --out "$work/$preset.json"
 fi
 
-server_cpu=()
-load_cpu=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  server_cpu=(taskset -c 0)
-  load_cpu=(taskset -c 1)
-  pinning="each server on core 0, warden-load on core 1"
-else
-  pinning="UNPINNED: no taskset or fewer than 2 cores; server and load share the cores"
-fi
+source scripts/bench-lib.sh
+bench_pin "each server on core 0, warden-load on core 1"
 
 tmp=$(mktemp -d)
-pid=
-stop_server() {
-  if [ -n "$pid" ]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" || true
-    pid=
-  fi
-}
 cleanup() {
   stop_server
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-memory() {
-  awk '/^(VmRSS|VmHWM)/ { printf "%s %.0f MiB  ", $1, $2 / 1024 }' "/proc/$pid/status"
-}
 
 # The same client settings for both servers.
 load_flags=(--threads 1 --connections 4 --concurrency 64 --duration-secs "$secs"
@@ -188,29 +169,8 @@ EOF
   done
 }
 
-# start_warden LOG: starts warden serve on the store (pinned when
-# possible) and waits for its listening line; sets pid and addr.
-start_warden() {
-  local log=$1
-  shift
-  : >"$log"
-  "${server_cpu[@]}" "$bin/warden" serve --store "sqlite://$work/warden.db" \
-    --listen 127.0.0.1:0 --log warn "$@" >"$log" 2>"$log.err" &
-  pid=$!
-  until grep -q '^warden listening on' "$log"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "warden serve exited before listening:" >&2
-      cat "$log.err" >&2
-      exit 1
-    fi
-    sleep 0.05
-  done
-  addr=$(sed -n 's/^warden listening on //p' "$log")
-}
-
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
 echo "pinning: $pinning"
-echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
 
 install_cerbos
 if [ -n "$cerbos_bin" ]; then
@@ -229,24 +189,8 @@ fi
 
 echo
 echo "== Warden, data set $preset"
-if [ ! -f "$work/warden.db" ]; then
-  # The fill is not measured here (scripts/bench.sh times it).
-  "$bin/warden" serve --store "sqlite://$work/warden.db" --listen 127.0.0.1:0 \
-    --log warn --bootstrap "$work/$preset.json" >"$work/fill.log" 2>"$work/fill.log.err" &
-  pid=$!
-  until grep -q '^warden listening on' "$work/fill.log"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "warden serve --bootstrap exited before listening:" >&2
-      cat "$work/fill.log.err" >&2
-      rm -f "$work/warden.db" "$work/warden.db-shm" "$work/warden.db-wal"
-      exit 1
-    fi
-    sleep 0.1
-  done
-  echo "store filled through --bootstrap"
-  stop_server
-fi
-start_warden "$work/cerbos-compare.log"
+fill_once "$bin/warden" "$work/warden.db" "$work/$preset.json" "$work/fill.log"
+start_warden "$bin/warden" "$work/warden.db" "$work/cerbos-compare.log"
 echo "Warden started: $(memory)"
 "${load_cpu[@]}" "$bin/warden-load" --addr "$addr" --preset "$preset" \
   --server-pid "$pid" "${load_flags[@]}" "$@" | tee "$tmp/warden.out"

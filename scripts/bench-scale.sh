@@ -44,55 +44,15 @@ if [ "${WARDEN_BENCH_BUILD:-1}" != 0 ]; then
   cargo build --release --bin warden --bin warden-load
 fi
 
-load_cpu=()
+source scripts/bench-lib.sh
+# The fill and start-ups run unpinned (as in bench.sh); the last server is
+# pinned under load.
+bench_pin "the fill and start-ups unpinned; under load the server on core 0, warden-load on core 1"
 pin_server=
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  load_cpu=(taskset -c 1)
-  pin_server=1
-  pinning="the fill and start-ups unpinned; under load the server on core 0, warden-load on core 1"
-else
-  pinning="UNPINNED: no taskset or fewer than 2 cores; server and load share the cores"
-fi
+[ ${#load_cpu[@]} -gt 0 ] && pin_server=1
+server_cpu=()
 
-pid=
-# start_server STORE LOG [FLAGS...]: starts warden serve on the store and
-# waits for its listening line; sets pid, addr and ms (start-up time).
-start_server() {
-  local store=$1 log=$2
-  shift 2
-  : >"$log"
-  local t0
-  t0=$(date +%s%N)
-  "$bin/warden" serve --store "sqlite://$store" --listen 127.0.0.1:0 \
-    --log warn "$@" >"$log" 2>"$log.err" &
-  pid=$!
-  until grep -q '^warden listening on' "$log"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "warden serve exited before listening:" >&2
-      cat "$log.err" >&2
-      pid=
-      return 1
-    fi
-    sleep 0.01
-  done
-  ms=$((($(date +%s%N) - t0) / 1000000))
-  addr=$(sed -n 's/^warden listening on //p' "$log")
-}
-stop_server() {
-  if [ -n "$pid" ]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" || true
-    pid=
-  fi
-}
 trap stop_server EXIT
-# mib FIELD: VmRSS or VmHWM of the server, in MiB.
-mib() {
-  awk -v f="$1:" '$1 == f { printf "%.0f\n", $2 / 1024 }' "/proc/$pid/status"
-}
-median() {
-  sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
 # cell FILE PHASE COLUMN: a cell of warden-load's closing table (3 calls/s,
 # 5 server CPU µs/call, 6 µs/decision, 7 × health CPU per call, 9 p50 ms
 # per call, 10 first page ms), "-" if absent.
@@ -103,9 +63,8 @@ cell() {
     END { if (!found) print "-" }' "$1"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
 echo "pinning: $pinning"
-echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
 echo "scales: $scales; $rounds round(s) of ${secs} s per phase after ${warmup} s of warm-up"
 
 rows=()
@@ -121,7 +80,7 @@ for scale in $scales; do
   fill_ms=- fill_hwm=-
   if [ -z "${WARDEN_BENCH_KEEP_STORE:-}" ] || [ ! -f "$store" ]; then
     rm -f "$store" "$store-shm" "$store-wal"
-    if ! start_server "$store" "$work/fill.log" --bootstrap "$work/crm-large.json"; then
+    if ! start_warden "$bin/warden" "$store" "$work/fill.log" --bootstrap "$work/crm-large.json"; then
       # Not filled: the next run must fill again, not serve an empty store.
       rm -f "$store" "$store-shm" "$store-wal"
       exit 1
@@ -133,7 +92,7 @@ for scale in $scales; do
   times=() rss=() hwm=()
   for run in 1 2 3; do
     stop_server
-    start_server "$store" "$work/start.log"
+    start_warden "$bin/warden" "$store" "$work/start.log"
     echo "start-up $run from the store: listening after $ms ms; VmRSS $(mib VmRSS) MiB, VmHWM $(mib VmHWM) MiB"
     times+=("$ms") rss+=("$(mib VmRSS)") hwm+=("$(mib VmHWM)")
   done

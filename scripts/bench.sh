@@ -55,58 +55,19 @@ else
   fi
 fi
 
-pid=
-# start_server LOG [FLAGS...]: starts warden serve on the store and waits
-# for its listening line; sets pid, addr and ms (start-up time).
-start_server() {
-  local log=$1
-  shift
-  : >"$log"
-  local t0
-  t0=$(date +%s%N)
-  "$warden" serve --store "sqlite://$work/warden.db" --listen 127.0.0.1:0 \
-    --log warn "$@" >"$log" 2>"$log.err" &
-  pid=$!
-  until grep -q '^warden listening on' "$log"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "warden serve exited before listening:" >&2
-      cat "$log.err" >&2
-      exit 1
-    fi
-    sleep 0.01
-  done
-  ms=$((($(date +%s%N) - t0) / 1000000))
-  addr=$(sed -n 's/^warden listening on //p' "$log")
-}
-stop_server() {
-  if [ -n "$pid" ]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" || true
-    pid=
-  fi
-}
-memory() {
-  awk '/^(VmRSS|VmHWM)/ { printf "%s %.0f MiB  ", $1, $2 / 1024 }' "/proc/$pid/status"
-}
-# kib FIELD: VmRSS or VmHWM of the server, in KiB.
-kib() {
-  awk -v f="$1:" '$1 == f { print $2 }' "/proc/$pid/status"
-}
-median() {
-  sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
+source scripts/bench-lib.sh
 trap stop_server EXIT
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
 if [ ! -f "$work/warden.db" ]; then
-  start_server "$work/fill.log" --bootstrap "$documents"
+  start_warden "$warden" "$work/warden.db" "$work/fill.log" --bootstrap "$documents"
   echo "store filled through --bootstrap: listening after $ms ms; $(memory)"
   stop_server
 fi
 times=() rss=() hwm=()
 for run in 1 2 3; do
   stop_server
-  start_server "$work/start.log"
+  start_warden "$warden" "$work/warden.db" "$work/start.log"
   echo "start-up $run from the store: listening after $ms ms; $(memory)"
   times+=("$ms") rss+=("$(kib VmRSS)") hwm+=("$(kib VmHWM)")
 done

@@ -604,42 +604,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             println!("round {round} of {}", args.rounds);
         }
         if all || unary || args.mode == Mode::Health {
-            let healths = healths.clone();
-            let cpu = CpuWatch::start(args.server_pid);
-            let mut measured = drive(
-                args.concurrency,
-                warmup,
-                duration,
-                args.max_calls,
-                args.server_pid,
-                move |w, _| {
-                    let mut client = healths[w % healths.len()].clone();
-                    async move {
-                        // The server's overall health: the same path through
-                        // transport and layers as Check, no engine.
-                        client
-                            .check(HealthCheckRequest {
-                                service: String::new(),
-                            })
-                            .await?;
-                        Ok(Vec::new())
-                    }
-                },
-            )
-            .await?;
-            // A health call decides nothing; each counts as one, so that
-            // its rates and costs read as the other phases' do.
-            measured.tally.decisions = measured.tally.calls;
-            print_tally(
-                &format!(
-                    "Health x{} over {} connections",
-                    args.concurrency, args.connections
-                ),
-                "calls",
-                &measured,
-                &cpu,
-            );
-            health_rows.push(Row::of(&measured));
+            // The server's overall health: the same path through transport
+            // and layers as Check, no engine.
+            health_rows.push(health_phase(&args, &healths, "Health").await?);
         }
 
         if all || unary || args.mode == Mode::Check {
@@ -842,8 +809,10 @@ fn scaled_params(args: &Args) -> anyhow::Result<Params> {
         .map_err(|e| anyhow::anyhow!("--scale: {}", e.0))
 }
 
-/// The health check of the server at `args.addr`, driven as the Warden
-/// health phase of `run` drives it: the transport's floor.
+/// The health check of the server at `args.addr`: the transport's floor,
+/// measured the same way for Warden and for Cerbos. A health call decides
+/// nothing; each counts as one decision, so that its rates and costs read
+/// as the other phases' do.
 async fn health_phase(
     args: &Args,
     healths: &Arc<Vec<HealthClient<Channel>>>,

@@ -130,6 +130,27 @@ impl Expand for Direct {
     fn invalidate(&self, _org: &OrgState, _changed: &Invalidation) {}
 }
 
+/// Every node reachable from `stack` through `next` (which answers `None`
+/// for an id that names no node: it is left out), each once, sorted: one
+/// depth-first walk with one visited set, however many starts.
+fn reach<'a, T>(mut stack: Vec<T>, next: impl Fn(T) -> Option<&'a [T]>) -> Vec<T>
+where
+    T: Copy + Ord + std::hash::Hash + 'a,
+{
+    let mut out = Vec::new();
+    let mut seen = FxHashSet::default();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if let Some(more) = next(n) {
+            out.push(n);
+            stack.extend(more.iter().copied());
+        }
+    }
+    sorted(out)
+}
+
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort_unstable();
     v.dedup();
@@ -139,19 +160,9 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 impl OrgState {
     /// The role and every role below it, sorted.
     pub fn role_subtree(&self, role: RoleIx) -> Vec<RoleIx> {
-        let mut out = Vec::new();
-        let mut stack = vec![role];
-        let mut seen = FxHashSet::default();
-        while let Some(r) = stack.pop() {
-            if !seen.insert(r) {
-                continue;
-            }
-            if let Some(node) = self.role(r) {
-                out.push(r);
-                stack.extend(node.children.iter().copied());
-            }
-        }
-        sorted(out)
+        reach(vec![role], |r| {
+            self.role(r).map(|node| node.children.as_slice())
+        })
     }
 
     /// The strict ancestors of a role, nearest first.
@@ -183,19 +194,9 @@ impl OrgState {
         group: GroupIx,
         next: impl Fn(&super::org::Group) -> &Vec<GroupIx>,
     ) -> Vec<GroupIx> {
-        let mut out = Vec::new();
-        let mut stack = vec![group];
-        let mut seen = FxHashSet::default();
-        while let Some(g) = stack.pop() {
-            if !seen.insert(g) {
-                continue;
-            }
-            if let Some(node) = self.group(g) {
-                out.push(g);
-                stack.extend(next(node).iter().copied());
-            }
-        }
-        sorted(out)
+        reach(vec![group], |g| {
+            self.group(g).map(|node| next(node).as_slice())
+        })
     }
 
     /// The expanded members of a group, sorted.
@@ -250,18 +251,9 @@ impl OrgState {
                 at = above.parent;
             }
         }
-        let mut out = Vec::new();
-        let mut seen = FxHashSet::default();
-        while let Some(g) = stack.pop() {
-            if !seen.insert(g) {
-                continue;
-            }
-            if let Some(node) = self.group(g) {
-                out.push(g);
-                stack.extend(node.containers.iter().copied());
-            }
-        }
-        sorted(out)
+        reach(stack, |g| {
+            self.group(g).map(|node| node.containers.as_slice())
+        })
     }
 
     /// Whether `group` is `top` or nested in it at any depth: the answer of

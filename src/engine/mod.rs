@@ -206,9 +206,8 @@ impl<X: Expand> Engine<X> {
         action: &str,
         at: DateTime<Utc>,
     ) -> Result<(Vec<Arc<str>>, u64)> {
-        self.read(org_id, |org, x| {
-            lookup::lookup_records(org, x, subject, module, action, at).map(|r| (r, org.revision))
-        })?
+        let (set, revision) = self.lookup_record_set(org_id, subject, module, action, at)?;
+        Ok((set.to_vec(), revision))
     }
 
     /// `LookupRecords` for paging: the ids copied out under the read lock,
