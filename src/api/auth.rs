@@ -434,17 +434,16 @@ pub fn caller<T>(req: &Request<T>) -> Caller {
 /// `org_id` inside its credential's list.
 pub fn require_in<T>(req: &Request<T>, scopes: &[Scope], org_id: &str) -> Result<(), Status> {
     // Borrowed, not cloned as `caller` does: this runs on every Check.
-    match req.extensions().get::<Caller>() {
-        Some(c) => {
-            c.require(scopes)?;
-            c.require_org(org_id)
-        }
+    let owned;
+    let c = match req.extensions().get::<Caller>() {
+        Some(c) => c,
         None => {
-            let c = caller(req);
-            c.require(scopes)?;
-            c.require_org(org_id)
+            owned = caller(req);
+            &owned
         }
-    }
+    };
+    c.require(scopes)?;
+    c.require_org(org_id)
 }
 
 /// Grant and Admin writes to `org_id`: with an actor Warden's own rules
