@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
 
 use crate::api::admin::AdminApi;
-use crate::api::auth::Tokens;
+use crate::api::auth::{Authenticated, Tokens};
 use crate::api::check::CheckApi;
 use crate::api::grant::GrantApi;
 use crate::api::pb;
@@ -285,16 +284,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let auth = move |t: Tokens| move |req| t.authenticate(req);
-    let check = InterceptedService::new(
+    // Each service's callers authenticated on the HTTP request itself
+    // (`Authenticated`), not through an interceptor that rebuilds it.
+    let check = Authenticated::new(
         CheckServiceServer::new(CheckApi::new(warden.clone())),
-        auth(tokens.clone()),
+        tokens.clone(),
     );
-    let grant = InterceptedService::new(
+    let grant = Authenticated::new(
         GrantServiceServer::new(GrantApi::new(warden.clone())),
-        auth(tokens.clone()),
+        tokens.clone(),
     );
-    let admin = InterceptedService::new(
+    let admin = Authenticated::new(
         AdminServiceServer::new(AdminApi::new(warden.clone()))
             .max_decoding_message_size(
                 config
@@ -302,7 +302,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                     .saturating_add(IMPORT_MESSAGE_MARGIN),
             )
             .max_encoding_message_size(MAX_EXPORT_BYTES),
-        auth(tokens.clone()),
+        tokens.clone(),
     );
 
     let listener = TcpListener::bind(config.listen)

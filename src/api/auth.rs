@@ -403,6 +403,69 @@ impl Tokens {
     }
 }
 
+/// A service whose every call first learns its caller from the
+/// `authorization` header ([`Tokens::caller_of`]) and carries it in the
+/// request's extensions, or is answered UNAUTHENTICATED without reaching
+/// the service. It does what an interceptor over [`Tokens::authenticate`]
+/// does, on the HTTP request as it comes: tonic's `InterceptedService`
+/// takes each request apart into a `tonic::Request` and rebuilds it (URI,
+/// method, header map, extensions), 1.4k instructions a call
+/// (docs/benchmarks.md, "Part C — service layer").
+#[derive(Debug, Clone)]
+pub struct Authenticated<S> {
+    inner: S,
+    tokens: Tokens,
+}
+
+impl<S> Authenticated<S> {
+    /// `inner`, its callers authenticated by `tokens`.
+    pub fn new(inner: S, tokens: Tokens) -> Self {
+        Authenticated { inner, tokens }
+    }
+}
+
+impl<S, B, RB> tower_service::Service<http::Request<B>> for Authenticated<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>,
+    RB: Default,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = futures::future::Either<
+        S::Future,
+        futures::future::Ready<Result<http::Response<RB>, S::Error>>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // A value that is not visible ASCII is no bearer token: read as
+        // empty, it is refused as a missing one would be.
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        match self.tokens.caller_of(header) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                futures::future::Either::Left(self.inner.call(req))
+            }
+            Err(status) => {
+                futures::future::Either::Right(futures::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Authenticated<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 /// The token of an `authorization` value: the scheme `Bearer` in any case
 /// (RFC 7235 schemes are case-insensitive), whitespace around tolerated.
 fn bearer_token(header: &str) -> Option<&str> {
