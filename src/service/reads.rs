@@ -81,7 +81,17 @@ impl Warden {
         req: &CheckRequest,
         consistency: Consistency,
     ) -> Result<(Decision, u64), ServiceError> {
-        self.fresh_org(org_id, consistency).await?;
+        // Nothing is waited for at MINIMIZE_LATENCY, and the engine checks
+        // the id rule itself when the organization is unknown: a stored
+        // organization's id is not re-validated on every Check (unless a
+        // described record, which the engine validates before the id,
+        // must not come first).
+        if consistency != Consistency::MinimizeLatency || req.described.is_some() {
+            // Boxed: the wait's future (store reads) is large, and held
+            // inline it would make every Check's future as large, copied
+            // as the call's future is built and boxed.
+            Box::pin(self.fresh_org(org_id, consistency)).await?;
+        }
         let (d, rev) = self.engine().check(org_id, req, Utc::now())?;
         crate::telemetry::decision(org_id, req, &d, rev);
         Ok((d, rev))
