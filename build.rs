@@ -18,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("warden_descriptor.bin"))
+        // prost's codec with CheckBulk's checks counted before decoding
+        // (src/api/codec.rs).
+        .codec_path("crate::api::codec::WardenCodec")
         .compile_protos(
             &files.map(PathBuf::from),
             &[PathBuf::from("proto"), include],

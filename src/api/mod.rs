@@ -14,6 +14,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod check;
+pub mod codec;
 pub mod convert;
 pub mod grant;
 pub mod status;
