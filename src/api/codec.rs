@@ -1,6 +1,8 @@
 //! The gRPC codec of Warden's services (build.rs names it to tonic): prost's
-//! own, except that a CheckBulk request's checks are counted before they
-//! are decoded, so that their vector is allocated once at its size. prost
+//! own, except that a message held in one slice is decoded from that slice
+//! (not through tonic's `DecodeBuf`), and a CheckBulk request's checks are
+//! counted before they are decoded, so that their vector is allocated once
+//! at its size. prost
 //! pushes each repeated message onto a vector that grows by doubling, and
 //! each growth copies every check decoded so far (a check is some 400
 //! bytes): 342 instructions per check of a 100-check call, 5 % of its
@@ -61,30 +63,47 @@ impl<U: Message + Default + 'static> Decoder for WardenDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        if TypeId::of::<U>() == TypeId::of::<pb::CheckBulkRequest>() {
-            let mut request = pb::CheckBulkRequest {
-                checks: Vec::with_capacity(count_field(buf.chunk(), 1).min(MOST_RESERVED)),
-            };
-            request.merge(buf).map_err(decode_error)?;
-            // `U` is `CheckBulkRequest` here: the value moves into the
-            // slot of its own type, never converted.
-            let mut out: Option<U> = None;
-            if let Some(slot) =
-                (&mut out as &mut dyn Any).downcast_mut::<Option<pb::CheckBulkRequest>>()
-            {
-                *slot = Some(request);
-            }
-            return match out {
-                Some(u) => Ok(Some(u)),
-                None => Err(Status::internal("checks: the request could not be decoded")),
-            };
+        // tonic buffers a whole message before decoding it, so it is
+        // normally one slice: prost decodes a `&[u8]` with its reads
+        // inlined, while through `DecodeBuf` every varint and string goes
+        // through its `chunk`/`advance` calls (docs/benchmarks.md, "Part B
+        // (third round)").
+        let len = buf.remaining();
+        let whole = buf.chunk().len() == len;
+        let item = if whole {
+            let mut slice: &[u8] = buf.chunk();
+            decode_message::<U>(&mut slice)?
+        } else {
+            decode_message::<U>(buf)?
+        };
+        if whole {
+            buf.advance(len);
         }
-        U::decode(buf).map(Some).map_err(decode_error)
+        Ok(Some(item))
     }
 
     fn buffer_settings(&self) -> BufferSettings {
         BufferSettings::default()
     }
+}
+
+/// `U` decoded from `buf`, a CheckBulk request with its checks counted
+/// first.
+fn decode_message<U: Message + Default + 'static>(buf: &mut impl Buf) -> Result<U, Status> {
+    if TypeId::of::<U>() != TypeId::of::<pb::CheckBulkRequest>() {
+        return U::decode(buf).map_err(decode_error);
+    }
+    let mut request = pb::CheckBulkRequest {
+        checks: Vec::with_capacity(count_field(buf.chunk(), 1).min(MOST_RESERVED)),
+    };
+    request.merge(buf).map_err(decode_error)?;
+    // `U` is `CheckBulkRequest` here: the value moves into the slot of its
+    // own type, never converted.
+    let mut out: Option<U> = None;
+    if let Some(slot) = (&mut out as &mut dyn Any).downcast_mut::<Option<pb::CheckBulkRequest>>() {
+        *slot = Some(request);
+    }
+    out.ok_or_else(|| Status::internal("checks: the request could not be decoded"))
 }
 
 /// As prost's codec maps a malformed message (gRPC's status codes guide).
