@@ -127,6 +127,7 @@ async fn bootstrap(warden: &Warden, path: &std::path::Path) -> anyhow::Result<()
         .await
         .map_err(|e| anyhow::anyhow!("--bootstrap {}: {e}", path.display()))?
         .revision;
+    crate::memory::hand_back();
     info!(org = %org, revision, "bootstrap document merged");
     Ok(())
 }

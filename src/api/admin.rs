@@ -486,7 +486,7 @@ impl AdminService for AdminApi {
             document,
             replace: r.replace,
         };
-        write(&self.warden, &org_id, writer, command).await
+        crate::memory::handing_back(write(&self.warden, &org_id, writer, command)).await
     }
 
     #[tracing::instrument(name = "ListChanges", skip_all, fields(method = "ListChanges", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]

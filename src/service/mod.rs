@@ -194,6 +194,7 @@ impl Warden {
         for org in orgs {
             engine.install(org.state);
         }
+        crate::memory::hand_back();
         info!(organizations = count, "policy loaded from the store");
         let (feed, _) = broadcast::channel(1024);
         Ok(Warden {

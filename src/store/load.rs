@@ -109,20 +109,33 @@ async fn load_state<D: Dialect>(
     let mut builder = StateBuilder::new(small, revision);
     for kind in rows::STREAMED {
         for module in &modules {
-            let mut after = ChunkKey::default();
+            let mut chunk = dialect
+                .load_chunk(snapshot, org, kind, module, &ChunkKey::default())
+                .await?;
             loop {
-                let chunk = dialect
-                    .load_chunk(snapshot, org, kind, module, &after)
-                    .await?;
-                if let Some(bodies) = &chunk.bodies {
-                    rows::load_chunk(&mut builder, kind, bodies)?;
-                }
-                match chunk.last {
-                    Some(last) if chunk.count == rows::LOAD_CHUNK => {
-                        after = ChunkKey::parse(&last)?
+                let decode = |builder: &mut StateBuilder, chunk: &Chunk| match &chunk.bodies {
+                    Some(bodies) => rows::load_chunk(builder, kind, bodies).map(|_| ()),
+                    None => Ok(()),
+                };
+                let after = match &chunk.last {
+                    Some(last) if chunk.count == rows::LOAD_CHUNK => ChunkKey::parse(last)?,
+                    _ => {
+                        decode(&mut builder, &chunk)?;
+                        break;
                     }
-                    _ => break,
-                }
+                };
+                // The next chunk is read while this one is decoded: the
+                // database (SQLite's worker thread, or PostgreSQL's server)
+                // works on the other core meanwhile, instead of each side
+                // waiting for the other (a third of a start-up's
+                // instructions are SQLite's, most of the rest decoding).
+                // The fetch is polled first, so its statement is on its way
+                // before the decode takes this thread.
+                let fetch = dialect.load_chunk(snapshot, org, kind, module, &after);
+                let decoded = async { decode(&mut builder, &chunk) };
+                let (next, decoded) = tokio::join!(fetch, decoded);
+                decoded?;
+                chunk = next?;
             }
         }
     }
