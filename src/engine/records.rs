@@ -425,6 +425,14 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_stays_compact() {
+        // Every warm check reads one slot: a million records are a million
+        // slots, and a wider slot is more memory and more cache lines.
+        let size = std::mem::size_of::<Option<Record>>();
+        assert!(size <= 72, "a record's slot is {size} bytes");
+    }
+
+    #[test]
     fn long_ids_are_found_too() {
         let mut t = Records::default();
         let long = "x".repeat(100);
