@@ -519,8 +519,9 @@ impl OrgState {
         else {
             return;
         };
-        // A rewrite keeps the record's slot and shares.
-        module
+        // A rewrite keeps the record's slot and shares. A table already at
+        // u32::MAX slots adds nothing: the record stays unknown and denied.
+        let _ = module
             .records
             .put(&def.id, owner, def.private, &def.attributes);
     }

@@ -239,14 +239,15 @@ impl Records {
     }
 
     /// Adds the record `id` or rewrites its owner, flag and attributes,
-    /// keeping its shares: its index.
+    /// keeping its shares: its index. `None` (nothing added) only when the
+    /// module already has `u32::MAX` slots, which no index may alias.
     pub fn put(
         &mut self,
         id: &str,
         owner: Owner,
         private: bool,
         attributes: &BTreeMap<String, String>,
-    ) -> RecordIx {
+    ) -> Option<RecordIx> {
         let attributes = Attributes::intern(
             attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             &mut self.terms,
@@ -261,7 +262,7 @@ impl Records {
                     self.by_owner.entry(owner).or_default().insert(ix);
                 }
             }
-            return ix;
+            return Some(ix);
         }
         let record = Record {
             id: CompactString::from(id),
@@ -272,16 +273,14 @@ impl Records {
         };
         let ix = match self.free.pop() {
             Some(ix) => {
-                if let Some(slot) = self.slots.get_mut(ix as usize) {
-                    *slot = Some(record);
-                }
+                let slot = self.slots.get_mut(ix as usize)?;
+                *slot = Some(record);
                 ix
             }
             None => {
-                // More than u32::MAX records in one module is beyond any
-                // organization the limits admit; the last index is reused
-                // rather than wrapping onto a live record's.
-                let ix = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                // A slot number past u32 would alias another record's
+                // index; memory runs out long before (72 bytes a slot).
+                let ix = u32::try_from(self.slots.len()).ok()?;
                 self.slots.push(Some(record));
                 ix
             }
@@ -295,7 +294,7 @@ impl Records {
         });
         self.by_owner.entry(owner).or_default().insert(RecordIx(ix));
         self.len += 1;
-        RecordIx(ix)
+        Some(RecordIx(ix))
     }
 
     /// Removes the record `id`: its index and the record (with the shares
@@ -374,13 +373,17 @@ mod tests {
     #[test]
     fn a_freed_slot_is_reused_without_the_old_shares_or_owner() {
         let mut t = Records::default();
-        let a = t.put("a", Owner::User(UserIx(1)), false, &attrs(&[]));
+        let a = t
+            .put("a", Owner::User(UserIx(1)), false, &attrs(&[]))
+            .unwrap();
         assert!(t.put_share(a, GranteeIx::User(UserIx(2)), AccessLevel::Read));
         assert_eq!(
             t.remove("a").map(|(ix, r)| (ix, r.shares.len())),
             Some((a, 1))
         );
-        let b = t.put("b", Owner::User(UserIx(3)), false, &attrs(&[]));
+        let b = t
+            .put("b", Owner::User(UserIx(3)), false, &attrs(&[]))
+            .unwrap();
         assert_eq!(b, a, "the freed slot is taken first");
         let r = t.get("b").expect("b was put");
         assert!(r.shares.is_empty());
@@ -393,9 +396,13 @@ mod tests {
     #[test]
     fn rewriting_a_record_keeps_its_slot_and_shares_and_moves_its_owner() {
         let mut t = Records::default();
-        let a = t.put("a", Owner::User(UserIx(1)), false, &attrs(&[("k", "v")]));
+        let a = t
+            .put("a", Owner::User(UserIx(1)), false, &attrs(&[("k", "v")]))
+            .unwrap();
         t.put_share(a, GranteeIx::User(UserIx(2)), AccessLevel::Read);
-        let again = t.put("a", Owner::User(UserIx(5)), true, &attrs(&[]));
+        let again = t
+            .put("a", Owner::User(UserIx(5)), true, &attrs(&[]))
+            .unwrap();
         assert_eq!(again, a);
         let r = t.get("a").expect("a was put");
         assert_eq!(r.shares.len(), 1);
@@ -437,7 +444,8 @@ mod tests {
         let mut t = Records::default();
         let long = "x".repeat(100);
         let ix = t.put(&long, Owner::User(UserIx(1)), false, &attrs(&[]));
-        assert_eq!(t.ix(&long), Some(ix));
+        assert_eq!(t.ix(&long), ix);
+        assert!(ix.is_some());
         assert_eq!(t.ix(&"x".repeat(99)), None);
     }
 }
