@@ -6,8 +6,6 @@
 //! only planned changes. A reference that does not resolve is skipped, never
 //! a panic.
 
-use std::sync::Arc;
-
 use rustc_hash::FxHashSet;
 
 use super::change::Change;
@@ -18,7 +16,7 @@ use super::model::{
 };
 use super::org::{
     insert_sorted, remove_sorted, ActionIx, GranteeIx, Group, GroupIx, MemberSetIx, Module,
-    ModuleIx, ModulePerms, OrgState, Owner, Profile, ProfileIx, Record, Role, RoleIx, Rule, Share,
+    ModuleIx, ModulePerms, OrgState, Owner, Profile, ProfileIx, RecordIx, Role, RoleIx, Rule,
     ShiftIx, User, UserIx,
 };
 use super::shifts::compile_shift;
@@ -137,7 +135,6 @@ impl OrgState {
                         fields,
                         action_levels,
                         records: Default::default(),
-                        by_owner: Default::default(),
                         rules: Default::default(),
                         recipients: Default::default(),
                     },
@@ -152,9 +149,9 @@ impl OrgState {
         };
         let module_ix = ModuleIx(ix);
         if let Some(module) = self.modules.remove(ix) {
-            for (record_id, record) in &module.records {
-                for share in &record.shares {
-                    self.unindex_share(share.grantee, module_ix, record_id);
+            for (record_ix, record) in module.records.iter() {
+                for share in record.shares.iter() {
+                    self.unindex_share(share.grantee, module_ix, record_ix);
                 }
             }
             for rule_id in module.rules.keys() {
@@ -522,32 +519,11 @@ impl OrgState {
         else {
             return;
         };
-        let id: Arc<str> = match module.records.get_key_value(def.id.as_str()) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(def.id.as_str()),
-        };
-        let shares = match module.records.remove(&id) {
-            Some(old) => {
-                if let Some(set) = module.by_owner.get_mut(&old.owner) {
-                    set.remove(&id);
-                    if set.is_empty() {
-                        module.by_owner.remove(&old.owner);
-                    }
-                }
-                old.shares
-            }
-            None => Vec::new(),
-        };
-        module.by_owner.entry(owner).or_default().insert(id.clone());
-        module.records.insert(
-            id,
-            Record {
-                owner,
-                private: def.private,
-                attributes: def.attributes.clone(),
-                shares,
-            },
-        );
+        // A rewrite keeps the record's slot and shares. A table already at
+        // u32::MAX slots adds nothing: the record stays unknown and denied.
+        let _ = module
+            .records
+            .put(&def.id, owner, def.private, &def.attributes);
     }
 
     fn delete_record(&mut self, module_id: &str, id: &str) {
@@ -557,23 +533,18 @@ impl OrgState {
         let Some(module) = self.modules.get_mut(m) else {
             return;
         };
-        let Some((key, record)) = module.records.remove_entry(id) else {
+        let Some((ix, record)) = module.records.remove(id) else {
             return;
         };
-        if let Some(set) = module.by_owner.get_mut(&record.owner) {
-            set.remove(&key);
-            if set.is_empty() {
-                module.by_owner.remove(&record.owner);
-            }
-        }
-        for share in &record.shares {
-            self.unindex_share(share.grantee, ModuleIx(m), &key);
+        // The slot goes to the next new record: nothing may point at it.
+        for share in record.shares.iter() {
+            self.unindex_share(share.grantee, ModuleIx(m), ix);
         }
     }
 
-    fn unindex_share(&mut self, grantee: GranteeIx, module: ModuleIx, record: &Arc<str>) {
+    fn unindex_share(&mut self, grantee: GranteeIx, module: ModuleIx, record: RecordIx) {
         if let Some(set) = self.shares_by_grantee.get_mut(&grantee) {
-            set.remove(&(module, record.clone()));
+            set.remove(&(module, record));
             if set.is_empty() {
                 self.shares_by_grantee.remove(&grantee);
             }
@@ -590,24 +561,15 @@ impl OrgState {
         let Some(module) = self.modules.get_mut(m) else {
             return;
         };
-        let Some((key, record)) = module.records.get_key_value(def.record.as_str()) else {
+        let Some(ix) = module.records.ix(&def.record) else {
             return;
         };
-        let key = key.clone();
-        let _ = record;
-        if let Some(record) = module.records.get_mut(&key) {
-            match record.shares.iter_mut().find(|s| s.grantee == grantee) {
-                Some(share) => share.level = def.level,
-                None => record.shares.push(Share {
-                    grantee,
-                    level: def.level,
-                }),
-            }
+        if module.records.put_share(ix, grantee, def.level) {
+            self.shares_by_grantee
+                .entry(grantee)
+                .or_default()
+                .insert((ModuleIx(m), ix));
         }
-        self.shares_by_grantee
-            .entry(grantee)
-            .or_default()
-            .insert((ModuleIx(m), key));
     }
 
     fn delete_share(&mut self, module_id: &str, record_id: &str, grantee: &Grantee) {
@@ -620,14 +582,11 @@ impl OrgState {
         let Some(module) = self.modules.get_mut(m) else {
             return;
         };
-        let Some((key, _)) = module.records.get_key_value(record_id) else {
+        let Some(ix) = module.records.ix(record_id) else {
             return;
         };
-        let key = key.clone();
-        if let Some(record) = module.records.get_mut(&key) {
-            record.shares.retain(|s| s.grantee != grantee);
-        }
-        self.unindex_share(grantee, ModuleIx(m), &key);
+        module.records.remove_share(ix, grantee);
+        self.unindex_share(grantee, ModuleIx(m), ix);
     }
 
     fn put_rule(&mut self, def: &SharingRuleDef) {
@@ -639,12 +598,15 @@ impl OrgState {
             return;
         };
         self.delete_rule(&def.id);
-        let criteria = def
-            .criteria
-            .as_ref()
-            .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
         if let Some(module) = self.modules.get_mut(m.0) {
+            // Interned with the module's record attributes, so matching a
+            // record compares integers.
+            let criteria = module.records.intern(
+                def.criteria
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
             module.insert_rule(
                 def.id.clone(),
                 Rule {
@@ -666,15 +628,20 @@ impl OrgState {
         }
     }
 
-    /// The record ids shared with `grantee`, by module (for deletes that
-    /// must remove them).
-    pub fn shares_of(&self, grantee: GranteeIx) -> Vec<(ModuleIx, Arc<str>)> {
-        let mut out: Vec<_> = self
+    /// The record ids shared with `grantee`, by module, sorted (for deletes
+    /// that must remove them).
+    pub fn shares_of(&self, grantee: GranteeIx) -> Vec<(ModuleIx, &str)> {
+        let mut out: Vec<(ModuleIx, &str)> = self
             .shares_by_grantee
             .get(&grantee)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        out.sort();
+            .into_iter()
+            .flatten()
+            .filter_map(|(m, ix)| {
+                let record = self.module(*m)?.records.at(*ix)?;
+                Some((*m, record.id()))
+            })
+            .collect();
+        out.sort_unstable();
         out
     }
 

@@ -260,11 +260,12 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
         };
         let owner = Owner::Group(super::org::GroupIx(group));
         for (_, module) in self.org.modules.iter() {
-            let Some(ids) = module.by_owner.get(&owner) else {
-                continue;
-            };
-            let mut ids: Vec<_> = ids.iter().collect();
-            ids.sort();
+            let mut ids: Vec<&str> = module
+                .records
+                .owned_by(owner)
+                .map(|(_, r)| r.id())
+                .collect();
+            ids.sort_unstable();
             for record in ids {
                 self.may(&module.def.id, "assign", record, Some(to))?;
             }

@@ -628,6 +628,7 @@ fn record_words(org: &OrgState, module: &str, record: &RecordView<'_>) -> TraceS
     if !record.attributes.is_empty() {
         let attributes: Vec<String> = record
             .attributes
+            .named()
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();

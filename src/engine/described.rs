@@ -5,10 +5,56 @@
 use std::collections::BTreeMap;
 
 use super::error::{Error, Result};
-use super::ids::check_id;
+use super::ids::{check_id, Interner};
 use super::model::{OwnerRef, RecordDescription};
-use super::org::{Module, OrgState, Owner, Record, Share};
+use super::org::{Attributes, Module, OrgState, Owner, Record, Share};
 use super::plan::Limits;
+
+/// A record's attributes as step 7 reads them: interned pairs of a stored
+/// record with the module's terms, or the names a description carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttributesView<'a> {
+    /// A stored record's, interned in `terms`.
+    Stored(&'a Attributes, &'a Interner),
+    /// A description's, as written.
+    Described(&'a BTreeMap<String, String>),
+}
+
+impl<'a> AttributesView<'a> {
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            AttributesView::Stored(a, _) => a.is_empty(),
+            AttributesView::Described(m) => m.is_empty(),
+        }
+    }
+
+    /// Whether the record has every pair of `criteria` (interned in
+    /// `terms`, the module's): integers compared for a stored record,
+    /// names for a described one.
+    pub(crate) fn has_all(&self, criteria: &Attributes, terms: &Interner) -> bool {
+        match self {
+            AttributesView::Stored(a, _) => a.has_all(criteria),
+            AttributesView::Described(m) => criteria
+                .named(terms)
+                .all(|(k, v)| m.get(k).is_some_and(|have| have == v)),
+        }
+    }
+
+    /// The pairs as names, in key order.
+    pub(crate) fn named(&self) -> Vec<(&'a str, &'a str)> {
+        match *self {
+            AttributesView::Stored(a, terms) => {
+                let mut v: Vec<_> = a.named(terms).collect();
+                v.sort_unstable();
+                v
+            }
+            AttributesView::Described(m) => {
+                m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+            }
+        }
+    }
+}
 
 /// The facts of one record that step 7 reads, borrowed from a stored
 /// record or from the request, so that deciding either costs no copy.
@@ -21,7 +67,7 @@ pub(crate) struct RecordView<'a> {
     /// Confidential flag.
     pub(crate) private: bool,
     /// Attributes for criteria rules.
-    pub(crate) attributes: &'a BTreeMap<String, String>,
+    pub(crate) attributes: AttributesView<'a>,
     /// Manual shares stored for this (module, record id): they are keyed by
     /// the id, so they apply to a description of that id too.
     pub(crate) shares: &'a [Share],
@@ -30,13 +76,13 @@ pub(crate) struct RecordView<'a> {
 }
 
 impl<'a> RecordView<'a> {
-    /// A stored record.
-    pub(crate) fn stored(id: &'a str, record: &'a Record) -> Self {
+    /// A stored record of `module`.
+    pub(crate) fn stored(module: &'a Module, record: &'a Record) -> Self {
         RecordView {
-            id,
+            id: record.id(),
             owner: record.owner,
             private: record.private,
-            attributes: &record.attributes,
+            attributes: AttributesView::Stored(&record.attributes, module.records.terms()),
             shares: &record.shares,
             described: false,
         }
@@ -55,15 +101,15 @@ pub(crate) fn record_view<'a>(
 ) -> Result<Option<RecordView<'a>>> {
     let stored = module.records.get(id);
     let Some(d) = described else {
-        return Ok(stored.map(|r| RecordView::stored(id, r)));
+        return Ok(stored.map(|r| RecordView::stored(module, r)));
     };
     let owner = described_owner(org, &d.owner)?;
     Ok(Some(RecordView {
         id,
         owner,
         private: d.private,
-        attributes: &d.attributes,
-        shares: stored.map_or(&[], |r| r.shares.as_slice()),
+        attributes: AttributesView::Described(&d.attributes),
+        shares: stored.map_or(&[], |r| &r.shares),
         described: true,
     }))
 }

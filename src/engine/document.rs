@@ -81,18 +81,16 @@ pub fn export(org: &OrgState) -> OrgDocument {
     let mut shares = Vec::new();
     let mut sharing_rules = Vec::new();
     for (_, module) in org.modules.iter() {
-        let mut ids: Vec<_> = module.records.keys().cloned().collect();
-        ids.sort();
-        for id in ids {
-            let Some(record) = module.records.get(&id) else {
-                continue;
-            };
+        let mut by_id: Vec<_> = module.records.iter().map(|(_, r)| r).collect();
+        by_id.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+        for record in by_id {
+            let id = record.id();
             records.push(RecordDef {
                 module: module.def.id.clone(),
                 id: id.to_string(),
                 owner: org.owner_ref(record.owner),
                 private: record.private,
-                attributes: record.attributes.clone(),
+                attributes: record.attributes.to_map(module.records.terms()),
             });
             let mut record_shares: Vec<ShareDef> = record
                 .shares

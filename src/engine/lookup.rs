@@ -341,9 +341,9 @@ pub fn record_set<X: Expand + ?Sized>(
         return set.finish();
     };
     if plan.all || plan.public_non_private {
-        for (id, r) in &module.records {
+        for (_, r) in module.records.iter() {
             if plan.covers(r.owner, r.private) {
-                set.push(id)?;
+                set.push(r.id())?;
             }
         }
     } else {
@@ -351,14 +351,14 @@ pub fn record_set<X: Expand + ?Sized>(
         // what `owners` has) and a record has one owner, so no id is
         // collected twice.
         for owner in &plan.owners {
-            for id in module.by_owner.get(owner).into_iter().flatten() {
-                set.push(id)?;
+            for (_, r) in module.records.owned_by(*owner) {
+                set.push(r.id())?;
             }
         }
         for owner in &plan.owners_non_private {
-            for id in module.by_owner.get(owner).into_iter().flatten() {
-                if module.records.get(id).is_some_and(|r| !r.private) {
-                    set.push(id)?;
+            for (_, r) in module.records.owned_by(*owner) {
+                if !r.private {
+                    set.push(r.id())?;
                 }
             }
         }
@@ -563,7 +563,7 @@ pub fn lookup_subjects<X: Expand + ?Sized>(
         .modules
         .by_id(module)
         .ok_or_else(|| Error::not_found("module", module, "module"))?;
-    if !m.records.contains_key(record) {
+    if !m.records.contains(record) {
         return Err(Error::not_found("record", record, "record_id"));
     }
     let shift_time = on_shift_at.map_or(ShiftTime::Ignored, ShiftTime::At);

@@ -18,6 +18,7 @@ pub mod org;
 pub mod password;
 pub(crate) mod paths;
 pub mod plan;
+pub mod records;
 pub mod report;
 pub mod shifts;
 pub mod simulate;
@@ -429,8 +430,8 @@ impl<X: Expand> Engine<X> {
                 .ok_or_else(|| Error::not_found("module", module_id, "module"))?;
             let mut ids: Vec<&str> = module
                 .records
-                .keys()
-                .map(|k| k.as_ref())
+                .iter()
+                .map(|(_, r)| r.id())
                 .filter(|id| id.starts_with(prefix))
                 .collect();
             ids.sort_unstable();

@@ -14,6 +14,7 @@ use super::model::{
     AccessLevel, FieldLevel, GroupDef, ModuleDef, ProfileDef, RoleDef, Settings, SharingRuleDef,
     ShiftDef, UserDef,
 };
+pub use super::records::{Attributes, Record, Records};
 
 macro_rules! index_type {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
@@ -38,6 +39,8 @@ index_type!(
     ShiftIx,
     /// Interned index of an action name (see [`ActionIx::STANDARD`]).
     ActionIx,
+    /// A record's slot in its module's [`Records`] (another record takes it only after a delete).
+    RecordIx,
 );
 
 impl ActionIx {
@@ -238,19 +241,6 @@ pub struct Share {
     pub level: AccessLevel,
 }
 
-/// A record, resolved.
-#[derive(Debug, Clone)]
-pub struct Record {
-    /// Owner.
-    pub owner: Owner,
-    /// Confidential flag.
-    pub private: bool,
-    /// Attributes for criteria rules.
-    pub attributes: BTreeMap<String, String>,
-    /// Manual shares.
-    pub shares: Vec<Share>,
-}
-
 /// A sharing rule, resolved.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -258,8 +248,9 @@ pub struct Rule {
     pub def: SharingRuleDef,
     /// Owner-based rule: whose records.
     pub from: Option<MemberSetIx>,
-    /// Criteria rule: the attributes a record must all have.
-    pub criteria: Vec<(String, String)>,
+    /// Criteria rule: the attributes a record must all have, interned in
+    /// the module's [`Records::terms`].
+    pub criteria: Attributes,
     /// Who receives access.
     pub to: MemberSetIx,
 }
@@ -275,10 +266,8 @@ pub struct Module {
     /// an action that is neither standard nor one of the module's custom
     /// actions. Built by [`Module::action_levels`].
     pub action_levels: Vec<Option<AccessLevel>>,
-    /// Records by id.
-    pub records: FxHashMap<Arc<str>, Record>,
-    /// Record ids by owner.
-    pub by_owner: FxHashMap<Owner, FxHashSet<Arc<str>>>,
+    /// Records: a dense table with its id and owner indexes.
+    pub records: Records,
     /// Sharing rules of this module, by id. Written only through
     /// [`Module::insert_rule`] and [`Module::remove_rule`], which keep
     /// `recipients` in step.
@@ -297,8 +286,8 @@ pub struct RuleEntry {
     pub access: AccessLevel,
     /// Owner-based rule: whose records.
     pub from: Option<MemberSetIx>,
-    /// Criteria rule: the attributes a record must all have.
-    pub criteria: Vec<(String, String)>,
+    /// Criteria rule: the attributes a record must all have (interned).
+    pub criteria: Attributes,
 }
 
 /// A module's sharing rules indexed by their `to` set. A
@@ -603,7 +592,7 @@ pub struct OrgState {
     /// Principal → user.
     pub principals: FxHashMap<String, UserIx>,
     /// Grantee → the records shared with it.
-    pub shares_by_grantee: FxHashMap<GranteeIx, FxHashSet<(ModuleIx, Arc<str>)>>,
+    pub shares_by_grantee: FxHashMap<GranteeIx, FxHashSet<(ModuleIx, RecordIx)>>,
 }
 
 impl OrgState {
@@ -698,8 +687,7 @@ impl OrgState {
             def: module.def.clone(),
             fields: module.fields.clone(),
             action_levels: module.action_levels.clone(),
-            records: FxHashMap::default(),
-            by_owner: FxHashMap::default(),
+            records: module.records.without_records(),
             rules: module.rules.clone(),
             recipients: module.recipients.clone(),
         });

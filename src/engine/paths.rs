@@ -20,8 +20,8 @@ use super::explain::{
 };
 use super::model::{AccessLevel, HierarchyMode, Reason, UserKind};
 use super::org::{
-    GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, RoleIx, Rule, RuleEntry,
-    User, UserIx,
+    Attributes, GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, RoleIx, Rule,
+    RuleEntry, User, UserIx,
 };
 
 /// Who asks, in which module: what every path reads, with the subject's
@@ -869,12 +869,12 @@ impl SharingRules {
     fn selects<X: Expand + ?Sized>(
         a: &Asker<'_, X>,
         from: Option<MemberSetIx>,
-        criteria: &[(String, String)],
+        criteria: &Attributes,
         r: &RecordView<'_>,
     ) -> bool {
         match from {
             Some(from) => owner_in(a.org, a.x, from, r.owner),
-            None => criteria.iter().all(|(k, v)| r.attributes.get(k) == Some(v)),
+            None => r.attributes.has_all(criteria, a.module.records.terms()),
         }
     }
 
@@ -903,14 +903,23 @@ impl SharingRules {
     fn words(org: &OrgState, rule: &Rule) -> String {
         let from = match rule.from {
             Some(from) => format!("from {}", words(&set_ref(org, from, "from"))),
-            None => format!(
-                "records with {}",
-                rule.criteria
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            None => {
+                // Criteria are interned in their module's terms; named in
+                // name order, as written.
+                let mut named: Vec<String> = org
+                    .rule_modules
+                    .get(&rule.def.id)
+                    .and_then(|m| org.module(*m))
+                    .map(|m| {
+                        rule.criteria
+                            .named(m.records.terms())
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                named.sort_unstable();
+                format!("records with {}", named.join(", "))
+            }
         };
         format!(
             "sharing rule '{}' ({from} to {}, {})",
@@ -1045,15 +1054,15 @@ impl Path for SharingRules {
         if criteria_rules.is_empty() || plan.public_non_private {
             return;
         }
-        for (id, record) in &a.module.records {
-            let view = RecordView::stored(id, record);
+        for (_, record) in a.module.records.iter() {
+            let view = RecordView::stored(a.module, record);
             if !record.private
                 && criteria_rules
                     .iter()
                     .any(|rule| Self::matches(a, rule, &view))
                 && !plan.covers(record.owner, record.private)
             {
-                plan.record_ids.insert(id.clone());
+                plan.record_ids.insert(Arc::from(record.id()));
             }
         }
     }
@@ -1212,11 +1221,11 @@ impl Path for ManualShares {
             let Some(shared) = a.org.shares_by_grantee.get(&grantee) else {
                 continue;
             };
-            for (m, id) in shared {
+            for (m, ix) in shared {
                 if *m != a.module_ix {
                     continue;
                 }
-                let Some(record) = a.module.records.get(id) else {
+                let Some(record) = a.module.records.at(*ix) else {
                     continue;
                 };
                 let qualifies = record
@@ -1224,7 +1233,7 @@ impl Path for ManualShares {
                     .iter()
                     .any(|sh| sh.grantee == grantee && sh.level >= required);
                 if qualifies && !plan.covers(record.owner, record.private) {
-                    plan.record_ids.insert(id.clone());
+                    plan.record_ids.insert(Arc::from(record.id()));
                 }
             }
         }

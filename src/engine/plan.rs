@@ -524,7 +524,7 @@ fn plan_import<'d>(
     }
     let stored = |module: &str, id: &str| {
         kept.and_then(|o| o.modules.by_id(module))
-            .is_some_and(|(_, m)| m.records.contains_key(id))
+            .is_some_and(|(_, m)| m.records.contains(id))
     };
     for (i, s) in doc.shares.iter().enumerate() {
         let listed = records.contains_key(&(s.module.as_str(), s.record.as_str()));
@@ -604,7 +604,7 @@ pub fn stored_record(org: &OrgState, module: &str, id: &str) -> Option<RecordDef
         id: id.to_string(),
         owner: org.owner_ref(r.owner),
         private: r.private,
-        attributes: r.attributes.clone(),
+        attributes: r.attributes.to_map(m.records.terms()),
     })
 }
 
@@ -1044,7 +1044,7 @@ impl Planner<'_> {
             .org
             .modules
             .by_id(module)
-            .is_some_and(|(_, m)| m.records.contains_key(id));
+            .is_some_and(|(_, m)| m.records.contains(id));
         if found {
             Ok(())
         } else {
@@ -1492,21 +1492,16 @@ impl Planner<'_> {
     /// Records owned by `owner`, across modules, as re-owned by `to`.
     fn transfer_records(&self, owner: Owner, to: &OwnerRef, changes: &mut Vec<Change>) {
         for (_, module) in self.org.modules.iter() {
-            let Some(ids) = module.by_owner.get(&owner) else {
-                continue;
-            };
-            let mut ids: Vec<_> = ids.iter().collect();
-            ids.sort();
-            for id in ids {
-                if let Some(record) = module.records.get(id) {
-                    changes.push(Change::PutRecord(RecordDef {
-                        module: module.def.id.clone(),
-                        id: id.to_string(),
-                        owner: to.clone(),
-                        private: record.private,
-                        attributes: record.attributes.clone(),
-                    }));
-                }
+            let mut owned: Vec<_> = module.records.owned_by(owner).map(|(_, r)| r).collect();
+            owned.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+            for record in owned {
+                changes.push(Change::PutRecord(RecordDef {
+                    module: module.def.id.clone(),
+                    id: record.id().to_string(),
+                    owner: to.clone(),
+                    private: record.private,
+                    attributes: record.attributes.to_map(module.records.terms()),
+                }));
             }
         }
     }
@@ -1515,7 +1510,7 @@ impl Planner<'_> {
         self.org
             .modules
             .iter()
-            .map(|(_, m)| m.by_owner.get(&owner).map_or(0, |s| s.len()))
+            .map(|(_, m)| m.records.owned_count(owner))
             .sum()
     }
 

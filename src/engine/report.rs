@@ -100,8 +100,9 @@ pub fn report(org: &OrgState, changes: &[Change]) -> WriteReport {
                     for rule in module.rules.keys() {
                         out.removed.push(EntityRef::removed("sharing_rule", rule));
                     }
-                    let mut records: Vec<_> = module.records.keys().collect();
-                    records.sort();
+                    let mut records: Vec<&str> =
+                        module.records.iter().map(|(_, r)| r.id()).collect();
+                    records.sort_unstable();
                     for record in records {
                         record_contents(org, id, record, &mut out);
                         out.removed
@@ -277,7 +278,7 @@ fn record_contents(org: &OrgState, module: &str, record: &str, out: &mut WriteRe
     else {
         return;
     };
-    for share in &r.shares {
+    for share in r.shares.iter() {
         out.removed.push(EntityRef::removed(
             "share",
             format!(

@@ -530,7 +530,7 @@ impl<X: Expand> Side<'_, X> {
         let Some((_, m)) = self.org.modules.by_id(module) else {
             return false;
         };
-        if m.required_level(action).is_none() || !m.records.contains_key(record) {
+        if m.required_level(action).is_none() || !m.records.contains(record) {
             return false;
         }
         let req = CheckRequest {
@@ -555,8 +555,9 @@ impl<X: Expand> Side<'_, X> {
         let mut out: Vec<Arc<str>> = m
             .records
             .iter()
-            .filter(|(id, r)| plan.covers(r.owner, r.private) || plan.record_ids.contains(*id))
-            .map(|(id, _)| id.clone())
+            .map(|(_, r)| r)
+            .filter(|r| plan.covers(r.owner, r.private) || plan.record_ids.contains(r.id()))
+            .map(|r| Arc::from(r.id()))
             .collect();
         out.sort_unstable();
         out
@@ -801,11 +802,11 @@ impl Reach {
             let name = a.org.module_id(m).to_string();
             let mb = b.org.module(m);
             let ma = a.org.module(m);
-            let changed: FxHashSet<&Arc<str>> = self
+            let changed: FxHashSet<&str> = self
                 .records
                 .range((m, Arc::from(""))..)
                 .take_while(|((mm, _), _)| *mm == m)
-                .map(|((_, id), _)| id)
+                .map(|((_, id), _)| &**id)
                 .collect();
             let subjects: Vec<UserIx> = if self.modules.contains(&m) {
                 everyone.clone()
@@ -875,16 +876,16 @@ fn diff_plans(
     pb: Option<&Plan>,
     ma: Option<&Module>,
     pa: Option<&Plan>,
-    changed: &FxHashSet<&Arc<str>>,
-    mut out: impl FnMut(&Arc<str>, bool),
+    changed: &FxHashSet<&str>,
+    mut out: impl FnMut(&str, bool),
 ) {
     let empty = Plan::default();
     let (pb, pa) = (pb.unwrap_or(&empty), pa.unwrap_or(&empty));
-    let selects = |m: Option<&Module>, p: &Plan, id: &Arc<str>| {
+    let selects = |m: Option<&Module>, p: &Plan, id: &str| {
         m.and_then(|m| m.records.get(id))
             .is_some_and(|r| p.covers(r.owner, r.private) || p.record_ids.contains(id))
     };
-    let mut visit = |id: &Arc<str>| {
+    let mut visit = |id: &str| {
         if changed.contains(id) {
             return;
         }
@@ -895,11 +896,11 @@ fn diff_plans(
         }
     };
     if pb.all != pa.all || pb.public_non_private != pa.public_non_private {
-        let mut seen: FxHashSet<&Arc<str>> = FxHashSet::default();
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
         for m in [mb, ma].into_iter().flatten() {
-            for id in m.records.keys() {
-                if seen.insert(id) {
-                    visit(id);
+            for (_, r) in m.records.iter() {
+                if seen.insert(r.id()) {
+                    visit(r.id());
                 }
             }
         }
@@ -917,20 +918,18 @@ fn diff_plans(
         pb.owners_non_private
             .symmetric_difference(&pa.owners_non_private),
     );
-    let mut seen: FxHashSet<Arc<str>> = FxHashSet::default();
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
     for owner in owners {
         for m in [mb, ma].into_iter().flatten() {
-            if let Some(ids) = m.by_owner.get(&owner) {
-                for id in ids {
-                    if seen.insert(id.clone()) {
-                        visit(id);
-                    }
+            for (_, r) in m.records.owned_by(owner) {
+                if seen.insert(r.id()) {
+                    visit(r.id());
                 }
             }
         }
     }
     for id in pb.record_ids.symmetric_difference(&pa.record_ids) {
-        if seen.insert(id.clone()) {
+        if seen.insert(id) {
             visit(id);
         }
     }
@@ -1103,7 +1102,7 @@ impl Tally {
     }
 
     /// Counts one record once (each record is visited once per key).
-    fn add(&mut self, subject: &str, module: &str, action: usize, id: &Arc<str>, gained: bool) {
+    fn add(&mut self, subject: &str, module: &str, action: usize, id: &str, gained: bool) {
         let row = self
             .rows
             .entry((subject.to_string(), module.to_string(), action))
@@ -1115,7 +1114,7 @@ impl Tally {
         };
         *count += 1;
         // Keep the smallest ids: the sample is the head of the sorted list.
-        sample.insert(id.clone());
+        sample.insert(Arc::from(id));
         if sample.len() > self.sample {
             sample.pop_last();
         }
