@@ -14,8 +14,16 @@
 //! warms it, so its inclusive instruction count divided by the number of
 //! checks it ran (printed on stderr) is the cost of one warm check.
 //! `WARDEN_BENCH_PRESET=small` and `WARDEN_BENCH_SCALE=F` as for the bench.
+//! With arguments (`warm_checks owner denied`), only the paths named run,
+//! so one callgrind run can be given to one path. The allocator is the
+//! server's (mimalloc), so `mi_malloc` calls under a `run_*` are the
+//! allocations of the checks it ran.
 
 use std::hint::black_box;
+
+/// The server's allocator, so the profile counts its calls.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use chrono::{DateTime, Utc};
 
@@ -175,11 +183,15 @@ fn main() {
         run_denied,
         run_mix,
     ];
+    let only: Vec<String> = std::env::args().skip(1).collect();
     for (i, run) in runners.iter().enumerate() {
         let (name, reqs) = match names.get(i) {
             Some(name) => (*name, &buckets[i]),
             None => ("mix", &mix_part),
         };
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         let allowed = run(&w, reqs);
         eprintln!(
             "run_{name}: {} checks ({} requests x {ROUNDS}), {allowed} allowed",
