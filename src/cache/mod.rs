@@ -13,7 +13,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
 
-use crate::engine::expand::{Direct, Expand, Invalidation};
+use crate::engine::expand::{Direct, Expand, HeldGroups, Invalidation};
 use crate::engine::org::{GroupIx, OrgState, RoleIx, UserIx};
 
 /// Counters of cache use, for metrics and tests.
@@ -86,6 +86,23 @@ impl<T> Family<T> {
         bound: usize,
         compute: impl FnOnce() -> Arc<[T]>,
         f: impl FnOnce(&[T]) -> R,
+    ) -> R {
+        if let Some(v) = self.map.get(&key) {
+            stats.hits.fetch_add(1, Ordering::Relaxed);
+            return f(v.value());
+        }
+        f(&self.fill(key, stats, bound, compute))
+    }
+
+    /// As [`Family::read`], with `f` given the entry's shared handle, so
+    /// it may keep it.
+    fn read_shared<R>(
+        &self,
+        key: Key,
+        stats: &CacheStats,
+        bound: usize,
+        compute: impl FnOnce() -> Arc<[T]>,
+        f: impl FnOnce(&Arc<[T]>) -> R,
     ) -> R {
         if let Some(v) = self.map.get(&key) {
             stats.hits.fetch_add(1, Ordering::Relaxed);
@@ -216,6 +233,17 @@ impl Expand for Cached {
             .get_or((org.generation, user.0), &self.stats, self.bound, || {
                 Direct.user_groups(org, user)
             })
+    }
+    /// A small set copied under the shard's read lock, a large one shared:
+    /// a hit touches no reference count unless the user is in many groups.
+    fn hold_user_groups(&self, org: &OrgState, user: UserIx) -> HeldGroups {
+        self.user_groups.read_shared(
+            (org.generation, user.0),
+            &self.stats,
+            self.bound,
+            || Direct.user_groups(org, user),
+            |groups| HeldGroups::of(groups, || Arc::clone(groups)),
+        )
     }
     fn group_nested(&self, org: &OrgState, group: GroupIx) -> Arc<[GroupIx]> {
         self.group_nested

@@ -10,6 +10,54 @@ use rustc_hash::FxHashSet;
 
 use super::org::{GroupIx, OrgState, RoleIx, UserIx};
 
+/// A user's expanded groups held for one question: up to [`HeldGroups::INLINE`]
+/// copied inline (crm-large's users are in a few groups), more shared.
+/// A check keeps its subject's groups this way rather than as a shared
+/// set, so the common case touches no reference count (an atomic
+/// increment and decrement per check on a cache line every core reads)
+/// and never the heap.
+#[derive(Debug, Clone)]
+pub enum HeldGroups {
+    /// A small set, copied.
+    Inline {
+        /// How many of `ixs` are the set.
+        len: u8,
+        /// The set, sorted, in its first `len` slots.
+        ixs: [GroupIx; HeldGroups::INLINE],
+    },
+    /// A large set, shared with the cache.
+    Shared(Arc<[GroupIx]>),
+}
+
+impl HeldGroups {
+    /// The most groups held inline.
+    pub const INLINE: usize = 8;
+
+    /// `groups` copied when small, else `shared()`: the caller's handle on
+    /// the same set.
+    pub fn of(groups: &[GroupIx], shared: impl FnOnce() -> Arc<[GroupIx]>) -> Self {
+        if groups.len() <= Self::INLINE {
+            let mut ixs = [GroupIx(0); Self::INLINE];
+            ixs[..groups.len()].copy_from_slice(groups);
+            HeldGroups::Inline {
+                // At most INLINE (8), so it fits.
+                len: groups.len() as u8,
+                ixs,
+            }
+        } else {
+            HeldGroups::Shared(shared())
+        }
+    }
+
+    /// The groups, sorted.
+    pub fn as_slice(&self) -> &[GroupIx] {
+        match self {
+            HeldGroups::Inline { len, ixs } => ixs.get(..usize::from(*len)).unwrap_or(&[]),
+            HeldGroups::Shared(groups) => groups,
+        }
+    }
+}
+
 /// What a write changed in the expanded memberships of one organization.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Invalidation {
@@ -76,6 +124,12 @@ pub trait Expand: Send + Sync {
     fn group_members(&self, org: &OrgState, group: GroupIx) -> Arc<[UserIx]>;
     /// The groups whose expanded members include the user.
     fn user_groups(&self, org: &OrgState, user: UserIx) -> Arc<[GroupIx]>;
+    /// `user_groups` as a check holds them for its subject (see
+    /// [`HeldGroups`]): a cache copies a small set from its entry in place.
+    fn hold_user_groups(&self, org: &OrgState, user: UserIx) -> HeldGroups {
+        let groups = self.user_groups(org, user);
+        HeldGroups::of(&groups, || groups.clone())
+    }
     /// The group and every group nested in it, at any depth.
     fn group_nested(&self, org: &OrgState, group: GroupIx) -> Arc<[GroupIx]>;
     /// The users the user reports to, directly or through a chain.
