@@ -164,7 +164,13 @@ async fn load_state<D: Dialect>(
         .into_iter()
         .flat_map(|kind| small.modules.iter().map(move |m| (kind, m.id.clone())))
         .collect();
-    let mut builder = StateBuilder::new(small, revision);
+    // The small kinds are compiled on a blocking thread too (a tenth of a
+    // start-up's instructions at crm-large's size): meanwhile this thread
+    // reads the first chunks and hands them to be decoded. The first apply
+    // waits for it.
+    let building = tokio::task::spawn_blocking(move || StateBuilder::new(small, revision));
+    let mut building = Some(building);
+    let mut builder: Option<StateBuilder> = None;
     let mut pending: VecDeque<Pending> = VecDeque::with_capacity(DECODE_AHEAD + 1);
     // The next chunk to read: its step, and the key it starts after.
     let mut next: Option<(usize, ChunkKey)> = (!steps.is_empty()).then(|| (0, ChunkKey::default()));
@@ -186,7 +192,8 @@ async fn load_state<D: Dialect>(
         let apply = async {
             if apply_oldest {
                 if let Some(oldest) = pending.pop_front() {
-                    oldest.decoded().await?.apply(&mut builder);
+                    let decoded = oldest.decoded().await?;
+                    decoded.apply(built(&mut builder, &mut building).await?);
                 }
             }
             Ok(())
@@ -212,5 +219,28 @@ async fn load_state<D: Dialect>(
         };
         pending.push_back(Pending::start(origin, chunk));
     }
+    built(&mut builder, &mut building).await?;
+    let builder = builder.take().ok_or_else(no_builder)?;
     Ok(builder.finish())
+}
+
+/// The state builder, once the blocking thread compiling the small kinds
+/// has handed it over.
+async fn built<'b>(
+    builder: &'b mut Option<StateBuilder>,
+    building: &mut Option<tokio::task::JoinHandle<StateBuilder>>,
+) -> StoreResult<&'b mut StateBuilder> {
+    if let Some(handle) = building.take() {
+        let ready = handle.await.map_err(|e| {
+            StoreError::Backend(format!(
+                "load: the thread compiling an organization failed: {e}"
+            ))
+        })?;
+        *builder = Some(ready);
+    }
+    builder.as_mut().ok_or_else(no_builder)
+}
+
+fn no_builder() -> StoreError {
+    StoreError::Backend("load: no state under construction".into())
 }
