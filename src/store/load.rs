@@ -110,6 +110,10 @@ const DECODE_AHEAD: usize = 2;
 /// a few hundred rows per module, times ten thousand tenants).
 const DECODE_ASIDE_FROM: i64 = 1_024;
 
+/// Organizations with fewer roles, users and groups than this compile
+/// their small kinds where they are read rather than on a blocking thread.
+const COMPILE_ASIDE_FROM: usize = 1_024;
+
 /// A chunk on its way from the database to the state: decoded here, or
 /// being decoded on a blocking thread.
 enum Pending {
@@ -168,9 +172,15 @@ async fn load_state<D: Dialect>(
     // start-up's instructions at crm-large's size): meanwhile this thread
     // reads the first chunks and hands them to be decoded. The first apply
     // waits for it.
-    let building = tokio::task::spawn_blocking(move || StateBuilder::new(small, revision));
-    let mut building = Some(building);
-    let mut builder: Option<StateBuilder> = None;
+    // A small organization's (ten thousand tenants') is compiled here: the
+    // hand-off would cost more than it saves.
+    let entities = small.roles.len() + small.users.len() + small.groups.len();
+    let (mut builder, mut building) = if entities < COMPILE_ASIDE_FROM {
+        (Some(StateBuilder::new(small, revision)), None)
+    } else {
+        let building = tokio::task::spawn_blocking(move || StateBuilder::new(small, revision));
+        (None, Some(building))
+    };
     let mut pending: VecDeque<Pending> = VecDeque::with_capacity(DECODE_AHEAD + 1);
     // The next chunk to read: its step, and the key it starts after.
     let mut next: Option<(usize, ChunkKey)> = (!steps.is_empty()).then(|| (0, ChunkKey::default()));
