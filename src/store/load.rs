@@ -1,14 +1,18 @@
 //! The one streamed load of the SQL stores: every live organization (or
 //! one) read from one snapshot, each compiled as its rows arrive — the
 //! small kinds into a document first, then each module's records and
-//! shares in chunks of [`rows::LOAD_CHUNK`], each body applied as soon as it
-//! is decoded. What differs between SQLite and PostgreSQL (the snapshot's
+//! shares in chunks of [`rows::LOAD_CHUNK`], read, decoded and applied in
+//! a pipeline (the database reads the next chunk while a blocking thread
+//! decodes the one before and the runtime thread applies the one before
+//! that). What differs between SQLite and PostgreSQL (the snapshot's
 //! isolation, generations, the SQL that joins a chunk's bodies) is behind
 //! [`Dialect`]'s load methods; the walk itself is written once, here.
 
+use std::collections::VecDeque;
+
 use super::commit::{to_revision, Dialect};
-use super::rows::{self, ChunkKey, DocumentBuilder};
-use super::{LoadedState, StoreResult};
+use super::rows::{self, ChunkKey, ChunkOrigin, Decoded, DocumentBuilder};
+use super::{LoadedState, StoreError, StoreResult};
 use crate::engine::document::StateBuilder;
 use crate::engine::OrgState;
 
@@ -95,7 +99,61 @@ async fn load<D: Dialect>(dialect: &D, only: Option<&str>) -> StoreResult<Vec<Lo
     Ok(out)
 }
 
-/// Reads one organization's rows straight into its compiled state.
+/// Chunks decoded ahead of the one being applied: enough that the decoding
+/// thread always has the next chunk while the runtime thread applies one,
+/// few enough that a start-up's peak stays near its steady state (a chunk
+/// is ≈ 1 MB of text, a few MB decoded).
+const DECODE_AHEAD: usize = 2;
+
+/// Chunks smaller than this are decoded where they arrive: handing them to
+/// another thread would cost more than decoding them (an organization of
+/// a few hundred rows per module, times ten thousand tenants).
+const DECODE_ASIDE_FROM: i64 = 1_024;
+
+/// Organizations with fewer roles, users and groups than this compile
+/// their small kinds where they are read rather than on a blocking thread.
+const COMPILE_ASIDE_FROM: usize = 1_024;
+
+/// A chunk on its way from the database to the state: decoded here, or
+/// being decoded on a blocking thread.
+enum Pending {
+    Here(StoreResult<Decoded>),
+    Aside(tokio::task::JoinHandle<StoreResult<Decoded>>),
+}
+
+impl Pending {
+    /// Starts decoding a fetched chunk.
+    fn start(origin: ChunkOrigin, chunk: Chunk) -> Pending {
+        let Some(bodies) = chunk.bodies else {
+            return Pending::Here(Ok(Decoded::Records(Vec::new())));
+        };
+        if chunk.count < DECODE_ASIDE_FROM {
+            return Pending::Here(rows::decode_chunk(&origin, &bodies, chunk.count));
+        }
+        Pending::Aside(tokio::task::spawn_blocking(move || {
+            rows::decode_chunk(&origin, &bodies, chunk.count)
+        }))
+    }
+
+    /// The decoded chunk, once it is.
+    async fn decoded(self) -> StoreResult<Decoded> {
+        match self {
+            Pending::Here(decoded) => decoded,
+            Pending::Aside(handle) => handle.await.map_err(|e| {
+                StoreError::Backend(format!("load: the thread decoding rows failed: {e}"))
+            })?,
+        }
+    }
+}
+
+/// Reads one organization's rows straight into its compiled state, in
+/// three stages that overlap: the database reads the next chunk (SQLite's
+/// worker thread, or PostgreSQL's server), a blocking thread decodes the
+/// chunks read, and this thread applies the decoded chunks to the state,
+/// oldest first. The rows are applied in the order a serial walk applies
+/// them (modules in order, records before shares, each in key order), so
+/// the state is the same; the first row that does not decode, in that
+/// order, fails the load.
 async fn load_state<D: Dialect>(
     dialect: &D,
     snapshot: &mut D::Snapshot,
@@ -105,39 +163,94 @@ async fn load_state<D: Dialect>(
     let mut small = DocumentBuilder::new(&org.org_id);
     dialect.load_small(snapshot, org, &mut small).await?;
     let small = small.finish();
-    let modules: Vec<String> = small.modules.iter().map(|m| m.id.clone()).collect();
-    let mut builder = StateBuilder::new(small, revision);
-    for kind in rows::STREAMED {
-        for module in &modules {
-            let mut chunk = dialect
-                .load_chunk(snapshot, org, kind, module, &ChunkKey::default())
-                .await?;
-            loop {
-                let decode = |builder: &mut StateBuilder, chunk: &Chunk| match &chunk.bodies {
-                    Some(bodies) => rows::load_chunk(builder, kind, bodies).map(|_| ()),
-                    None => Ok(()),
-                };
-                let after = match &chunk.last {
-                    Some(last) if chunk.count == rows::LOAD_CHUNK => ChunkKey::parse(last)?,
-                    _ => {
-                        decode(&mut builder, &chunk)?;
-                        break;
-                    }
-                };
-                // The next chunk is read while this one is decoded: the
-                // database (SQLite's worker thread, or PostgreSQL's server)
-                // works on the other core meanwhile, instead of each side
-                // waiting for the other (a third of a start-up's
-                // instructions are SQLite's, most of the rest decoding).
-                // The fetch is polled first, so its statement is on its way
-                // before the decode takes this thread.
-                let fetch = dialect.load_chunk(snapshot, org, kind, module, &after);
-                let decoded = async { decode(&mut builder, &chunk) };
-                let (next, decoded) = tokio::join!(fetch, decoded);
-                decoded?;
-                chunk = next?;
+    // Every (kind, module) the walk reads, in the order it applies them.
+    let steps: Vec<(&'static str, String)> = rows::STREAMED
+        .into_iter()
+        .flat_map(|kind| small.modules.iter().map(move |m| (kind, m.id.clone())))
+        .collect();
+    // The small kinds are compiled on a blocking thread too (a tenth of a
+    // start-up's instructions at crm-large's size): meanwhile this thread
+    // reads the first chunks and hands them to be decoded. The first apply
+    // waits for it.
+    // A small organization's (ten thousand tenants') is compiled here: the
+    // hand-off would cost more than it saves.
+    let entities = small.roles.len() + small.users.len() + small.groups.len();
+    let (mut builder, mut building) = if entities < COMPILE_ASIDE_FROM {
+        (Some(StateBuilder::new(small, revision)), None)
+    } else {
+        let building = tokio::task::spawn_blocking(move || StateBuilder::new(small, revision));
+        (None, Some(building))
+    };
+    let mut pending: VecDeque<Pending> = VecDeque::with_capacity(DECODE_AHEAD + 1);
+    // The next chunk to read: its step, and the key it starts after.
+    let mut next: Option<(usize, ChunkKey)> = (!steps.is_empty()).then(|| (0, ChunkKey::default()));
+    while next.is_some() || !pending.is_empty() {
+        // The oldest chunk is applied once enough are decoding behind it,
+        // or when nothing is left to read.
+        let apply_oldest = pending.len() >= DECODE_AHEAD || next.is_none();
+        // The read is polled first, so its statement is on its way before
+        // the apply takes this thread.
+        let fetch = async {
+            match &next {
+                Some((step, after)) => {
+                    let (kind, module) = &steps[*step];
+                    Some(dialect.load_chunk(snapshot, org, kind, module, after).await)
+                }
+                None => None,
             }
-        }
+        };
+        let apply = async {
+            if apply_oldest {
+                if let Some(oldest) = pending.pop_front() {
+                    let decoded = oldest.decoded().await?;
+                    decoded.apply(built(&mut builder, &mut building).await?);
+                }
+            }
+            Ok(())
+        };
+        let (fetched, applied): (_, StoreResult<()>) = tokio::join!(fetch, apply);
+        // An earlier row's error comes first, as in a serial walk.
+        applied?;
+        let Some(chunk) = fetched else { continue };
+        let chunk = chunk?;
+        let Some((step, after)) = next.take() else {
+            continue;
+        };
+        let (kind, module) = &steps[step];
+        next = match &chunk.last {
+            Some(last) if chunk.count == rows::LOAD_CHUNK => Some((step, ChunkKey::parse(last)?)),
+            _ => (step + 1 < steps.len()).then(|| (step + 1, ChunkKey::default())),
+        };
+        let origin = ChunkOrigin {
+            org: org.org_id.clone(),
+            kind,
+            module: module.clone(),
+            after,
+        };
+        pending.push_back(Pending::start(origin, chunk));
     }
+    built(&mut builder, &mut building).await?;
+    let builder = builder.take().ok_or_else(no_builder)?;
     Ok(builder.finish())
+}
+
+/// The state builder, once the blocking thread compiling the small kinds
+/// has handed it over.
+async fn built<'b>(
+    builder: &'b mut Option<StateBuilder>,
+    building: &mut Option<tokio::task::JoinHandle<StateBuilder>>,
+) -> StoreResult<&'b mut StateBuilder> {
+    if let Some(handle) = building.take() {
+        let ready = handle.await.map_err(|e| {
+            StoreError::Backend(format!(
+                "load: the thread compiling an organization failed: {e}"
+            ))
+        })?;
+        *builder = Some(ready);
+    }
+    builder.as_mut().ok_or_else(no_builder)
+}
+
+fn no_builder() -> StoreError {
+    StoreError::Backend("load: no state under construction".into())
 }

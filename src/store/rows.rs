@@ -358,33 +358,166 @@ pub const SMALL_KINDS: [&str; 8] = [SETTINGS, MODULE, PROFILE, ROLE, SHIFT, USER
 /// The kinds a load streams in chunks, module by module, records first.
 pub const STREAMED: [&str; 2] = [RECORD, SHARE];
 
-/// Decodes one chunk of record or share bodies (JSON texts separated by
-/// newlines, as the load statements join them) into the state under
-/// construction, each applied as soon as it is read. Returns how many.
-pub fn load_chunk(builder: &mut StateBuilder, kind: &str, bodies: &str) -> StoreResult<usize> {
-    let corrupt =
-        |e: serde_json::Error| StoreError::Backend(format!("load: corrupt {kind} row: {e}"));
-    let mut count = 0;
-    match kind {
-        RECORD => {
-            for def in serde_json::Deserializer::from_str(bodies).into_iter::<RecordDef>() {
-                builder.record(def.map_err(corrupt)?);
-                count += 1;
+/// Where a chunk of a streamed load sits, for the errors of its rows: a
+/// corrupt row is named by its organization, module and the key of the
+/// row before it (the chunk's own `after` for its first row).
+#[derive(Debug, Clone)]
+pub struct ChunkOrigin {
+    /// Organization id.
+    pub org: String,
+    /// [`RECORD`] or [`SHARE`].
+    pub kind: &'static str,
+    /// Module id.
+    pub module: String,
+    /// The key the chunk starts after (empty: the module's first rows).
+    pub after: ChunkKey,
+}
+
+/// One chunk of a streamed load, decoded and not yet applied: the decode
+/// runs on a blocking thread while the runtime thread applies the chunk
+/// before it, so both stages of a start-up use a core each.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Records, in key order.
+    Records(Vec<RecordDef>),
+    /// Shares, in key order.
+    Shares(Vec<ShareDef>),
+}
+
+impl Decoded {
+    /// Applies every row to the state under construction, in key order.
+    /// Returns how many.
+    pub fn apply(self, builder: &mut StateBuilder) -> usize {
+        match self {
+            Decoded::Records(defs) => {
+                let n = defs.len();
+                defs.into_iter().for_each(|def| builder.record(def));
+                n
             }
-        }
-        SHARE => {
-            for def in serde_json::Deserializer::from_str(bodies).into_iter::<ShareDef>() {
-                builder.share(def.map_err(corrupt)?);
-                count += 1;
+            Decoded::Shares(defs) => {
+                let n = defs.len();
+                defs.into_iter().for_each(|def| builder.share(def));
+                n
             }
-        }
-        other => {
-            return Err(StoreError::Backend(format!(
-                "load: {other:?} rows are not streamed"
-            )))
         }
     }
-    Ok(count)
+}
+
+/// Decodes one chunk of record or share bodies (JSON texts separated by
+/// newlines, as the load statements join them; `count` rows, as the
+/// database counted them). A body that does not decode, or a chunk with
+/// another number of bodies, is an error naming the row; nothing is
+/// applied here.
+pub fn decode_chunk(origin: &ChunkOrigin, bodies: &str, count: i64) -> StoreResult<Decoded> {
+    // Each body is one line (serde_json writes none with a raw newline):
+    // decoding line by line tells which row failed, for no more work than
+    // a stream over the whole text.
+    let capacity = usize::try_from(count).unwrap_or(0);
+    let decoded = match origin.kind {
+        RECORD => Decoded::Records(decode_lines(origin, bodies, capacity, |r: &RecordDef| {
+            record_key(&r.id)
+        })?),
+        SHARE => Decoded::Shares(decode_lines(origin, bodies, capacity, |s: &ShareDef| {
+            share_key(&s.record, &grantee_key(&s.grantee))
+        })?),
+        other => {
+            return Err(StoreError::Backend(format!(
+                "load organization {:?}: {other:?} rows are not streamed",
+                origin.org
+            )))
+        }
+    };
+    let n = match &decoded {
+        Decoded::Records(defs) => defs.len(),
+        Decoded::Shares(defs) => defs.len(),
+    };
+    if i64::try_from(n).ok() != Some(count) {
+        return Err(StoreError::Backend(format!(
+            "load organization {:?}: the {} rows of module {:?} after {} are {count} rows, \
+             but their bodies are {n}",
+            origin.org,
+            origin.kind,
+            origin.module,
+            after_name(origin, None)
+        )));
+    }
+    Ok(decoded)
+}
+
+/// Decodes each line of `bodies` as a `T`, naming a failing row by the
+/// key of the row before it (`key_of` gives a decoded row's key).
+fn decode_lines<T: DeserializeOwned>(
+    origin: &ChunkOrigin,
+    bodies: &str,
+    capacity: usize,
+    key_of: impl Fn(&T) -> String,
+) -> StoreResult<Vec<T>> {
+    let mut out: Vec<T> = Vec::with_capacity(capacity);
+    for line in bodies.split('\n') {
+        match serde_json::from_str::<T>(line) {
+            Ok(def) => out.push(def),
+            Err(e) => {
+                let before = out.last().map(&key_of);
+                return Err(corrupt_row(origin, line, before, &e));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The error for a row that does not decode: the organization, the
+/// module, the row's own key if its body still names one, and the key of
+/// the row before it, which always places it.
+fn corrupt_row(
+    origin: &ChunkOrigin,
+    line: &str,
+    before: Option<String>,
+    e: &serde_json::Error,
+) -> StoreError {
+    /// The key fields of a record or share body, read leniently: a body
+    /// that fails its definition may still name its row.
+    #[derive(serde::Deserialize)]
+    struct Named {
+        id: Option<String>,
+        record: Option<String>,
+        grantee: Option<Grantee>,
+    }
+    let own = match serde_json::from_str::<Named>(line) {
+        Ok(Named { id: Some(id), .. }) if origin.kind == RECORD => Some(record_key(&id)),
+        Ok(Named {
+            record: Some(record),
+            grantee: Some(grantee),
+            ..
+        }) if origin.kind == SHARE => Some(share_key(&record, &grantee_key(&grantee))),
+        _ => None,
+    };
+    let own = own.map(|k| format!(" {k}")).unwrap_or_default();
+    StoreError::Backend(format!(
+        "load organization {:?}: corrupt {} row{own} in module {:?}, the row after {}: {e}",
+        origin.org,
+        origin.kind,
+        origin.module,
+        after_name(origin, before.as_deref())
+    ))
+}
+
+/// How an error names the row a failing one follows: `before` if the
+/// chunk decoded one, else the chunk's start.
+fn after_name(origin: &ChunkOrigin, before: Option<&str>) -> String {
+    match before {
+        Some(key) => key.to_string(),
+        None if origin.after.record.is_empty() => "the module's start".to_string(),
+        None if origin.kind == SHARE => share_key(&origin.after.record, &origin.after.id),
+        None => record_key(&origin.after.record),
+    }
+}
+
+fn record_key(id: &str) -> String {
+    format!("record {id:?}")
+}
+
+fn share_key(record: &str, grantee: &str) -> String {
+    format!("share of record {record:?} with {grantee:?}")
 }
 
 fn decode<T: DeserializeOwned>(kind: &str, body: &str) -> StoreResult<T> {
