@@ -6,6 +6,7 @@
 mod common;
 
 use common::rng::Rng;
+use common::writes::random_rule;
 use proptest::prelude::*;
 use warden::engine::document::changes_of;
 use warden::engine::model::*;
@@ -26,15 +27,6 @@ fn document() -> OrgDocument {
         .document
 }
 
-fn random_set(rng: &mut Rng, roles: &[String], groups: &[String]) -> MemberSet {
-    match rng.below(3) {
-        0 => MemberSet::Role(rng.pick(roles).clone()),
-        1 => MemberSet::RoleAndSubordinates(rng.pick(roles).clone()),
-        _ if !groups.is_empty() => MemberSet::Group(rng.pick(groups).clone()),
-        _ => MemberSet::Role(rng.pick(roles).clone()),
-    }
-}
-
 /// A write that changes rules, the role tree, groups or modules.
 fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
     let roles: Vec<String> = doc.roles.iter().map(|r| r.id.clone()).collect();
@@ -42,26 +34,7 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
     let modules: Vec<String> = doc.modules.iter().map(|m| m.id.clone()).collect();
     match rng.below(10) {
         // New rules and rewritten ones (other recipient, access, from).
-        0..=2 if !modules.is_empty() => {
-            let id = if !doc.sharing_rules.is_empty() && rng.chance(50) {
-                rng.pick(&doc.sharing_rules).id.clone()
-            } else {
-                format!("idx-rule-{step}")
-            };
-            let criteria = rng.chance(20);
-            Command::PutSharingRule(SharingRuleDef {
-                id,
-                module: rng.pick(&modules).clone(),
-                from: (!criteria).then(|| random_set(rng, &roles, &groups)),
-                criteria: criteria.then(|| [("region".to_string(), "emea".to_string())].into()),
-                to: random_set(rng, &roles, &groups),
-                access: if rng.chance(50) {
-                    AccessLevel::Read
-                } else {
-                    AccessLevel::ReadWrite
-                },
-            })
-        }
+        0..=2 if !modules.is_empty() => random_rule(rng, doc, format!("idx-rule-{step}"), 20),
         3 if !doc.sharing_rules.is_empty() => {
             Command::DeleteSharingRule(rng.pick(&doc.sharing_rules).id.clone())
         }

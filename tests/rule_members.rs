@@ -12,6 +12,7 @@ mod common;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::rng::Rng;
+use common::writes::random_rule;
 use proptest::prelude::*;
 use warden::cache::Cached;
 use warden::engine::document::changes_of;
@@ -32,15 +33,6 @@ fn document() -> OrgDocument {
     generate(&params)
         .expect("the small parameters are valid")
         .document
-}
-
-fn random_set(rng: &mut Rng, roles: &[String], groups: &[String]) -> MemberSet {
-    match rng.below(3) {
-        0 => MemberSet::Role(rng.pick(roles).clone()),
-        1 => MemberSet::RoleAndSubordinates(rng.pick(roles).clone()),
-        _ if !groups.is_empty() => MemberSet::Group(rng.pick(groups).clone()),
-        _ => MemberSet::Role(rng.pick(roles).clone()),
-    }
 }
 
 /// A write that changes who a rule's `from` or `to` set holds, or the rules.
@@ -73,26 +65,7 @@ fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
             Command::PutGroup(group)
         }
         // A rule created or rewritten (other from, to, access).
-        2 | 3 if !modules.is_empty() => {
-            let id = if !doc.sharing_rules.is_empty() && rng.chance(50) {
-                rng.pick(&doc.sharing_rules).id.clone()
-            } else {
-                format!("members-rule-{step}")
-            };
-            let criteria = rng.chance(15);
-            Command::PutSharingRule(SharingRuleDef {
-                id,
-                module: rng.pick(&modules).clone(),
-                from: (!criteria).then(|| random_set(rng, &roles, &groups)),
-                criteria: criteria.then(|| [("region".to_string(), "emea".to_string())].into()),
-                to: random_set(rng, &roles, &groups),
-                access: if rng.chance(50) {
-                    AccessLevel::Read
-                } else {
-                    AccessLevel::ReadWrite
-                },
-            })
-        }
+        2 | 3 if !modules.is_empty() => random_rule(rng, doc, format!("members-rule-{step}"), 15),
         4 if !doc.sharing_rules.is_empty() => {
             Command::DeleteSharingRule(rng.pick(&doc.sharing_rules).id.clone())
         }

@@ -298,7 +298,7 @@ mod tests {
         AccessLevel, Grantee, GroupDef, GroupKind, ModuleDef, OwnerRef, ShareDef,
     };
     use crate::engine::plan::RecordWrite;
-    use crate::engine::{Command, Direct, Engine, Error, Limits};
+    use crate::engine::{Command, Direct, Engine, Error};
 
     const ORG: &str = "t";
 
@@ -343,18 +343,7 @@ shares:
 "#;
 
     fn engine() -> Engine<Direct> {
-        let document = crate::document::parse_document(DOC).unwrap();
-        let engine = Engine::new(Direct, Limits::default());
-        engine
-            .execute(
-                ORG,
-                &Command::Import {
-                    document,
-                    replace: true,
-                },
-            )
-            .unwrap();
-        engine
+        crate::engine::engine_of(Direct, DOC)
     }
 
     /// A Monday at 10:00 UTC: outside the `early` shift.

@@ -801,10 +801,11 @@ pub(crate) fn in_assign_scope<X: Expand + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Command, Direct, Engine, Limits};
+    use crate::engine::{Direct, Engine};
 
     fn engine() -> Engine<Direct> {
-        let document = crate::document::parse_document(
+        crate::engine::engine_of(
+            Direct,
             r#"
 organization: t
 modules:
@@ -821,18 +822,6 @@ records:
   - {module: Leads, id: L1, owner: {user: erin}}
 "#,
         )
-        .unwrap();
-        let engine = Engine::new(Direct, Limits::default());
-        engine
-            .execute(
-                "t",
-                &Command::Import {
-                    document,
-                    replace: true,
-                },
-            )
-            .unwrap();
-        engine
     }
 
     fn ask(subject: &str, module: &str, action: &str) -> CheckRequest {

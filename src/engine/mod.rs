@@ -765,3 +765,23 @@ fn whole() -> Invalidation {
         ..Invalidation::default()
     }
 }
+
+/// An engine answering through `x` that holds the one organization of a
+/// YAML document, imported as a whole: the fixture of the engine's unit
+/// tests.
+#[cfg(test)]
+pub(crate) fn engine_of<X: Expand>(x: X, yaml: &str) -> Engine<X> {
+    let document = crate::document::parse_document(yaml).unwrap();
+    let org = document.organization.clone();
+    let engine = Engine::new(x, Limits::default());
+    engine
+        .execute(
+            &org,
+            &Command::Import {
+                document,
+                replace: true,
+            },
+        )
+        .unwrap();
+    engine
+}

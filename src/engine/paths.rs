@@ -1354,14 +1354,15 @@ mod tests {
 
     use crate::cache::Cached;
     use crate::engine::model::Reason;
-    use crate::engine::{CheckRequest, Command, Direct, Engine, Expand, Limits};
+    use crate::engine::{CheckRequest, Direct, Engine, Expand};
 
     /// Two rules to groups in Leads; `erin` is in one group (fewer than
     /// the rules' groups: her groups are walked against the index), `zoe`
     /// in three (more: the index is walked against her groups), each
     /// reached by the rule to the group listed last among hers.
     fn engine<X: Expand>(x: X) -> Engine<X> {
-        let document = crate::document::parse_document(
+        crate::engine::engine_of(
+            x,
             r#"
 organization: t
 modules:
@@ -1387,18 +1388,6 @@ records:
   - {module: Leads, id: L1, owner: {user: owner}}
 "#,
         )
-        .unwrap();
-        let engine = Engine::new(x, Limits::default());
-        engine
-            .execute(
-                "t",
-                &Command::Import {
-                    document,
-                    replace: true,
-                },
-            )
-            .unwrap();
-        engine
     }
 
     fn decided<X: Expand>(e: &Engine<X>, subject: &str, action: &str) -> (bool, Reason) {

@@ -1534,11 +1534,11 @@ impl WriteDoc {
 #[cfg(test)]
 mod bound_tests {
     use super::*;
-    use crate::engine::{Engine, Limits};
+    use crate::engine::Engine;
 
     fn engine() -> Engine<Direct> {
-        let engine = Engine::new(Direct, Limits::default());
-        let document = crate::document::parse_document(
+        crate::engine::engine_of(
+            Direct,
             "organization: acme\n\
              modules: [{id: Accounts, owd: PRIVATE}]\n\
              profiles: [{id: rep, modules: {Accounts: [view, edit]}}]\n\
@@ -1546,17 +1546,6 @@ mod bound_tests {
              users: [{id: ann, role: boss}, {id: bob, role: boss}]\n\
              records: [{module: Accounts, id: a1, owner: {user: ann}}]\n",
         )
-        .unwrap();
-        engine
-            .execute(
-                "acme",
-                &Command::Import {
-                    document,
-                    replace: true,
-                },
-            )
-            .unwrap();
-        engine
     }
 
     fn delete_org() -> Vec<SimWrite> {

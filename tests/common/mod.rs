@@ -259,6 +259,7 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 
 pub mod rng;
 pub mod services;
+pub mod writes;
 
 impl Server {
     /// Starts a server on a fresh SQLite file with extra arguments and
