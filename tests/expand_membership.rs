@@ -9,13 +9,14 @@
 mod common;
 
 use common::rng::Rng;
+use common::writes::{generated, Ids};
 use proptest::prelude::*;
 use warden::cache::Cached;
 use warden::engine::document::changes_of;
 use warden::engine::model::*;
 use warden::engine::org::{GroupIx, OrgState, RoleIx, UserIx};
 use warden::engine::{Command, Direct, Engine, Expand, Limits, OrgDocument};
-use warden::generate::{generate, Params};
+use warden::generate::Params;
 
 /// A small generated organization: nested groups listing users, roles and
 /// role subtrees, a role tree and reporting chains.
@@ -25,17 +26,18 @@ fn document() -> OrgDocument {
         manual_shares: 10,
         ..Params::small()
     };
-    generate(&params)
-        .expect("the small parameters are valid")
-        .document
+    generated(&params)
 }
 
 /// A write that changes what someone is a member of, who is nested where,
 /// who reports to whom, or where a role sits.
 fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
-    let roles: Vec<String> = doc.roles.iter().map(|r| r.id.clone()).collect();
-    let groups: Vec<String> = doc.groups.iter().map(|g| g.id.clone()).collect();
-    let users: Vec<String> = doc.users.iter().map(|u| u.id.clone()).collect();
+    let Ids {
+        roles,
+        groups,
+        users,
+        ..
+    } = Ids::of(doc);
     match rng.below(10) {
         // Members and nesting: a group gains or loses users, roles, role
         // subtrees and nested groups (a group then often sits in several

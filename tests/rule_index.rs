@@ -7,12 +7,13 @@ mod common;
 
 use common::rng::Rng;
 use common::writes::random_rule;
+use common::writes::{generated, Ids};
 use proptest::prelude::*;
 use warden::engine::document::changes_of;
 use warden::engine::model::*;
 use warden::engine::org::{RoleIx, RuleRecipients};
 use warden::engine::{Command, Direct, Engine, Limits, OrgDocument};
-use warden::generate::{generate, Params};
+use warden::generate::Params;
 
 /// A small generated organization: every member sort in rules, a role
 /// tree, nested groups and criteria rules.
@@ -22,16 +23,17 @@ fn document() -> OrgDocument {
         manual_shares: 40,
         ..Params::small()
     };
-    generate(&params)
-        .expect("the small parameters are valid")
-        .document
+    generated(&params)
 }
 
 /// A write that changes rules, the role tree, groups or modules.
 fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
-    let roles: Vec<String> = doc.roles.iter().map(|r| r.id.clone()).collect();
-    let groups: Vec<String> = doc.groups.iter().map(|g| g.id.clone()).collect();
-    let modules: Vec<String> = doc.modules.iter().map(|m| m.id.clone()).collect();
+    let Ids {
+        roles,
+        groups,
+        modules,
+        ..
+    } = Ids::of(doc);
     match rng.below(10) {
         // New rules and rewritten ones (other recipient, access, from).
         0..=2 if !modules.is_empty() => random_rule(rng, doc, format!("idx-rule-{step}"), 20),

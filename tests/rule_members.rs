@@ -13,13 +13,14 @@ mod common;
 use chrono::{DateTime, TimeZone, Utc};
 use common::rng::Rng;
 use common::writes::random_rule;
+use common::writes::{generated, Ids};
 use proptest::prelude::*;
 use warden::cache::Cached;
 use warden::engine::document::changes_of;
 use warden::engine::model::*;
 use warden::engine::org::{GroupIx, OrgState, RoleIx, UserIx};
 use warden::engine::{CheckRequest, Command, Direct, Engine, Expand, Limits, OrgDocument};
-use warden::generate::{generate, Params};
+use warden::generate::Params;
 
 /// A small generated organization: owner and criteria rules to and from
 /// every member sort, a role tree and nested groups.
@@ -30,17 +31,17 @@ fn document() -> OrgDocument {
         sharing_rules: 40,
         ..Params::small()
     };
-    generate(&params)
-        .expect("the small parameters are valid")
-        .document
+    generated(&params)
 }
 
 /// A write that changes who a rule's `from` or `to` set holds, or the rules.
 fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
-    let roles: Vec<String> = doc.roles.iter().map(|r| r.id.clone()).collect();
-    let groups: Vec<String> = doc.groups.iter().map(|g| g.id.clone()).collect();
-    let users: Vec<String> = doc.users.iter().map(|u| u.id.clone()).collect();
-    let modules: Vec<String> = doc.modules.iter().map(|m| m.id.clone()).collect();
+    let Ids {
+        roles,
+        groups,
+        users,
+        modules,
+    } = Ids::of(doc);
     match rng.below(10) {
         // Group membership and nesting.
         0 | 1 if !groups.is_empty() => {

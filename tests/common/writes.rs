@@ -4,6 +4,34 @@
 use super::rng::Rng;
 use warden::engine::model::*;
 use warden::engine::{Command, OrgDocument};
+use warden::generate::{generate, Params};
+
+/// The document `params` generate (valid parameters are the caller's).
+pub fn generated(params: &Params) -> OrgDocument {
+    generate(params)
+        .expect("the test's parameters are valid")
+        .document
+}
+
+/// The ids a random write picks from.
+pub struct Ids {
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+    pub users: Vec<String>,
+    pub modules: Vec<String>,
+}
+
+impl Ids {
+    /// The ids of `doc`'s roles, groups, users and modules.
+    pub fn of(doc: &OrgDocument) -> Ids {
+        Ids {
+            roles: doc.roles.iter().map(|r| r.id.clone()).collect(),
+            groups: doc.groups.iter().map(|g| g.id.clone()).collect(),
+            users: doc.users.iter().map(|u| u.id.clone()).collect(),
+            modules: doc.modules.iter().map(|m| m.id.clone()).collect(),
+        }
+    }
+}
 
 /// A role, a role with its subordinates or a group (a role when there are
 /// no groups).
@@ -26,9 +54,12 @@ pub fn random_rule(
     new_id: String,
     criteria_percent: u64,
 ) -> Command {
-    let roles: Vec<String> = doc.roles.iter().map(|r| r.id.clone()).collect();
-    let groups: Vec<String> = doc.groups.iter().map(|g| g.id.clone()).collect();
-    let modules: Vec<String> = doc.modules.iter().map(|m| m.id.clone()).collect();
+    let Ids {
+        roles,
+        groups,
+        modules,
+        ..
+    } = Ids::of(doc);
     let id = if !doc.sharing_rules.is_empty() && rng.chance(50) {
         rng.pick(&doc.sharing_rules).id.clone()
     } else {
