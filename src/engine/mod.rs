@@ -669,6 +669,8 @@ impl<X: Expand> Engine<X> {
                     fresh.apply(change, &mut inv);
                 }
                 fresh.revision = revision;
+                // Numbered here, on the writer, so no check pays for it.
+                fresh.role_order();
                 let new = Arc::new(Org {
                     state: RwLock::new(fresh),
                 });
@@ -689,6 +691,8 @@ impl<X: Expand> Engine<X> {
             rest = tail;
         }
         state.revision = revision;
+        // Numbered here, under the write lock, so no check pays for it.
+        state.role_order();
         inv.normalize();
         if !inv.is_empty() {
             self.expand.invalidate(&state, &inv);
@@ -699,6 +703,8 @@ impl<X: Expand> Engine<X> {
     /// Installs a whole organization (loaded from a store at start-up).
     pub fn install(&self, mut state: OrgState) {
         state.generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        // Numbered before readers see the state, so no check pays for it.
+        state.role_order();
         let id = state.id.clone();
         let new = Arc::new(Org {
             state: RwLock::new(state),
