@@ -195,13 +195,7 @@ impl OrgState {
             }
         }
         let ix = self.profiles.intern(&def.id);
-        self.profiles.put(
-            ix,
-            Profile {
-                def: def.clone(),
-                modules,
-            },
-        );
+        self.profiles.put(ix, Profile::new(def.clone(), modules));
     }
 
     fn profile_ixs(&self, ids: &[String]) -> Vec<ProfileIx> {

@@ -86,6 +86,11 @@ impl ActionSet {
         self.0[word] |= 1 << bit;
     }
 
+    /// The first 64 actions' bits.
+    pub fn first_word(&self) -> u64 {
+        self.0.first().copied().unwrap_or(0)
+    }
+
     /// Whether `a` is in the set.
     pub fn contains(&self, a: ActionIx) -> bool {
         let (word, bit) = (a.0 as usize / 64, a.0 % 64);
@@ -472,6 +477,54 @@ pub struct Profile {
     pub def: ProfileDef,
     /// Per module.
     pub modules: FxHashMap<ModuleIx, ModulePerms>,
+    /// What a check reads of `modules`, packed by module index (built by
+    /// [`Profile::new`]): one vector index instead of a hash look-up
+    /// into a large `ModulePerms` per effective profile.
+    pub bits: Vec<ModuleBits>,
+}
+
+/// What a check reads of one profile on one module: the first 64
+/// interned actions as a bit set, `view_all` and `modify_all`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModuleBits {
+    /// Bit `a` set: action `a` (below 64) is allowed.
+    pub actions: u64,
+    /// Read every record.
+    pub view_all: bool,
+    /// Full access to every record.
+    pub modify_all: bool,
+}
+
+impl Profile {
+    /// A profile with its packed per-module bits.
+    pub fn new(def: ProfileDef, modules: FxHashMap<ModuleIx, ModulePerms>) -> Profile {
+        let len = modules.keys().map(|m| m.0 as usize + 1).max().unwrap_or(0);
+        let mut bits = vec![ModuleBits::default(); len];
+        for (m, perms) in &modules {
+            bits[m.0 as usize] = ModuleBits {
+                actions: perms.allowed.first_word(),
+                view_all: perms.view_all,
+                modify_all: perms.modify_all,
+            };
+        }
+        Profile { def, modules, bits }
+    }
+
+    /// The packed grant on module `m` (nothing for a module it does not name).
+    pub fn bits(&self, m: ModuleIx) -> ModuleBits {
+        self.bits.get(m.0 as usize).copied().unwrap_or_default()
+    }
+
+    /// Whether the profile allows action `a` on module `m`, given
+    /// `bits == self.bits(m)`: actions past the packed 64 are read from
+    /// `modules`.
+    pub fn allows(&self, bits: ModuleBits, m: ModuleIx, a: ActionIx) -> bool {
+        if a.0 < 64 {
+            bits.actions & (1 << a.0) != 0
+        } else {
+            self.modules.get(&m).is_some_and(|p| p.allowed.contains(a))
+        }
+    }
 }
 
 /// A role, resolved, with its reverse indexes.
