@@ -195,13 +195,7 @@ impl OrgState {
             }
         }
         let ix = self.profiles.intern(&def.id);
-        self.profiles.put(
-            ix,
-            Profile {
-                def: def.clone(),
-                modules,
-            },
-        );
+        self.profiles.put(ix, Profile::new(def.clone(), modules));
     }
 
     fn profile_ixs(&self, ids: &[String]) -> Vec<ProfileIx> {
@@ -266,6 +260,8 @@ impl OrgState {
             insert_sorted(&mut p.children, ix);
         }
         if moved {
+            // The tree changed shape: number it again on next use.
+            self.role_order.take();
             touched.extend(self.role_ancestors(ix));
             let groups = self.groups_listing_subtrees_of(&touched);
             inv.group_members.extend(groups);
@@ -287,6 +283,7 @@ impl OrgState {
         inv.group_members
             .extend(self.groups_listing_subtrees_of(&touched));
         if let Some(role) = self.roles.remove(ix.0) {
+            self.role_order.take();
             if let Some(p) = role.parent.and_then(|p| self.roles.get_mut(p.0)) {
                 remove_sorted(&mut p.children, &ix);
             }

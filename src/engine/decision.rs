@@ -341,11 +341,11 @@ pub(crate) fn profile_grant(
     let mut allowed = false;
     let mut grant = ModuleGrant::default();
     for p in org.effective_profiles(user) {
-        if let Some(m) = p.modules.get(&module) {
-            allowed |= m.allowed.contains(a);
-            grant.view_all |= m.view_all;
-            grant.modify_all |= m.modify_all;
-        }
+        // The packed bits: no hash look-up into the profile's modules.
+        let bits = p.bits(module);
+        allowed |= p.allows(bits, module, a);
+        grant.view_all |= bits.view_all;
+        grant.modify_all |= bits.modify_all;
     }
     (allowed, grant)
 }
@@ -354,10 +354,9 @@ pub(crate) fn profile_grant(
 pub(crate) fn module_grant(org: &OrgState, user: &User, module: ModuleIx) -> ModuleGrant {
     let mut grant = ModuleGrant::default();
     for p in org.effective_profiles(user) {
-        if let Some(m) = p.modules.get(&module) {
-            grant.view_all |= m.view_all;
-            grant.modify_all |= m.modify_all;
-        }
+        let bits = p.bits(module);
+        grant.view_all |= bits.view_all;
+        grant.modify_all |= bits.modify_all;
     }
     grant
 }

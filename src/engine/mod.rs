@@ -142,6 +142,22 @@ impl<X: Expand> Engine<X> {
         Ok(f(&state, &self.expand))
     }
 
+    /// [`Engine::read`] for Check and CheckBulk: the organization map's
+    /// read lock is held while `f` runs instead of cloning the
+    /// organization's `Arc` (two atomic writes on a shared counter per
+    /// check). `f` must not read the map again (a queued writer would
+    /// block it): the decision code never does.
+    fn read_for_checks<R>(&self, org_id: &str, f: impl FnOnce(&OrgState, &X) -> R) -> Result<R> {
+        let orgs = self.orgs.read();
+        let Some(org) = orgs.get(org_id) else {
+            drop(orgs);
+            self.check_org_id(org_id)?;
+            return Err(Error::not_found("organization", org_id, "org_id"));
+        };
+        let state = org.state.read();
+        Ok(f(&state, &self.expand))
+    }
+
     /// The organization's revision, if it exists.
     pub fn revision(&self, org_id: &str) -> Option<u64> {
         self.org(org_id).map(|o| o.state.read().revision)
@@ -164,7 +180,7 @@ impl<X: Expand> Engine<X> {
         if let Some(d) = &req.described {
             described::check_description(req.record.as_deref(), d, &self.limits)?;
         }
-        self.read(org_id, |org, x| {
+        self.read_for_checks(org_id, |org, x| {
             decision::check(org, x, req, now).map(|d| (d, org.revision))
         })?
     }
@@ -196,7 +212,7 @@ impl<X: Expand> Engine<X> {
         };
         let limit = bad_description.as_ref().map_or(reqs.len(), |(i, _)| *i);
         let decided = self
-            .read(org_id, |org, x| {
+            .read_for_checks(org_id, |org, x| {
                 let mut out = Vec::with_capacity(limit);
                 for (i, req) in reqs.iter().take(limit).enumerate() {
                     match decision::check(org, x, req, now) {
@@ -669,6 +685,8 @@ impl<X: Expand> Engine<X> {
                     fresh.apply(change, &mut inv);
                 }
                 fresh.revision = revision;
+                // Numbered here, on the writer, so no check pays for it.
+                fresh.role_order();
                 let new = Arc::new(Org {
                     state: RwLock::new(fresh),
                 });
@@ -689,6 +707,8 @@ impl<X: Expand> Engine<X> {
             rest = tail;
         }
         state.revision = revision;
+        // Numbered here, under the write lock, so no check pays for it.
+        state.role_order();
         inv.normalize();
         if !inv.is_empty() {
             self.expand.invalidate(&state, &inv);
@@ -699,6 +719,8 @@ impl<X: Expand> Engine<X> {
     /// Installs a whole organization (loaded from a store at start-up).
     pub fn install(&self, mut state: OrgState) {
         state.generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        // Numbered before readers see the state, so no check pays for it.
+        state.role_order();
         let id = state.id.clone();
         let new = Arc::new(Org {
             state: RwLock::new(state),

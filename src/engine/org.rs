@@ -3,7 +3,7 @@
 //! need (role → users, group → containers, grantee → shares, …).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono_tz::Tz;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -84,6 +84,11 @@ impl ActionSet {
             self.0.resize(word + 1, 0);
         }
         self.0[word] |= 1 << bit;
+    }
+
+    /// The first 64 actions' bits.
+    pub fn first_word(&self) -> u64 {
+        self.0.first().copied().unwrap_or(0)
     }
 
     /// Whether `a` is in the set.
@@ -472,6 +477,54 @@ pub struct Profile {
     pub def: ProfileDef,
     /// Per module.
     pub modules: FxHashMap<ModuleIx, ModulePerms>,
+    /// What a check reads of `modules`, packed by module index (built by
+    /// [`Profile::new`]): one vector index instead of a hash look-up
+    /// into a large `ModulePerms` per effective profile.
+    pub bits: Vec<ModuleBits>,
+}
+
+/// What a check reads of one profile on one module: the first 64
+/// interned actions as a bit set, `view_all` and `modify_all`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModuleBits {
+    /// Bit `a` set: action `a` (below 64) is allowed.
+    pub actions: u64,
+    /// Read every record.
+    pub view_all: bool,
+    /// Full access to every record.
+    pub modify_all: bool,
+}
+
+impl Profile {
+    /// A profile with its packed per-module bits.
+    pub fn new(def: ProfileDef, modules: FxHashMap<ModuleIx, ModulePerms>) -> Profile {
+        let len = modules.keys().map(|m| m.0 as usize + 1).max().unwrap_or(0);
+        let mut bits = vec![ModuleBits::default(); len];
+        for (m, perms) in &modules {
+            bits[m.0 as usize] = ModuleBits {
+                actions: perms.allowed.first_word(),
+                view_all: perms.view_all,
+                modify_all: perms.modify_all,
+            };
+        }
+        Profile { def, modules, bits }
+    }
+
+    /// The packed grant on module `m` (nothing for a module it does not name).
+    pub fn bits(&self, m: ModuleIx) -> ModuleBits {
+        self.bits.get(m.0 as usize).copied().unwrap_or_default()
+    }
+
+    /// Whether the profile allows action `a` on module `m`, given
+    /// `bits == self.bits(m)`: actions past the packed 64 are read from
+    /// `modules`.
+    pub fn allows(&self, bits: ModuleBits, m: ModuleIx, a: ActionIx) -> bool {
+        if a.0 < 64 {
+            bits.actions & (1 << a.0) != 0
+        } else {
+            self.modules.get(&m).is_some_and(|p| p.allowed.contains(a))
+        }
+    }
 }
 
 /// A role, resolved, with its reverse indexes.
@@ -593,6 +646,11 @@ pub struct OrgState {
     pub principals: FxHashMap<String, UserIx>,
     /// Grantee → the records shared with it.
     pub shares_by_grantee: FxHashMap<GranteeIx, FxHashSet<(ModuleIx, RecordIx)>>,
+    /// The role forest numbered for checks (see [`RoleOrder`]): emptied by
+    /// every role write (`put_role`, `delete_role`) and computed again on
+    /// first use; the engine's write path computes it before readers see
+    /// the new state, so a check never pays for it.
+    pub role_order: OnceLock<RoleOrder>,
 }
 
 impl OrgState {
@@ -613,6 +671,7 @@ impl OrgState {
             rule_modules: FxHashMap::default(),
             principals: FxHashMap::default(),
             shares_by_grantee: FxHashMap::default(),
+            role_order: OnceLock::new(),
         }
     }
 
@@ -706,15 +765,52 @@ impl OrgState {
             rule_modules: self.rule_modules.clone(),
             principals: self.principals.clone(),
             shares_by_grantee: FxHashMap::default(),
+            role_order: self.role_order.clone(),
         }
     }
 
+    /// The role forest's numbering, computed now if a role write emptied it.
+    pub fn role_order(&self) -> &RoleOrder {
+        self.role_order.get_or_init(|| RoleOrder::of(&self.roles))
+    }
+
     /// Whether `role` is `top` or below it, as `role_subtree(top)` would
-    /// say, by walking up from `role` instead of expanding `top`: at most
-    /// the depth of the tree in vector look-ups, with no expansion fetched.
-    /// A step is taken only where the parent lists the role as a child,
-    /// the edge `role_subtree` follows.
+    /// say: two integer compares on the role forest's pre-order numbers
+    /// (the walk up the tree was a look-up of a large `Role` per step).
+    /// Falls back to the walk when role links form a cycle, which the
+    /// numbering cannot represent (plans refuse cycles; the walk stays
+    /// bounded).
     pub fn role_within(&self, role: RoleIx, top: RoleIx) -> bool {
+        let order = self.role_order();
+        if order.acyclic {
+            order.within(role, top)
+        } else {
+            self.role_within_walk(role, top)
+        }
+    }
+
+    /// `role` and the roles above it, nearest first, as
+    /// `for_role_and_above` visits them: one precomputed slice, or `None`
+    /// when role links form a cycle (then walk with `for_role_and_above`).
+    pub fn role_chain(&self, role: RoleIx) -> Option<&[RoleIx]> {
+        let order = self.role_order();
+        order.acyclic.then(|| order.chain(role))
+    }
+
+    /// Calls `f` with `role` and each role above it, nearest first, along
+    /// the edges `role_within` follows.
+    pub fn for_role_and_above(&self, role: RoleIx, mut f: impl FnMut(RoleIx)) {
+        match self.role_chain(role) {
+            Some(chain) => chain.iter().copied().for_each(f),
+            None => self.for_role_and_above_walk(role, &mut f),
+        }
+    }
+
+    /// [`OrgState::role_within`] by walking up from `role`: the fallback
+    /// for cyclic role links and the oracle the numbering is tested
+    /// against. A step is taken only where the parent lists the role as a
+    /// child, the edge `role_subtree` follows.
+    pub fn role_within_walk(&self, role: RoleIx, top: RoleIx) -> bool {
         let Some(mut node) = self.role(role) else {
             return false;
         };
@@ -738,9 +834,9 @@ impl OrgState {
         false
     }
 
-    /// Calls `f` with `role` and each role above it, nearest first, along
-    /// the edges `role_within` follows.
-    pub fn for_role_and_above(&self, role: RoleIx, mut f: impl FnMut(RoleIx)) {
+    /// [`OrgState::for_role_and_above`] by walking up from `role` (the
+    /// fallback for cyclic role links and the test oracle).
+    pub fn for_role_and_above_walk(&self, role: RoleIx, mut f: impl FnMut(RoleIx)) {
         let Some(mut node) = self.role(role) else {
             return;
         };
@@ -763,6 +859,145 @@ impl OrgState {
     /// Number of records across modules.
     pub fn record_count(&self) -> usize {
         self.modules.iter().map(|(_, m)| m.records.len()).sum()
+    }
+}
+
+/// The role forest numbered once per role write, so a check answers "is
+/// this role at or below that one" with two compares and reads a role's
+/// chain of superiors as one slice. Edges are those the walks follow: a
+/// role hangs below its parent only where the parent exists and lists it
+/// as a child.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleOrder {
+    /// Per role index: its pre-order number, the end of its subtree's
+    /// numbers and where its chain lies in `chains` ([`RoleSpan::NONE`]
+    /// for an index with no role).
+    pub spans: Vec<RoleSpan>,
+    /// Every role's chain (itself, then its parent, … up to its root),
+    /// back to back.
+    pub chains: Vec<RoleIx>,
+    /// Whether every role was numbered: `false` when role links form a
+    /// cycle (the roles on it, and below it, have no root), and then the
+    /// walks answer instead.
+    pub acyclic: bool,
+}
+
+/// One role's place in [`RoleOrder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleSpan {
+    /// Pre-order number.
+    pub pre: u32,
+    /// One past the last pre-order number of its subtree.
+    pub end: u32,
+    /// Start of its chain in [`RoleOrder::chains`].
+    pub chain: u32,
+    /// Length of its chain.
+    pub len: u32,
+}
+
+impl RoleSpan {
+    /// The span of an index with no role (or a role not numbered).
+    pub const NONE: RoleSpan = RoleSpan {
+        pre: u32::MAX,
+        end: 0,
+        chain: 0,
+        len: 0,
+    };
+}
+
+impl RoleOrder {
+    /// The numbering of `roles`, by a depth-first pass from each root.
+    pub fn of(roles: &Table<Role>) -> RoleOrder {
+        let mut spans = vec![RoleSpan::NONE; roles.items.len()];
+        let mut chains: Vec<RoleIx> = Vec::new();
+        let mut next = 0u32;
+        let mut numbered = 0usize;
+        // The edge `c` → `p` the walks take.
+        let hangs_below = |c: RoleIx, p: RoleIx| {
+            roles
+                .get(p.0)
+                .is_some_and(|pr| pr.children.binary_search(&c).is_ok())
+        };
+        let mut stack: Vec<(RoleIx, usize)> = Vec::new();
+        for (ix, role) in roles.iter() {
+            let root = RoleIx(ix);
+            if role.parent.is_some_and(|p| hangs_below(root, p)) {
+                continue;
+            }
+            stack.push((root, 0));
+            Self::enter(&mut spans, &mut chains, &mut next, root, None);
+            numbered += 1;
+            while let Some((at, cursor)) = stack.last_mut() {
+                let (at, pos) = (*at, *cursor);
+                let children = roles.get(at.0).map_or(&[][..], |r| r.children.as_slice());
+                let Some(&child) = children.get(pos) else {
+                    spans[at.0 as usize].end = next;
+                    stack.pop();
+                    continue;
+                };
+                if let Some((_, cursor)) = stack.last_mut() {
+                    *cursor += 1;
+                }
+                let is_edge = roles.get(child.0).is_some_and(|c| c.parent == Some(at));
+                // A role has one parent, so it is entered at most once;
+                // the second test only guards against a corrupt list.
+                if is_edge && spans[child.0 as usize].pre == u32::MAX {
+                    Self::enter(&mut spans, &mut chains, &mut next, child, Some(at));
+                    numbered += 1;
+                    stack.push((child, 0));
+                }
+            }
+        }
+        RoleOrder {
+            spans,
+            chains,
+            acyclic: numbered == roles.len(),
+        }
+    }
+
+    fn enter(
+        spans: &mut [RoleSpan],
+        chains: &mut Vec<RoleIx>,
+        next: &mut u32,
+        role: RoleIx,
+        parent: Option<RoleIx>,
+    ) {
+        let start = chains.len();
+        chains.push(role);
+        let mut len = 1;
+        if let Some(p) = parent {
+            let ps = spans[p.0 as usize];
+            let from = ps.chain as usize;
+            chains.extend_from_within(from..from + ps.len as usize);
+            len += ps.len;
+        }
+        spans[role.0 as usize] = RoleSpan {
+            pre: *next,
+            end: *next + 1,
+            chain: start as u32,
+            len,
+        };
+        *next += 1;
+    }
+
+    fn span(&self, role: RoleIx) -> RoleSpan {
+        self.spans
+            .get(role.0 as usize)
+            .copied()
+            .unwrap_or(RoleSpan::NONE)
+    }
+
+    /// Whether `role` is numbered and `top` or below it.
+    pub fn within(&self, role: RoleIx, top: RoleIx) -> bool {
+        let (r, t) = (self.span(role), self.span(top));
+        r.pre != u32::MAX && t.pre <= r.pre && r.pre < t.end
+    }
+
+    /// `role` and the roles above it, nearest first (empty for no role).
+    pub fn chain(&self, role: RoleIx) -> &[RoleIx] {
+        let s = self.span(role);
+        let from = s.chain as usize;
+        self.chains.get(from..from + s.len as usize).unwrap_or(&[])
     }
 }
 

@@ -94,22 +94,29 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
     }
 
     /// The subject's role and the roles above it, as `for_role_and_above`
-    /// visits them (empty for a guest).
+    /// visits them (empty for a guest): the organization's precomputed
+    /// slice, or a walk kept here when role links form a cycle.
     fn role_chain(&self) -> &[RoleIx] {
+        let Some(role) = self.user.role else {
+            return &[];
+        };
+        if let Some(chain) = self.org.role_chain(role) {
+            return chain;
+        }
         self.chain.get_or_init(|| {
             let mut chain = SmallVec::new();
-            if let Some(role) = self.user.role {
-                self.org.for_role_and_above(role, |r| chain.push(r));
-            }
+            self.org.for_role_and_above(role, |r| chain.push(r));
             chain
         })
     }
 
     fn in_role_subtree(&self, top: RoleIx) -> bool {
-        // The subject's chain up to the root, walked once per question
-        // (the same edges `role_within` follows); the expanded subtree of
-        // `top` is a map look-up and may be large.
-        self.role_chain().contains(&top)
+        // Two compares on the role forest's numbering (the same edges
+        // the walk follows); the expanded subtree of `top` is a map
+        // look-up and may be large.
+        self.user
+            .role
+            .is_some_and(|role| self.org.role_within(role, top))
     }
 
     /// Whether a rule's `to` set contains the subject.
