@@ -456,24 +456,7 @@ fn sort_ids(bytes: &str, keys: &mut [IdKey]) {
         keys.sort_unstable_by(|a, b| id_order(bytes, a, b));
         return;
     }
-    // Only the bytes where some ids differ need sorting on: bits outside
-    // that window are the same in every key, so ordering by the window is
-    // ordering by the key. Ids of one shape ("L0000001") differ in a few
-    // bytes, which then sort as a u64 or u32: half or a quarter of the
-    // digits to count and shift.
-    let first = keys.first().map_or(0, IdKey::key);
-    let differ = keys.iter().fold(0u128, |d, k| d | (k.key() ^ first));
-    if differ != 0 {
-        let shift = differ.trailing_zeros() / 8 * 8;
-        let width = 128 - differ.leading_zeros() - shift;
-        if width <= 32 {
-            radsort::sort_by_key(keys, |k| (k.key() >> shift) as u32);
-        } else if width <= 64 {
-            radsort::sort_by_key(keys, |k| (k.key() >> shift) as u64);
-        } else {
-            radsort::sort_by_key(keys, IdKey::key);
-        }
-    }
+    radsort::sort_by_key(keys, IdKey::key);
     let mut rest = keys;
     while let Some((first, _)) = rest.split_first() {
         let key = first.key();
@@ -710,9 +693,9 @@ mod tests {
     }
 
     #[test]
-    fn the_radix_sort_orders_on_narrow_and_wide_windows() {
-        // Ids differing in at most 4 bytes (a u32 window), in 6 (a u64
-        // window) and in more than 8 (the whole u128 key).
+    fn the_radix_sort_orders_ids_of_every_shape() {
+        // Ids differing in their last 3 bytes, in 6, and in more than 8
+        // (the radix sort skips the bytes every id shares).
         let narrow: Vec<String> = (0..1000)
             .map(|i| format!("L000{:03}", (i * 7) % 1000))
             .collect();
