@@ -106,15 +106,16 @@ async fn load<D: Dialect>(dialect: &D, only: Option<&str>) -> StoreResult<Vec<Lo
 const DECODE_AHEAD: usize = 2;
 
 /// Rows applied between two [`crate::memory::hand_back`]s during a load
-/// (four full chunks). Each applied chunk frees its text and decoded rows
+/// (one full chunk). Each applied chunk frees its text and decoded rows
 /// (a few MB), which mimalloc purges only a second later: over a start-up
 /// of crm-large that freed-but-resident memory was the peak's excess over
-/// the steady state (226 against 163 MiB). Handing it back every few
-/// chunks keeps it to a few chunks' worth, for one walk of the runtime
-/// thread's pages each. Counted in rows, not chunks: an organization
-/// smaller than this (ten thousand small tenants) pays no walk at all
-/// (docs/benchmarks.md, "Part G (fourth round)").
-const HAND_BACK_ROWS: usize = 4 * rows::LOAD_CHUNK as usize;
+/// the steady state (226 against 163 MiB). Handing it back after each
+/// chunk's worth keeps it to the chunks in flight, for one walk of the
+/// runtime thread's pages each (under a million instructions at 1×).
+/// Counted in rows, not chunks: an organization smaller than this (ten
+/// thousand small tenants) pays no walk at all (docs/benchmarks.md,
+/// "Part G (fourth round)").
+const HAND_BACK_ROWS: usize = rows::LOAD_CHUNK as usize;
 
 /// Chunks smaller than this are decoded where they arrive: handing them to
 /// another thread would cost more than decoding them (an organization of
