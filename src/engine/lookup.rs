@@ -336,9 +336,23 @@ pub fn record_set<X: Expand + ?Sized>(
     at: DateTime<Utc>,
 ) -> Result<RecordSet> {
     let (module_ix, plan) = plan(org, x, subject, module_id, action, ShiftTime::At(at))?;
-    let mut set = RecordSetBuilder::default();
     let Some(module) = org.module(module_ix) else {
-        return set.finish();
+        return RecordSetBuilder::default().finish();
+    };
+    // The keys are reserved for as many ids as the plan can select (an
+    // upper bound), so they are not copied again as the vector doubles.
+    let most = if plan.all || plan.public_non_private {
+        module.records.len()
+    } else {
+        plan.owners
+            .iter()
+            .chain(&plan.owners_non_private)
+            .map(|o| module.records.owned_count(*o))
+            .sum::<usize>()
+    };
+    let mut set = RecordSetBuilder {
+        bytes: String::new(),
+        keys: Vec::with_capacity(most.saturating_add(plan.record_ids.len())),
     };
     if plan.all || plan.public_non_private {
         for (_, r) in module.records.iter() {
@@ -404,6 +418,11 @@ impl IdKey {
         }
     }
 
+    /// The first 16 bytes as one integer: its order is theirs.
+    fn key(&self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+
     fn text<'a>(&self, bytes: &'a str) -> &'a str {
         let start = self.start as usize;
         bytes
@@ -415,9 +434,39 @@ impl IdKey {
 /// Byte order of the ids (`str`'s order): zero padding cannot invert two
 /// prefixes, since a shorter id that is a prefix sorts first either way.
 fn id_order(bytes: &str, a: &IdKey, b: &IdKey) -> std::cmp::Ordering {
-    (a.hi, a.lo)
-        .cmp(&(b.hi, b.lo))
+    a.key()
+        .cmp(&b.key())
         .then_with(|| a.text(bytes).cmp(b.text(bytes)))
+}
+
+/// Below this many ids a comparison sort is cheaper than a radix sort's
+/// fixed cost (a histogram of 16 digits × 256 buckets).
+const RADIX_FROM: usize = 256;
+
+/// A set at most this many times the ids asked for so far is sorted
+/// whole at once: a radix sort is linear, so selecting the smallest ids
+/// first (and again as later pages double them) would cost as much.
+const SORT_WHOLE_PAGES: usize = 16;
+
+/// Sorts `keys` in [`id_order`]: by the 16-byte key alone (a radix sort,
+/// which skips the bytes every id shares), then by the bytes only inside
+/// the runs of equal keys (ids that share their first 16 bytes).
+fn sort_ids(bytes: &str, keys: &mut [IdKey]) {
+    if keys.len() < RADIX_FROM {
+        keys.sort_unstable_by(|a, b| id_order(bytes, a, b));
+        return;
+    }
+    radsort::sort_by_key(keys, IdKey::key);
+    let mut rest = keys;
+    while let Some((first, _)) = rest.split_first() {
+        let key = first.key();
+        let run = rest.iter().take_while(|k| k.key() == key).count();
+        let (same, after) = rest.split_at_mut(run);
+        if same.len() > 1 {
+            same.sort_unstable_by(|a, b| a.text(bytes).cmp(b.text(bytes)));
+        }
+        rest = after;
+    }
 }
 
 /// Collects the ids of a [`RecordSet`].
@@ -527,9 +576,16 @@ impl RecordSet {
         let end = offset.saturating_add(count).min(self.len);
         let mut order = self.order.lock();
         if end > order.sorted {
-            // At least double what is in order: paging through the set
-            // then costs a few linear selections in all, not one a page.
-            let target = end.max(order.sorted.saturating_mul(2)).min(self.len);
+            // A set of a few pages is sorted whole; a larger one selects
+            // the smallest ids it needs, at least doubling what is in
+            // order, so paging through it costs a few linear selections
+            // in all, not one a page, and its first page does not wait
+            // for the whole set.
+            let target = if self.len <= end.saturating_mul(SORT_WHOLE_PAGES) {
+                self.len
+            } else {
+                end.max(order.sorted.saturating_mul(2)).min(self.len)
+            };
             let done = order.sorted;
             let bytes = self.bytes.as_str();
             if let Some(rest) = order.keys.get_mut(done..) {
@@ -538,7 +594,7 @@ impl RecordSet {
                     rest.select_nth_unstable_by(take, |a, b| id_order(bytes, a, b));
                 }
                 if let Some(head) = rest.get_mut(..take) {
-                    head.sort_unstable_by(|a, b| id_order(bytes, a, b));
+                    sort_ids(bytes, head);
                 }
             }
             order.sorted = target;
@@ -625,6 +681,48 @@ mod tests {
     }
 
     #[test]
+    fn the_radix_sort_keeps_str_order_where_keys_tie() {
+        // More ids than RADIX_FROM, most of them sharing their first 16
+        // bytes, and pairs equal but for zero padding ("x" and "x\0").
+        let mut ids: Vec<String> = (0..RADIX_FROM * 2)
+            .map(|i| format!("account-00000000{}", (i * 7919) % 1000))
+            .collect();
+        ids.extend((0..100).map(|i| format!("L{i:03}")));
+        ids.extend((0..100).map(|i| format!("L{i:03}\u{0}")));
+        assert_pages_sorted(&ids);
+    }
+
+    #[test]
+    fn the_radix_sort_orders_ids_of_every_shape() {
+        // Ids differing in their last 3 bytes, in 6, and in more than 8
+        // (the radix sort skips the bytes every id shares).
+        let narrow: Vec<String> = (0..1000)
+            .map(|i| format!("L000{:03}", (i * 7) % 1000))
+            .collect();
+        let middle: Vec<String> = (0..1000)
+            .map(|i| format!("L{:07}", (i * 7919) % 1_000_000))
+            .collect();
+        let wide: Vec<String> = (0..1000)
+            .map(|i| format!("{}-{:010}", ["a", "Zz", "zz"][i % 3], (i * 7919) % 100_000))
+            .collect();
+        for ids in [narrow, middle, wide] {
+            assert_pages_sorted(&ids);
+        }
+    }
+
+    /// Pages of 10 (selections) and one page of all (a whole sort) of the
+    /// ids, reversed, equal their sorted unique list.
+    fn assert_pages_sorted(ids: &[String]) {
+        let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        want.dedup();
+        let set = RecordSet::from_ids(ids.iter().rev().map(String::as_str)).unwrap();
+        assert_eq!(paged(&set, 10), want, "selections on a set of many pages");
+        let whole = RecordSet::from_ids(ids.iter().map(String::as_str)).unwrap();
+        assert_eq!(paged(&whole, want.len()), want, "one whole sort");
+    }
+
+    #[test]
     fn pages_past_the_end_are_empty_and_repeats_are_kept_once() {
         let set = RecordSet::from_ids(["b", "a", "b"]).unwrap();
         assert_eq!(set.len(), 2);
@@ -651,6 +749,38 @@ mod tests {
             let at = jump.min(want.len());
             prop_assert_eq!(set.page(at, page), want[at..(at + page).min(want.len())].to_vec());
             prop_assert_eq!(paged(&set, page), want);
+        }
+    }
+
+    proptest! {
+        // Each case draws up to 1,500 ids: fewer cases keep it quick.
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Sets large enough for the radix sort, where many ids share
+        /// their first 16 bytes (so order falls to the bytes) or differ
+        /// only by zero padding, paged whole and through selections:
+        /// every page equals a full sort of the ids.
+        #[test]
+        fn large_sets_with_equal_keys_page_as_a_full_sort(
+            ids in proptest::collection::btree_set(
+                "(account-00000000|account-0000000|L000)?[0-9]{0,3}\\x00?[a-b]{0,2}",
+                RADIX_FROM..1500,
+            ),
+            page in 1usize..400,
+            jump in 0usize..3000,
+        ) {
+            let mut shuffled: Vec<&str> = ids.iter().map(String::as_str).collect();
+            shuffled.reverse();
+            let turn = jump.min(shuffled.len());
+            shuffled.rotate_left(turn);
+            let want: Vec<String> = ids.iter().cloned().collect();
+            let set = RecordSet::from_ids(shuffled.iter().copied()).unwrap();
+            let at = jump.min(want.len());
+            prop_assert_eq!(set.page(at, page), want[at..(at + page).min(want.len())].to_vec());
+            prop_assert_eq!(paged(&set, page), want.clone());
+            let whole = RecordSet::from_ids(shuffled).unwrap();
+            let all: Vec<String> = whole.to_vec().iter().map(|s| s.to_string()).collect();
+            prop_assert_eq!(all, want);
         }
     }
 }

@@ -105,6 +105,18 @@ async fn load<D: Dialect>(dialect: &D, only: Option<&str>) -> StoreResult<Vec<Lo
 /// is ≈ 1 MB of text, a few MB decoded).
 const DECODE_AHEAD: usize = 2;
 
+/// Rows applied between two [`crate::memory::hand_back`]s during a load
+/// (one full chunk). Each applied chunk frees its text and decoded rows
+/// (a few MB), which mimalloc purges only a second later: over a start-up
+/// of crm-large that freed-but-resident memory was the peak's excess over
+/// the steady state (226 against 163 MiB). Handing it back after each
+/// chunk's worth keeps it to the chunks in flight, for one walk of the
+/// runtime thread's pages each (under a million instructions at 1×).
+/// Counted in rows, not chunks: an organization smaller than this (ten
+/// thousand small tenants) pays no walk at all (docs/benchmarks.md,
+/// "Part G (fourth round)").
+const HAND_BACK_ROWS: usize = rows::LOAD_CHUNK as usize;
+
 /// Chunks smaller than this are decoded where they arrive: handing them to
 /// another thread would cost more than decoding them (an organization of
 /// a few hundred rows per module, times ten thousand tenants).
@@ -182,6 +194,8 @@ async fn load_state<D: Dialect>(
         (None, Some(building))
     };
     let mut pending: VecDeque<Pending> = VecDeque::with_capacity(DECODE_AHEAD + 1);
+    // Rows of this organization applied since the last hand-back.
+    let mut applied_rows = 0usize;
     // The next chunk to read: its step, and the key it starts after.
     let mut next: Option<(usize, ChunkKey)> = (!steps.is_empty()).then(|| (0, ChunkKey::default()));
     while next.is_some() || !pending.is_empty() {
@@ -203,7 +217,12 @@ async fn load_state<D: Dialect>(
             if apply_oldest {
                 if let Some(oldest) = pending.pop_front() {
                     let decoded = oldest.decoded().await?;
-                    decoded.apply(built(&mut builder, &mut building).await?);
+                    let rows = decoded.apply(built(&mut builder, &mut building).await?);
+                    applied_rows += rows;
+                    if applied_rows >= HAND_BACK_ROWS {
+                        applied_rows = 0;
+                        crate::memory::hand_back();
+                    }
                 }
             }
             Ok(())
