@@ -407,19 +407,19 @@ impl DecisionCounts {
         }
     }
 
-    fn count(&self, reason: Reason, allowed: bool) {
+    fn count(&self, reason: Reason, allowed: bool, n: u64) {
         let slot = reason as usize;
         match (self.names.get(slot), self.counts.get(slot)) {
             (Some(name), Some(counts)) => {
                 name.get_or_init(|| reason.as_str());
-                counts[usize::from(allowed)].fetch_add(1, Ordering::Relaxed);
+                counts[usize::from(allowed)].fetch_add(n, Ordering::Relaxed);
             }
             _ => {
                 *self
                     .other
                     .lock()
                     .entry((reason.as_str(), allowed))
-                    .or_default() += 1
+                    .or_default() += n
             }
         }
     }
@@ -613,12 +613,18 @@ impl Metrics {
 
     /// One decision.
     pub fn decision(&self, reason: Reason, allowed: bool) {
-        self.decisions.count(reason, allowed);
+        self.decisions_alike(reason, allowed, 1);
+    }
+
+    /// `n` decisions of one reason and outcome (CheckBulk counts its
+    /// checks once per call).
+    fn decisions_alike(&self, reason: Reason, allowed: bool, n: u64) {
+        self.decisions.count(reason, allowed, n);
         if !OTLP_METRICS.load(Ordering::Relaxed) {
             return;
         }
         self.otel.decisions.add(
-            1,
+            n,
             &[
                 KeyValue::new("reason", reason.as_str()),
                 KeyValue::new("allowed", allowed),
@@ -1217,6 +1223,40 @@ fn current_span_context() -> Option<SpanContext> {
 /// line names ids and the outcome only: no attribute values, no tokens.
 pub fn decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
     metrics().decision(d.reason, d.allowed);
+    log_decision(org, req, d, revision);
+}
+
+/// Counts a CheckBulk's decisions, each (reason, outcome) added once per
+/// call rather than once per check, and logs each decision as
+/// [`decision`] does.
+pub fn decisions<'a>(
+    answered: impl Iterator<Item = (&'a str, &'a CheckRequest, &'a Decision, u64)>,
+) {
+    let logging = DECISION_LOG
+        .get()
+        .is_some_and(|log| log.sink != DecisionLogSink::Off);
+    // A call's decisions have few distinct reasons: a short list.
+    let mut alike: Vec<(Reason, bool, u64)> = Vec::new();
+    for (org, req, d, revision) in answered {
+        match alike
+            .iter_mut()
+            .find(|(r, a, _)| *r == d.reason && *a == d.allowed)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => alike.push((d.reason, d.allowed, 1)),
+        }
+        if logging {
+            log_decision(org, req, d, revision);
+        }
+    }
+    let m = metrics();
+    for (reason, allowed, n) in alike {
+        m.decisions_alike(reason, allowed, n);
+    }
+}
+
+/// Logs a decision when the decision log asks for it.
+fn log_decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
     let Some(log) = DECISION_LOG.get() else {
         return;
     };
@@ -1231,11 +1271,11 @@ pub fn decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
                 "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 "trace_id": span.map(|sc| sc.trace_id().to_string()),
                 "org": org,
-                "subject": req.subject,
-                "module": req.module,
-                "action": req.action,
-                "record": req.record,
-                "field": req.field,
+                "subject": req.subject.as_str(),
+                "module": req.module.as_str(),
+                "action": req.action.as_str(),
+                "record": req.record.as_deref(),
+                "field": req.field.as_deref(),
                 "allowed": d.allowed,
                 "reason": d.reason.as_str(),
                 "level": d.level.as_str(),
@@ -1282,9 +1322,9 @@ fn decision_record(
     }
     record.add_attributes([
         ("org", AnyValue::from(org.to_string())),
-        ("subject", AnyValue::from(req.subject.clone())),
-        ("module", AnyValue::from(req.module.clone())),
-        ("action", AnyValue::from(req.action.clone())),
+        ("subject", AnyValue::from(req.subject.to_string())),
+        ("module", AnyValue::from(req.module.to_string())),
+        ("action", AnyValue::from(req.action.to_string())),
         ("allowed", AnyValue::from(d.allowed)),
         ("reason", AnyValue::from(d.reason.as_str())),
         ("level", AnyValue::from(d.level.as_str())),
@@ -1294,10 +1334,10 @@ fn decision_record(
         ),
     ]);
     if let Some(r) = &req.record {
-        record.add_attribute("record", r.clone());
+        record.add_attribute("record", r.to_string());
     }
     if let Some(f) = &req.field {
-        record.add_attribute("field", f.clone());
+        record.add_attribute("field", f.to_string());
     }
     record
 }
@@ -1397,14 +1437,17 @@ mod tests {
     #[test]
     fn decisions_count_by_reason_and_outcome() {
         let d = DecisionCounts::new();
-        d.count(Reason::Owner, true);
-        d.count(Reason::Owner, true);
-        d.count(Reason::InsufficientAccess, false);
+        d.count(Reason::Owner, true, 1);
+        d.count(Reason::Owner, true, 1);
+        d.count(Reason::InsufficientAccess, false, 1);
+        // A CheckBulk adds its alike decisions at once.
+        d.count(Reason::SharingRule, true, 5);
         let all = d.snapshot();
         assert_eq!(all.get(&("OWNER", true)), Some(&2));
         assert_eq!(all.get(&("INSUFFICIENT_ACCESS", false)), Some(&1));
+        assert_eq!(all.get(&("SHARING_RULE", true)), Some(&5));
         assert_eq!(all.get(&("OWNER", false)), None);
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 3);
     }
 
     #[test]

@@ -132,18 +132,27 @@ impl CheckApi {
             return Err((0, Status::internal("checks: a check was left undecided")));
         };
         // The checks of one organization share its revision: written once.
-        let mut written: Option<(u64, String)> = None;
+        let mut written: Option<(u64, compact_str::CompactString)> = None;
+        // Counted once per call; the level asked once per call, not per check.
+        crate::telemetry::decisions(
+            converted
+                .iter()
+                .zip(&decided)
+                .map(|((org, req, _), (d, rev))| (org.as_str(), req, d, *rev)),
+        );
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
         Ok(converted
             .into_iter()
             .zip(decided)
             .map(|((org, req, _), (d, rev))| {
-                tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
-                    allowed = d.allowed, reason = d.reason.as_str(), "check");
-                crate::telemetry::decision(&org, &req, &d, rev);
+                if debug {
+                    tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
+                        allowed = d.allowed, reason = d.reason.as_str(), "check");
+                }
                 let revision = match &written {
                     Some((at, text)) if *at == rev => text.clone(),
                     _ => {
-                        let text = convert::revision(rev);
+                        let text = convert::check_revision(rev);
                         written = Some((rev, text.clone()));
                         text
                     }
@@ -157,7 +166,11 @@ impl CheckApi {
 /// The positions of the checks of each organization, organizations in
 /// the order they first appear: CheckBulk reads each organization once.
 fn by_org(
-    checks: &[(String, crate::engine::CheckRequest, Consistency)],
+    checks: &[(
+        compact_str::CompactString,
+        crate::engine::CheckRequest,
+        Consistency,
+    )],
 ) -> Vec<(&str, Vec<usize>)> {
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut index: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
