@@ -464,7 +464,6 @@ const CODE_OK: usize = 0;
 const CODE_CANCELLED: usize = 1;
 const CODE_UNKNOWN: usize = 2;
 const CODE_INTERNAL: usize = 13;
-const CODE_UNAVAILABLE: usize = 14;
 
 /// One RPC's calls by code and its latency histogram, all atomics: calls
 /// on many workers count without waiting for each other.
@@ -976,25 +975,6 @@ async fn respond(
 // ---------------------------------------------------------------------------
 // RPC layer: caller's trace context, call counts and latency
 
-/// Tower layer over every gRPC service: continues the caller's W3C trace
-/// (`traceparent`, `tracestate`) and counts each call by RPC and code.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RpcLayer;
-
-impl<S> tower::Layer<S> for RpcLayer {
-    type Service = RpcService<S>;
-
-    fn layer(&self, inner: S) -> RpcService<S> {
-        RpcService { inner }
-    }
-}
-
-/// The service [`RpcLayer`] wraps around another.
-#[derive(Debug, Clone)]
-pub struct RpcService<S> {
-    inner: S,
-}
-
 struct Headers<'a>(&'a http::HeaderMap);
 
 impl Extractor for Headers<'_> {
@@ -1034,71 +1014,75 @@ fn code_index(code: &str) -> usize {
         .unwrap_or(CODE_UNKNOWN)
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// What the call layer (`transport::CallGuard`, one layer around every
+/// gRPC service) keeps of a call for telemetry: the caller's W3C trace
+/// (`traceparent`, `tracestate`) to continue, and the RPC's counters and
+/// start to count and time it by code.
+pub struct CallTelemetry {
+    parent: Option<opentelemetry::Context>,
+    rpc: Arc<RpcStats>,
+    started: Instant,
+}
 
-impl<S, B, RB> tower::Service<http::Request<B>> for RpcService<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
-    S::Future: Send + 'static,
-    S::Error: 'static,
-    RB: 'static,
-{
-    type Response = http::Response<RpcBody<RB>>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+impl CallTelemetry {
+    /// A call's telemetry, from its request head.
+    pub fn start(headers: &http::HeaderMap, path: &str) -> Self {
         // Without a `traceparent` there is no caller's span to continue:
         // extracting would only copy the current (empty) context and
         // attach it at every poll of the call, the cost of every untraced
         // call.
-        let parent = req
-            .headers()
+        let parent = headers
             .contains_key("traceparent")
-            .then(|| TraceContextPropagator::new().extract(&Headers(req.headers())));
-        let rpc = metrics().rpc_stats(req.uri().path());
-        let started = Instant::now();
-        let call = match &parent {
+            .then(|| TraceContextPropagator::new().extract(&Headers(headers)));
+        CallTelemetry {
+            parent,
+            rpc: metrics().rpc_stats(path),
+            started: Instant::now(),
+        }
+    }
+
+    /// `call()` made with the caller's context current: the handler's span
+    /// is made while it is, so its parent is the caller's span.
+    pub fn calling<T>(&self, call: impl FnOnce() -> T) -> T {
+        match &self.parent {
             Some(parent) => {
                 let _attached = parent.clone().attach();
-                self.inner.call(req)
+                call()
             }
-            None => self.inner.call(req),
-        };
-        Box::pin(async move {
-            // The handler's span is made while this context is current, so
-            // its parent is the caller's span.
-            let answer = match parent {
-                Some(parent) => call.with_context(parent).await,
-                None => call.await,
-            };
-            match answer {
-                Ok(response) => {
-                    // An error before any message travels in the headers
-                    // (trailers-only); otherwise the code comes in the
-                    // trailers, at the end of the body.
-                    let code = response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .map(code_index);
-                    Ok(response.map(|inner| RpcBody {
-                        inner,
-                        rpc,
-                        started,
-                        code,
-                        counted: false,
-                    }))
-                }
-                Err(e) => {
-                    metrics().rpc(&rpc, CODE_UNAVAILABLE, started.elapsed().as_secs_f64());
-                    Err(e)
-                }
-            }
+            None => call(),
+        }
+    }
+
+    /// `answer` awaited with the caller's context current at every poll.
+    pub async fn in_context<F: Future>(&mut self, answer: F) -> F::Output {
+        match self.parent.take() {
+            Some(parent) => answer.with_context(parent).await,
+            None => answer.await,
+        }
+    }
+
+    /// The response, its body counting the call once its status is known;
+    /// `slot` (an in-flight slot) is held until the body ends.
+    pub fn respond<B>(
+        self,
+        response: http::Response<B>,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> http::Response<RpcBody<B>> {
+        // An error before any message travels in the headers
+        // (trailers-only); otherwise the code comes in the trailers, at
+        // the end of the body.
+        let code = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map(code_index);
+        response.map(|inner| RpcBody {
+            inner,
+            rpc: self.rpc,
+            started: self.started,
+            code,
+            counted: false,
+            _slot: slot,
         })
     }
 }
@@ -1113,6 +1097,9 @@ pub struct RpcBody<B> {
     /// Index in [`CODES`], when the headers carried the status.
     code: Option<usize>,
     counted: bool,
+    /// The call's in-flight slot (`--max-in-flight`), held until the
+    /// answer's last message is sent.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<B> RpcBody<B> {
