@@ -1222,23 +1222,32 @@ pub fn decisions<'a>(
     let logging = DECISION_LOG
         .get()
         .is_some_and(|log| log.sink != DecisionLogSink::Off);
-    // A call's decisions have few distinct reasons: a short list.
-    let mut alike: Vec<(Reason, bool, u64)> = Vec::new();
+    let m = metrics();
+    // Tallied by the reason's slot, as `DecisionCounts` keeps them: an
+    // index and an add per decision (a list searched per decision cost
+    // more than the shared counter's add it saves).
+    let mut alike = [[0u64; 2]; REASON_SLOTS];
+    let mut reasons: [Option<Reason>; REASON_SLOTS] = [None; REASON_SLOTS];
     for (org, req, d, revision) in answered {
-        match alike
-            .iter_mut()
-            .find(|(r, a, _)| *r == d.reason && *a == d.allowed)
-        {
-            Some((_, _, n)) => *n += 1,
-            None => alike.push((d.reason, d.allowed, 1)),
+        let slot = d.reason as usize;
+        match (alike.get_mut(slot), reasons.get_mut(slot)) {
+            (Some(counts), Some(reason)) => {
+                *reason = Some(d.reason);
+                counts[usize::from(d.allowed)] += 1;
+            }
+            _ => m.decisions_alike(d.reason, d.allowed, 1),
         }
         if logging {
             log_decision(org, req, d, revision);
         }
     }
-    let m = metrics();
-    for (reason, allowed, n) in alike {
-        m.decisions_alike(reason, allowed, n);
+    for (counts, reason) in alike.iter().zip(reasons) {
+        let Some(reason) = reason else { continue };
+        for (allowed, n) in [(false, counts[0]), (true, counts[1])] {
+            if n > 0 {
+                m.decisions_alike(reason, allowed, n);
+            }
+        }
     }
 }
 
