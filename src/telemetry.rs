@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +13,6 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::ValueEnum;
-use opentelemetry::context::FutureExt as _;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -1041,24 +1039,10 @@ impl CallTelemetry {
         }
     }
 
-    /// `call()` made with the caller's context current: the handler's span
-    /// is made while it is, so its parent is the caller's span.
-    pub fn calling<T>(&self, call: impl FnOnce() -> T) -> T {
-        match &self.parent {
-            Some(parent) => {
-                let _attached = parent.clone().attach();
-                call()
-            }
-            None => call(),
-        }
-    }
-
-    /// `answer` awaited with the caller's context current at every poll.
-    pub async fn in_context<F: Future>(&mut self, answer: F) -> F::Output {
-        match self.parent.take() {
-            Some(parent) => answer.with_context(parent).await,
-            None => answer.await,
-        }
+    /// The caller's context to continue, if the call carries one (taken:
+    /// the call layer attaches it while the call runs).
+    pub fn take_parent(&mut self) -> Option<opentelemetry::Context> {
+        self.parent.take()
     }
 
     /// The response, its body counting the call once its status is known;

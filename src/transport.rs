@@ -21,6 +21,8 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Code, Status};
 use tracing::{debug, warn};
 
+use opentelemetry::context::FutureExt as _;
+
 use crate::telemetry::{CallTelemetry, RpcBody};
 
 /// Limits of the accept loop.
@@ -288,31 +290,56 @@ where
         // The clone that was made ready stays with this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let answer = telemetry.calling(|| inner.call(req));
+        let Some(parent) = telemetry.take_parent() else {
+            // The usual, untraced call. The router's future is made inside
+            // the boxed future, in place: made before it and moved in, it
+            // was copied into the box on every call (docs/benchmarks.md,
+            // "Part E (fourth round)").
+            return Box::pin(async move {
+                let answer = inner.call(req);
+                let response = match deadline {
+                    Some(d) => match tokio::time::timeout(d, answer).await {
+                        Ok(r) => r?,
+                        Err(_) => return Ok(telemetry.respond(late(d, read_only), slot)),
+                    },
+                    None => answer.await?,
+                };
+                Ok(telemetry.respond(oversized_as_exhausted(response), slot))
+            });
+        };
+        // A traced call: the router called, and its answer awaited, with
+        // the caller's context current, so that the handler's span is a
+        // child of the caller's.
         Box::pin(async move {
+            let answer = {
+                let _attached = parent.clone().attach();
+                inner.call(req)
+            };
             let response = match deadline {
-                Some(d) => match telemetry.in_context(tokio::time::timeout(d, answer)).await {
+                Some(d) => match tokio::time::timeout(d, answer).with_context(parent).await {
                     Ok(r) => r?,
-                    Err(_) => {
-                        // As gRPC has it, a write cut short may still have
-                        // been committed: the client must read to know.
-                        let caveat = if read_only {
-                            ""
-                        } else {
-                            "; a write may still have been applied: read before retrying"
-                        };
-                        let late = Status::deadline_exceeded(format!(
-                            "no answer within {d:?} (the client's grpc-timeout, at most --request-timeout-secs){caveat}"
-                        ))
-                        .into_http();
-                        return Ok(telemetry.respond(late, slot));
-                    }
+                    Err(_) => return Ok(telemetry.respond(late(d, read_only), slot)),
                 },
-                None => telemetry.in_context(answer).await?,
+                None => answer.with_context(parent).await?,
             };
             Ok(telemetry.respond(oversized_as_exhausted(response), slot))
         })
     }
+}
+
+/// The answer to a call with no answer within `d`.
+fn late(d: Duration, read_only: bool) -> http::Response<Body> {
+    // As gRPC has it, a write cut short may still have been committed:
+    // the client must read to know.
+    let caveat = if read_only {
+        ""
+    } else {
+        "; a write may still have been applied: read before retrying"
+    };
+    Status::deadline_exceeded(format!(
+        "no answer within {d:?} (the client's grpc-timeout, at most --request-timeout-secs){caveat}"
+    ))
+    .into_http()
 }
 
 /// The `grpc-timeout` header: digits and a unit (`H M S m u n`).
