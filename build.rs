@@ -21,9 +21,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // prost's codec with CheckBulk's checks counted before decoding
         // (src/api/codec.rs).
         .codec_path("crate::api::codec::WardenCodec")
+        // Check's messages by hand, with inline ids (src/api/wire.rs); the
+        // service and CheckBulk's messages use them.
+        .extern_path(".warden.v1.CheckRequest", "crate::api::wire::CheckRequest")
+        .extern_path(
+            ".warden.v1.CheckResponse",
+            "crate::api::wire::CheckResponse",
+        )
         .compile_protos(
             &files.map(PathBuf::from),
             &[PathBuf::from("proto"), include],
+        )?;
+    // The same messages as prost generates them, for tests/wire.rs to
+    // compare the hand-written ones with (messages only, not compiled into
+    // the library).
+    let reference = out.join("reference");
+    std::fs::create_dir_all(&reference)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .out_dir(&reference)
+        .compile_protos(
+            &[
+                PathBuf::from("proto/warden/v1/types.proto"),
+                PathBuf::from("proto/warden/v1/check.proto"),
+            ],
+            &[PathBuf::from("proto"), protoc_bin_vendored::include_path()?],
         )?;
     for f in files {
         println!("cargo:rerun-if-changed={f}");

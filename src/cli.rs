@@ -130,12 +130,12 @@ fn explain_request(args: &ExplainArgs) -> Result<crate::api::pb::CheckRequest, S
         None => None,
     };
     Ok(pb::CheckRequest {
-        org_id: args.org.clone().unwrap_or_default(),
-        subject: args.subject.clone(),
-        module: args.module.clone(),
-        action: args.action.clone(),
-        record_id: args.record.clone().unwrap_or_default(),
-        field: args.field.clone().unwrap_or_default(),
+        org_id: args.org.clone().unwrap_or_default().into(),
+        subject: args.subject.clone().into(),
+        module: args.module.clone().into(),
+        action: args.action.clone().into(),
+        record_id: args.record.clone().unwrap_or_default().into(),
+        field: args.field.clone().unwrap_or_default().into(),
         at,
         explain: true,
         assign_to,
@@ -172,7 +172,7 @@ fn explain_on_document(
             },
         )
         .map_err(|e| format!("--doc {name}: {}: {e}", e.code()))?;
-    request.org_id = org_id;
+    request.org_id = org_id.into();
     let (org_id, check, _) =
         crate::api::convert::check_from(request).map_err(|e| format!("{}: {e}", e.code()))?;
     let (decision, revision) = engine

@@ -1045,11 +1045,11 @@ impl World {
             .then(|| ["f0", "f1", "nofield"][c.below(3)].to_string());
         let assign_to = (action == "assign" && record.is_some()).then(|| self.owner(c));
         CheckRequest {
-            subject: self.name(c, &self.users, "nobody"),
-            module: self.name(c, &self.modules, "Nothing"),
-            action,
-            record,
-            field,
+            subject: self.name(c, &self.users, "nobody").into(),
+            module: self.name(c, &self.modules, "Nothing").into(),
+            action: action.into(),
+            record: record.map(Into::into),
+            field: field.map(Into::into),
             at: match c.below(3) {
                 0 => None,
                 1 => Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).single(),
@@ -1239,7 +1239,7 @@ fn check_invariants(org: &OrgDocument, req: &CheckRequest, d: &Decision) {
     let Some(record) = org
         .records
         .iter()
-        .find(|r| r.module == req.module && &r.id == record_id)
+        .find(|r| r.module == req.module && r.id == *record_id)
     else {
         panic!("an unknown record was allowed: {}", what());
     };
@@ -1380,10 +1380,10 @@ fn lookup_agrees_with_check<X: Expand, Y: Expand>(
     let mut allowed = BTreeSet::new();
     for r in org.records.iter().filter(|r| r.module == module) {
         let req = CheckRequest {
-            subject: subject.to_string(),
-            module: module.to_string(),
-            action: action.to_string(),
-            record: Some(r.id.clone()),
+            subject: subject.into(),
+            module: module.into(),
+            action: action.into(),
+            record: Some(r.id.clone().into()),
             ..CheckRequest::default()
         };
         if let Ok((d, _)) = direct.check(ORG, &req, now()) {

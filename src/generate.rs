@@ -963,10 +963,10 @@ pub fn check_mix(doc: &OrgDocument, count: usize, seed: u64) -> Vec<CheckRequest
             None => (random_user(&mut rng), random_record(&mut rng)),
         };
         out.push(CheckRequest {
-            subject: subject.to_string(),
-            module: record.module.clone(),
-            action: if rng.chance(0.2) { "edit" } else { "view" }.to_string(),
-            record: Some(record.id.clone()),
+            subject: subject.into(),
+            module: record.module.clone().into(),
+            action: if rng.chance(0.2) { "edit" } else { "view" }.into(),
+            record: Some(record.id.clone().into()),
             ..CheckRequest::default()
         });
     }

@@ -317,7 +317,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // adaptive windows probe the bandwidth-delay product with pings, which
     // a client in the same network never needs and every connection pays.
     let mut builder = Server::builder()
-        .layer(crate::telemetry::RpcLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(config.keepalive_secs)))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(Some(config.max_streams_per_connection))

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +13,6 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::ValueEnum;
-use opentelemetry::context::FutureExt as _;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -407,19 +405,19 @@ impl DecisionCounts {
         }
     }
 
-    fn count(&self, reason: Reason, allowed: bool) {
+    fn count(&self, reason: Reason, allowed: bool, n: u64) {
         let slot = reason as usize;
         match (self.names.get(slot), self.counts.get(slot)) {
             (Some(name), Some(counts)) => {
                 name.get_or_init(|| reason.as_str());
-                counts[usize::from(allowed)].fetch_add(1, Ordering::Relaxed);
+                counts[usize::from(allowed)].fetch_add(n, Ordering::Relaxed);
             }
             _ => {
                 *self
                     .other
                     .lock()
                     .entry((reason.as_str(), allowed))
-                    .or_default() += 1
+                    .or_default() += n
             }
         }
     }
@@ -464,7 +462,6 @@ const CODE_OK: usize = 0;
 const CODE_CANCELLED: usize = 1;
 const CODE_UNKNOWN: usize = 2;
 const CODE_INTERNAL: usize = 13;
-const CODE_UNAVAILABLE: usize = 14;
 
 /// One RPC's calls by code and its latency histogram, all atomics: calls
 /// on many workers count without waiting for each other.
@@ -613,12 +610,18 @@ impl Metrics {
 
     /// One decision.
     pub fn decision(&self, reason: Reason, allowed: bool) {
-        self.decisions.count(reason, allowed);
+        self.decisions_alike(reason, allowed, 1);
+    }
+
+    /// `n` decisions of one reason and outcome (CheckBulk counts its
+    /// checks once per call).
+    fn decisions_alike(&self, reason: Reason, allowed: bool, n: u64) {
+        self.decisions.count(reason, allowed, n);
         if !OTLP_METRICS.load(Ordering::Relaxed) {
             return;
         }
         self.otel.decisions.add(
-            1,
+            n,
             &[
                 KeyValue::new("reason", reason.as_str()),
                 KeyValue::new("allowed", allowed),
@@ -970,25 +973,6 @@ async fn respond(
 // ---------------------------------------------------------------------------
 // RPC layer: caller's trace context, call counts and latency
 
-/// Tower layer over every gRPC service: continues the caller's W3C trace
-/// (`traceparent`, `tracestate`) and counts each call by RPC and code.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RpcLayer;
-
-impl<S> tower::Layer<S> for RpcLayer {
-    type Service = RpcService<S>;
-
-    fn layer(&self, inner: S) -> RpcService<S> {
-        RpcService { inner }
-    }
-}
-
-/// The service [`RpcLayer`] wraps around another.
-#[derive(Debug, Clone)]
-pub struct RpcService<S> {
-    inner: S,
-}
-
 struct Headers<'a>(&'a http::HeaderMap);
 
 impl Extractor for Headers<'_> {
@@ -1028,71 +1012,61 @@ fn code_index(code: &str) -> usize {
         .unwrap_or(CODE_UNKNOWN)
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// What the call layer (`transport::CallGuard`, one layer around every
+/// gRPC service) keeps of a call for telemetry: the caller's W3C trace
+/// (`traceparent`, `tracestate`) to continue, and the RPC's counters and
+/// start to count and time it by code.
+pub struct CallTelemetry {
+    parent: Option<opentelemetry::Context>,
+    rpc: Arc<RpcStats>,
+    started: Instant,
+}
 
-impl<S, B, RB> tower::Service<http::Request<B>> for RpcService<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
-    S::Future: Send + 'static,
-    S::Error: 'static,
-    RB: 'static,
-{
-    type Response = http::Response<RpcBody<RB>>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+impl CallTelemetry {
+    /// A call's telemetry, from its request head.
+    pub fn start(headers: &http::HeaderMap, path: &str) -> Self {
         // Without a `traceparent` there is no caller's span to continue:
         // extracting would only copy the current (empty) context and
         // attach it at every poll of the call, the cost of every untraced
         // call.
-        let parent = req
-            .headers()
+        let parent = headers
             .contains_key("traceparent")
-            .then(|| TraceContextPropagator::new().extract(&Headers(req.headers())));
-        let rpc = metrics().rpc_stats(req.uri().path());
-        let started = Instant::now();
-        let call = match &parent {
-            Some(parent) => {
-                let _attached = parent.clone().attach();
-                self.inner.call(req)
-            }
-            None => self.inner.call(req),
-        };
-        Box::pin(async move {
-            // The handler's span is made while this context is current, so
-            // its parent is the caller's span.
-            let answer = match parent {
-                Some(parent) => call.with_context(parent).await,
-                None => call.await,
-            };
-            match answer {
-                Ok(response) => {
-                    // An error before any message travels in the headers
-                    // (trailers-only); otherwise the code comes in the
-                    // trailers, at the end of the body.
-                    let code = response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .map(code_index);
-                    Ok(response.map(|inner| RpcBody {
-                        inner,
-                        rpc,
-                        started,
-                        code,
-                        counted: false,
-                    }))
-                }
-                Err(e) => {
-                    metrics().rpc(&rpc, CODE_UNAVAILABLE, started.elapsed().as_secs_f64());
-                    Err(e)
-                }
-            }
+            .then(|| TraceContextPropagator::new().extract(&Headers(headers)));
+        CallTelemetry {
+            parent,
+            rpc: metrics().rpc_stats(path),
+            started: Instant::now(),
+        }
+    }
+
+    /// The caller's context to continue, if the call carries one (taken:
+    /// the call layer attaches it while the call runs).
+    pub fn take_parent(&mut self) -> Option<opentelemetry::Context> {
+        self.parent.take()
+    }
+
+    /// The response, its body counting the call once its status is known;
+    /// `slot` (an in-flight slot) is held until the body ends.
+    pub fn respond<B>(
+        self,
+        response: http::Response<B>,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> http::Response<RpcBody<B>> {
+        // An error before any message travels in the headers
+        // (trailers-only); otherwise the code comes in the trailers, at
+        // the end of the body.
+        let code = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map(code_index);
+        response.map(|inner| RpcBody {
+            inner,
+            rpc: self.rpc,
+            started: self.started,
+            code,
+            counted: false,
+            _slot: slot,
         })
     }
 }
@@ -1107,6 +1081,9 @@ pub struct RpcBody<B> {
     /// Index in [`CODES`], when the headers carried the status.
     code: Option<usize>,
     counted: bool,
+    /// The call's in-flight slot (`--max-in-flight`), held until the
+    /// answer's last message is sent.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<B> RpcBody<B> {
@@ -1217,6 +1194,49 @@ fn current_span_context() -> Option<SpanContext> {
 /// line names ids and the outcome only: no attribute values, no tokens.
 pub fn decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
     metrics().decision(d.reason, d.allowed);
+    log_decision(org, req, d, revision);
+}
+
+/// Counts a CheckBulk's decisions, each (reason, outcome) added once per
+/// call rather than once per check, and logs each decision as
+/// [`decision`] does.
+pub fn decisions<'a>(
+    answered: impl Iterator<Item = (&'a str, &'a CheckRequest, &'a Decision, u64)>,
+) {
+    let logging = DECISION_LOG
+        .get()
+        .is_some_and(|log| log.sink != DecisionLogSink::Off);
+    let m = metrics();
+    // Tallied by the reason's slot, as `DecisionCounts` keeps them: an
+    // index and an add per decision (a list searched per decision cost
+    // more than the shared counter's add it saves).
+    let mut alike = [[0u64; 2]; REASON_SLOTS];
+    let mut reasons: [Option<Reason>; REASON_SLOTS] = [None; REASON_SLOTS];
+    for (org, req, d, revision) in answered {
+        let slot = d.reason as usize;
+        match (alike.get_mut(slot), reasons.get_mut(slot)) {
+            (Some(counts), Some(reason)) => {
+                *reason = Some(d.reason);
+                counts[usize::from(d.allowed)] += 1;
+            }
+            _ => m.decisions_alike(d.reason, d.allowed, 1),
+        }
+        if logging {
+            log_decision(org, req, d, revision);
+        }
+    }
+    for (counts, reason) in alike.iter().zip(reasons) {
+        let Some(reason) = reason else { continue };
+        for (allowed, n) in [(false, counts[0]), (true, counts[1])] {
+            if n > 0 {
+                m.decisions_alike(reason, allowed, n);
+            }
+        }
+    }
+}
+
+/// Logs a decision when the decision log asks for it.
+fn log_decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
     let Some(log) = DECISION_LOG.get() else {
         return;
     };
@@ -1231,11 +1251,11 @@ pub fn decision(org: &str, req: &CheckRequest, d: &Decision, revision: u64) {
                 "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 "trace_id": span.map(|sc| sc.trace_id().to_string()),
                 "org": org,
-                "subject": req.subject,
-                "module": req.module,
-                "action": req.action,
-                "record": req.record,
-                "field": req.field,
+                "subject": req.subject.as_str(),
+                "module": req.module.as_str(),
+                "action": req.action.as_str(),
+                "record": req.record.as_deref(),
+                "field": req.field.as_deref(),
                 "allowed": d.allowed,
                 "reason": d.reason.as_str(),
                 "level": d.level.as_str(),
@@ -1282,9 +1302,9 @@ fn decision_record(
     }
     record.add_attributes([
         ("org", AnyValue::from(org.to_string())),
-        ("subject", AnyValue::from(req.subject.clone())),
-        ("module", AnyValue::from(req.module.clone())),
-        ("action", AnyValue::from(req.action.clone())),
+        ("subject", AnyValue::from(req.subject.to_string())),
+        ("module", AnyValue::from(req.module.to_string())),
+        ("action", AnyValue::from(req.action.to_string())),
         ("allowed", AnyValue::from(d.allowed)),
         ("reason", AnyValue::from(d.reason.as_str())),
         ("level", AnyValue::from(d.level.as_str())),
@@ -1294,10 +1314,10 @@ fn decision_record(
         ),
     ]);
     if let Some(r) = &req.record {
-        record.add_attribute("record", r.clone());
+        record.add_attribute("record", r.to_string());
     }
     if let Some(f) = &req.field {
-        record.add_attribute("field", f.clone());
+        record.add_attribute("field", f.to_string());
     }
     record
 }
@@ -1397,14 +1417,17 @@ mod tests {
     #[test]
     fn decisions_count_by_reason_and_outcome() {
         let d = DecisionCounts::new();
-        d.count(Reason::Owner, true);
-        d.count(Reason::Owner, true);
-        d.count(Reason::InsufficientAccess, false);
+        d.count(Reason::Owner, true, 1);
+        d.count(Reason::Owner, true, 1);
+        d.count(Reason::InsufficientAccess, false, 1);
+        // A CheckBulk adds its alike decisions at once.
+        d.count(Reason::SharingRule, true, 5);
         let all = d.snapshot();
         assert_eq!(all.get(&("OWNER", true)), Some(&2));
         assert_eq!(all.get(&("INSUFFICIENT_ACCESS", false)), Some(&1));
+        assert_eq!(all.get(&("SHARING_RULE", true)), Some(&5));
         assert_eq!(all.get(&("OWNER", false)), None);
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 3);
     }
 
     #[test]

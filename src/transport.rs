@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +20,10 @@ use tonic::body::Body;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Code, Status};
 use tracing::{debug, warn};
+
+use opentelemetry::context::FutureExt as _;
+
+use crate::telemetry::{CallTelemetry, RpcBody};
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
@@ -210,7 +213,9 @@ impl<S> tower_layer::Layer<S> for CallGuardLayer {
     }
 }
 
-/// Around every call: a slot among `max_in_flight` held until its answer
+/// Around every call, in one layer and one boxed future: the call's
+/// telemetry (the caller's trace continued, the call counted by RPC and
+/// code: `telemetry::CallTelemetry`), and a slot among `max_in_flight` held until its answer
 /// (a stream's last message) is sent, RESOURCE_EXHAUSTED at once when none
 /// is free; the client's `grpc-timeout`, capped by `request_timeout`, on
 /// the time to answer; an oversized request message answered
@@ -232,7 +237,11 @@ const CHECK_PREFIX: &str = "/warden.v1.CheckService/";
 /// seconds for crm-large); only the client's own deadline bounds it.
 const IMPORT_PATH: &str = "/warden.v1.AdminService/Import";
 
-type CallFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+/// A call's answer: its body counts the call (`telemetry::RpcBody`) and
+/// holds its in-flight slot.
+pub type CallResponse = http::Response<RpcBody<Body>>;
+
+type CallFuture = Pin<Box<dyn Future<Output = Result<CallResponse, Infallible>> + Send>>;
 
 impl<S, B> tower_service::Service<http::Request<B>> for CallGuard<S>
 where
@@ -246,7 +255,7 @@ where
     S::Future: Send + 'static,
     B: Send + 'static,
 {
-    type Response = http::Response<Body>;
+    type Response = CallResponse;
     type Error = Infallible;
     type Future = CallFuture;
 
@@ -256,6 +265,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> CallFuture {
         let path = req.uri().path();
+        let mut telemetry = CallTelemetry::start(req.headers(), path);
         let slot = if path.starts_with(HEALTH_PREFIX) {
             None
         } else {
@@ -266,7 +276,8 @@ where
                         "the server has {} calls in flight (--max-in-flight); retry later",
                         self.limits.max_in_flight
                     ));
-                    return Box::pin(futures::future::ready(Ok(status.into_http())));
+                    let refused = telemetry.respond(status.into_http(), None);
+                    return Box::pin(futures::future::ready(Ok(refused)));
                 }
             }
         };
@@ -279,34 +290,56 @@ where
         // The clone that was made ready stays with this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(parent) = telemetry.take_parent() else {
+            // The usual, untraced call. The router's future is made inside
+            // the boxed future, in place: made before it and moved in, it
+            // was copied into the box on every call (docs/benchmarks.md,
+            // "Part E (fourth round)").
+            return Box::pin(async move {
+                let answer = inner.call(req);
+                let response = match deadline {
+                    Some(d) => match tokio::time::timeout(d, answer).await {
+                        Ok(r) => r?,
+                        Err(_) => return Ok(telemetry.respond(late(d, read_only), slot)),
+                    },
+                    None => answer.await?,
+                };
+                Ok(telemetry.respond(oversized_as_exhausted(response), slot))
+            });
+        };
+        // A traced call: the router called, and its answer awaited, with
+        // the caller's context current, so that the handler's span is a
+        // child of the caller's.
         Box::pin(async move {
-            let answer = inner.call(req);
-            let response = match deadline {
-                Some(d) => match tokio::time::timeout(d, answer).await {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        // As gRPC has it, a write cut short may still have
-                        // been committed: the client must read to know.
-                        let caveat = if read_only {
-                            ""
-                        } else {
-                            "; a write may still have been applied: read before retrying"
-                        };
-                        return Ok(Status::deadline_exceeded(format!(
-                            "no answer within {d:?} (the client's grpc-timeout, at most --request-timeout-secs){caveat}"
-                        ))
-                        .into_http());
-                    }
-                },
-                None => answer.await?,
+            let answer = {
+                let _attached = parent.clone().attach();
+                inner.call(req)
             };
-            let response = oversized_as_exhausted(response);
-            Ok(match slot {
-                Some(slot) => response.map(|body| Body::new(HoldSlot { body, _slot: slot })),
-                None => response,
-            })
+            let response = match deadline {
+                Some(d) => match tokio::time::timeout(d, answer).with_context(parent).await {
+                    Ok(r) => r?,
+                    Err(_) => return Ok(telemetry.respond(late(d, read_only), slot)),
+                },
+                None => answer.with_context(parent).await?,
+            };
+            Ok(telemetry.respond(oversized_as_exhausted(response), slot))
         })
     }
+}
+
+/// The answer to a call with no answer within `d`.
+fn late(d: Duration, read_only: bool) -> http::Response<Body> {
+    // As gRPC has it, a write cut short may still have been committed:
+    // the client must read to know.
+    let caveat = if read_only {
+        ""
+    } else {
+        "; a write may still have been applied: read before retrying"
+    };
+    Status::deadline_exceeded(format!(
+        "no answer within {d:?} (the client's grpc-timeout, at most --request-timeout-secs){caveat}"
+    ))
+    .into_http()
 }
 
 /// The `grpc-timeout` header: digits and a unit (`H M S m u n`).
@@ -360,32 +393,6 @@ fn oversized_as_exhausted(mut response: http::Response<Body>) -> http::Response<
         warn!("could not rewrite an oversized message's status");
     }
     response
-}
-
-/// A response body that keeps its call's in-flight slot until it ends.
-struct HoldSlot {
-    body: Body,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl http_body::Body for HoldSlot {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        http_body::Body::is_end_stream(&self.body)
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::Body::size_hint(&self.body)
-    }
 }
 
 #[cfg(test)]

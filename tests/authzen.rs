@@ -152,7 +152,7 @@ async fn every_scenario_check_answers_as_grpc_check_does() {
             let grpc = c
                 .check
                 .check(pb::CheckRequest {
-                    field: check.field.clone().unwrap_or_default(),
+                    field: check.field.clone().unwrap_or_default().into(),
                     at: check.at.map(warden::api::convert::timestamp),
                     consistency: fresh(&revision),
                     assign_to: check.assign_to.as_ref().map(warden::api::convert::owner),
@@ -178,7 +178,7 @@ async fn every_scenario_check_answers_as_grpc_check_does() {
                 grpc.allowed,
                 reason_name(grpc.reason),
                 level_name(grpc.level),
-                grpc.revision.clone(),
+                grpc.revision.to_string(),
             );
             let got = (
                 answer["decision"].as_bool().unwrap_or(!grpc.allowed),
@@ -864,7 +864,7 @@ async fn described_records_map_as_grpc_describes_them() {
                         private: stored.private,
                         attributes: stored.attributes.clone().into_iter().collect(),
                     }),
-                    field: check.field.clone().unwrap_or_default(),
+                    field: check.field.clone().unwrap_or_default().into(),
                     at: check.at.map(warden::api::convert::timestamp),
                     assign_to: check.assign_to.as_ref().map(warden::api::convert::owner),
                     ..check_req(org, &check.subject, &check.module, &check.action, &id)

@@ -63,7 +63,7 @@ fn random_check(rng: &mut Rng, doc: &OrgDocument) -> pb::CheckRequest {
 
 /// What a check answered, revision included.
 fn answer(r: &pb::CheckResponse) -> (bool, i32, i32, String) {
-    (r.allowed, r.reason, r.level, r.revision.clone())
+    (r.allowed, r.reason, r.level, r.revision.to_string())
 }
 
 async fn one_by_one(

@@ -97,9 +97,9 @@ fn misstated(doc: &OrgDocument) -> OrgDocument {
 fn ask(subject: &str, r: &RecordDef, action: &str, d: Option<RecordDescription>) -> CheckRequest {
     CheckRequest {
         subject: subject.into(),
-        module: r.module.clone(),
+        module: r.module.clone().into(),
         action: action.into(),
-        record: Some(r.id.clone()),
+        record: Some(r.id.clone().into()),
         described: d,
         ..CheckRequest::default()
     }

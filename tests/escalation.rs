@@ -370,10 +370,10 @@ fn allowed_set(engine: &Engine<Direct>, doc: &OrgDocument) -> BTreeSet<Key> {
         for r in &doc.records {
             for a in ACTIONS {
                 let req = CheckRequest {
-                    subject: u.id.clone(),
-                    module: r.module.clone(),
+                    subject: u.id.clone().into(),
+                    module: r.module.clone().into(),
                     action: a.into(),
-                    record: Some(r.id.clone()),
+                    record: Some(r.id.clone().into()),
                     ..CheckRequest::default()
                 };
                 if engine.check(ORG, &req, now()).unwrap().0.allowed {
@@ -394,7 +394,7 @@ fn own_level(engine: &Engine<Direct>, actor: &str, module: &str, record: &str) -
             let req = CheckRequest {
                 subject: actor.into(),
                 module: module.into(),
-                action: a.to_string(),
+                action: a.to_string().into(),
                 record: Some(record.into()),
                 ..CheckRequest::default()
             };
@@ -529,8 +529,8 @@ fn run(seed: u64, writes: usize, tally: &mut Tally) {
                 match &command {
                     Command::SetOwner(w) if w.module == *module && w.id == *record => {
                         let create = CheckRequest {
-                            subject: actor.clone(),
-                            module: module.clone(),
+                            subject: actor.clone().into(),
+                            module: module.clone().into(),
                             action: "create".into(),
                             ..CheckRequest::default()
                         };

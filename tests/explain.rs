@@ -381,12 +381,12 @@ async fn no_explanation_of_any_scenario_check_carries_debug_text() {
         let org = &scenario.document.organization;
         for (i, check) in scenario.checks.iter().enumerate() {
             let req = pb::CheckRequest {
-                org_id: org.clone(),
-                subject: check.subject.clone(),
-                module: check.module.clone(),
-                action: check.action.clone(),
-                record_id: check.record.clone().unwrap_or_default(),
-                field: check.field.clone().unwrap_or_default(),
+                org_id: org.clone().into(),
+                subject: check.subject.clone().into(),
+                module: check.module.clone().into(),
+                action: check.action.clone().into(),
+                record_id: check.record.clone().unwrap_or_default().into(),
+                field: check.field.clone().unwrap_or_default().into(),
                 at: check.at.map(convert::timestamp),
                 explain: true,
                 record: check.described.as_ref().map(convert::described),
@@ -493,10 +493,10 @@ mod engine_level {
                 for u in &doc.users {
                     for action in ["view", "edit", "delete"] {
                         let quiet = CheckRequest {
-                            subject: u.id.clone(),
-                            module: r.module.clone(),
+                            subject: u.id.clone().into(),
+                            module: r.module.clone().into(),
                             action: action.into(),
-                            record: Some(r.id.clone()),
+                            record: Some(r.id.clone().into()),
                             ..CheckRequest::default()
                         };
                         let loud = CheckRequest { explain: true, ..quiet.clone() };

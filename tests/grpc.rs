@@ -68,12 +68,12 @@ async fn every_scenario_imported_and_checked_over_grpc() {
         let org = &scenario.document.organization;
         for (i, check) in scenario.checks.iter().enumerate() {
             let req = pb::CheckRequest {
-                org_id: org.clone(),
-                subject: check.subject.clone(),
-                module: check.module.clone(),
-                action: check.action.clone(),
-                record_id: check.record.clone().unwrap_or_default(),
-                field: check.field.clone().unwrap_or_default(),
+                org_id: org.clone().into(),
+                subject: check.subject.clone().into(),
+                module: check.module.clone().into(),
+                action: check.action.clone().into(),
+                record_id: check.record.clone().unwrap_or_default().into(),
+                field: check.field.clone().unwrap_or_default().into(),
                 at: check.at.map(convert::timestamp),
                 consistency: consistency_at(&revision),
                 explain: i % 2 == 0,

@@ -388,8 +388,8 @@ fn a_reused_slot_never_shows_the_deleted_records_shares_or_owner() {
         .check(
             &org,
             &CheckRequest {
-                subject: grantee,
-                module: module.clone(),
+                subject: grantee.into(),
+                module: module.clone().into(),
                 action: "view".into(),
                 record: Some("new-record".into()),
                 ..CheckRequest::default()

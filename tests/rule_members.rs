@@ -180,8 +180,8 @@ fn assert_checks(
             };
             for owner in &owners {
                 let req = CheckRequest {
-                    subject: subject.clone(),
-                    module: rule.module.clone(),
+                    subject: subject.clone().into(),
+                    module: rule.module.clone().into(),
                     action: if rng.chance(50) { "view" } else { "edit" }.into(),
                     record: Some("members-probe".into()),
                     described: Some(RecordDescription {

@@ -225,11 +225,11 @@ fn check_req(rng: &mut Rng, revision: &str) -> pb::CheckRequest {
     let action = *rng.pick(&ACTIONS);
     pb::CheckRequest {
         org_id: ORG.into(),
-        subject: rng.pick(&USERS).to_string(),
+        subject: rng.pick(&USERS).to_string().into(),
         module: module.into(),
         action: action.into(),
         record_id: if action == "create" || rng.chance(10) {
-            String::new()
+            Default::default()
         } else {
             record.into()
         },

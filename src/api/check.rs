@@ -11,7 +11,9 @@ use super::auth::{caller, require_in, Scope};
 use super::convert;
 use super::pb;
 use super::pb::check_service_server::CheckService;
-use crate::engine::Error;
+use compact_str::CompactString;
+
+use crate::engine::{Decision, Error};
 use crate::service::{Consistency, Warden};
 
 /// Page size of LookupSubjects' stream.
@@ -32,26 +34,44 @@ impl CheckApi {
         Ok(self.warden.fresh_org(org_id, consistency).await?)
     }
 
-    async fn one(&self, r: pb::CheckRequest) -> Result<pb::CheckResponse, Status> {
-        let (org, req, consistency) = convert::check_from(r)?;
-        let (d, rev) = self.warden.decide(&org, &req, consistency).await?;
-        tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
-            allowed = d.allowed, reason = d.reason.as_str(), "check");
-        // Fields the Check span declares (a CheckBulk span ignores them).
-        // The span is INFO: with INFO off for every layer no span exists,
-        // and asking the dispatcher for the current one is a cost per
-        // Check for nothing.
-        if tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO {
-            tracing::Span::current()
-                .record("decision", if d.allowed { "ALLOW" } else { "DENY" })
-                .record("reason", d.reason.as_str())
-                .record("revision", rev);
-        }
-        Ok(convert::decision(d, rev))
+    /// A check that waits for freshness (or validates a described record
+    /// first) before it is decided: [`Warden::decide`], boxed with what it
+    /// holds, so that Check's own future stays small.
+    async fn decide_waiting(
+        &self,
+        org: CompactString,
+        req: crate::engine::CheckRequest,
+        consistency: Consistency,
+    ) -> Result<(CompactString, crate::engine::CheckRequest, (Decision, u64)), Status> {
+        let answer = self.warden.decide(&org, &req, consistency).await?;
+        Ok((org, req, answer))
     }
 }
 
-/// CheckBulk: each check answered as [`CheckApi::one`] answers it, with
+/// Check's answer to a decided check, logged at DEBUG and its fields
+/// recorded on the Check span.
+fn answer(
+    org: &str,
+    req: &crate::engine::CheckRequest,
+    d: Decision,
+    rev: u64,
+) -> pb::CheckResponse {
+    tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
+        allowed = d.allowed, reason = d.reason.as_str(), "check");
+    // Fields the Check span declares (a CheckBulk span ignores them).
+    // The span is INFO: with INFO off for every layer no span exists,
+    // and asking the dispatcher for the current one is a cost per
+    // Check for nothing.
+    if tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO {
+        tracing::Span::current()
+            .record("decision", if d.allowed { "ALLOW" } else { "DENY" })
+            .record("reason", d.reason.as_str())
+            .record("revision", rev);
+    }
+    convert::decision(d, rev)
+}
+
+/// CheckBulk: each check answered as Check answers it, with
 /// what is the same for every check paid once per call rather than once
 /// per check (docs/benchmarks.md, 2026-11-30): freshness awaited once per
 /// (organization, consistency), and every check decided at one `now`.
@@ -132,18 +152,27 @@ impl CheckApi {
             return Err((0, Status::internal("checks: a check was left undecided")));
         };
         // The checks of one organization share its revision: written once.
-        let mut written: Option<(u64, String)> = None;
+        let mut written: Option<(u64, compact_str::CompactString)> = None;
+        // Counted once per call; the level asked once per call, not per check.
+        crate::telemetry::decisions(
+            converted
+                .iter()
+                .zip(&decided)
+                .map(|((org, req, _), (d, rev))| (org.as_str(), req, d, *rev)),
+        );
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
         Ok(converted
             .into_iter()
             .zip(decided)
             .map(|((org, req, _), (d, rev))| {
-                tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
-                    allowed = d.allowed, reason = d.reason.as_str(), "check");
-                crate::telemetry::decision(&org, &req, &d, rev);
+                if debug {
+                    tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
+                        allowed = d.allowed, reason = d.reason.as_str(), "check");
+                }
                 let revision = match &written {
                     Some((at, text)) if *at == rev => text.clone(),
                     _ => {
-                        let text = convert::revision(rev);
+                        let text = convert::check_revision(rev);
                         written = Some((rev, text.clone()));
                         text
                     }
@@ -157,7 +186,11 @@ impl CheckApi {
 /// The positions of the checks of each organization, organizations in
 /// the order they first appear: CheckBulk reads each organization once.
 fn by_org(
-    checks: &[(String, crate::engine::CheckRequest, Consistency)],
+    checks: &[(
+        compact_str::CompactString,
+        crate::engine::CheckRequest,
+        Consistency,
+    )],
 ) -> Vec<(&str, Vec<usize>)> {
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut index: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
@@ -195,8 +228,19 @@ impl CheckService for CheckApi {
         req: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         require_in(&req, &[Scope::Check], &req.get_ref().org_id)?;
-        let r = req.into_inner();
-        Ok(Response::new(self.one(r).await?))
+        let (org, r, consistency) = convert::check_from(req.into_inner())?;
+        // Most checks wait for nothing (MINIMIZE_LATENCY, no described
+        // record): decided at once, with no future built for the decision
+        // and no request held across an await (the call's future is moved
+        // as it is built and boxed: the smaller the cheaper).
+        let (org, r, (d, rev)) =
+            if consistency == Consistency::MinimizeLatency && r.described.is_none() {
+                let decided = self.warden.decide_now(&org, &r)?;
+                (org, r, decided)
+            } else {
+                Box::pin(self.decide_waiting(org, r, consistency)).await?
+            };
+        Ok(Response::new(answer(&org, &r, d, rev)))
     }
 
     #[tracing::instrument(name = "CheckBulk", skip_all, fields(method = "CheckBulk", checks = req.get_ref().checks.len()))]

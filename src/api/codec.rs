@@ -161,7 +161,7 @@ mod tests {
                 checks: (0..n)
                     .map(|i| pb::CheckRequest {
                         org_id: "acme".into(),
-                        subject: format!("user-{i}"),
+                        subject: format!("user-{i}").into(),
                         explain: i % 2 == 0,
                         ..Default::default()
                     })

@@ -19,8 +19,8 @@ use crate::engine::Command;
 use crate::engine::{EntityRef, Error, Result};
 use crate::service::WriteOutcome;
 
-fn none_if_empty(s: String) -> Option<String> {
-    if s.is_empty() {
+fn none_if_empty<S: AsRef<str>>(s: S) -> Option<S> {
+    if s.as_ref().is_empty() {
         None
     } else {
         Some(s)
@@ -857,7 +857,7 @@ pub fn consistency(c: Option<pb::Consistency>) -> Result<crate::service::Consist
 pub fn check_from(
     r: pb::CheckRequest,
 ) -> Result<(
-    String,
+    compact_str::CompactString,
     crate::engine::CheckRequest,
     crate::service::Consistency,
 )> {
@@ -888,12 +888,21 @@ pub fn check_from(
 
 /// A decision as a check response.
 pub fn decision(d: crate::engine::Decision, revision_at: u64) -> pb::CheckResponse {
-    decision_at(d, revision(revision_at))
+    decision_at(d, check_revision(revision_at))
+}
+
+/// A revision as a check response holds it: inline, no allocation (a u64
+/// is at most 20 digits).
+pub fn check_revision(r: u64) -> compact_str::CompactString {
+    compact_str::ToCompactString::to_compact_string(&r)
 }
 
 /// A decision as a check response, with its revision already written
 /// (CheckBulk writes each revision once, not once per check).
-pub fn decision_at(d: crate::engine::Decision, revision: String) -> pb::CheckResponse {
+pub fn decision_at(
+    d: crate::engine::Decision,
+    revision: compact_str::CompactString,
+) -> pb::CheckResponse {
     pb::CheckResponse {
         allowed: d.allowed,
         reason: reason(d.reason) as i32,

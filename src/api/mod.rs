@@ -5,6 +5,9 @@
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
     tonic::include_proto!("warden.v1");
+    // Written by hand (build.rs maps them with `extern_path`), named here
+    // as every other message is.
+    pub use super::wire::{CheckRequest, CheckResponse};
 
     /// Descriptor set served by gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("warden_descriptor");
@@ -18,6 +21,7 @@ pub mod codec;
 pub mod convert;
 pub mod grant;
 pub mod status;
+pub mod wire;
 
 use tonic::{Response, Status};
 

@@ -149,10 +149,10 @@ pub fn question(parts: Parts<'_>) -> Result<Question, HttpError> {
     })?;
     let described = described(resource, &rp)?;
     let mut req = CheckRequest {
-        subject: user,
-        module: resource.kind.clone(),
-        action: action.name.clone(),
-        record: (!record.is_empty()).then_some(record),
+        subject: user.into(),
+        module: resource.kind.clone().into(),
+        action: action.name.clone().into(),
+        record: (!record.is_empty()).then_some(record.into()),
         described,
         ..CheckRequest::default()
     };
@@ -161,7 +161,11 @@ pub fn question(parts: Parts<'_>) -> Result<Question, HttpError> {
         if let Some(t) = &context.time {
             req.at = Some(time(t, &format!("{cp}context.time"))?);
         }
-        req.field = context.field.clone().filter(|f| !f.is_empty());
+        req.field = context
+            .field
+            .clone()
+            .filter(|f| !f.is_empty())
+            .map(Into::into);
         req.assign_to = context.assign_to.as_ref().map(|o| o.owner());
         how = consistency(
             context.consistency.as_deref(),

@@ -477,7 +477,7 @@ pub async fn search_action(
     let mut revision = None;
     for name in STANDARD_ACTIONS.iter().map(|a| a.to_string()).chain(custom) {
         let mut q = base.clone();
-        q.req.action = name.clone();
+        q.req.action = name.clone().into();
         // Fresh already: each check answers from memory.
         q.consistency = Consistency::MinimizeLatency;
         match s.warden.decide(&org_id, &q.req, q.consistency).await {

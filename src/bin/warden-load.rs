@@ -552,7 +552,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         check_mix(&generated.document, args.mix, 11)
             .into_iter()
             .map(|r| pb::CheckRequest {
-                org_id: org.clone(),
+                org_id: org.clone().into(),
                 subject: r.subject,
                 module: r.module,
                 action: r.action,

@@ -72,11 +72,11 @@ impl CheckSpec {
     /// The check as a request to the engine.
     pub fn request(&self) -> CheckRequest {
         CheckRequest {
-            subject: self.subject.clone(),
-            module: self.module.clone(),
-            action: self.action.clone(),
-            record: self.record.clone(),
-            field: self.field.clone(),
+            subject: self.subject.clone().into(),
+            module: self.module.clone().into(),
+            action: self.action.clone().into(),
+            record: self.record.clone().map(Into::into),
+            field: self.field.clone().map(Into::into),
             at: self.at,
             explain: false,
             assign_to: self.assign_to.clone(),

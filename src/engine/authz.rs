@@ -164,10 +164,10 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
         assign_to: Option<&OwnerRef>,
     ) -> Result<Decision> {
         let req = CheckRequest {
-            subject: self.id.to_string(),
-            module: module.to_string(),
-            action: action.to_string(),
-            record: Some(record.to_string()),
+            subject: self.id.into(),
+            module: module.into(),
+            action: action.into(),
+            record: Some(record.into()),
             assign_to: assign_to.cloned(),
             ..CheckRequest::default()
         };
@@ -199,9 +199,9 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
                 Error::invalid("owner", "a new record needs an owner (user_id or group_id)")
             })?;
             let req = CheckRequest {
-                subject: self.id.to_string(),
-                module: module.to_string(),
-                action: "create".to_string(),
+                subject: self.id.into(),
+                module: module.into(),
+                action: "create".into(),
                 ..CheckRequest::default()
             };
             let decision = decide(self.org, self.x, &req, ShiftTime::At(self.now))?;

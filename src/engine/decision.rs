@@ -2,6 +2,7 @@
 //! the reason of the step that decided and, on request, the full trace.
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 
 use super::described::{described_owner, record_view, RecordView};
 use super::error::{Error, Result};
@@ -14,17 +15,21 @@ use super::paths::{record_level, Asker};
 
 /// A question: may `subject` do `action` in `module` (to `record`, on `field`)?
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Its ids are `CompactString`s (inline up to 24 bytes): a Check moves them
+/// from the decoded message without an allocation (docs/benchmarks.md,
+/// "Part E (fourth round)"); build one from `&str` or `String` with `.into()`.
 pub struct CheckRequest {
     /// User id.
-    pub subject: String,
+    pub subject: CompactString,
     /// Module id.
-    pub module: String,
+    pub module: CompactString,
     /// Action: standard or one of the module's custom actions.
-    pub action: String,
+    pub action: CompactString,
     /// Record id, if the question is about one record.
-    pub record: Option<String>,
+    pub record: Option<CompactString>,
     /// Field, for `view` or `edit` of one field.
-    pub field: Option<String>,
+    pub field: Option<CompactString>,
     /// When, for shifts (default: now).
     pub at: Option<DateTime<Utc>>,
     /// Whether to return the trace.
@@ -734,7 +739,7 @@ fn validate_against<'o>(
         };
         resolved = Some((ModuleIx(module_ix), module, action));
         if let Some(field) = &req.field {
-            if !module.fields.contains(field) {
+            if !module.fields.contains(field.as_str()) {
                 return Err(Error::invalid(
                     "field",
                     format!("module '{}' has no field '{field}'", req.module),

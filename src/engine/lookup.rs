@@ -626,10 +626,10 @@ pub fn lookup_subjects<X: Expand + ?Sized>(
     let mut out = Vec::new();
     for (_, user) in org.users.iter() {
         let req = CheckRequest {
-            subject: user.def.id.clone(),
-            module: module.to_string(),
-            action: action.to_string(),
-            record: Some(record.to_string()),
+            subject: user.def.id.as_str().into(),
+            module: module.into(),
+            action: action.into(),
+            record: Some(record.into()),
             ..CheckRequest::default()
         };
         if decide(org, x, &req, shift_time)?.allowed {

@@ -534,10 +534,10 @@ impl<X: Expand> Side<'_, X> {
             return false;
         }
         let req = CheckRequest {
-            subject: subject.to_string(),
-            module: module.to_string(),
-            action: action.to_string(),
-            record: Some(record.to_string()),
+            subject: subject.into(),
+            module: module.into(),
+            action: action.into(),
+            record: Some(record.into()),
             ..CheckRequest::default()
         };
         // A refused check is no access: an error never becomes ALLOW.

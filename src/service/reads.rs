@@ -92,6 +92,18 @@ impl Warden {
             // as the call's future is built and boxed.
             Box::pin(self.fresh_org(org_id, consistency)).await?;
         }
+        self.decide_now(org_id, req)
+    }
+
+    /// `Check` on the state as it is (what [`Warden::decide`] does once
+    /// fresh enough): the decision at now, and the decision log. Without
+    /// a wait there is nothing to await, so a handler calls this without
+    /// building a future for it.
+    pub fn decide_now(
+        &self,
+        org_id: &str,
+        req: &CheckRequest,
+    ) -> Result<(Decision, u64), ServiceError> {
         let (d, rev) = self.engine().check(org_id, req, Utc::now())?;
         crate::telemetry::decision(org_id, req, &d, rev);
         Ok((d, rev))

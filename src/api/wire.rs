@@ -1,0 +1,345 @@
+//! `warden.v1.CheckRequest` and `CheckResponse`, written by hand so their
+//! ids are [`CompactString`]s: an id of up to 24 bytes is held inline, so
+//! decoding a Check allocates nothing for its five ids, and a revision is
+//! written without an allocation (prost decodes every `string` into a
+//! `String` of its own: five allocations a Check, 500 a CheckBulk of 100;
+//! docs/benchmarks.md, "Part E (fourth round)"). build.rs maps the two
+//! messages here with prost-build's `extern_path`, so the generated
+//! service, client and CheckBulk messages use these types.
+//!
+//! The wire behaviour is exactly prost's (tests/wire.rs compares both on
+//! random messages and random bytes): fields encoded in field-number order,
+//! defaults not written, unknown fields skipped, the last of a repeated
+//! scalar field kept, invalid UTF-8 refused with prost's own error.
+
+use bytes::{Buf, BufMut};
+use compact_str::CompactString;
+use prost::encoding::{
+    self, check_wire_type, decode_varint, encode_key, encode_varint, encoded_len_varint, key_len,
+    DecodeContext, WireType,
+};
+use prost::{DecodeError, Message};
+
+use super::pb;
+
+/// One check (SPEC section 2): `warden.v1.CheckRequest`.
+#[derive(Clone, PartialEq, Default, Debug)]
+pub struct CheckRequest {
+    /// Organization id (field 1).
+    pub org_id: CompactString,
+    /// The user asking (2).
+    pub subject: CompactString,
+    /// Module id (3).
+    pub module: CompactString,
+    /// Action (4).
+    pub action: CompactString,
+    /// Record id; empty = no record (5).
+    pub record_id: CompactString,
+    /// Field name; empty = no field (6).
+    pub field: CompactString,
+    /// Time of the check for shifts (7); unset = now.
+    pub at: Option<prost_types::Timestamp>,
+    /// Freshness of the state the answer is taken from (8).
+    pub consistency: Option<pb::Consistency>,
+    /// Return the explain trace (9).
+    pub explain: bool,
+    /// Target owner of an `assign` (10).
+    pub assign_to: Option<pb::Owner>,
+    /// The record described instead of stored (11).
+    pub record: Option<pb::RecordDescription>,
+}
+
+/// The decision of one check: `warden.v1.CheckResponse`.
+#[derive(Clone, PartialEq, Default, Debug)]
+pub struct CheckResponse {
+    /// ALLOW (true) or DENY (false) (field 1).
+    pub allowed: bool,
+    /// `Reason` (2), its number.
+    pub reason: i32,
+    /// `AccessLevel` (3), its number.
+    pub level: i32,
+    /// The organization revision the answer was taken at (4).
+    pub revision: CompactString,
+    /// With explain: every step evaluated (5).
+    pub trace: Vec<pb::TraceStep>,
+}
+
+impl CheckResponse {
+    /// The reason, the default for an unknown number (as prost's getter).
+    pub fn reason(&self) -> pb::Reason {
+        pb::Reason::try_from(self.reason).unwrap_or_default()
+    }
+
+    /// The level, the default for an unknown number (as prost's getter).
+    pub fn level(&self) -> pb::AccessLevel {
+        pb::AccessLevel::try_from(self.level).unwrap_or_default()
+    }
+}
+
+// prost's string helpers take `&String`/`&mut String`; these are the same
+// bytes for a `CompactString`.
+
+fn str_encode(tag: u32, value: &str, buf: &mut impl BufMut) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(value.len() as u64, buf);
+    buf.put_slice(value.as_bytes());
+}
+
+fn str_encoded_len(tag: u32, value: &str) -> usize {
+    key_len(tag) + encoded_len_varint(value.len() as u64) + value.len()
+}
+
+/// prost's error for a length past the end of the buffer, made by prost
+/// itself (its constructor is private) on this cold path.
+#[cold]
+fn underflow(ctx: DecodeContext) -> DecodeError {
+    let mut nothing: &[u8] = &[1];
+    match encoding::bytes::merge(
+        WireType::LengthDelimited,
+        &mut Vec::<u8>::new(),
+        &mut nothing,
+        ctx,
+    ) {
+        Err(e) => e,
+        // Unreachable (a length of 1 with nothing after it); still an
+        // error, never a value.
+        Ok(()) => invalid_utf8(DecodeContext::default()),
+    }
+}
+
+/// prost's error for a string that is not UTF-8, made by prost itself.
+#[cold]
+fn invalid_utf8(ctx: DecodeContext) -> DecodeError {
+    let mut bad: &[u8] = &[1, 0xff];
+    match encoding::string::merge(WireType::LengthDelimited, &mut String::new(), &mut bad, ctx) {
+        Err(e) => e,
+        Ok(()) => underflow(DecodeContext::default()),
+    }
+}
+
+/// As `prost::encoding::string::merge`: the last value wins, and a value
+/// that is not UTF-8 is refused (and the field cleared).
+fn str_merge(
+    wire_type: WireType,
+    value: &mut CompactString,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<(), DecodeError> {
+    check_wire_type(WireType::LengthDelimited, wire_type)?;
+    let len = decode_varint(buf)?;
+    if len > buf.remaining() as u64 {
+        return Err(underflow(ctx));
+    }
+    // At most `remaining`, itself a usize.
+    let len = len as usize;
+    let chunk = buf.chunk();
+    if chunk.len() >= len {
+        // The usual case: the string lies in one slice, copied once
+        // (inline when it is short).
+        let Ok(text) = std::str::from_utf8(&chunk[..len]) else {
+            value.clear();
+            return Err(invalid_utf8(ctx));
+        };
+        *value = CompactString::new(text);
+        buf.advance(len);
+        return Ok(());
+    }
+    let mut bytes = vec![0; len];
+    buf.copy_to_slice(&mut bytes);
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            *value = CompactString::from(text);
+            Ok(())
+        }
+        Err(_) => {
+            value.clear();
+            Err(invalid_utf8(ctx))
+        }
+    }
+}
+
+/// A field's error located as prost's generated code locates it.
+fn at(message: &'static str, field: &'static str) -> impl FnOnce(DecodeError) -> DecodeError {
+    move |mut e| {
+        e.push(message, field);
+        e
+    }
+}
+
+impl Message for CheckRequest {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        for (tag, value) in [
+            (1, &self.org_id),
+            (2, &self.subject),
+            (3, &self.module),
+            (4, &self.action),
+            (5, &self.record_id),
+            (6, &self.field),
+        ] {
+            if !value.is_empty() {
+                str_encode(tag, value, buf);
+            }
+        }
+        if let Some(at) = &self.at {
+            encoding::message::encode(7, at, buf);
+        }
+        if let Some(consistency) = &self.consistency {
+            encoding::message::encode(8, consistency, buf);
+        }
+        if self.explain {
+            encoding::bool::encode(9, &self.explain, buf);
+        }
+        if let Some(owner) = &self.assign_to {
+            encoding::message::encode(10, owner, buf);
+        }
+        if let Some(record) = &self.record {
+            encoding::message::encode(11, record, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CheckRequest";
+        match tag {
+            1 => str_merge(wire_type, &mut self.org_id, buf, ctx).map_err(at(NAME, "org_id")),
+            2 => str_merge(wire_type, &mut self.subject, buf, ctx).map_err(at(NAME, "subject")),
+            3 => str_merge(wire_type, &mut self.module, buf, ctx).map_err(at(NAME, "module")),
+            4 => str_merge(wire_type, &mut self.action, buf, ctx).map_err(at(NAME, "action")),
+            5 => str_merge(wire_type, &mut self.record_id, buf, ctx).map_err(at(NAME, "record_id")),
+            6 => str_merge(wire_type, &mut self.field, buf, ctx).map_err(at(NAME, "field")),
+            7 => encoding::message::merge(
+                wire_type,
+                self.at.get_or_insert_with(Default::default),
+                buf,
+                ctx,
+            )
+            .map_err(at(NAME, "at")),
+            8 => encoding::message::merge(
+                wire_type,
+                self.consistency.get_or_insert_with(Default::default),
+                buf,
+                ctx,
+            )
+            .map_err(at(NAME, "consistency")),
+            9 => encoding::bool::merge(wire_type, &mut self.explain, buf, ctx)
+                .map_err(at(NAME, "explain")),
+            10 => encoding::message::merge(
+                wire_type,
+                self.assign_to.get_or_insert_with(Default::default),
+                buf,
+                ctx,
+            )
+            .map_err(at(NAME, "assign_to")),
+            11 => encoding::message::merge(
+                wire_type,
+                self.record.get_or_insert_with(Default::default),
+                buf,
+                ctx,
+            )
+            .map_err(at(NAME, "record")),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        let mut len = 0;
+        for (tag, value) in [
+            (1, &self.org_id),
+            (2, &self.subject),
+            (3, &self.module),
+            (4, &self.action),
+            (5, &self.record_id),
+            (6, &self.field),
+        ] {
+            if !value.is_empty() {
+                len += str_encoded_len(tag, value);
+            }
+        }
+        if let Some(at) = &self.at {
+            len += encoding::message::encoded_len(7, at);
+        }
+        if let Some(consistency) = &self.consistency {
+            len += encoding::message::encoded_len(8, consistency);
+        }
+        if self.explain {
+            len += encoding::bool::encoded_len(9, &self.explain);
+        }
+        if let Some(owner) = &self.assign_to {
+            len += encoding::message::encoded_len(10, owner);
+        }
+        if let Some(record) = &self.record {
+            len += encoding::message::encoded_len(11, record);
+        }
+        len
+    }
+
+    fn clear(&mut self) {
+        *self = CheckRequest::default();
+    }
+}
+
+impl Message for CheckResponse {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        if self.allowed {
+            encoding::bool::encode(1, &self.allowed, buf);
+        }
+        if self.reason != 0 {
+            encoding::int32::encode(2, &self.reason, buf);
+        }
+        if self.level != 0 {
+            encoding::int32::encode(3, &self.level, buf);
+        }
+        if !self.revision.is_empty() {
+            str_encode(4, &self.revision, buf);
+        }
+        encoding::message::encode_repeated(5, &self.trace, buf);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CheckResponse";
+        match tag {
+            1 => encoding::bool::merge(wire_type, &mut self.allowed, buf, ctx)
+                .map_err(at(NAME, "allowed")),
+            2 => encoding::int32::merge(wire_type, &mut self.reason, buf, ctx)
+                .map_err(at(NAME, "reason")),
+            3 => encoding::int32::merge(wire_type, &mut self.level, buf, ctx)
+                .map_err(at(NAME, "level")),
+            4 => str_merge(wire_type, &mut self.revision, buf, ctx).map_err(at(NAME, "revision")),
+            5 => encoding::message::merge_repeated(wire_type, &mut self.trace, buf, ctx)
+                .map_err(at(NAME, "trace")),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        let mut len = 0;
+        if self.allowed {
+            len += encoding::bool::encoded_len(1, &self.allowed);
+        }
+        if self.reason != 0 {
+            len += encoding::int32::encoded_len(2, &self.reason);
+        }
+        if self.level != 0 {
+            len += encoding::int32::encoded_len(3, &self.level);
+        }
+        if !self.revision.is_empty() {
+            len += str_encoded_len(4, &self.revision);
+        }
+        len + encoding::message::encoded_len_repeated(5, &self.trace)
+    }
+
+    fn clear(&mut self) {
+        *self = CheckResponse::default();
+    }
+}
