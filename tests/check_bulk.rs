@@ -7,29 +7,15 @@
 mod common;
 
 use common::rng::Rng;
-use common::{check_req, Server};
+use common::{check_req, import_scenario, Server};
 use warden::api::pb;
-use warden::document::parse_scenario;
 use warden::engine::OrgDocument;
 
 /// Two scenario documents of different organizations, imported.
 async fn two_orgs(c: &mut common::Clients) -> Vec<OrgDocument> {
     let mut docs = Vec::new();
     for name in ["admins-and-inactive.yaml", "manual-shares-grantees.yaml"] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/scenarios")
-            .join(name);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let scenario = parse_scenario(&text).unwrap();
-        c.admin
-            .import(pb::ImportRequest {
-                document: text,
-                replace: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        docs.push(scenario.document);
+        docs.push(import_scenario(c, name).await.document);
     }
     assert_ne!(docs[0].organization, docs[1].organization);
     docs

@@ -8,9 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use common::Server;
+use common::{import_scenario, Server};
 use warden::api::pb;
-use warden::document::parse_scenario;
 
 /// `warden_decisions_total` by (reason, allowed) from `/metrics`.
 fn decisions(metrics: &str) -> BTreeMap<(String, String), f64> {
@@ -44,19 +43,8 @@ async fn check_bulk_counts_every_decision_by_reason_and_outcome_exactly() {
         .to_string();
     let server = Server::start_with(&["--metrics-listen", &metrics]);
     let mut c = server.clients().await;
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios/manual-shares-grantees.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let scenario = parse_scenario(&text).unwrap();
+    let scenario = import_scenario(&mut c, "manual-shares-grantees.yaml").await;
     let org = scenario.document.organization.clone();
-    c.admin
-        .import(pb::ImportRequest {
-            document: text,
-            replace: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
 
     // The scenario's checks that Check answers (not refused), with
     // Check's answer to each.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{check_req, scenario_files, Server};
+use common::{check_req, scenario_check, scenario_files, Server};
 use warden::api::{convert, pb};
 use warden::document::parse_scenario;
 
@@ -381,17 +381,8 @@ async fn no_explanation_of_any_scenario_check_carries_debug_text() {
         let org = &scenario.document.organization;
         for (i, check) in scenario.checks.iter().enumerate() {
             let req = pb::CheckRequest {
-                org_id: org.clone().into(),
-                subject: check.subject.clone().into(),
-                module: check.module.clone().into(),
-                action: check.action.clone().into(),
-                record_id: check.record.clone().unwrap_or_default().into(),
-                field: check.field.clone().unwrap_or_default().into(),
-                at: check.at.map(convert::timestamp),
                 explain: true,
-                record: check.described.as_ref().map(convert::described),
-                assign_to: check.assign_to.as_ref().map(convert::owner),
-                ..Default::default()
+                ..scenario_check(org, check)
             };
             let r = c.check.check(req).await.unwrap().into_inner();
             let at = format!("{} checks[{i}]", file.display());

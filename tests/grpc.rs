@@ -5,9 +5,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{check_req, code_name, export, scenario_files, Server};
+use common::{check_req, code_name, export, scenario_check, scenario_files, Server};
 use tokio_stream::StreamExt;
-use warden::api::convert;
 use warden::api::pb;
 use warden::document::{parse_scenario, Expect};
 
@@ -68,17 +67,9 @@ async fn every_scenario_imported_and_checked_over_grpc() {
         let org = &scenario.document.organization;
         for (i, check) in scenario.checks.iter().enumerate() {
             let req = pb::CheckRequest {
-                org_id: org.clone().into(),
-                subject: check.subject.clone().into(),
-                module: check.module.clone().into(),
-                action: check.action.clone().into(),
-                record_id: check.record.clone().unwrap_or_default().into(),
-                field: check.field.clone().unwrap_or_default().into(),
-                at: check.at.map(convert::timestamp),
                 consistency: consistency_at(&revision),
                 explain: i % 2 == 0,
-                record: check.described.as_ref().map(convert::described),
-                assign_to: check.assign_to.as_ref().map(convert::owner),
+                ..scenario_check(org, check)
             };
             let resp = c.check.check(req).await.unwrap().into_inner();
             let want_allowed = check.expect == Expect::Allow;

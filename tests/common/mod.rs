@@ -424,3 +424,41 @@ impl Server {
         (server, console)
     }
 }
+
+/// A scenario check as a gRPC `CheckRequest` of organization `org`: every
+/// field the scenario gives (record, field, time, description, assign
+/// target); consistency and explain left for the caller to set.
+pub fn scenario_check(org: &str, check: &warden::document::CheckSpec) -> pb::CheckRequest {
+    use warden::api::convert;
+    pb::CheckRequest {
+        org_id: org.into(),
+        subject: check.subject.as_str().into(),
+        module: check.module.as_str().into(),
+        action: check.action.as_str().into(),
+        record_id: check.record.as_deref().unwrap_or_default().into(),
+        field: check.field.as_deref().unwrap_or_default().into(),
+        at: check.at.map(convert::timestamp),
+        record: check.described.as_ref().map(convert::described),
+        assign_to: check.assign_to.as_ref().map(convert::owner),
+        ..Default::default()
+    }
+}
+
+/// Imports the scenario file `name` of tests/scenarios (replacing its
+/// organization) and returns the parsed scenario.
+pub async fn import_scenario(c: &mut Clients, name: &str) -> warden::document::Scenario {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let scenario = warden::document::parse_scenario(&text).unwrap();
+    c.admin
+        .import(pb::ImportRequest {
+            document: text,
+            replace: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    scenario
+}
