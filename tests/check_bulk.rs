@@ -21,6 +21,20 @@ async fn two_orgs(c: &mut common::Clients) -> Vec<OrgDocument> {
     docs
 }
 
+/// CheckBulk's answer to `checks`, which must not fail.
+async fn bulk_answer(
+    c: &mut common::Clients,
+    checks: &[pb::CheckRequest],
+) -> pb::CheckBulkResponse {
+    c.check
+        .check_bulk(pb::CheckBulkRequest {
+            checks: checks.to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// A random check of `doc`'s organization: known and unknown subjects,
 /// modules and records, standard actions (each valid in every module).
 fn random_check(rng: &mut Rng, doc: &OrgDocument) -> pb::CheckRequest {
@@ -94,14 +108,7 @@ async fn random_batches_over_two_organizations_answer_as_check_does() {
                 }
             }
         }
-        let bulk = c
-            .check
-            .check_bulk(pb::CheckBulkRequest {
-                checks: checks.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let bulk = bulk_answer(&mut c, &checks).await;
         let got: Vec<_> = bulk.results.iter().map(answer).collect();
         let want = one_by_one(&mut c, &checks).await;
         assert_eq!(got, want, "round {round}: {checks:?}");
@@ -132,14 +139,7 @@ async fn unknown_subjects_and_modules_mid_batch_are_denials_not_errors() {
         check_req(b, &docs[1].users[0].id, "NoSuchModule", "view", ""),
         check_req(a, known, "Leads", "create", ""),
     ];
-    let bulk = c
-        .check
-        .check_bulk(pb::CheckBulkRequest {
-            checks: checks.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let bulk = bulk_answer(&mut c, &checks).await;
     let got: Vec<_> = bulk.results.iter().map(answer).collect();
     assert_eq!(got, one_by_one(&mut c, &checks).await);
     let reasons: Vec<i32> = bulk.results.iter().map(|r| r.reason).collect();

@@ -233,13 +233,12 @@ impl CheckService for CheckApi {
         // record): decided at once, with no future built for the decision
         // and no request held across an await (the call's future is moved
         // as it is built and boxed: the smaller the cheaper).
-        let (org, r, (d, rev)) =
-            if consistency == Consistency::MinimizeLatency && r.described.is_none() {
-                let decided = self.warden.decide_now(&org, &r)?;
-                (org, r, decided)
-            } else {
-                Box::pin(self.decide_waiting(org, r, consistency)).await?
-            };
+        let (org, r, (d, rev)) = if Warden::check_waits(&r, consistency) {
+            Box::pin(self.decide_waiting(org, r, consistency)).await?
+        } else {
+            let decided = self.warden.decide_now(&org, &r)?;
+            (org, r, decided)
+        };
         Ok(Response::new(answer(&org, &r, d, rev)))
     }
 

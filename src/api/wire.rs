@@ -166,35 +166,60 @@ fn at(message: &'static str, field: &'static str) -> impl FnOnce(DecodeError) ->
     }
 }
 
-impl Message for CheckRequest {
-    fn encode_raw(&self, buf: &mut impl BufMut) {
-        for (tag, value) in [
+/// An optional message field, as prost's generated code encodes it: not
+/// written when absent.
+fn opt_encode<M: Message>(tag: u32, value: &Option<M>, buf: &mut impl BufMut) {
+    if let Some(m) = value {
+        encoding::message::encode(tag, m, buf);
+    }
+}
+
+/// The encoded length of an optional message field ([`opt_encode`]).
+fn opt_encoded_len<M: Message>(tag: u32, value: &Option<M>) -> usize {
+    value
+        .as_ref()
+        .map_or(0, |m| encoding::message::encoded_len(tag, m))
+}
+
+/// An optional message field merged as prost merges it: into the value
+/// already there, or into a default one.
+fn opt_merge<M: Message + Default>(
+    wire_type: WireType,
+    value: &mut Option<M>,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<(), DecodeError> {
+    encoding::message::merge(wire_type, value.get_or_insert_with(M::default), buf, ctx)
+}
+
+impl CheckRequest {
+    /// The string fields (1–6) with their numbers, in field-number order.
+    fn strings(&self) -> [(u32, &CompactString); 6] {
+        [
             (1, &self.org_id),
             (2, &self.subject),
             (3, &self.module),
             (4, &self.action),
             (5, &self.record_id),
             (6, &self.field),
-        ] {
+        ]
+    }
+}
+
+impl Message for CheckRequest {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        for (tag, value) in self.strings() {
             if !value.is_empty() {
                 str_encode(tag, value, buf);
             }
         }
-        if let Some(at) = &self.at {
-            encoding::message::encode(7, at, buf);
-        }
-        if let Some(consistency) = &self.consistency {
-            encoding::message::encode(8, consistency, buf);
-        }
+        opt_encode(7, &self.at, buf);
+        opt_encode(8, &self.consistency, buf);
         if self.explain {
             encoding::bool::encode(9, &self.explain, buf);
         }
-        if let Some(owner) = &self.assign_to {
-            encoding::message::encode(10, owner, buf);
-        }
-        if let Some(record) = &self.record {
-            encoding::message::encode(11, record, buf);
-        }
+        opt_encode(10, &self.assign_to, buf);
+        opt_encode(11, &self.record, buf);
     }
 
     fn merge_field(
@@ -212,70 +237,33 @@ impl Message for CheckRequest {
             4 => str_merge(wire_type, &mut self.action, buf, ctx).map_err(at(NAME, "action")),
             5 => str_merge(wire_type, &mut self.record_id, buf, ctx).map_err(at(NAME, "record_id")),
             6 => str_merge(wire_type, &mut self.field, buf, ctx).map_err(at(NAME, "field")),
-            7 => encoding::message::merge(
-                wire_type,
-                self.at.get_or_insert_with(Default::default),
-                buf,
-                ctx,
-            )
-            .map_err(at(NAME, "at")),
-            8 => encoding::message::merge(
-                wire_type,
-                self.consistency.get_or_insert_with(Default::default),
-                buf,
-                ctx,
-            )
-            .map_err(at(NAME, "consistency")),
+            7 => opt_merge(wire_type, &mut self.at, buf, ctx).map_err(at(NAME, "at")),
+            8 => opt_merge(wire_type, &mut self.consistency, buf, ctx)
+                .map_err(at(NAME, "consistency")),
             9 => encoding::bool::merge(wire_type, &mut self.explain, buf, ctx)
                 .map_err(at(NAME, "explain")),
-            10 => encoding::message::merge(
-                wire_type,
-                self.assign_to.get_or_insert_with(Default::default),
-                buf,
-                ctx,
-            )
-            .map_err(at(NAME, "assign_to")),
-            11 => encoding::message::merge(
-                wire_type,
-                self.record.get_or_insert_with(Default::default),
-                buf,
-                ctx,
-            )
-            .map_err(at(NAME, "record")),
+            10 => {
+                opt_merge(wire_type, &mut self.assign_to, buf, ctx).map_err(at(NAME, "assign_to"))
+            }
+            11 => opt_merge(wire_type, &mut self.record, buf, ctx).map_err(at(NAME, "record")),
             _ => encoding::skip_field(wire_type, tag, buf, ctx),
         }
     }
 
     fn encoded_len(&self) -> usize {
         let mut len = 0;
-        for (tag, value) in [
-            (1, &self.org_id),
-            (2, &self.subject),
-            (3, &self.module),
-            (4, &self.action),
-            (5, &self.record_id),
-            (6, &self.field),
-        ] {
+        for (tag, value) in self.strings() {
             if !value.is_empty() {
                 len += str_encoded_len(tag, value);
             }
         }
-        if let Some(at) = &self.at {
-            len += encoding::message::encoded_len(7, at);
-        }
-        if let Some(consistency) = &self.consistency {
-            len += encoding::message::encoded_len(8, consistency);
-        }
         if self.explain {
             len += encoding::bool::encoded_len(9, &self.explain);
         }
-        if let Some(owner) = &self.assign_to {
-            len += encoding::message::encoded_len(10, owner);
-        }
-        if let Some(record) = &self.record {
-            len += encoding::message::encoded_len(11, record);
-        }
-        len
+        len + opt_encoded_len(7, &self.at)
+            + opt_encoded_len(8, &self.consistency)
+            + opt_encoded_len(10, &self.assign_to)
+            + opt_encoded_len(11, &self.record)
     }
 
     fn clear(&mut self) {

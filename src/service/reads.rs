@@ -73,6 +73,15 @@ impl Warden {
         self.fresh(org_id, consistency).await
     }
 
+    /// Whether a Check waits before it is decided. Nothing is waited for
+    /// at MINIMIZE_LATENCY, and the engine checks the id rule itself when
+    /// the organization is unknown: a stored organization's id is not
+    /// re-validated on every Check (unless a described record, which the
+    /// engine validates before the id, must not come first).
+    pub fn check_waits(req: &CheckRequest, consistency: Consistency) -> bool {
+        consistency != Consistency::MinimizeLatency || req.described.is_some()
+    }
+
     /// `Check`: freshness, the decision (now, unless the request names a
     /// time), and the decision log.
     pub async fn decide(
@@ -81,12 +90,7 @@ impl Warden {
         req: &CheckRequest,
         consistency: Consistency,
     ) -> Result<(Decision, u64), ServiceError> {
-        // Nothing is waited for at MINIMIZE_LATENCY, and the engine checks
-        // the id rule itself when the organization is unknown: a stored
-        // organization's id is not re-validated on every Check (unless a
-        // described record, which the engine validates before the id,
-        // must not come first).
-        if consistency != Consistency::MinimizeLatency || req.described.is_some() {
+        if Self::check_waits(req, consistency) {
             // Boxed: the wait's future (store reads) is large, and held
             // inline it would make every Check's future as large, copied
             // as the call's future is built and boxed.
