@@ -182,7 +182,6 @@ fn requests_past_the_in_flight_cap_are_refused_and_the_held_one_completes() {
     let check = r#"{"subject":"sp","module":"Leads","action":"view","record_id":"l-s"}"#;
     // A check whose body is half sent holds the one slot while the server
     // waits for the rest.
-    let mut held = TcpStream::connect(&console).unwrap();
     let text = head(
         &console,
         "POST",
@@ -190,10 +189,17 @@ fn requests_past_the_in_flight_cap_are_refused_and_the_held_one_completes() {
         Some("console-token"),
         Some(check.len()),
     );
-    held.write_all(text.as_bytes()).unwrap();
-    held.write_all(&check.as_bytes()[..10]).unwrap();
+    let hold = || {
+        let mut held = TcpStream::connect(&console).unwrap();
+        held.write_all(text.as_bytes()).unwrap();
+        held.write_all(&check.as_bytes()[..10]).unwrap();
+        held
+    };
+    let mut held = hold();
     // Until the server has read that head, another request may still get
-    // the slot: ask until one is refused.
+    // the slot: ask until one is refused. Were the held request's head
+    // read while such a request had the slot, the held one is the one
+    // refused: it is sent again.
     let started = Instant::now();
     let refused = loop {
         let (status, head, e) = request(&console, "GET", "/api/orgs", Some("console-token"), None);
@@ -202,8 +208,13 @@ fn requests_past_the_in_flight_cap_are_refused_and_the_held_one_completes() {
         }
         assert_eq!(status, 200, "{e}");
         assert!(started.elapsed() < PATIENCE, "never refused past the cap");
-        std::thread::sleep(Duration::from_millis(50));
+        held.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        if closed(&mut held) {
+            held = hold();
+        }
     };
+    held.set_read_timeout(None).unwrap();
     let (head, e) = refused;
     assert_eq!(e["code"], "RESOURCE_EXHAUSTED");
     assert!(
