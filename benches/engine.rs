@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 use warden::cache::Cached;
 use warden::engine::decision;
@@ -186,6 +186,19 @@ fn check_decisions(c: &mut Criterion) {
             let req = &f.mix[i % f.mix.len()];
             i += 1;
             black_box(f.engine.check(&f.org, black_box(req), f.now))
+        })
+    });
+    // CheckBulk's engine share: batches of 100 consecutive checks of the
+    // mix through `check_many`, as `warden-load --mode bulk` sends them.
+    // The time is per batch; its throughput is decisions per second.
+    let batches: Vec<Vec<&CheckRequest>> = f.mix.chunks(100).map(|c| c.iter().collect()).collect();
+    group.throughput(Throughput::Elements(100));
+    group.bench_function(BenchmarkId::new("bulk", "mix_100"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let batch = &batches[i % batches.len()];
+            i += 1;
+            black_box(f.engine.check_many(&f.org, black_box(batch), f.now))
         })
     });
     group.finish();

@@ -22,6 +22,13 @@
 //! The resident memory printed after the organization is compiled (and the
 //! document dropped) is the same program's figure for the state's size.
 //!
+//! `run_bulk` decides `run_mix`'s checks in batches of 100 consecutive ones
+//! through `Engine::check_many` (what CheckBulk calls), and `run_bulk_wide`
+//! the whole mix so, one pass: per check, their figures compare with
+//! `run_mix` and `run_mix_wide`. `one_subject` runs the mix's checks with
+//! each 100's subject made that of its first, one by one
+//! (`run_one_subject`) and in batches (`run_bulk_one_subject`).
+//!
 //! With arguments (`warm_checks owner denied`, `mix_wide`), only the paths named run,
 //! so one callgrind run can be given to one path. The allocator is the
 //! server's (mimalloc), so `mi_malloc` calls under a `run_*` are the
@@ -104,6 +111,59 @@ runners!(
 #[inline(never)]
 fn run_mix_wide(w: &Work, reqs: &[CheckRequest]) -> usize {
     w.run_once(reqs)
+}
+
+/// Checks per `check_many` call, as `warden-load --mode bulk` sends them.
+const BATCH: usize = 100;
+
+/// The mix's first checks in batches of `BATCH` consecutive ones through
+/// `Engine::check_many` (CheckBulk's engine share), `ROUNDS` passes, so
+/// its instructions ÷ checks compare with `run_mix`'s one by one.
+#[inline(never)]
+fn run_bulk(w: &Work, reqs: &[CheckRequest]) -> usize {
+    bulk_rounds(w, reqs)
+}
+
+/// `run_bulk`'s body, named apart: callgrind's `--toggle-collect` turns
+/// collection off again when one `run_*` calls another.
+fn bulk_rounds(w: &Work, reqs: &[CheckRequest]) -> usize {
+    let batches: Vec<Vec<&CheckRequest>> = reqs.chunks(BATCH).map(|c| c.iter().collect()).collect();
+    let mut allowed = 0;
+    for _ in 0..ROUNDS {
+        for batch in &batches {
+            if let Ok((ds, _)) = w.engine.check_many(&w.org, black_box(batch), w.now) {
+                allowed += black_box(ds).iter().filter(|d| d.allowed).count();
+            }
+        }
+    }
+    allowed
+}
+
+/// `run_bulk` over batches whose checks all name one subject (a list of
+/// records shown to one user).
+#[inline(never)]
+fn run_bulk_one_subject(w: &Work, reqs: &[CheckRequest]) -> usize {
+    bulk_rounds(w, reqs) + black_box(11) - 11
+}
+
+/// The same checks as `run_bulk_one_subject`, one by one.
+#[inline(never)]
+fn run_one_subject(w: &Work, reqs: &[CheckRequest]) -> usize {
+    w.run(reqs) + black_box(12) - 12
+}
+
+/// One pass of `run_bulk` over the whole mix (50,000 checks), for cache
+/// misses per decision as `run_mix_wide` counts them one by one.
+#[inline(never)]
+fn run_bulk_wide(w: &Work, reqs: &[CheckRequest]) -> usize {
+    let mut allowed = 0;
+    for chunk in reqs.chunks(BATCH) {
+        let batch: Vec<&CheckRequest> = chunk.iter().collect();
+        if let Ok((ds, _)) = w.engine.check_many(&w.org, black_box(&batch), w.now) {
+            allowed += black_box(ds).iter().filter(|d| d.allowed).count();
+        }
+    }
+    allowed
 }
 
 type Runner = fn(&Work, &[CheckRequest]) -> usize;
@@ -205,6 +265,13 @@ fn main() {
             mix.len()
         );
     }
+    if only.is_empty() || only.iter().any(|o| o == "bulk_wide") {
+        let allowed = run_bulk_wide(&w, &mix);
+        eprintln!(
+            "run_bulk_wide: {} checks (1 pass, batches of {BATCH}), {allowed} allowed",
+            mix.len()
+        );
+    }
 
     let runners: [Runner; 10] = [
         run_owner,
@@ -231,6 +298,36 @@ fn main() {
             "run_{name}: {} checks ({} requests x {ROUNDS}), {allowed} allowed",
             reqs.len() * ROUNDS,
             reqs.len()
+        );
+    }
+    // The same checks as `run_mix`, in batches: the difference per check
+    // is what deciding a batch together saves (or costs).
+    if only.is_empty() || only.iter().any(|o| o == "bulk") {
+        let allowed = run_bulk(&w, &mix_part);
+        eprintln!(
+            "run_bulk: {} checks ({} requests in batches of {BATCH} x {ROUNDS}), {allowed} allowed",
+            mix_part.len() * ROUNDS,
+            mix_part.len()
+        );
+    }
+    // The mix's checks with each batch's subject the subject of its first.
+    let one_subject: Vec<CheckRequest> = mix_part
+        .chunks(BATCH)
+        .flat_map(|c| {
+            let subject = c[0].subject.clone();
+            c.iter().map(move |r| CheckRequest {
+                subject: subject.clone(),
+                ..r.clone()
+            })
+        })
+        .collect();
+    if only.is_empty() || only.iter().any(|o| o == "one_subject") {
+        let by_one = run_one_subject(&w, &one_subject);
+        let batched = run_bulk_one_subject(&w, &one_subject);
+        eprintln!(
+            "run_one_subject / run_bulk_one_subject: {} checks each ({} requests, one subject per {BATCH}, x {ROUNDS}), {by_one} / {batched} allowed",
+            one_subject.len() * ROUNDS,
+            one_subject.len()
         );
     }
 }

@@ -12,7 +12,7 @@ use compact_str::CompactString;
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use super::ids::Interner;
+use super::ids::{same_id, Interner};
 use super::model::AccessLevel;
 use super::org::{GranteeIx, Owner, RecordIx, Share};
 
@@ -152,7 +152,7 @@ impl Records {
                 slots
                     .get(ix as usize)
                     .and_then(Option::as_ref)
-                    .is_some_and(|r| r.id == id)
+                    .is_some_and(|r| same_id(&r.id, id))
             })
             .map(|&ix| RecordIx(ix))
     }
