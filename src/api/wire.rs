@@ -192,7 +192,80 @@ fn opt_merge<M: Message + Default>(
     encoding::message::merge(wire_type, value.get_or_insert_with(M::default), buf, ctx)
 }
 
+/// As [`str_merge`], for a message already known to be UTF-8 as a whole
+/// (`text`, of which `rest` is the unread end): the value is sliced from
+/// `text` without validating it again. A slice that does not start and end
+/// on character boundaries of `text` is not UTF-8 on its own; it is
+/// validated as [`str_merge`] does, and so refused.
+fn str_merge_in(
+    text: &str,
+    wire_type: WireType,
+    value: &mut CompactString,
+    rest: &mut &[u8],
+    ctx: DecodeContext,
+) -> Result<(), DecodeError> {
+    check_wire_type(WireType::LengthDelimited, wire_type)?;
+    let len = decode_varint(rest)?;
+    if len > rest.len() as u64 {
+        return Err(underflow(ctx));
+    }
+    // At most `rest.len()`, itself a usize.
+    let len = len as usize;
+    let (bytes, after) = rest.split_at(len);
+    let start = text.len() - rest.len();
+    let sliced = match text.get(start..start + len) {
+        Some(s) => Ok(s),
+        None => std::str::from_utf8(bytes),
+    };
+    *rest = after;
+    match sliced {
+        Ok(s) => {
+            *value = CompactString::new(s);
+            Ok(())
+        }
+        Err(_) => {
+            value.clear();
+            Err(invalid_utf8(ctx))
+        }
+    }
+}
+
 impl CheckRequest {
+    /// String field `tag` (1–6) and its name.
+    fn string_field(&mut self, tag: u32) -> Option<(&mut CompactString, &'static str)> {
+        Some(match tag {
+            1 => (&mut self.org_id, "org_id"),
+            2 => (&mut self.subject, "subject"),
+            3 => (&mut self.module, "module"),
+            4 => (&mut self.action, "action"),
+            5 => (&mut self.record_id, "record_id"),
+            6 => (&mut self.field, "field"),
+            _ => return None,
+        })
+    }
+
+    /// [`Message::merge`] of a message held in `text`, valid UTF-8 as a
+    /// whole: its strings are sliced from it rather than each validated
+    /// (five validations of a short id cost more than one of the message,
+    /// docs/benchmarks.md, "Part I (fifth round)"). Every other field is
+    /// merged by [`Message::merge_field`], as prost's `merge` does.
+    fn merge_text(&mut self, text: &str) -> Result<(), DecodeError> {
+        const NAME: &str = "CheckRequest";
+        let ctx = DecodeContext::default();
+        let mut rest = text.as_bytes();
+        while !rest.is_empty() {
+            let (tag, wire_type) = encoding::decode_key(&mut rest)?;
+            match self.string_field(tag) {
+                Some((value, field)) => {
+                    str_merge_in(text, wire_type, value, &mut rest, ctx.clone())
+                        .map_err(at(NAME, field))?;
+                }
+                None => self.merge_field(tag, wire_type, &mut rest, ctx.clone())?,
+            }
+        }
+        Ok(())
+    }
+
     /// The string fields (1–6) with their numbers, in field-number order.
     fn strings(&self) -> [(u32, &CompactString); 6] {
         [
@@ -230,13 +303,10 @@ impl Message for CheckRequest {
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "CheckRequest";
+        if let Some((value, field)) = self.string_field(tag) {
+            return str_merge(wire_type, value, buf, ctx).map_err(at(NAME, field));
+        }
         match tag {
-            1 => str_merge(wire_type, &mut self.org_id, buf, ctx).map_err(at(NAME, "org_id")),
-            2 => str_merge(wire_type, &mut self.subject, buf, ctx).map_err(at(NAME, "subject")),
-            3 => str_merge(wire_type, &mut self.module, buf, ctx).map_err(at(NAME, "module")),
-            4 => str_merge(wire_type, &mut self.action, buf, ctx).map_err(at(NAME, "action")),
-            5 => str_merge(wire_type, &mut self.record_id, buf, ctx).map_err(at(NAME, "record_id")),
-            6 => str_merge(wire_type, &mut self.field, buf, ctx).map_err(at(NAME, "field")),
             7 => opt_merge(wire_type, &mut self.at, buf, ctx).map_err(at(NAME, "at")),
             8 => opt_merge(wire_type, &mut self.consistency, buf, ctx)
                 .map_err(at(NAME, "consistency")),
@@ -264,6 +334,27 @@ impl Message for CheckRequest {
             + opt_encoded_len(8, &self.consistency)
             + opt_encoded_len(10, &self.assign_to)
             + opt_encoded_len(11, &self.record)
+    }
+
+    // prost's `merge`, except that a message held in one slice and valid
+    // UTF-8 as a whole (ids are ASCII, and so are the keys and lengths of
+    // a usual Check) is decoded by `merge_text`.
+    fn merge(&mut self, mut buf: impl Buf) -> Result<(), DecodeError> {
+        let chunk = buf.chunk();
+        let len = chunk.len();
+        if len == buf.remaining() {
+            if let Ok(text) = std::str::from_utf8(chunk) {
+                let merged = self.merge_text(text);
+                buf.advance(len);
+                return merged;
+            }
+        }
+        let ctx = DecodeContext::default();
+        while buf.has_remaining() {
+            let (tag, wire_type) = encoding::decode_key(&mut buf)?;
+            self.merge_field(tag, wire_type, &mut buf, ctx.clone())?;
+        }
+        Ok(())
     }
 
     fn clear(&mut self) {
