@@ -96,7 +96,22 @@ fn decode_message<U: Message + Default + 'static>(buf: &mut impl Buf) -> Result<
     let mut request = pb::CheckBulkRequest {
         checks: Vec::with_capacity(count_field(buf.chunk(), 1).min(MOST_RESERVED)),
     };
-    request.merge(buf).map_err(decode_error)?;
+    // A request in one slice that is UTF-8 as a whole (ids are ASCII, and
+    // so are the keys and short lengths) is validated once, not five ids
+    // per check (src/api/wire.rs `merge_checks_text`).
+    let len = buf.remaining();
+    let text = if buf.chunk().len() == len {
+        std::str::from_utf8(buf.chunk()).ok()
+    } else {
+        None
+    };
+    match text {
+        Some(text) => {
+            super::wire::merge_checks_text(&mut request.checks, text).map_err(decode_error)?;
+            buf.advance(len);
+        }
+        None => request.merge(buf).map_err(decode_error)?,
+    }
     // `U` is `CheckBulkRequest` here: the value moves into the slot of its
     // own type, never converted.
     let mut out: Option<U> = None;
@@ -153,6 +168,133 @@ fn count_field(bytes: &[u8], field: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[allow(missing_docs, clippy::all, clippy::pedantic, dead_code)]
+    mod reference {
+        include!(concat!(env!("OUT_DIR"), "/reference/warden.v1.rs"));
+    }
+
+    fn transcode<A: Message, B: Message + Default>(a: &A) -> Option<B> {
+        B::decode(a.encode_to_vec().as_slice()).ok()
+    }
+
+    /// prost's check as the hand-written type.
+    fn wire_check(r: &reference::CheckRequest) -> Option<pb::CheckRequest> {
+        Some(pb::CheckRequest {
+            org_id: r.org_id.as_str().into(),
+            subject: r.subject.as_str().into(),
+            module: r.module.as_str().into(),
+            action: r.action.as_str().into(),
+            record_id: r.record_id.as_str().into(),
+            field: r.field.as_str().into(),
+            at: r.at,
+            consistency: r.consistency.as_ref().map(transcode).unwrap_or(None),
+            explain: r.explain,
+            assign_to: match &r.assign_to {
+                Some(o) => Some(transcode(o)?),
+                None => None,
+            },
+            record: match &r.record {
+                Some(d) => Some(transcode(d)?),
+                None => None,
+            },
+        })
+    }
+
+    /// The codec and prost's generated code on `bytes` as a CheckBulk
+    /// request: the same checks, or both an error.
+    fn same_bulk(bytes: &[u8]) -> Result<(), String> {
+        let mut slice = bytes;
+        let ours = decode_message::<pb::CheckBulkRequest>(&mut slice);
+        match (ours, reference::CheckBulkRequest::decode(bytes)) {
+            (Ok(o), Ok(r)) => {
+                let theirs: Option<Vec<_>> = r.checks.iter().map(wire_check).collect();
+                if Some(&o.checks) == theirs.as_ref() {
+                    Ok(())
+                } else {
+                    Err(format!("codec {o:?}, prost {r:?}"))
+                }
+            }
+            (Err(_), Err(_)) => Ok(()),
+            (o, r) => Err(format!("codec {o:?}, prost {r:?}")),
+        }
+    }
+
+    /// A CheckBulk of `n` checks with ASCII or non-ASCII ids, as prost
+    /// encodes it.
+    fn bulk_bytes(ids: &[String]) -> Vec<u8> {
+        reference::CheckBulkRequest {
+            checks: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| reference::CheckRequest {
+                    org_id: "acme".into(),
+                    subject: id.clone(),
+                    module: "leads".into(),
+                    action: if i % 2 == 0 { "read" } else { "edit" }.into(),
+                    record_id: id.chars().rev().collect(),
+                    explain: i % 3 == 0,
+                    ..Default::default()
+                })
+                .collect(),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn a_bulk_that_is_text_decodes_as_prost_decodes_it() {
+        let ids: Vec<String> = ["u1", "ü2", "🦀", "", "r.000:1@x-y"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let bytes = bulk_bytes(&ids);
+        assert!(
+            std::str::from_utf8(&bytes).is_ok(),
+            "the sliced path is taken"
+        );
+        let mut slice = bytes.as_slice();
+        let decoded = decode_message::<pb::CheckBulkRequest>(&mut slice).unwrap();
+        assert_eq!(decoded.checks.len(), 5);
+        assert_eq!(decoded.checks[1].subject, "ü2");
+        assert_eq!(decoded.checks[2].record_id, "🦀");
+        assert_eq!(same_bulk(&bytes), Ok(()));
+        // A check's subject of one byte 0xC3 whose next byte (0xA2, the
+        // key of unknown field 20, continued by 0x01) completes "â": the
+        // request is text, the field is not, and both refuse it.
+        let split = [0x0a, 0x06, 0x12, 0x01, 0xc3, 0xa2, 0x01, 0x00];
+        assert!(std::str::from_utf8(&split).is_ok());
+        let mut slice = &split[..];
+        assert!(decode_message::<pb::CheckBulkRequest>(&mut slice).is_err());
+        assert_eq!(same_bulk(&split), Ok(()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Valid bulks cut or with a byte changed to another ASCII one:
+        /// the codec's sliced path agrees with prost.
+        #[test]
+        fn ascii_bulks_decode_as_prost_decodes_them(
+            ids in proptest::collection::vec("[a-z0-9é_-]{0,8}", 0..6),
+            at in any::<usize>(),
+            byte in 0u8..0x80,
+            cut in any::<bool>(),
+        ) {
+            let mut bytes = bulk_bytes(&ids);
+            if !bytes.is_empty() {
+                let at = at % bytes.len();
+                if cut { bytes.truncate(at) } else { bytes[at] = byte }
+            }
+            prop_assert_eq!(same_bulk(&bytes), Ok(()));
+        }
+
+        /// Any text at all, read as a CheckBulk request.
+        #[test]
+        fn any_text_decodes_as_a_bulk_as_prost_decodes_it(text in any::<String>()) {
+            prop_assert_eq!(same_bulk(text.as_bytes()), Ok(()));
+        }
+    }
 
     #[test]
     fn checks_are_counted_exactly_and_malformed_input_stops_the_count() {

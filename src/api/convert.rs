@@ -855,29 +855,43 @@ pub fn consistency(c: Option<pb::Consistency>) -> Result<crate::service::Consist
 
 /// A check request as the engine takes it, with its org and consistency.
 pub fn check_from(
-    r: pb::CheckRequest,
+    mut r: pb::CheckRequest,
+) -> Result<(
+    compact_str::CompactString,
+    crate::engine::CheckRequest,
+    crate::service::Consistency,
+)> {
+    check_taken(&mut r)
+}
+
+/// [`check_from`] on a request left where it is, its ids and nested
+/// messages taken out of it (left empty): Check and CheckBulk do not move
+/// a 320-byte request by value to convert it.
+pub fn check_taken(
+    r: &mut pb::CheckRequest,
 ) -> Result<(
     compact_str::CompactString,
     crate::engine::CheckRequest,
     crate::service::Consistency,
 )> {
     let at = time_opt("at", r.at.as_ref())?;
-    let consistency = consistency(r.consistency)?;
+    let consistency = consistency(r.consistency.take())?;
+    let take = std::mem::take::<compact_str::CompactString>;
     Ok((
-        r.org_id,
+        take(&mut r.org_id),
         crate::engine::CheckRequest {
-            subject: r.subject,
-            module: r.module,
-            action: r.action,
-            record: none_if_empty(r.record_id),
-            field: none_if_empty(r.field),
+            subject: take(&mut r.subject),
+            module: take(&mut r.module),
+            action: take(&mut r.action),
+            record: none_if_empty(take(&mut r.record_id)),
+            field: none_if_empty(take(&mut r.field)),
             at,
             explain: r.explain,
-            assign_to: match r.assign_to {
+            assign_to: match r.assign_to.take() {
                 Some(o) => Some(owner_from("assign_to", Some(o))?),
                 None => None,
             },
-            described: match r.record {
+            described: match r.record.take() {
                 Some(d) => Some(record_description("record", d)?),
                 None => None,
             },

@@ -192,7 +192,183 @@ fn opt_merge<M: Message + Default>(
     encoding::message::merge(wire_type, value.get_or_insert_with(M::default), buf, ctx)
 }
 
+/// As [`str_merge`], for a message already known to be UTF-8 as a whole
+/// (`text`, of which `rest` is the unread end): the value is sliced from
+/// `text` without validating it again. A slice that does not start and end
+/// on character boundaries of `text` is not UTF-8 on its own; it is
+/// validated as [`str_merge`] does, and so refused.
+fn str_merge_in(
+    text: &str,
+    wire_type: WireType,
+    value: &mut CompactString,
+    rest: &mut &[u8],
+    ctx: DecodeContext,
+) -> Result<(), DecodeError> {
+    check_wire_type(WireType::LengthDelimited, wire_type)?;
+    let len = decode_varint(rest)?;
+    if len > rest.len() as u64 {
+        return Err(underflow(ctx));
+    }
+    // At most `rest.len()`, itself a usize.
+    let len = len as usize;
+    let (bytes, after) = rest.split_at(len);
+    let start = text.len() - rest.len();
+    let sliced = match text.get(start..start + len) {
+        Some(s) => Ok(s),
+        None => std::str::from_utf8(bytes),
+    };
+    *rest = after;
+    match sliced {
+        Ok(s) => {
+            *value = CompactString::new(s);
+            Ok(())
+        }
+        Err(_) => {
+            value.clear();
+            Err(invalid_utf8(ctx))
+        }
+    }
+}
+
+/// The checks of a `CheckBulkRequest` held in `text`, valid UTF-8 as a
+/// whole, merged into `checks` as prost merges them (`repeated
+/// CheckRequest checks = 1`, unknown fields skipped), each check's
+/// strings sliced from `text` ([`CheckRequest::merge_text`]): the codec
+/// validates a CheckBulk once rather than five ids per check. The one
+/// difference from prost: a check whose last field runs past the check's
+/// own length fails as a short buffer ("buffer underflow") where prost
+/// reads on and fails with "delimited length exceeded" (an error either
+/// way, and either way one of `CheckBulkRequest.checks`).
+pub(crate) fn merge_checks_text(
+    checks: &mut Vec<CheckRequest>,
+    text: &str,
+) -> Result<(), DecodeError> {
+    let ctx = DecodeContext::default();
+    let nested = nested_context(&ctx);
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut rest)?;
+        if tag != 1 {
+            encoding::skip_field(wire_type, tag, &mut rest, ctx.clone())?;
+            continue;
+        }
+        let mut check = CheckRequest::default();
+        check_in(text, wire_type, &mut check, &mut rest, &nested)
+            .map_err(at("CheckBulkRequest", "checks"))?;
+        checks.push(check);
+    }
+    Ok(())
+}
+
+/// One length-delimited check of `text` at `rest`, as prost's
+/// `encoding::message::merge` reads it.
+fn check_in(
+    text: &str,
+    wire_type: WireType,
+    check: &mut CheckRequest,
+    rest: &mut &[u8],
+    nested: &DecodeContext,
+) -> Result<(), DecodeError> {
+    check_wire_type(WireType::LengthDelimited, wire_type)?;
+    let len = decode_varint(rest)?;
+    if len > rest.len() as u64 {
+        return Err(underflow(nested.clone()));
+    }
+    // At most `rest.len()`, itself a usize.
+    let len = len as usize;
+    let start = text.len() - rest.len();
+    let (bytes, after) = rest.split_at(len);
+    *rest = after;
+    match text.get(start..start + len) {
+        Some(sub) => check.merge_text(sub, nested.clone()),
+        None => {
+            // Not on character boundaries: its strings are validated one
+            // by one, as prost validates them.
+            let mut bytes = bytes;
+            while !bytes.is_empty() {
+                let (tag, wire_type) = encoding::decode_key(&mut bytes)?;
+                check.merge_field(tag, wire_type, &mut bytes, nested.clone())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The context prost gives the fields of a message nested in one at
+/// `ctx` (one recursion level used), captured from prost's own nested
+/// merge: its constructor is private, and decoding must refuse nesting at
+/// the depth prost refuses it.
+fn nested_context(ctx: &DecodeContext) -> DecodeContext {
+    #[derive(Debug, Default)]
+    struct Probe(Option<DecodeContext>);
+    impl Message for Probe {
+        fn encode_raw(&self, _: &mut impl BufMut) {}
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: WireType,
+            buf: &mut impl Buf,
+            ctx: DecodeContext,
+        ) -> Result<(), DecodeError> {
+            self.0 = Some(ctx.clone());
+            encoding::skip_field(wire_type, tag, buf, ctx)
+        }
+        fn encoded_len(&self) -> usize {
+            0
+        }
+        fn clear(&mut self) {
+            self.0 = None;
+        }
+    }
+    let mut probe = Probe::default();
+    // A message of 2 bytes holding field 1 = 0.
+    let mut bytes: &[u8] = &[2, 0x08, 0x00];
+    let _ = encoding::message::merge(
+        WireType::LengthDelimited,
+        &mut probe,
+        &mut bytes,
+        ctx.clone(),
+    );
+    // Always captured (prost calls `merge_field` for the one field); were
+    // it not, the outer context would allow one level more than prost.
+    probe.0.unwrap_or_else(|| ctx.clone())
+}
+
 impl CheckRequest {
+    /// String field `tag` (1–6) and its name.
+    fn string_field(&mut self, tag: u32) -> Option<(&mut CompactString, &'static str)> {
+        Some(match tag {
+            1 => (&mut self.org_id, "org_id"),
+            2 => (&mut self.subject, "subject"),
+            3 => (&mut self.module, "module"),
+            4 => (&mut self.action, "action"),
+            5 => (&mut self.record_id, "record_id"),
+            6 => (&mut self.field, "field"),
+            _ => return None,
+        })
+    }
+
+    /// [`Message::merge`] of a message held in `text`, valid UTF-8 as a
+    /// whole: its strings are sliced from it rather than each validated
+    /// (five validations of a short id cost more than one of the message,
+    /// docs/benchmarks.md, "Part I (fifth round)"). Every other field is
+    /// merged by [`Message::merge_field`], as prost's `merge` does.
+    fn merge_text(&mut self, text: &str, ctx: DecodeContext) -> Result<(), DecodeError> {
+        const NAME: &str = "CheckRequest";
+        let mut rest = text.as_bytes();
+        while !rest.is_empty() {
+            let (tag, wire_type) = encoding::decode_key(&mut rest)?;
+            match self.string_field(tag) {
+                Some((value, field)) => {
+                    str_merge_in(text, wire_type, value, &mut rest, ctx.clone())
+                        .map_err(at(NAME, field))?;
+                }
+                None => self.merge_field(tag, wire_type, &mut rest, ctx.clone())?,
+            }
+        }
+        Ok(())
+    }
+
     /// The string fields (1–6) with their numbers, in field-number order.
     fn strings(&self) -> [(u32, &CompactString); 6] {
         [
@@ -230,13 +406,10 @@ impl Message for CheckRequest {
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "CheckRequest";
+        if let Some((value, field)) = self.string_field(tag) {
+            return str_merge(wire_type, value, buf, ctx).map_err(at(NAME, field));
+        }
         match tag {
-            1 => str_merge(wire_type, &mut self.org_id, buf, ctx).map_err(at(NAME, "org_id")),
-            2 => str_merge(wire_type, &mut self.subject, buf, ctx).map_err(at(NAME, "subject")),
-            3 => str_merge(wire_type, &mut self.module, buf, ctx).map_err(at(NAME, "module")),
-            4 => str_merge(wire_type, &mut self.action, buf, ctx).map_err(at(NAME, "action")),
-            5 => str_merge(wire_type, &mut self.record_id, buf, ctx).map_err(at(NAME, "record_id")),
-            6 => str_merge(wire_type, &mut self.field, buf, ctx).map_err(at(NAME, "field")),
             7 => opt_merge(wire_type, &mut self.at, buf, ctx).map_err(at(NAME, "at")),
             8 => opt_merge(wire_type, &mut self.consistency, buf, ctx)
                 .map_err(at(NAME, "consistency")),
@@ -264,6 +437,27 @@ impl Message for CheckRequest {
             + opt_encoded_len(8, &self.consistency)
             + opt_encoded_len(10, &self.assign_to)
             + opt_encoded_len(11, &self.record)
+    }
+
+    // prost's `merge`, except that a message held in one slice and valid
+    // UTF-8 as a whole (ids are ASCII, and so are the keys and lengths of
+    // a usual Check) is decoded by `merge_text`.
+    fn merge(&mut self, mut buf: impl Buf) -> Result<(), DecodeError> {
+        let chunk = buf.chunk();
+        let len = chunk.len();
+        if len == buf.remaining() {
+            if let Ok(text) = std::str::from_utf8(chunk) {
+                let merged = self.merge_text(text, DecodeContext::default());
+                buf.advance(len);
+                return merged;
+            }
+        }
+        let ctx = DecodeContext::default();
+        while buf.has_remaining() {
+            let (tag, wire_type) = encoding::decode_key(&mut buf)?;
+            self.merge_field(tag, wire_type, &mut buf, ctx.clone())?;
+        }
+        Ok(())
     }
 
     fn clear(&mut self) {
