@@ -557,6 +557,22 @@ impl RecordSet {
         })
     }
 
+    /// Calls `each` on the ids of `offset..offset + count` in sorted order
+    /// (fewer at the end), borrowed from the set: a page encoded straight
+    /// into its message copies each id once, with no `String` per id.
+    pub fn each_in_page(&self, offset: usize, count: usize, mut each: impl FnMut(&str)) {
+        self.with_sorted(offset, count, |bytes, keys| {
+            for k in keys {
+                each(k.text(bytes));
+            }
+        });
+    }
+
+    /// The bytes of all ids together (a page's buffer is sized from it).
+    pub fn id_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Every id, sorted.
     pub fn to_vec(&self) -> Vec<Arc<str>> {
         self.with_sorted(0, self.len, |bytes, keys| {
