@@ -30,16 +30,13 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn response() -> impl Strategy<Value = reference::LookupRecordsResponse> {
-    (
-        proptest::collection::vec(text(), 0..40),
-        text(),
-        text(),
-    )
-        .prop_map(|(record_ids, cursor, revision)| reference::LookupRecordsResponse {
+    (proptest::collection::vec(text(), 0..40), text(), text()).prop_map(
+        |(record_ids, cursor, revision)| reference::LookupRecordsResponse {
             record_ids,
             cursor,
             revision,
-        })
+        },
+    )
 }
 
 /// The server's form of `r`: its ids pushed one by one into a page.
@@ -185,7 +182,10 @@ fn unknown_fields_are_skipped_and_invalid_utf8_is_refused_naming_the_field() {
     let error = pb::LookupRecordsResponse::decode(&bad[..])
         .unwrap_err()
         .to_string();
-    assert!(error.contains("LookupRecordsResponse.record_ids"), "{error}");
+    assert!(
+        error.contains("LookupRecordsResponse.record_ids"),
+        "{error}"
+    );
     assert_eq!(
         error,
         reference::LookupRecordsResponse::decode(&bad[..])

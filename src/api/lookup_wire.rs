@@ -19,6 +19,8 @@ use prost::{DecodeError, Message};
 
 /// Field number of `record_ids`.
 const RECORD_IDS: u32 = 1;
+/// The key byte of a `record_ids` entry: field 1, length-delimited.
+const ONE_ID_KEY: u8 = ((RECORD_IDS as u8) << 3) | 2;
 
 /// One page of a LookupRecords stream: `warden.v1.LookupRecordsResponse`.
 #[derive(Clone, PartialEq, Default, Debug)]
@@ -53,8 +55,15 @@ impl PageIds {
 
     /// Appends one id, as prost encodes an element of a repeated string.
     pub fn push(&mut self, id: &str) {
-        encode_key(RECORD_IDS, WireType::LengthDelimited, &mut self.bytes);
-        encode_varint(id.len() as u64, &mut self.bytes);
+        match u8::try_from(id.len()) {
+            // The usual id: its key and a one-byte length written at once
+            // (prost's varint loop was 2 M instructions a lookup).
+            Ok(len) if len < 0x80 => self.bytes.put_slice(&[ONE_ID_KEY, len]),
+            _ => {
+                encode_key(RECORD_IDS, WireType::LengthDelimited, &mut self.bytes);
+                encode_varint(id.len() as u64, &mut self.bytes);
+            }
+        }
         self.bytes.put_slice(id.as_bytes());
         self.count += 1;
     }
@@ -113,8 +122,9 @@ impl Message for LookupRecordsResponse {
                 encoding::string::merge_repeated(wire_type, &mut self.record_ids, buf, ctx)
                     .map_err(at("record_ids"))
             }
-            2 => encoding::string::merge(wire_type, &mut self.cursor, buf, ctx)
-                .map_err(at("cursor")),
+            2 => {
+                encoding::string::merge(wire_type, &mut self.cursor, buf, ctx).map_err(at("cursor"))
+            }
             3 => encoding::string::merge(wire_type, &mut self.revision, buf, ctx)
                 .map_err(at("revision")),
             _ => encoding::skip_field(wire_type, tag, buf, ctx),
