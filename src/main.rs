@@ -53,9 +53,6 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    // Before the runtime and any large allocation: the setting holds for
-    // every thread and every page mapped after it.
-    warden::memory::no_huge_pages();
     match Args::parse().command {
         Cmd::Validate { files } => cli::validate(&files),
         Cmd::Explain(args) => cli::explain(&args),
