@@ -28,6 +28,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".warden.v1.CheckResponse",
             "crate::api::wire::CheckResponse",
         )
+        // LookupRecords' page with its ids encoded straight from the
+        // lookup's snapshot (src/api/lookup_wire.rs).
+        .extern_path(
+            ".warden.v1.LookupRecordsResponse",
+            "crate::api::lookup_wire::LookupRecordsResponse",
+        )
         .compile_protos(
             &files.map(PathBuf::from),
             &[PathBuf::from("proto"), include],

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::auth::{caller, require_in, Scope};
 use super::convert;
+use super::lookup_wire::PageIds;
 use super::pb;
 use super::pb::check_service_server::CheckService;
 use compact_str::CompactString;
@@ -369,17 +370,22 @@ impl CheckService for CheckApi {
         // Pages are built as the response body asks for them, so the
         // first is on the wire while later ones are still ids; an empty
         // result is still one (empty) page.
+        // Each page's ids are encoded into one buffer straight from the
+        // snapshot (no `String` per id), sized for an average id plus its
+        // key and length (grown if the page's ids are longer).
         let total = view.ids.ids.len();
         let from = view.start.min(total);
+        let per_id = view.ids.ids.id_bytes() / total.max(1) + 3;
         let pages = (from..total.max(from + 1))
             .step_by(page)
             .map(move |offset| {
-                let (ids, cursor) = view.page(offset, page);
-                Ok(pb::LookupRecordsResponse {
-                    record_ids: ids,
+                let mut ids = PageIds::with_capacity(per_id.saturating_mul(page.min(total)));
+                let cursor = view.page_with(offset, page, |id| ids.push(id));
+                Ok(pb::LookupRecordsResponse::page(
+                    ids,
                     cursor,
-                    revision: convert::revision(view.revision),
-                })
+                    convert::revision(view.revision),
+                ))
             });
         Ok(Response::new(Box::pin(futures::stream::iter(pages))))
     }

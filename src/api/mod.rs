@@ -8,6 +8,8 @@ pub mod pb {
     // Written by hand (build.rs maps them with `extern_path`), named here
     // as every other message is.
     pub use super::wire::{CheckRequest, CheckResponse};
+    // LookupRecords' page, its ids encoded from the snapshot (build.rs).
+    pub use super::lookup_wire::LookupRecordsResponse;
 
     /// Descriptor set served by gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("warden_descriptor");
@@ -20,6 +22,7 @@ pub mod check;
 pub mod codec;
 pub mod convert;
 pub mod grant;
+pub mod lookup_wire;
 pub mod status;
 pub mod wire;
 

@@ -43,6 +43,15 @@ impl RecordsView {
     /// when they are the last). Only this page is copied out, and only as
     /// much of the set is sorted as it needs.
     pub fn page(&self, offset: usize, page: usize) -> (Vec<String>, String) {
+        let mut ids = Vec::new();
+        let cursor = self.page_with(offset, page, |id| ids.push(id.to_string()));
+        (ids, cursor)
+    }
+
+    /// As [`RecordsView::page`], but each id of the page is handed to
+    /// `each` borrowed from the snapshot (LookupRecords encodes them
+    /// straight into its message); returns the cursor after them.
+    pub fn page_with(&self, offset: usize, page: usize, each: impl FnMut(&str)) -> String {
         let total = self.ids.ids.len();
         let offset = offset.min(total);
         let end = offset.saturating_add(page).min(total);
@@ -57,7 +66,8 @@ impl RecordsView {
         } else {
             String::new()
         };
-        (self.ids.ids.page(offset, end - offset), cursor)
+        self.ids.ids.each_in_page(offset, end - offset, each);
+        cursor
     }
 }
 
