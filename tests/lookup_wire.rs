@@ -16,9 +16,9 @@ use warden::service::cursor::Cursors;
 use warden::service::reads::RecordsView;
 
 #[allow(missing_docs, clippy::all, clippy::pedantic, dead_code)]
-mod reference {
-    include!(concat!(env!("OUT_DIR"), "/reference/warden.v1.rs"));
-}
+mod reference;
+
+use reference::mangled;
 
 /// Short ids, long ones (a length of two varint bytes) and any Unicode.
 fn text() -> impl Strategy<Value = String> {
@@ -56,34 +56,6 @@ fn decoded(r: &reference::LookupRecordsResponse) -> pb::LookupRecordsResponse {
     m.cursor.clone_from(&r.cursor);
     m.revision.clone_from(&r.revision);
     m
-}
-
-/// Bytes near a valid encoding: a byte changed, cut short, or something
-/// appended; or any bytes at all.
-fn mangled(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
-    let len = valid.len();
-    prop_oneof![
-        Just(valid.clone()),
-        (0..len.max(1), any::<u8>()).prop_map({
-            let valid = valid.clone();
-            move |(at, byte)| {
-                let mut v = valid.clone();
-                if let Some(b) = v.get_mut(at) {
-                    *b = byte;
-                }
-                v
-            }
-        }),
-        (0..=len).prop_map({
-            let valid = valid.clone();
-            move |cut| valid[..cut].to_vec()
-        }),
-        proptest::collection::vec(any::<u8>(), 0..24).prop_map({
-            let valid = valid.clone();
-            move |tail| [valid.clone(), tail].concat()
-        }),
-        proptest::collection::vec(any::<u8>(), 0..64),
-    ]
 }
 
 proptest! {

@@ -9,29 +9,9 @@ use prost::Message;
 use warden::api::pb;
 
 #[allow(missing_docs, clippy::all, clippy::pedantic, dead_code)]
-mod reference {
-    include!(concat!(env!("OUT_DIR"), "/reference/warden.v1.rs"));
-}
+mod reference;
 
-fn transcode<A: Message, B: Message + Default>(a: &A) -> B {
-    B::decode(a.encode_to_vec().as_slice()).expect("prost's own encoding decodes")
-}
-
-fn wire_request(r: &reference::CheckRequest) -> pb::CheckRequest {
-    pb::CheckRequest {
-        org_id: r.org_id.as_str().into(),
-        subject: r.subject.as_str().into(),
-        module: r.module.as_str().into(),
-        action: r.action.as_str().into(),
-        record_id: r.record_id.as_str().into(),
-        field: r.field.as_str().into(),
-        at: r.at,
-        consistency: r.consistency.as_ref().map(transcode),
-        explain: r.explain,
-        assign_to: r.assign_to.as_ref().map(transcode),
-        record: r.record.as_ref().map(transcode),
-    }
-}
+use reference::wire_request;
 
 /// Both decoders on `bytes`: the same message or the same error text.
 fn same(bytes: &[u8]) -> Result<(), String> {

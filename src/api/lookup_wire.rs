@@ -111,12 +111,7 @@ impl Message for LookupRecordsResponse {
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "LookupRecordsResponse";
-        let at = |field: &'static str| {
-            move |mut e: DecodeError| {
-                e.push(NAME, field);
-                e
-            }
-        };
+        let at = |field| super::wire::at(NAME, field);
         match tag {
             RECORD_IDS => {
                 encoding::string::merge_repeated(wire_type, &mut self.record_ids, buf, ctx)

@@ -117,6 +117,23 @@ fn invalid_utf8(ctx: DecodeContext) -> DecodeError {
     }
 }
 
+/// The length of a length-delimited value at the head of `buf`, its key
+/// already read: prost's wire-type check, then a length no longer than
+/// what is left (a longer one is a short buffer).
+fn delimited_len(
+    wire_type: WireType,
+    buf: &mut impl Buf,
+    ctx: &DecodeContext,
+) -> Result<usize, DecodeError> {
+    check_wire_type(WireType::LengthDelimited, wire_type)?;
+    let len = decode_varint(buf)?;
+    if len > buf.remaining() as u64 {
+        return Err(underflow(ctx.clone()));
+    }
+    // At most `remaining`, itself a usize.
+    Ok(len as usize)
+}
+
 /// As `prost::encoding::string::merge`: the last value wins, and a value
 /// that is not UTF-8 is refused (and the field cleared).
 fn str_merge(
@@ -125,13 +142,7 @@ fn str_merge(
     buf: &mut impl Buf,
     ctx: DecodeContext,
 ) -> Result<(), DecodeError> {
-    check_wire_type(WireType::LengthDelimited, wire_type)?;
-    let len = decode_varint(buf)?;
-    if len > buf.remaining() as u64 {
-        return Err(underflow(ctx));
-    }
-    // At most `remaining`, itself a usize.
-    let len = len as usize;
+    let len = delimited_len(wire_type, buf, &ctx)?;
     let chunk = buf.chunk();
     if chunk.len() >= len {
         // The usual case: the string lies in one slice, copied once
@@ -159,7 +170,10 @@ fn str_merge(
 }
 
 /// A field's error located as prost's generated code locates it.
-fn at(message: &'static str, field: &'static str) -> impl FnOnce(DecodeError) -> DecodeError {
+pub(crate) fn at(
+    message: &'static str,
+    field: &'static str,
+) -> impl FnOnce(DecodeError) -> DecodeError {
     move |mut e| {
         e.push(message, field);
         e
@@ -204,13 +218,7 @@ fn str_merge_in(
     rest: &mut &[u8],
     ctx: DecodeContext,
 ) -> Result<(), DecodeError> {
-    check_wire_type(WireType::LengthDelimited, wire_type)?;
-    let len = decode_varint(rest)?;
-    if len > rest.len() as u64 {
-        return Err(underflow(ctx));
-    }
-    // At most `rest.len()`, itself a usize.
-    let len = len as usize;
+    let len = delimited_len(wire_type, rest, &ctx)?;
     let (bytes, after) = rest.split_at(len);
     let start = text.len() - rest.len();
     let sliced = match text.get(start..start + len) {
@@ -269,13 +277,7 @@ fn check_in(
     rest: &mut &[u8],
     nested: &DecodeContext,
 ) -> Result<(), DecodeError> {
-    check_wire_type(WireType::LengthDelimited, wire_type)?;
-    let len = decode_varint(rest)?;
-    if len > rest.len() as u64 {
-        return Err(underflow(nested.clone()));
-    }
-    // At most `rest.len()`, itself a usize.
-    let len = len as usize;
+    let len = delimited_len(wire_type, rest, nested)?;
     let start = text.len() - rest.len();
     let (bytes, after) = rest.split_at(len);
     *rest = after;
