@@ -15,6 +15,18 @@ use crate::telemetry::DecisionLogSink;
 /// message length for the rest of the request.
 pub const MAX_MESSAGE_BYTES: usize = (u32::MAX as usize) - (1 << 20);
 
+/// Transparent huge pages for the server's memory (docs/decisions.md,
+/// "Transparent huge pages: for the loaded state only").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HugePages {
+    /// As the kernel allows while the state loads, then none for memory
+    /// faulted in afterwards: the loaded record tables keep their huge
+    /// pages; a request's short-lived buffers do not pay for new ones.
+    LoadOnly,
+    /// The kernel's setting throughout.
+    Kernel,
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -40,6 +52,15 @@ pub struct ServeConfig {
     /// Redis pub/sub channel.
     #[arg(long, env = "WARDEN_REDIS_CHANNEL", default_value = "warden.changes")]
     pub redis_channel: String,
+    /// Transparent huge pages: `load-only` (the kernel's setting while the
+    /// state loads, none for memory faulted in after start-up) or `kernel`.
+    #[arg(
+        long,
+        env = "WARDEN_HUGE_PAGES",
+        value_enum,
+        default_value = "load-only"
+    )]
+    pub huge_pages: HugePages,
     /// How often the store's revisions are polled, in milliseconds.
     #[arg(long, env = "WARDEN_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,

@@ -9,8 +9,12 @@
 //! as it runs. [`hand_back`] purges now what is free (docs/decisions.md,
 //! "Memory handed back after loading").
 //!
-//! The call is a plain FFI call without arguments: the one `unsafe` block
-//! of the library, allowed here alone.
+//! [`no_huge_pages_from_now`] turns transparent huge pages off for what is
+//! faulted in after start-up (docs/decisions.md, "Transparent huge pages:
+//! for the loaded state only").
+//!
+//! The calls are plain FFI calls without pointers: the only `unsafe`
+//! blocks of the library, allowed here alone.
 
 /// Returns to the operating system the memory mimalloc holds free: the
 /// calling thread's free pages, and every arena's purgeable memory (the
@@ -23,6 +27,22 @@ pub fn hand_back() {
     // SAFETY: `mi_collect` takes no pointer and may be called from any
     // thread at any time; it touches only mimalloc's own bookkeeping.
     unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// No transparent huge pages for memory this process faults in from now
+/// on (`prctl(PR_SET_THP_DISABLE)`); pages already huge stay so. Called
+/// once the start-up load is done (`--huge-pages load-only`): the loaded
+/// record tables keep their huge pages (fewer TLB misses per check; a
+/// process-wide off cost CheckBulk 18–30 %), while a LookupRecords' fresh
+/// buffers no longer fault in 2 MiB pages with the kernel compacting
+/// memory for them (its system time 8–9 → 3–3.5 ms a call;
+/// docs/benchmarks.md, fifth session's end). Returns whether the kernel
+/// took the setting.
+#[allow(unsafe_code)]
+pub fn no_huge_pages_from_now() -> bool {
+    // SAFETY: PR_SET_THP_DISABLE takes integers only and changes a flag
+    // of this process's memory map, nothing Rust owns.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }
 }
 
 /// Runs a bulk write to its end, then [`hand_back`]s what it freed (its

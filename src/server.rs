@@ -408,6 +408,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             },
         );
 
+    // Loaded: what is faulted in from now on is mostly short-lived.
+    if config.huge_pages == crate::config::HugePages::LoadOnly
+        && !crate::memory::no_huge_pages_from_now()
+    {
+        tracing::warn!("--huge-pages load-only: the kernel refused PR_SET_THP_DISABLE; huge pages stay as the kernel allows");
+    }
     println!("warden listening on {addr}");
     let _ = std::io::stdout().flush();
     info!(%addr, "serving");
