@@ -32,18 +32,8 @@ if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null
   exit 1
 fi
 work=${WARDEN_BENCH_DIR:-target/bench-instructions}
-target=${CARGO_TARGET_DIR:-target}
-bin=$target/release
-if [ "${WARDEN_BENCH_BUILD:-1}" != 0 ]; then
-  cargo build --release --bin warden --bin warden-load
-fi
-server_bin=${WARDEN_SERVER_BIN:-$bin/warden}
-mkdir -p "$work"
-if [ ! -f "$work/small.json" ]; then
-  "$bin/warden" generate --preset small --out "$work/small.json"
-fi
-
 source scripts/bench-lib.sh
+bench_prepare small "$work"
 trap stop_server EXIT
 bench_header
 echo "server: $server_bin"

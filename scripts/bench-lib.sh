@@ -7,6 +7,23 @@ server_cpu=()
 load_cpu=()
 pid=
 
+# bench_prepare PRESET WORK: builds the release binaries (unless
+# WARDEN_BENCH_BUILD=0), generates WORK/PRESET.json once, and sets bin
+# (this tree's binaries) and server_bin (WARDEN_SERVER_BIN, or this
+# tree's warden: an earlier build for a before/after pair).
+bench_prepare() {
+  local preset=$1 work=$2
+  bin=${CARGO_TARGET_DIR:-target}/release
+  if [ "${WARDEN_BENCH_BUILD:-1}" != 0 ]; then
+    cargo build --release --bin warden --bin warden-load
+  fi
+  server_bin=${WARDEN_SERVER_BIN:-$bin/warden}
+  mkdir -p "$work"
+  if [ ! -f "$work/$preset.json" ]; then
+    "$bin/warden" generate --preset "$preset" --out "$work/$preset.json"
+  fi
+}
+
 # bench_pin DESCRIPTION: the server on core 0 and the load generator on
 # core 1 (server_cpu, load_cpu, pinning), or says it cannot.
 bench_pin() {

@@ -27,18 +27,8 @@ preset=${1:-crm-large}
 shift || true
 work=${WARDEN_BENCH_DIR:-target/bench-$preset}
 rounds=${WARDEN_BENCH_ROUNDS:-3}
-target=${CARGO_TARGET_DIR:-target}
-bin=$target/release
-if [ "${WARDEN_BENCH_BUILD:-1}" != 0 ]; then
-  cargo build --release --bin warden --bin warden-load
-fi
-server_bin=${WARDEN_SERVER_BIN:-$bin/warden}
-mkdir -p "$work"
-if [ ! -f "$work/$preset.json" ]; then
-  "$bin/warden" generate --preset "$preset" --out "$work/$preset.json"
-fi
-
 source scripts/bench-lib.sh
+bench_prepare "$preset" "$work"
 bench_pin "server on core 0, warden-load on core 1"
 trap stop_server EXIT
 
