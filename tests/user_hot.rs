@@ -243,3 +243,45 @@ proptest! {
         }
     }
 }
+
+/// What a role write whose profiles change costs on crm-large now that it
+/// rewrites its users' hot records: run by hand, in release
+/// (`cargo test --release --test user_hot -- --ignored --nocapture`),
+/// for docs/benchmarks.md; it asserts only that the writes took effect.
+#[test]
+#[ignore = "a measurement on crm-large, run by hand in release"]
+fn role_write_cost_on_crm_large() {
+    let params = Params::of(warden::generate::Preset::CrmLarge);
+    let doc = generated(&params);
+    let org = doc.organization.clone();
+    let engine = Engine::new(Direct, Limits::default());
+    engine.apply(&org, 1, &changes_of(&doc));
+    let extra = doc.profiles[0].id.clone();
+    let mut revision = 1;
+    let mut total = std::time::Duration::ZERO;
+    let mut holders = 0;
+    for role in &doc.roles {
+        let mut changed = role.clone();
+        changed.profiles.retain(|p| *p != extra);
+        changed.profiles.push(extra.clone());
+        holders += doc
+            .users
+            .iter()
+            .filter(|u| u.role.as_deref() == Some(&role.id))
+            .count();
+        revision += 1;
+        let started = std::time::Instant::now();
+        engine.apply(&org, revision, &[Change::PutRole(changed)]);
+        total += started.elapsed();
+    }
+    assert_hot_holds(&engine, &org, "the role writes");
+    let users = engine
+        .read(&org, |state, _| state.users.len())
+        .expect("the organization exists");
+    println!(
+        "{} role writes, {users} users, {holders} holders in all: {:?} per write, {:?} in all",
+        doc.roles.len(),
+        total / doc.roles.len().max(1) as u32,
+        total
+    );
+}
