@@ -17,7 +17,7 @@ use super::model::{
 use super::org::{
     insert_sorted, remove_sorted, ActionIx, GranteeIx, Group, GroupIx, MemberSetIx, Module,
     ModuleIx, ModulePerms, OrgState, Owner, Profile, ProfileIx, RecordIx, Role, RoleIx, Rule,
-    ShiftIx, User, UserIx,
+    ShiftIx, User, UserHot, UserIx,
 };
 use super::shifts::compile_shift;
 
@@ -227,6 +227,7 @@ impl OrgState {
         let profiles = self.profile_ixs(&def.profiles);
         let ix = RoleIx(self.roles.intern(&def.id));
         let existing = self.roles.get(ix.0).map(|r| r.parent);
+        let same_profiles = self.roles.get(ix.0).is_some_and(|r| r.profiles == profiles);
         let moved = existing != Some(parent);
         let mut touched = Vec::new();
         if moved {
@@ -259,6 +260,10 @@ impl OrgState {
         if let Some(p) = parent.and_then(|p| self.roles.get_mut(p.0)) {
             insert_sorted(&mut p.children, ix);
         }
+        // The role's profiles are in each of its users' hot records.
+        if !same_profiles {
+            self.refresh_role_holders(ix);
+        }
         if moved {
             // The tree changed shape: number it again on next use.
             self.role_order.take();
@@ -288,8 +293,25 @@ impl OrgState {
                 remove_sorted(&mut p.children, &ix);
             }
             inv.user_groups.extend(role.users.iter().copied());
+            // Its users keep naming it but no longer have its profiles.
+            self.refresh_role_holders(ix);
         }
         inv.role_subtree.extend(touched);
+    }
+
+    /// Recomputes the hot record of every user naming `role`. A scan of
+    /// the hot records rather than `Role.users`: a role deleted and written
+    /// again keeps its index, its former users still name it, and the new
+    /// role's `users` does not list them. Role writes are rare; a check
+    /// never pays for this.
+    fn refresh_role_holders(&mut self, role: RoleIx) {
+        let holders: Vec<UserIx> = self
+            .users
+            .iter()
+            .filter(|(_, u)| u.hot.role == Some(role))
+            .map(|(u, _)| UserIx(u))
+            .collect();
+        self.refresh_hot(holders);
     }
 
     fn put_shift(&mut self, def: &ShiftDef) {
@@ -322,7 +344,7 @@ impl OrgState {
         let profiles = self.profile_ixs(&def.profiles);
         let ix = UserIx(self.users.intern(&def.id));
         let before_groups = self.user_groups(ix);
-        let user = match self.users.remove(ix.0) {
+        let mut user = match self.users.remove(ix.0) {
             Some(mut old) => {
                 if old.role != role {
                     if let Some(r) = old.role.and_then(|r| self.roles.get_mut(r.0)) {
@@ -349,6 +371,7 @@ impl OrgState {
             None => {
                 inv.managers.push(ix);
                 User {
+                    hot: UserHot::default(),
                     def,
                     role,
                     profiles,
@@ -362,6 +385,7 @@ impl OrgState {
             }
         };
         self.principals.insert(user.def.principal.clone(), ix);
+        user.hot = UserHot::of(&user, &self.roles);
         self.users.put(ix.0, user);
         if let Some(r) = role.and_then(|r| self.roles.get_mut(r.0)) {
             insert_sorted(&mut r.users, ix);
@@ -421,6 +445,7 @@ impl OrgState {
         for u in &group.leads {
             if let Some(user) = self.users.get_mut(u.0) {
                 edit(&mut user.leads);
+                user.hot.leads = !user.leads.is_empty();
             }
         }
         if let Some(user) = group.owner.and_then(|u| self.users.get_mut(u.0)) {

@@ -166,7 +166,8 @@ pub(crate) fn resolve_subject<'a>(
         });
         return Subject::Decided(Reason::UnknownSubject, false);
     };
-    if !user.def.active {
+    // The hot line: not the `UserDef` beside the id and name strings.
+    if !user.hot.active {
         trace.push(|| {
             TraceStep::new(
                 1,
@@ -189,9 +190,9 @@ pub(crate) fn resolve_subject<'a>(
         .refer(who())
     });
     // Step 2.
-    if org.settings.enforce_shifts && !user.def.admin {
+    if org.settings.enforce_shifts && !user.hot.admin {
         if let (Some(shift), ShiftTime::At(at)) =
-            (user.shift.and_then(|s| org.shifts.get(s.0)), shift_time)
+            (user.hot.shift.and_then(|s| org.shifts.get(s.0)), shift_time)
         {
             let inside = shift.contains(at);
             trace.push(|| {
@@ -215,7 +216,7 @@ pub(crate) fn resolve_subject<'a>(
         }
     }
     // Step 3.
-    if user.def.admin {
+    if user.hot.admin {
         trace.decided(Reason::Admin, AccessLevel::Full, || {
             format!("user '{subject}' is the organization's administrator: allowed everything")
         });

@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use super::ids::Interner;
 use super::model::{
     AccessLevel, FieldLevel, GroupDef, ModuleDef, ProfileDef, RoleDef, Settings, SharingRuleDef,
-    ShiftDef, UserDef,
+    ShiftDef, UserDef, UserKind,
 };
 pub use super::records::{Attributes, Record, Records};
 
@@ -546,9 +546,77 @@ pub struct Role {
     pub in_groups_with_subordinates: Vec<GroupIx>,
 }
 
-/// A user, resolved, with its reverse indexes.
+/// What a check reads of its subject, in one cache line at the start of
+/// [`User`]: steps 1 to 4 and the paths read these instead of the
+/// `UserDef` strings' neighbours, the profiles vector on the heap, the
+/// role and the role's profiles vector (five or more lines before).
+/// Written only by [`UserHot::of`], on every write that changes what it
+/// copies (user, role and group writes in `apply.rs`); a test holds it
+/// equal to its recomputation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct UserHot {
+    /// `def.active`.
+    pub active: bool,
+    /// `def.admin`.
+    pub admin: bool,
+    /// `def.kind`.
+    pub kind: UserKind,
+    /// Whether the user leads any group (`leads` is not empty).
+    pub leads: bool,
+    /// `role`.
+    pub role: Option<RoleIx>,
+    /// `shift`.
+    pub shift: Option<ShiftIx>,
+    /// `reports_to`.
+    pub reports_to: Option<UserIx>,
+    /// The effective profiles: the user's own, then its role's (when the
+    /// role exists), each once, in that order; a profile deleted since
+    /// stays listed and is skipped on reading, as before. Four fit inline,
+    /// which keeps the record in one line.
+    pub profiles: SmallVec<[ProfileIx; 4]>,
+}
+
+// One line per subject: a field added here must not spill into a second.
+const _: () = assert!(std::mem::size_of::<UserHot>() == 64);
+
+impl UserHot {
+    /// The hot record of `user`, computed from its cold fields and its
+    /// role (the reference the updates are tested against).
+    pub fn of(user: &User, roles: &Table<Role>) -> UserHot {
+        let role_profiles = user
+            .role
+            .and_then(|r| roles.get(r.0))
+            .map(|r| r.profiles.as_slice())
+            .unwrap_or(&[]);
+        let mut profiles: SmallVec<[ProfileIx; 4]> = SmallVec::new();
+        for p in user.profiles.iter().chain(role_profiles) {
+            // Unions and maxima over the list ignore repeats, and the
+            // words of step 4 skipped them already.
+            if !profiles.contains(p) {
+                profiles.push(*p);
+            }
+        }
+        UserHot {
+            active: user.def.active,
+            admin: user.def.admin,
+            kind: user.def.kind,
+            leads: !user.leads.is_empty(),
+            role: user.role,
+            shift: user.shift,
+            reports_to: user.reports_to,
+            profiles,
+        }
+    }
+}
+
+/// A user, resolved, with its reverse indexes. `repr(C)` keeps `hot` at
+/// the start of the slot, so it is one aligned line.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct User {
+    /// What a check reads, copied from the fields below.
+    pub hot: UserHot,
     /// The user as written (principal filled in).
     pub def: UserDef,
     /// Role.
@@ -721,20 +789,30 @@ impl OrgState {
         self.modules.name(ix.0)
     }
 
-    /// The effective profiles of a user: its own, then its role's.
+    /// The effective profiles of a user: its own, then its role's, each once.
     pub fn effective_profiles<'a>(
         &'a self,
         user: &'a User,
     ) -> impl Iterator<Item = &'a Profile> + 'a {
-        let role_profiles = user
-            .role
-            .and_then(|r| self.role(r))
-            .map(|r| r.profiles.as_slice())
-            .unwrap_or(&[]);
-        user.profiles
+        // The flattened list in the subject's hot line: no role look-up
+        // and no profile vectors on the heap.
+        user.hot
+            .profiles
             .iter()
-            .chain(role_profiles)
             .filter_map(|p| self.profiles.get(p.0))
+    }
+
+    /// Sets the hot record of each of `users` from its cold fields.
+    pub(crate) fn refresh_hot(&mut self, users: impl IntoIterator<Item = UserIx>) {
+        for u in users {
+            let Some(user) = self.users.get(u.0) else {
+                continue;
+            };
+            let hot = UserHot::of(user, &self.roles);
+            if let Some(user) = self.users.get_mut(u.0) {
+                user.hot = hot;
+            }
+        }
     }
 
     /// A copy of the organization without its records and shares: what

@@ -97,7 +97,7 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
     /// visits them (empty for a guest): the organization's precomputed
     /// slice, or a walk kept here when role links form a cycle.
     fn role_chain(&self) -> &[RoleIx] {
-        let Some(role) = self.user.role else {
+        let Some(role) = self.user.hot.role else {
             return &[];
         };
         if let Some(chain) = self.org.role_chain(role) {
@@ -115,6 +115,7 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
         // the walk follows); the expanded subtree of `top` is a map
         // look-up and may be large.
         self.user
+            .hot
             .role
             .is_some_and(|role| self.org.role_within(role, top))
     }
@@ -122,7 +123,7 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
     /// Whether a rule's `to` set contains the subject.
     fn in_set(&self, set: MemberSetIx) -> bool {
         match set {
-            MemberSetIx::Role(r) => self.user.role == Some(r),
+            MemberSetIx::Role(r) => self.user.hot.role == Some(r),
             MemberSetIx::RoleAndSubordinates(r) => self.in_role_subtree(r),
             MemberSetIx::Group(g) => self.in_group(g),
         }
@@ -133,7 +134,7 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
         match g {
             GranteeIx::User(u) => u == self.ix,
             GranteeIx::Group(g) => self.in_group(g),
-            GranteeIx::Role(r) => self.user.role == Some(r),
+            GranteeIx::Role(r) => self.user.hot.role == Some(r),
             GranteeIx::RoleAndSubordinates(r) => self.in_role_subtree(r),
         }
     }
@@ -546,7 +547,7 @@ pub(crate) fn is_superior<X: Expand + ?Sized>(
 ) -> bool {
     match org.settings.hierarchy_mode {
         HierarchyMode::Role => {
-            let (Some(sr), Some(or)) = (s.role, org.user(o).and_then(|u| u.role)) else {
+            let (Some(sr), Some(or)) = (s.hot.role, org.user(o).and_then(|u| u.hot.role)) else {
                 return false;
             };
             // Same answer as `role_subtree(sr)` holding `or`, without an
@@ -590,7 +591,7 @@ impl Path for Hierarchy {
         }
         match a.org.settings.hierarchy_mode {
             HierarchyMode::Role => {
-                if let Some(sr) = a.user.role {
+                if let Some(sr) = a.user.hot.role {
                     for r in a.x.role_subtree(a.org, sr).iter().filter(|r| **r != sr) {
                         if let Some(role) = a.org.role(*r) {
                             plan.owners
@@ -692,7 +693,8 @@ impl TeamLead {
 
 impl Path for TeamLead {
     fn ceiling<X: Expand + ?Sized>(&self, a: &Asker<'_, X>) -> AccessLevel {
-        if a.user.leads.is_empty() {
+        // The hot line's flag: the `leads` vector lies in another line.
+        if !a.user.hot.leads {
             AccessLevel::None
         } else {
             AccessLevel::ReadWrite
@@ -780,7 +782,7 @@ impl Path for TeamLead {
         for g in &a.user.leads {
             step = step.refer(refer("group", a.org.group_id(*g), "led_group"));
         }
-        if need.required <= AccessLevel::ReadWrite && a.user.def.kind == UserKind::Member {
+        if need.required <= AccessLevel::ReadWrite && a.user.hot.kind == UserKind::Member {
             let what = match r.owner {
                 Owner::Group(_) => format!("lead of {owner} or of a group it is nested in"),
                 Owner::User(_) => format!("lead of a group whose members include {owner}"),
@@ -803,7 +805,7 @@ const PRIVATE_RECORD: &str = "record is private: org default and sharing rules d
 
 impl Path for OrgDefault {
     fn ceiling<X: Expand + ?Sized>(&self, a: &Asker<'_, X>) -> AccessLevel {
-        if a.user.def.kind == UserKind::Member {
+        if a.user.hot.kind == UserKind::Member {
             a.module.def.owd.level()
         } else {
             AccessLevel::None
@@ -841,7 +843,7 @@ impl Path for OrgDefault {
         let level = self.level(a, r, AccessLevel::None);
         let owd = owd_word(a.module.def.owd);
         let module = &a.module.def.id;
-        let detail = if a.user.def.kind == UserKind::Guest {
+        let detail = if a.user.hot.kind == UserKind::Guest {
             format!(
                 "'{}' is a guest: organization-wide defaults do not apply to guests",
                 a.id()
@@ -956,10 +958,10 @@ pub(crate) fn owner_in<X: Expand + ?Sized>(
     owner: Owner,
 ) -> bool {
     match (set, owner) {
-        (MemberSetIx::Role(r), Owner::User(o)) => org.user(o).and_then(|u| u.role) == Some(r),
+        (MemberSetIx::Role(r), Owner::User(o)) => org.user(o).and_then(|u| u.hot.role) == Some(r),
         (MemberSetIx::RoleAndSubordinates(r), Owner::User(o)) => org
             .user(o)
-            .and_then(|u| u.role)
+            .and_then(|u| u.hot.role)
             .is_some_and(|or| org.role_within(or, r)),
         (MemberSetIx::Group(g), Owner::User(o)) => x.is_member(org, g, o),
         (MemberSetIx::Group(g), Owner::Group(h)) => x.holds_group(org, g, h),
@@ -1022,7 +1024,7 @@ impl Path for SharingRules {
         // role, to a role-and-subordinates root at or above its role, and
         // to one of its groups.
         let index = &a.module.recipients;
-        if let Some(role) = a.user.role {
+        if let Some(role) = a.user.hot.role {
             if let Some(entries) = index.role.get(&role) {
                 Self::best_of(a, entries, r, floor, &mut level);
             }
@@ -1206,7 +1208,7 @@ impl ManualShares {
     fn grantees<X: Expand + ?Sized>(a: &Asker<'_, X>) -> Vec<GranteeIx> {
         let mut out = vec![GranteeIx::User(a.ix)];
         out.extend(a.groups().iter().map(|g| GranteeIx::Group(*g)));
-        if let Some(r) = a.user.role {
+        if let Some(r) = a.user.hot.role {
             out.push(GranteeIx::Role(r));
             out.push(GranteeIx::RoleAndSubordinates(r));
             out.extend(
