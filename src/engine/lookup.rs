@@ -16,8 +16,9 @@ use super::error::{Error, Result};
 use super::expand::Expand;
 use super::explain::{field_word, Need, TraceStep};
 use super::model::{AccessLevel, FieldLevel, OwnerRef, RecordDescription};
-use super::org::{Module, ModuleIx, OrgState, Owner};
+use super::org::{Module, ModuleIx, OrgState, Owner, RecordIx};
 use super::paths::{cover, record_level, Asker, Plan};
+use super::records::{Record, Records};
 
 /// The effective level of every field of a module for one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,25 +340,85 @@ pub fn record_set<X: Expand + ?Sized>(
     let Some(module) = org.module(module_ix) else {
         return RecordSetBuilder::default().finish();
     };
-    // The keys are reserved for as many ids as the plan can select (an
-    // upper bound), so they are not copied again as the vector doubles.
+    if let Some(set) = ranked_set(&module.records, &plan) {
+        return Ok(set);
+    }
+    copied_set(&module.records, &plan)
+}
+
+/// How many ids `plan` can select at most (the vectors are reserved for
+/// it, so they are not copied again as they double).
+fn most_selected(records: &Records, plan: &Plan) -> usize {
     let most = if plan.all || plan.public_non_private {
-        module.records.len()
+        records.len()
     } else {
         plan.owners
             .iter()
             .chain(&plan.owners_non_private)
-            .map(|o| module.records.owned_count(*o))
+            .map(|o| records.owned_count(*o))
             .sum::<usize>()
     };
-    let expect = most.saturating_add(plan.record_ids.len());
+    most.saturating_add(plan.record_ids.len())
+}
+
+/// The lookup as ranks in the module's [`IdOrder`]: 4 bytes copied per
+/// id under the read lock, no id bytes, and a sort of u32s instead of
+/// 16-byte keys. `None` (the caller copies the ids instead) when the order
+/// cannot be built or a shared id is not a record of the module.
+fn ranked_set(records: &Records, plan: &Plan) -> Option<RecordSet> {
+    let order = records.id_order()?;
+    let rank = |ix: RecordIx| order.rank.get(ix.0 as usize).copied();
+    let mut ranks = Vec::with_capacity(most_selected(records, plan));
+    if plan.all || plan.public_non_private {
+        for (ix, r) in records.iter() {
+            if plan.covers(r.owner, r.private) {
+                ranks.push(rank(ix)?);
+            }
+        }
+    } else {
+        // Owners are disjoint and a record has one owner (as below).
+        for owner in &plan.owners {
+            for (ix, _) in records.owned_by(*owner) {
+                ranks.push(rank(ix)?);
+            }
+        }
+        for owner in &plan.owners_non_private {
+            for (ix, r) in records.owned_by(*owner) {
+                if !r.private {
+                    ranks.push(rank(ix)?);
+                }
+            }
+        }
+    }
+    for id in &plan.record_ids {
+        let ix = records.ix(id)?;
+        let r = records.at(ix)?;
+        if !plan.covers(r.owner, r.private) {
+            ranks.push(rank(ix)?);
+        }
+    }
+    Some(RecordSet {
+        len: ranks.len(),
+        ids: Ids::Ranked {
+            order: Arc::clone(order),
+            ranks: Mutex::new(Ranks {
+                ranks,
+                sorted: false,
+            }),
+        },
+    })
+}
+
+/// The lookup with its ids copied out, sorted as pages ask.
+fn copied_set(records: &Records, plan: &Plan) -> Result<RecordSet> {
+    let expect = most_selected(records, plan);
     let mut set = RecordSetBuilder {
         bytes: String::new(),
         keys: Vec::with_capacity(expect),
         expect,
     };
     if plan.all || plan.public_non_private {
-        for (_, r) in module.records.iter() {
+        for (_, r) in records.iter() {
             if plan.covers(r.owner, r.private) {
                 set.push(r.id())?;
             }
@@ -367,12 +428,12 @@ pub fn record_set<X: Expand + ?Sized>(
         // what `owners` has) and a record has one owner, so no id is
         // collected twice.
         for owner in &plan.owners {
-            for (_, r) in module.records.owned_by(*owner) {
+            for (_, r) in records.owned_by(*owner) {
                 set.push(r.id())?;
             }
         }
         for owner in &plan.owners_non_private {
-            for (_, r) in module.records.owned_by(*owner) {
+            for (_, r) in records.owned_by(*owner) {
                 if !r.private {
                     set.push(r.id())?;
                 }
@@ -382,8 +443,7 @@ pub fn record_set<X: Expand + ?Sized>(
     // A record shared one by one that the owner parts already selected is
     // not listed again: this replaces a sort and dedup of the whole set.
     for id in &plan.record_ids {
-        let covered = module
-            .records
+        let covered = records
             .get(id)
             .is_some_and(|r| plan.covers(r.owner, r.private));
         if !covered {
@@ -458,16 +518,100 @@ fn sort_ids(bytes: &str, keys: &mut [IdKey]) {
         keys.sort_unstable_by(|a, b| id_order(bytes, a, b));
         return;
     }
-    radsort::sort_by_key(keys, IdKey::key);
+    sort_by_head(keys, IdKey::key, |k| k.text(bytes));
+}
+
+/// Sorts `keys` by `head` (the id's first 16 bytes as an integer) with a
+/// radix sort, then the runs of equal heads by `text` (the whole id).
+fn sort_by_head<'a, K: Copy>(keys: &mut [K], head: fn(&K) -> u128, text: impl Fn(&K) -> &'a str) {
+    radsort::sort_by_key(keys, head);
     let mut rest = keys;
     while let Some((first, _)) = rest.split_first() {
-        let key = first.key();
-        let run = rest.iter().take_while(|k| k.key() == key).count();
+        let key = head(first);
+        let run = rest.iter().take_while(|k| head(k) == key).count();
         let (same, after) = rest.split_at_mut(run);
         if same.len() > 1 {
-            same.sort_unstable_by(|a, b| a.text(bytes).cmp(b.text(bytes)));
+            same.sort_unstable_by(|a, b| text(a).cmp(text(b)));
         }
         rest = after;
+    }
+}
+
+/// A record's place while its module's [`IdOrder`] is built: the id's
+/// first 16 bytes as an integer (as [`IdKey`]) and its slot, where the
+/// whole id is read when two heads tie.
+#[derive(Debug, Clone, Copy)]
+struct SlotKey {
+    head: u128,
+    slot: u32,
+}
+
+/// A module's ids in the API's order (`str`'s byte order), with each
+/// slot's rank in it: built once per set of ids ([`Records::id_order`])
+/// and shared by every lookup of the module until a record is created or
+/// deleted. A lookup keeps it (an `Arc`) in its snapshot, so its pages
+/// read ids of its own revision even after a write replaced the order.
+#[derive(Debug)]
+pub struct IdOrder {
+    /// The ids, concatenated in order.
+    bytes: String,
+    /// Where each id ends in `bytes`, by rank.
+    ends: Vec<u32>,
+    /// Rank of the record in each slot (`u32::MAX`: a free slot).
+    pub(crate) rank: Vec<u32>,
+}
+
+impl IdOrder {
+    /// The order of `records`' ids; `None` when their bytes or count
+    /// outgrow u32 offsets (the caller copies the ids instead).
+    pub fn of(records: &Records) -> Option<IdOrder> {
+        let mut keys: Vec<SlotKey> = records
+            .iter()
+            .map(|(ix, r)| SlotKey {
+                head: IdKey::new(r.id(), 0, 0).key(),
+                slot: ix.0,
+            })
+            .collect();
+        let text = |k: &SlotKey| records.at(RecordIx(k.slot)).map_or("", Record::id);
+        if keys.len() < RADIX_FROM {
+            keys.sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| text(a).cmp(text(b))));
+        } else {
+            sort_by_head(&mut keys, |k| k.head, text);
+        }
+        let mut rank = vec![u32::MAX; records.slot_count()];
+        let mut ends = Vec::with_capacity(keys.len());
+        let total: usize = keys.iter().map(|k| text(k).len()).sum();
+        u32::try_from(total).ok()?;
+        let mut bytes = String::with_capacity(total);
+        for (r, k) in keys.iter().enumerate() {
+            *rank.get_mut(k.slot as usize)? = u32::try_from(r).ok()?;
+            bytes.push_str(text(k));
+            ends.push(u32::try_from(bytes.len()).ok()?);
+        }
+        Some(IdOrder { bytes, ends, rank })
+    }
+
+    /// How many ids.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The id of rank `r` (empty past the end, which no lookup asks).
+    pub fn id(&self, r: u32) -> &str {
+        let r = r as usize;
+        let start = match r.checked_sub(1) {
+            Some(before) => self.ends.get(before).copied().unwrap_or(0),
+            None => 0,
+        };
+        let end = self.ends.get(r).copied().unwrap_or(start);
+        self.bytes
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
     }
 }
 
@@ -512,11 +656,13 @@ impl RecordSetBuilder {
     fn finish(self) -> Result<RecordSet> {
         Ok(RecordSet {
             len: self.keys.len(),
-            bytes: self.bytes,
-            order: Mutex::new(Order {
-                keys: self.keys,
-                sorted: 0,
-            }),
+            ids: Ids::Copied {
+                bytes: self.bytes,
+                order: Mutex::new(Order {
+                    keys: self.keys,
+                    sorted: 0,
+                }),
+            },
         })
     }
 }
@@ -528,8 +674,25 @@ impl RecordSetBuilder {
 #[derive(Debug)]
 pub struct RecordSet {
     len: usize,
-    bytes: String,
-    order: Mutex<Order>,
+    ids: Ids,
+}
+
+/// Where a [`RecordSet`]'s ids are.
+#[derive(Debug)]
+enum Ids {
+    /// Copied out of the organization, ordered as pages ask.
+    Copied { bytes: String, order: Mutex<Order> },
+    /// Ranks in the module's shared order, sorted at the first page.
+    Ranked {
+        order: Arc<IdOrder>,
+        ranks: Mutex<Ranks>,
+    },
+}
+
+#[derive(Debug)]
+struct Ranks {
+    ranks: Vec<u32>,
+    sorted: bool,
 }
 
 #[derive(Debug)]
@@ -565,45 +728,69 @@ impl RecordSet {
 
     /// The ids of `offset..offset + count` in sorted order (fewer at the end).
     pub fn page(&self, offset: usize, count: usize) -> Vec<String> {
-        self.with_sorted(offset, count, |bytes, keys| {
-            keys.iter().map(|k| k.text(bytes).to_string()).collect()
-        })
+        let mut out = Vec::new();
+        self.each_in_page(offset, count, |id| out.push(id.to_string()));
+        out
     }
 
     /// Calls `each` on the ids of `offset..offset + count` in sorted order
     /// (fewer at the end), borrowed from the set: a page encoded straight
     /// into its message copies each id once, with no `String` per id.
     pub fn each_in_page(&self, offset: usize, count: usize, mut each: impl FnMut(&str)) {
-        self.with_sorted(offset, count, |bytes, keys| {
-            for k in keys {
-                each(k.text(bytes));
+        let start = offset.min(self.len);
+        let end = offset.saturating_add(count).min(self.len);
+        match &self.ids {
+            Ids::Copied { .. } => self.with_sorted(start, end, |bytes, keys| {
+                for k in keys {
+                    each(k.text(bytes));
+                }
+            }),
+            Ids::Ranked { order, ranks } => {
+                let mut ranks = ranks.lock();
+                if !ranks.sorted && start < end {
+                    // Ranks are u32s below the module's size: a radix
+                    // sort of a few passes over 4 bytes an id, at the
+                    // first page (linear, so no selection first).
+                    radsort::sort(&mut ranks.ranks);
+                    ranks.sorted = true;
+                }
+                for r in ranks.ranks.get(start..end).unwrap_or_default() {
+                    each(order.id(*r));
+                }
             }
-        });
+        }
     }
 
-    /// The bytes of all ids together (a page's buffer is sized from it).
+    /// The bytes of all ids together (a page's buffer is sized from it;
+    /// for ranks, estimated from the module's average id).
     pub fn id_bytes(&self) -> usize {
-        self.bytes.len()
+        match &self.ids {
+            Ids::Copied { bytes, .. } => bytes.len(),
+            Ids::Ranked { order, .. } => {
+                (order.bytes.len() / order.len().max(1)).saturating_mul(self.len)
+            }
+        }
     }
 
     /// Every id, sorted.
     pub fn to_vec(&self) -> Vec<Arc<str>> {
-        self.with_sorted(0, self.len, |bytes, keys| {
-            keys.iter().map(|k| Arc::from(k.text(bytes))).collect()
-        })
+        let mut out = Vec::with_capacity(self.len);
+        self.each_in_page(0, self.len, |id| out.push(Arc::from(id)));
+        out
     }
 
-    /// Runs `f` on the sorted keys of `offset..offset + count`, ordering
+    /// Whether the ids are ranks in a module's shared order (tests).
+    pub fn is_ranked(&self) -> bool {
+        matches!(self.ids, Ids::Ranked { .. })
+    }
+
+    /// Runs `f` on the sorted keys of `start..end` of copied ids, ordering
     /// first as much as that needs.
-    fn with_sorted<R>(
-        &self,
-        offset: usize,
-        count: usize,
-        f: impl FnOnce(&str, &[IdKey]) -> R,
-    ) -> R {
-        let start = offset.min(self.len);
-        let end = offset.saturating_add(count).min(self.len);
-        let mut order = self.order.lock();
+    fn with_sorted<R>(&self, start: usize, end: usize, f: impl FnOnce(&str, &[IdKey]) -> R) -> R {
+        let Ids::Copied { bytes, order } = &self.ids else {
+            return f("", &[]);
+        };
+        let mut order = order.lock();
         if end > order.sorted {
             // A set of a few pages is sorted whole; a larger one selects
             // the smallest ids it needs, at least doubling what is in
@@ -616,7 +803,7 @@ impl RecordSet {
                 end.max(order.sorted.saturating_mul(2)).min(self.len)
             };
             let done = order.sorted;
-            let bytes = self.bytes.as_str();
+            let bytes = bytes.as_str();
             if let Some(rest) = order.keys.get_mut(done..) {
                 let take = target - done;
                 if take < rest.len() {
@@ -629,7 +816,7 @@ impl RecordSet {
             order.sorted = target;
         }
         let keys = order.keys.get(start..end).unwrap_or_default();
-        f(&self.bytes, keys)
+        f(bytes, keys)
     }
 }
 
@@ -758,6 +945,117 @@ mod tests {
         assert_eq!(set.page(1, 10), vec!["b".to_string()]);
         assert!(set.page(2, 10).is_empty());
         assert!(set.page(usize::MAX, usize::MAX).is_empty());
+    }
+
+    fn owner(n: u32) -> Owner {
+        Owner::User(crate::engine::org::UserIx(n))
+    }
+
+    /// The module order's ids equal a sort of the table's ids from
+    /// scratch, and each slot's rank names its own record.
+    fn assert_order_is_a_sort(t: &Records) {
+        let order = t.id_order().expect("small ids fit u32 offsets");
+        let mut want: Vec<&str> = t.iter().map(|(_, r)| r.id()).collect();
+        want.sort_unstable();
+        let got: Vec<&str> = (0..order.len() as u32).map(|r| order.id(r)).collect();
+        assert_eq!(got, want);
+        for (ix, r) in t.iter() {
+            assert_eq!(order.id(order.rank[ix.0 as usize]), r.id());
+        }
+        for free in t.free_slots() {
+            assert_eq!(order.rank[*free as usize], u32::MAX);
+        }
+    }
+
+    #[test]
+    fn creates_and_deletes_empty_the_module_order_and_rewrites_keep_it() {
+        let none = std::collections::BTreeMap::new();
+        let mut t = Records::default();
+        t.put("b", owner(1), false, &none);
+        t.put("a", owner(1), false, &none);
+        assert_order_is_a_sort(&t);
+        t.put("b", owner(2), true, &none);
+        assert!(t.id_order_built(), "a rewrite keeps the ids and slots");
+        t.put("c", owner(1), false, &none);
+        assert!(!t.id_order_built(), "a create changes the ids");
+        assert_order_is_a_sort(&t);
+        t.remove("a");
+        assert!(!t.id_order_built(), "a delete changes the ids");
+        assert_order_is_a_sort(&t);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Creates, rewrites and deletes (slots freed and reused) between
+        /// lookups: each time, the order a lookup reads is a sort of the
+        /// table's ids from scratch, and a ranked lookup pages as the
+        /// copied one.
+        #[test]
+        fn the_module_order_equals_a_sort_after_random_writes(
+            writes in proptest::collection::vec(
+                (0u8..4, "(L0000|account-00000000)?[0-9]{0,3}\\x00?[a-b]{0,2}"),
+                0..700,
+            ),
+            every in 1usize..200,
+            page in 1usize..300,
+        ) {
+            let none = std::collections::BTreeMap::new();
+            let mut t = Records::default();
+            for (i, (op, id)) in writes.iter().enumerate() {
+                match op {
+                    0 => { t.remove(id); }
+                    n => { t.put(id, owner(u32::from(*n)), *n == 2, &none); }
+                }
+                if i % every == 0 {
+                    assert_order_is_a_sort(&t);
+                }
+            }
+            assert_order_is_a_sort(&t);
+            let shared: Vec<&str> = t.iter().map(|(_, r)| r.id()).step_by(5).collect();
+            for plan in [
+                Plan { all: true, ..Plan::default() },
+                Plan { public_non_private: true, ..Plan::default() },
+                Plan {
+                    owners: [owner(1)].into_iter().collect(),
+                    owners_non_private: [owner(2)].into_iter().collect(),
+                    record_ids: shared.iter().map(|id| Arc::from(*id)).collect(),
+                    ..Plan::default()
+                },
+            ] {
+                let ranked = ranked_set(&t, &plan).expect("every id is a record");
+                prop_assert!(ranked.is_ranked());
+                let copied = copied_set(&t, &plan).unwrap();
+                prop_assert!(!copied.is_ranked());
+                let want = paged(&copied, t.len().max(1));
+                prop_assert_eq!(paged(&ranked, page), want.clone());
+                prop_assert_eq!(ranked.to_vec(), copied.to_vec());
+            }
+        }
+    }
+
+    #[test]
+    fn a_ranked_lookup_keeps_its_order_after_the_module_changes() {
+        // A cursor's snapshot holds the order it was taken from: a write
+        // empties the module's cell, but not the snapshot's `Arc`.
+        let none = std::collections::BTreeMap::new();
+        let mut t = Records::default();
+        for i in 0..300 {
+            t.put(&format!("r{i:03}"), owner(1), false, &none);
+        }
+        let plan = Plan {
+            all: true,
+            ..Plan::default()
+        };
+        let set = ranked_set(&t, &plan).unwrap();
+        let first = set.page(0, 10);
+        t.remove("r005");
+        t.put("a-first", owner(1), false, &none);
+        t.put("r999", owner(1), false, &none);
+        let want: Vec<String> = (0..300).map(|i| format!("r{i:03}")).collect();
+        assert_eq!(first, want[..10].to_vec());
+        assert_eq!(paged(&set, 7), want);
+        assert_order_is_a_sort(&t);
     }
 
     proptest! {

@@ -128,6 +128,9 @@ pub struct Records {
     terms: Interner,
     /// How many slots hold a record.
     len: usize,
+    /// The ids in the API's order, built by the first LookupRecords after
+    /// the set of ids changed (see [`Records::id_order`]).
+    id_order: IdOrderCell,
 }
 
 fn hash_id(id: &str) -> u64 {
@@ -294,6 +297,7 @@ impl Records {
         });
         self.by_owner.entry(owner).or_default().insert(RecordIx(ix));
         self.len += 1;
+        self.id_order.take();
         Some(RecordIx(ix))
     }
 
@@ -315,6 +319,7 @@ impl Records {
         self.unindex_owner(record.owner, RecordIx(ix));
         self.free.push(ix);
         self.len -= 1;
+        self.id_order.take();
         Some((RecordIx(ix), record))
     }
 
@@ -355,6 +360,31 @@ impl Records {
                 self.by_owner.remove(&owner);
             }
         }
+    }
+}
+
+/// The cell of [`Records::id_order`]: emptied by every write that adds or
+/// removes an id (a rewrite of a record keeps its id and slot, so its
+/// order).
+type IdOrderCell = std::sync::OnceLock<std::sync::Arc<super::lookup::IdOrder>>;
+
+impl Records {
+    /// The module's ids in the API's order with a rank per slot, built
+    /// once per set of ids (O(n log n) at the first LookupRecords after a
+    /// record was created or deleted, nothing per write) and shared, so a
+    /// lookup copies a rank per id instead of the id and does not sort
+    /// the ids again. `None` when the ids do not fit its u32 offsets.
+    pub fn id_order(&self) -> Option<&std::sync::Arc<super::lookup::IdOrder>> {
+        if let Some(order) = self.id_order.get() {
+            return Some(order);
+        }
+        let built = super::lookup::IdOrder::of(self)?;
+        Some(self.id_order.get_or_init(|| std::sync::Arc::new(built)))
+    }
+
+    /// Whether [`Records::id_order`] is built (tests: writes empty it).
+    pub fn id_order_built(&self) -> bool {
+        self.id_order.get().is_some()
     }
 }
 
