@@ -325,9 +325,9 @@ pub fn lookup_records<X: Expand + ?Sized>(
     Ok(record_set(org, x, subject, module_id, action, at)?.to_vec())
 }
 
-/// `LookupRecords` as a [`RecordSet`]: the ids are copied out of the
-/// organization here (so they outlive its read lock) but put in order only
-/// as pages are asked for.
+/// `LookupRecords` as a [`RecordSet`]: the ids selected here, under the
+/// read lock, as bits in the module's shared order (or copied out), read
+/// in order only as pages are asked for.
 pub fn record_set<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
@@ -361,52 +361,76 @@ fn most_selected(records: &Records, plan: &Plan) -> usize {
     most.saturating_add(plan.record_ids.len())
 }
 
-/// The lookup as ranks in the module's [`IdOrder`]: 4 bytes copied per
-/// id under the read lock, no id bytes, and a sort of u32s instead of
-/// 16-byte keys. `None` (the caller copies the ids instead) when the order
-/// cannot be built or a shared id is not a record of the module.
+/// The lookup as a bit per rank in the module's [`IdOrder`]: under the
+/// read lock a bit is set per id (no id bytes copied; the bitmap is an
+/// eighth of a byte per record of the module), and the bits read in order
+/// are the ids in order, so there is no sort at all. `None` (the caller
+/// copies the ids instead) when the order cannot be built or a shared id
+/// is not a record of the module.
 fn ranked_set(records: &Records, plan: &Plan) -> Option<RecordSet> {
     let order = records.id_order()?;
+    let mut marks = Marks {
+        bits: vec![0; order.len().div_ceil(64)],
+        len: 0,
+    };
     let rank = |ix: RecordIx| order.rank.get(ix.0 as usize).copied();
-    let mut ranks = Vec::with_capacity(most_selected(records, plan));
     if plan.all || plan.public_non_private {
         for (ix, r) in records.iter() {
             if plan.covers(r.owner, r.private) {
-                ranks.push(rank(ix)?);
+                marks.set(rank(ix)?)?;
             }
         }
     } else {
-        // Owners are disjoint and a record has one owner (as below).
+        // The owner index alone: whose records all qualify needs no
+        // read of the record's slot (a cache miss per record).
+        let index = records.owner_index();
         for owner in &plan.owners {
-            for (ix, _) in records.owned_by(*owner) {
-                ranks.push(rank(ix)?);
+            for ix in index.get(owner).into_iter().flatten() {
+                marks.set(rank(*ix)?)?;
             }
         }
         for owner in &plan.owners_non_private {
             for (ix, r) in records.owned_by(*owner) {
                 if !r.private {
-                    ranks.push(rank(ix)?);
+                    marks.set(rank(ix)?)?;
                 }
             }
         }
     }
+    // A shared record the owner parts already selected has its bit set
+    // already: a bit is counted once.
     for id in &plan.record_ids {
-        let ix = records.ix(id)?;
-        let r = records.at(ix)?;
-        if !plan.covers(r.owner, r.private) {
-            ranks.push(rank(ix)?);
-        }
+        marks.set(rank(records.ix(id)?)?)?;
     }
     Some(RecordSet {
-        len: ranks.len(),
+        len: marks.len,
         ids: Ids::Ranked {
             order: Arc::clone(order),
-            ranks: Mutex::new(Ranks {
-                ranks,
-                sorted: false,
-            }),
+            bits: marks.bits,
         },
     })
+}
+
+/// The ranks a lookup selected, a bit each.
+struct Marks {
+    bits: Vec<u64>,
+    /// How many bits are set.
+    len: usize,
+}
+
+impl Marks {
+    /// Sets the bit of rank `r` (`None` past the order's end: a free
+    /// slot's rank, which no index should hold).
+    fn set(&mut self, r: u32) -> Option<()> {
+        let r = r as usize;
+        let word = self.bits.get_mut(r / 64)?;
+        let bit = 1u64 << (r % 64);
+        if *word & bit == 0 {
+            *word |= bit;
+            self.len += 1;
+        }
+        Some(())
+    }
 }
 
 /// The lookup with its ids copied out, sorted as pages ask.
@@ -667,10 +691,12 @@ impl RecordSetBuilder {
     }
 }
 
-/// The ids of one lookup: copied once into one buffer (no reference count
-/// or allocation per id), complete and unique, and sorted lazily: a page
-/// puts in order only what it needs, so the first page goes out after one
-/// linear selection instead of a sort of the whole set.
+/// The ids of one lookup, complete and unique: a bit per id in the
+/// module's shared [`IdOrder`] (kept alive by the set, so its pages are of
+/// the lookup's revision), or, when no order can be built, copied once
+/// into one buffer (no reference count or allocation per id) and sorted
+/// lazily: a page puts in order only what it needs, so the first page
+/// goes out after one linear selection instead of a sort of the whole set.
 #[derive(Debug)]
 pub struct RecordSet {
     len: usize,
@@ -682,17 +708,9 @@ pub struct RecordSet {
 enum Ids {
     /// Copied out of the organization, ordered as pages ask.
     Copied { bytes: String, order: Mutex<Order> },
-    /// Ranks in the module's shared order, sorted at the first page.
-    Ranked {
-        order: Arc<IdOrder>,
-        ranks: Mutex<Ranks>,
-    },
-}
-
-#[derive(Debug)]
-struct Ranks {
-    ranks: Vec<u32>,
-    sorted: bool,
+    /// A bit per rank in the module's shared order: set bits, read from
+    /// the lowest, are the ids in order.
+    Ranked { order: Arc<IdOrder>, bits: Vec<u64> },
 }
 
 #[derive(Debug)]
@@ -745,17 +763,31 @@ impl RecordSet {
                     each(k.text(bytes));
                 }
             }),
-            Ids::Ranked { order, ranks } => {
-                let mut ranks = ranks.lock();
-                if !ranks.sorted && start < end {
-                    // Ranks are u32s below the module's size: a radix
-                    // sort of a few passes over 4 bytes an id, at the
-                    // first page (linear, so no selection first).
-                    radsort::sort(&mut ranks.ranks);
-                    ranks.sorted = true;
-                }
-                for r in ranks.ranks.get(start..end).unwrap_or_default() {
-                    each(order.id(*r));
+            Ids::Ranked { order, bits } => {
+                // Words before the page are skipped by their count of
+                // bits (a page of a 200,000-record module reads 3,125
+                // words at most), then the page's bits are read in order.
+                let (mut skip, mut left) = (start, end - start);
+                for (at, word) in bits.iter().enumerate() {
+                    if left == 0 {
+                        break;
+                    }
+                    let ones = word.count_ones() as usize;
+                    if skip >= ones {
+                        skip -= ones;
+                        continue;
+                    }
+                    let mut w = *word;
+                    for _ in 0..skip {
+                        w &= w - 1;
+                    }
+                    skip = 0;
+                    while w != 0 && left > 0 {
+                        let rank = at * 64 + w.trailing_zeros() as usize;
+                        each(order.id(rank as u32));
+                        w &= w - 1;
+                        left -= 1;
+                    }
                 }
             }
         }
