@@ -587,32 +587,73 @@ pub struct IdOrder {
 
 impl IdOrder {
     /// The order of `records`' ids; `None` when their bytes or count
-    /// outgrow u32 offsets (the caller copies the ids instead).
-    pub fn of(records: &Records) -> Option<IdOrder> {
-        let mut keys: Vec<SlotKey> = records
-            .iter()
-            .map(|(ix, r)| SlotKey {
-                head: IdKey::new(r.id(), 0, 0).key(),
-                slot: ix.0,
-            })
-            .collect();
+    /// outgrow u32 offsets (the caller copies the ids instead). With an
+    /// order built before some creates and deletes (`stale`), the ids it
+    /// still holds at the same slots keep their relative order: only the
+    /// new ones are sorted, then merged in one linear pass.
+    pub fn of(records: &Records, stale: Option<&IdOrder>) -> Option<IdOrder> {
         let text = |k: &SlotKey| records.at(RecordIx(k.slot)).map_or("", Record::id);
-        if keys.len() < RADIX_FROM {
-            keys.sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| text(a).cmp(text(b))));
+        let key = |ix: RecordIx, r: &Record| SlotKey {
+            head: IdKey::new(r.id(), 0, 0).key(),
+            slot: ix.0,
+        };
+        // Old ranks still held by the same id in the same slot, by old
+        // rank (`u32::MAX`: gone); every other record is new.
+        let mut kept = vec![u32::MAX; stale.map_or(0, IdOrder::len)];
+        let mut fresh = Vec::new();
+        for (ix, r) in records.iter() {
+            let old = stale.and_then(|o| {
+                let rank = *o.rank.get(ix.0 as usize)?;
+                (o.id(rank) == r.id()).then_some(rank)
+            });
+            match old.and_then(|rank| kept.get_mut(rank as usize)) {
+                Some(slot) => *slot = ix.0,
+                None => fresh.push(key(ix, r)),
+            }
+        }
+        if fresh.len() < RADIX_FROM {
+            fresh.sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| text(a).cmp(text(b))));
         } else {
-            sort_by_head(&mut keys, |k| k.head, text);
+            sort_by_head(&mut fresh, |k| k.head, text);
         }
-        let mut rank = vec![u32::MAX; records.slot_count()];
-        let mut ends = Vec::with_capacity(keys.len());
-        let total: usize = keys.iter().map(|k| text(k).len()).sum();
+        let total: usize = records.iter().map(|(_, r)| r.id().len()).sum();
         u32::try_from(total).ok()?;
-        let mut bytes = String::with_capacity(total);
-        for (r, k) in keys.iter().enumerate() {
-            *rank.get_mut(k.slot as usize)? = u32::try_from(r).ok()?;
-            bytes.push_str(text(k));
-            ends.push(u32::try_from(bytes.len()).ok()?);
+        let mut order = IdOrder {
+            bytes: String::with_capacity(total),
+            ends: Vec::with_capacity(records.len()),
+            rank: vec![u32::MAX; records.slot_count()],
+        };
+        let mut old = kept.iter().filter(|s| **s != u32::MAX).peekable();
+        let mut new = fresh.iter().map(|k| k.slot).peekable();
+        loop {
+            // The smaller of the next kept id and the next new id.
+            let slot = match (old.peek(), new.peek()) {
+                (Some(&&o), Some(&n)) => {
+                    let id_of = |slot: u32| records.at(RecordIx(slot)).map_or("", Record::id);
+                    if id_of(o) < id_of(n) {
+                        old.next();
+                        o
+                    } else {
+                        new.next();
+                        n
+                    }
+                }
+                (Some(&&o), None) => {
+                    old.next();
+                    o
+                }
+                (None, Some(&n)) => {
+                    new.next();
+                    n
+                }
+                (None, None) => break,
+            };
+            let id = records.at(RecordIx(slot)).map_or("", Record::id);
+            *order.rank.get_mut(slot as usize)? = u32::try_from(order.ends.len()).ok()?;
+            order.bytes.push_str(id);
+            order.ends.push(u32::try_from(order.bytes.len()).ok()?);
         }
-        Some(IdOrder { bytes, ends, rank })
+        Some(order)
     }
 
     /// How many ids.

@@ -131,6 +131,10 @@ pub struct Records {
     /// The ids in the API's order, built by the first LookupRecords after
     /// the set of ids changed (see [`Records::id_order`]).
     id_order: IdOrderCell,
+    /// The last order built, kept when a write emptied `id_order`: the
+    /// next one is patched from it in a linear merge instead of sorting
+    /// every id again.
+    stale_id_order: Option<std::sync::Arc<super::lookup::IdOrder>>,
 }
 
 fn hash_id(id: &str) -> u64 {
@@ -297,7 +301,7 @@ impl Records {
         });
         self.by_owner.entry(owner).or_default().insert(RecordIx(ix));
         self.len += 1;
-        self.id_order.take();
+        self.retire_id_order();
         Some(RecordIx(ix))
     }
 
@@ -319,7 +323,7 @@ impl Records {
         self.unindex_owner(record.owner, RecordIx(ix));
         self.free.push(ix);
         self.len -= 1;
-        self.id_order.take();
+        self.retire_id_order();
         Some((RecordIx(ix), record))
     }
 
@@ -378,8 +382,16 @@ impl Records {
         if let Some(order) = self.id_order.get() {
             return Some(order);
         }
-        let built = super::lookup::IdOrder::of(self)?;
+        let built = super::lookup::IdOrder::of(self, self.stale_id_order.as_deref())?;
         Some(self.id_order.get_or_init(|| std::sync::Arc::new(built)))
+    }
+
+    /// A create or delete changed the ids: the order is moved aside (O(1);
+    /// a lookup's snapshot may still hold it) for the next build to patch.
+    fn retire_id_order(&mut self) {
+        if let Some(order) = self.id_order.take() {
+            self.stale_id_order = Some(order);
+        }
     }
 
     /// Whether [`Records::id_order`] is built (tests: writes empty it).
