@@ -374,10 +374,11 @@ type IdOrderCell = std::sync::OnceLock<std::sync::Arc<super::lookup::IdOrder>>;
 
 impl Records {
     /// The module's ids in the API's order with a rank per slot, built
-    /// once per set of ids (O(n log n) at the first LookupRecords after a
-    /// record was created or deleted, nothing per write) and shared, so a
-    /// lookup copies a rank per id instead of the id and does not sort
-    /// the ids again. `None` when the ids do not fit its u32 offsets.
+    /// once per set of ids (sorted whole at the module's first
+    /// LookupRecords; after creates or deletes, the next lookup patches
+    /// the moved-aside order: the new ids sorted and merged in one linear
+    /// pass; nothing per write) and shared, so a lookup marks a bit per id
+    /// instead of copying it and does not sort the ids again. `None` when the ids do not fit its u32 offsets.
     pub fn id_order(&self) -> Option<&std::sync::Arc<super::lookup::IdOrder>> {
         if let Some(order) = self.id_order.get() {
             return Some(order);
