@@ -16,8 +16,9 @@ use super::error::{Error, Result};
 use super::expand::Expand;
 use super::explain::{field_word, Need, TraceStep};
 use super::model::{AccessLevel, FieldLevel, OwnerRef, RecordDescription};
-use super::org::{Module, ModuleIx, OrgState, Owner};
+use super::org::{Module, ModuleIx, OrgState, Owner, RecordIx};
 use super::paths::{cover, record_level, Asker, Plan};
+use super::records::{Record, Records};
 
 /// The effective level of every field of a module for one subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,9 +325,9 @@ pub fn lookup_records<X: Expand + ?Sized>(
     Ok(record_set(org, x, subject, module_id, action, at)?.to_vec())
 }
 
-/// `LookupRecords` as a [`RecordSet`]: the ids are copied out of the
-/// organization here (so they outlive its read lock) but put in order only
-/// as pages are asked for.
+/// `LookupRecords` as a [`RecordSet`]: the ids selected here, under the
+/// read lock, as bits in the module's shared order (or copied out), read
+/// in order only as pages are asked for.
 pub fn record_set<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
@@ -339,25 +340,109 @@ pub fn record_set<X: Expand + ?Sized>(
     let Some(module) = org.module(module_ix) else {
         return RecordSetBuilder::default().finish();
     };
-    // The keys are reserved for as many ids as the plan can select (an
-    // upper bound), so they are not copied again as the vector doubles.
+    if let Some(set) = ranked_set(&module.records, &plan) {
+        return Ok(set);
+    }
+    copied_set(&module.records, &plan)
+}
+
+/// How many ids `plan` can select at most (the vectors are reserved for
+/// it, so they are not copied again as they double).
+fn most_selected(records: &Records, plan: &Plan) -> usize {
     let most = if plan.all || plan.public_non_private {
-        module.records.len()
+        records.len()
     } else {
         plan.owners
             .iter()
             .chain(&plan.owners_non_private)
-            .map(|o| module.records.owned_count(*o))
+            .map(|o| records.owned_count(*o))
             .sum::<usize>()
     };
-    let expect = most.saturating_add(plan.record_ids.len());
+    most.saturating_add(plan.record_ids.len())
+}
+
+/// The lookup as a bit per rank in the module's [`IdOrder`]: under the
+/// read lock a bit is set per id (no id bytes copied; the bitmap is an
+/// eighth of a byte per record of the module), and the bits read in order
+/// are the ids in order, so there is no sort at all. `None` (the caller
+/// copies the ids instead) when the order cannot be built or a shared id
+/// is not a record of the module.
+fn ranked_set(records: &Records, plan: &Plan) -> Option<RecordSet> {
+    let order = records.id_order()?;
+    let mut marks = Marks {
+        bits: vec![0; order.len().div_ceil(64)],
+        len: 0,
+    };
+    let rank = |ix: RecordIx| order.rank.get(ix.0 as usize).copied();
+    if plan.all || plan.public_non_private {
+        for (ix, r) in records.iter() {
+            if plan.covers(r.owner, r.private) {
+                marks.set(rank(ix)?)?;
+            }
+        }
+    } else {
+        // The owner index alone: whose records all qualify needs no
+        // read of the record's slot (a cache miss per record).
+        let index = records.owner_index();
+        for owner in &plan.owners {
+            for ix in index.get(owner).into_iter().flatten() {
+                marks.set(rank(*ix)?)?;
+            }
+        }
+        for owner in &plan.owners_non_private {
+            for (ix, r) in records.owned_by(*owner) {
+                if !r.private {
+                    marks.set(rank(ix)?)?;
+                }
+            }
+        }
+    }
+    // A shared record the owner parts already selected has its bit set
+    // already: a bit is counted once.
+    for id in &plan.record_ids {
+        marks.set(rank(records.ix(id)?)?)?;
+    }
+    Some(RecordSet {
+        len: marks.len,
+        ids: Ids::Ranked {
+            order: Arc::clone(order),
+            bits: marks.bits,
+        },
+    })
+}
+
+/// The ranks a lookup selected, a bit each.
+struct Marks {
+    bits: Vec<u64>,
+    /// How many bits are set.
+    len: usize,
+}
+
+impl Marks {
+    /// Sets the bit of rank `r` (`None` past the order's end: a free
+    /// slot's rank, which no index should hold).
+    fn set(&mut self, r: u32) -> Option<()> {
+        let r = r as usize;
+        let word = self.bits.get_mut(r / 64)?;
+        let bit = 1u64 << (r % 64);
+        if *word & bit == 0 {
+            *word |= bit;
+            self.len += 1;
+        }
+        Some(())
+    }
+}
+
+/// The lookup with its ids copied out, sorted as pages ask.
+fn copied_set(records: &Records, plan: &Plan) -> Result<RecordSet> {
+    let expect = most_selected(records, plan);
     let mut set = RecordSetBuilder {
         bytes: String::new(),
         keys: Vec::with_capacity(expect),
         expect,
     };
     if plan.all || plan.public_non_private {
-        for (_, r) in module.records.iter() {
+        for (_, r) in records.iter() {
             if plan.covers(r.owner, r.private) {
                 set.push(r.id())?;
             }
@@ -367,12 +452,12 @@ pub fn record_set<X: Expand + ?Sized>(
         // what `owners` has) and a record has one owner, so no id is
         // collected twice.
         for owner in &plan.owners {
-            for (_, r) in module.records.owned_by(*owner) {
+            for (_, r) in records.owned_by(*owner) {
                 set.push(r.id())?;
             }
         }
         for owner in &plan.owners_non_private {
-            for (_, r) in module.records.owned_by(*owner) {
+            for (_, r) in records.owned_by(*owner) {
                 if !r.private {
                     set.push(r.id())?;
                 }
@@ -382,8 +467,7 @@ pub fn record_set<X: Expand + ?Sized>(
     // A record shared one by one that the owner parts already selected is
     // not listed again: this replaces a sort and dedup of the whole set.
     for id in &plan.record_ids {
-        let covered = module
-            .records
+        let covered = records
             .get(id)
             .is_some_and(|r| plan.covers(r.owner, r.private));
         if !covered {
@@ -458,16 +542,141 @@ fn sort_ids(bytes: &str, keys: &mut [IdKey]) {
         keys.sort_unstable_by(|a, b| id_order(bytes, a, b));
         return;
     }
-    radsort::sort_by_key(keys, IdKey::key);
+    sort_by_head(keys, IdKey::key, |k| k.text(bytes));
+}
+
+/// Sorts `keys` by `head` (the id's first 16 bytes as an integer) with a
+/// radix sort, then the runs of equal heads by `text` (the whole id).
+fn sort_by_head<'a, K: Copy>(keys: &mut [K], head: fn(&K) -> u128, text: impl Fn(&K) -> &'a str) {
+    radsort::sort_by_key(keys, head);
     let mut rest = keys;
     while let Some((first, _)) = rest.split_first() {
-        let key = first.key();
-        let run = rest.iter().take_while(|k| k.key() == key).count();
+        let key = head(first);
+        let run = rest.iter().take_while(|k| head(k) == key).count();
         let (same, after) = rest.split_at_mut(run);
         if same.len() > 1 {
-            same.sort_unstable_by(|a, b| a.text(bytes).cmp(b.text(bytes)));
+            same.sort_unstable_by(|a, b| text(a).cmp(text(b)));
         }
         rest = after;
+    }
+}
+
+/// A record's place while its module's [`IdOrder`] is built: the id's
+/// first 16 bytes as an integer (as [`IdKey`]) and its slot, where the
+/// whole id is read when two heads tie.
+#[derive(Debug, Clone, Copy)]
+struct SlotKey {
+    head: u128,
+    slot: u32,
+}
+
+/// A module's ids in the API's order (`str`'s byte order), with each
+/// slot's rank in it: built once per set of ids ([`Records::id_order`])
+/// and shared by every lookup of the module until a record is created or
+/// deleted. A lookup keeps it (an `Arc`) in its snapshot, so its pages
+/// read ids of its own revision even after a write replaced the order.
+#[derive(Debug)]
+pub struct IdOrder {
+    /// The ids, concatenated in order.
+    bytes: String,
+    /// Where each id ends in `bytes`, by rank.
+    ends: Vec<u32>,
+    /// Rank of the record in each slot (`u32::MAX`: a free slot).
+    pub(crate) rank: Vec<u32>,
+}
+
+impl IdOrder {
+    /// The order of `records`' ids; `None` when their bytes or count
+    /// outgrow u32 offsets (the caller copies the ids instead). With an
+    /// order built before some creates and deletes (`stale`), the ids it
+    /// still holds at the same slots keep their relative order: only the
+    /// new ones are sorted, then merged in one linear pass.
+    pub fn of(records: &Records, stale: Option<&IdOrder>) -> Option<IdOrder> {
+        let text = |k: &SlotKey| records.at(RecordIx(k.slot)).map_or("", Record::id);
+        let key = |ix: RecordIx, r: &Record| SlotKey {
+            head: IdKey::new(r.id(), 0, 0).key(),
+            slot: ix.0,
+        };
+        // Old ranks still held by the same id in the same slot, by old
+        // rank (`u32::MAX`: gone); every other record is new.
+        let mut kept = vec![u32::MAX; stale.map_or(0, IdOrder::len)];
+        let mut fresh = Vec::new();
+        for (ix, r) in records.iter() {
+            let old = stale.and_then(|o| {
+                let rank = *o.rank.get(ix.0 as usize)?;
+                (o.id(rank) == r.id()).then_some(rank)
+            });
+            match old.and_then(|rank| kept.get_mut(rank as usize)) {
+                Some(slot) => *slot = ix.0,
+                None => fresh.push(key(ix, r)),
+            }
+        }
+        if fresh.len() < RADIX_FROM {
+            fresh.sort_unstable_by(|a, b| a.head.cmp(&b.head).then_with(|| text(a).cmp(text(b))));
+        } else {
+            sort_by_head(&mut fresh, |k| k.head, text);
+        }
+        let total: usize = records.iter().map(|(_, r)| r.id().len()).sum();
+        u32::try_from(total).ok()?;
+        let mut order = IdOrder {
+            bytes: String::with_capacity(total),
+            ends: Vec::with_capacity(records.len()),
+            rank: vec![u32::MAX; records.slot_count()],
+        };
+        let mut old = kept.iter().filter(|s| **s != u32::MAX).peekable();
+        let mut new = fresh.iter().map(|k| k.slot).peekable();
+        loop {
+            // The smaller of the next kept id and the next new id.
+            let slot = match (old.peek(), new.peek()) {
+                (Some(&&o), Some(&n)) => {
+                    let id_of = |slot: u32| records.at(RecordIx(slot)).map_or("", Record::id);
+                    if id_of(o) < id_of(n) {
+                        old.next();
+                        o
+                    } else {
+                        new.next();
+                        n
+                    }
+                }
+                (Some(&&o), None) => {
+                    old.next();
+                    o
+                }
+                (None, Some(&n)) => {
+                    new.next();
+                    n
+                }
+                (None, None) => break,
+            };
+            let id = records.at(RecordIx(slot)).map_or("", Record::id);
+            *order.rank.get_mut(slot as usize)? = u32::try_from(order.ends.len()).ok()?;
+            order.bytes.push_str(id);
+            order.ends.push(u32::try_from(order.bytes.len()).ok()?);
+        }
+        Some(order)
+    }
+
+    /// How many ids.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The id of rank `r` (empty past the end, which no lookup asks).
+    pub fn id(&self, r: u32) -> &str {
+        let r = r as usize;
+        let start = match r.checked_sub(1) {
+            Some(before) => self.ends.get(before).copied().unwrap_or(0),
+            None => 0,
+        };
+        let end = self.ends.get(r).copied().unwrap_or(start);
+        self.bytes
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
     }
 }
 
@@ -512,24 +721,37 @@ impl RecordSetBuilder {
     fn finish(self) -> Result<RecordSet> {
         Ok(RecordSet {
             len: self.keys.len(),
-            bytes: self.bytes,
-            order: Mutex::new(Order {
-                keys: self.keys,
-                sorted: 0,
-            }),
+            ids: Ids::Copied {
+                bytes: self.bytes,
+                order: Mutex::new(Order {
+                    keys: self.keys,
+                    sorted: 0,
+                }),
+            },
         })
     }
 }
 
-/// The ids of one lookup: copied once into one buffer (no reference count
-/// or allocation per id), complete and unique, and sorted lazily: a page
-/// puts in order only what it needs, so the first page goes out after one
-/// linear selection instead of a sort of the whole set.
+/// The ids of one lookup, complete and unique: a bit per id in the
+/// module's shared [`IdOrder`] (kept alive by the set, so its pages are of
+/// the lookup's revision), or, when no order can be built, copied once
+/// into one buffer (no reference count or allocation per id) and sorted
+/// lazily: a page puts in order only what it needs, so the first page
+/// goes out after one linear selection instead of a sort of the whole set.
 #[derive(Debug)]
 pub struct RecordSet {
     len: usize,
-    bytes: String,
-    order: Mutex<Order>,
+    ids: Ids,
+}
+
+/// Where a [`RecordSet`]'s ids are.
+#[derive(Debug)]
+enum Ids {
+    /// Copied out of the organization, ordered as pages ask.
+    Copied { bytes: String, order: Mutex<Order> },
+    /// A bit per rank in the module's shared order: set bits, read from
+    /// the lowest, are the ids in order.
+    Ranked { order: Arc<IdOrder>, bits: Vec<u64> },
 }
 
 #[derive(Debug)]
@@ -565,45 +787,83 @@ impl RecordSet {
 
     /// The ids of `offset..offset + count` in sorted order (fewer at the end).
     pub fn page(&self, offset: usize, count: usize) -> Vec<String> {
-        self.with_sorted(offset, count, |bytes, keys| {
-            keys.iter().map(|k| k.text(bytes).to_string()).collect()
-        })
+        let mut out = Vec::new();
+        self.each_in_page(offset, count, |id| out.push(id.to_string()));
+        out
     }
 
     /// Calls `each` on the ids of `offset..offset + count` in sorted order
     /// (fewer at the end), borrowed from the set: a page encoded straight
     /// into its message copies each id once, with no `String` per id.
     pub fn each_in_page(&self, offset: usize, count: usize, mut each: impl FnMut(&str)) {
-        self.with_sorted(offset, count, |bytes, keys| {
-            for k in keys {
-                each(k.text(bytes));
+        let start = offset.min(self.len);
+        let end = offset.saturating_add(count).min(self.len);
+        match &self.ids {
+            Ids::Copied { .. } => self.with_sorted(start, end, |bytes, keys| {
+                for k in keys {
+                    each(k.text(bytes));
+                }
+            }),
+            Ids::Ranked { order, bits } => {
+                // Words before the page are skipped by their count of
+                // bits (a page of a 200,000-record module reads 3,125
+                // words at most), then the page's bits are read in order.
+                let (mut skip, mut left) = (start, end - start);
+                for (at, word) in bits.iter().enumerate() {
+                    if left == 0 {
+                        break;
+                    }
+                    let ones = word.count_ones() as usize;
+                    if skip >= ones {
+                        skip -= ones;
+                        continue;
+                    }
+                    let mut w = *word;
+                    for _ in 0..skip {
+                        w &= w - 1;
+                    }
+                    skip = 0;
+                    while w != 0 && left > 0 {
+                        let rank = at * 64 + w.trailing_zeros() as usize;
+                        each(order.id(rank as u32));
+                        w &= w - 1;
+                        left -= 1;
+                    }
+                }
             }
-        });
+        }
     }
 
-    /// The bytes of all ids together (a page's buffer is sized from it).
+    /// The bytes of all ids together (a page's buffer is sized from it;
+    /// for ranks, estimated from the module's average id).
     pub fn id_bytes(&self) -> usize {
-        self.bytes.len()
+        match &self.ids {
+            Ids::Copied { bytes, .. } => bytes.len(),
+            Ids::Ranked { order, .. } => {
+                (order.bytes.len() / order.len().max(1)).saturating_mul(self.len)
+            }
+        }
     }
 
     /// Every id, sorted.
     pub fn to_vec(&self) -> Vec<Arc<str>> {
-        self.with_sorted(0, self.len, |bytes, keys| {
-            keys.iter().map(|k| Arc::from(k.text(bytes))).collect()
-        })
+        let mut out = Vec::with_capacity(self.len);
+        self.each_in_page(0, self.len, |id| out.push(Arc::from(id)));
+        out
     }
 
-    /// Runs `f` on the sorted keys of `offset..offset + count`, ordering
+    /// Whether the ids are ranks in a module's shared order (tests).
+    pub fn is_ranked(&self) -> bool {
+        matches!(self.ids, Ids::Ranked { .. })
+    }
+
+    /// Runs `f` on the sorted keys of `start..end` of copied ids, ordering
     /// first as much as that needs.
-    fn with_sorted<R>(
-        &self,
-        offset: usize,
-        count: usize,
-        f: impl FnOnce(&str, &[IdKey]) -> R,
-    ) -> R {
-        let start = offset.min(self.len);
-        let end = offset.saturating_add(count).min(self.len);
-        let mut order = self.order.lock();
+    fn with_sorted<R>(&self, start: usize, end: usize, f: impl FnOnce(&str, &[IdKey]) -> R) -> R {
+        let Ids::Copied { bytes, order } = &self.ids else {
+            return f("", &[]);
+        };
+        let mut order = order.lock();
         if end > order.sorted {
             // A set of a few pages is sorted whole; a larger one selects
             // the smallest ids it needs, at least doubling what is in
@@ -616,7 +876,7 @@ impl RecordSet {
                 end.max(order.sorted.saturating_mul(2)).min(self.len)
             };
             let done = order.sorted;
-            let bytes = self.bytes.as_str();
+            let bytes = bytes.as_str();
             if let Some(rest) = order.keys.get_mut(done..) {
                 let take = target - done;
                 if take < rest.len() {
@@ -629,7 +889,7 @@ impl RecordSet {
             order.sorted = target;
         }
         let keys = order.keys.get(start..end).unwrap_or_default();
-        f(&self.bytes, keys)
+        f(bytes, keys)
     }
 }
 
@@ -758,6 +1018,117 @@ mod tests {
         assert_eq!(set.page(1, 10), vec!["b".to_string()]);
         assert!(set.page(2, 10).is_empty());
         assert!(set.page(usize::MAX, usize::MAX).is_empty());
+    }
+
+    fn owner(n: u32) -> Owner {
+        Owner::User(crate::engine::org::UserIx(n))
+    }
+
+    /// The module order's ids equal a sort of the table's ids from
+    /// scratch, and each slot's rank names its own record.
+    fn assert_order_is_a_sort(t: &Records) {
+        let order = t.id_order().expect("small ids fit u32 offsets");
+        let mut want: Vec<&str> = t.iter().map(|(_, r)| r.id()).collect();
+        want.sort_unstable();
+        let got: Vec<&str> = (0..order.len() as u32).map(|r| order.id(r)).collect();
+        assert_eq!(got, want);
+        for (ix, r) in t.iter() {
+            assert_eq!(order.id(order.rank[ix.0 as usize]), r.id());
+        }
+        for free in t.free_slots() {
+            assert_eq!(order.rank[*free as usize], u32::MAX);
+        }
+    }
+
+    #[test]
+    fn creates_and_deletes_empty_the_module_order_and_rewrites_keep_it() {
+        let none = std::collections::BTreeMap::new();
+        let mut t = Records::default();
+        t.put("b", owner(1), false, &none);
+        t.put("a", owner(1), false, &none);
+        assert_order_is_a_sort(&t);
+        t.put("b", owner(2), true, &none);
+        assert!(t.id_order_built(), "a rewrite keeps the ids and slots");
+        t.put("c", owner(1), false, &none);
+        assert!(!t.id_order_built(), "a create changes the ids");
+        assert_order_is_a_sort(&t);
+        t.remove("a");
+        assert!(!t.id_order_built(), "a delete changes the ids");
+        assert_order_is_a_sort(&t);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Creates, rewrites and deletes (slots freed and reused) between
+        /// lookups: each time, the order a lookup reads is a sort of the
+        /// table's ids from scratch, and a ranked lookup pages as the
+        /// copied one.
+        #[test]
+        fn the_module_order_equals_a_sort_after_random_writes(
+            writes in proptest::collection::vec(
+                (0u8..4, "(L0000|account-00000000)?[0-9]{0,3}\\x00?[a-b]{0,2}"),
+                0..700,
+            ),
+            every in 1usize..200,
+            page in 1usize..300,
+        ) {
+            let none = std::collections::BTreeMap::new();
+            let mut t = Records::default();
+            for (i, (op, id)) in writes.iter().enumerate() {
+                match op {
+                    0 => { t.remove(id); }
+                    n => { t.put(id, owner(u32::from(*n)), *n == 2, &none); }
+                }
+                if i % every == 0 {
+                    assert_order_is_a_sort(&t);
+                }
+            }
+            assert_order_is_a_sort(&t);
+            let shared: Vec<&str> = t.iter().map(|(_, r)| r.id()).step_by(5).collect();
+            for plan in [
+                Plan { all: true, ..Plan::default() },
+                Plan { public_non_private: true, ..Plan::default() },
+                Plan {
+                    owners: [owner(1)].into_iter().collect(),
+                    owners_non_private: [owner(2)].into_iter().collect(),
+                    record_ids: shared.iter().map(|id| Arc::from(*id)).collect(),
+                    ..Plan::default()
+                },
+            ] {
+                let ranked = ranked_set(&t, &plan).expect("every id is a record");
+                prop_assert!(ranked.is_ranked());
+                let copied = copied_set(&t, &plan).unwrap();
+                prop_assert!(!copied.is_ranked());
+                let want = paged(&copied, t.len().max(1));
+                prop_assert_eq!(paged(&ranked, page), want.clone());
+                prop_assert_eq!(ranked.to_vec(), copied.to_vec());
+            }
+        }
+    }
+
+    #[test]
+    fn a_ranked_lookup_keeps_its_order_after_the_module_changes() {
+        // A cursor's snapshot holds the order it was taken from: a write
+        // empties the module's cell, but not the snapshot's `Arc`.
+        let none = std::collections::BTreeMap::new();
+        let mut t = Records::default();
+        for i in 0..300 {
+            t.put(&format!("r{i:03}"), owner(1), false, &none);
+        }
+        let plan = Plan {
+            all: true,
+            ..Plan::default()
+        };
+        let set = ranked_set(&t, &plan).unwrap();
+        let first = set.page(0, 10);
+        t.remove("r005");
+        t.put("a-first", owner(1), false, &none);
+        t.put("r999", owner(1), false, &none);
+        let want: Vec<String> = (0..300).map(|i| format!("r{i:03}")).collect();
+        assert_eq!(first, want[..10].to_vec());
+        assert_eq!(paged(&set, 7), want);
+        assert_order_is_a_sort(&t);
     }
 
     proptest! {

@@ -135,6 +135,13 @@ pub struct Records {
     terms: Interner,
     /// How many slots hold a record.
     len: usize,
+    /// The ids in the API's order, built by the first LookupRecords after
+    /// the set of ids changed (see [`Records::id_order`]).
+    id_order: IdOrderCell,
+    /// The last order built, kept when a write emptied `id_order`: the
+    /// next one is patched from it in a linear merge instead of sorting
+    /// every id again.
+    stale_id_order: Option<std::sync::Arc<super::lookup::IdOrder>>,
 }
 
 fn hash_id(id: &str) -> u64 {
@@ -301,6 +308,7 @@ impl Records {
         });
         self.by_owner.entry(owner).or_default().insert(RecordIx(ix));
         self.len += 1;
+        self.retire_id_order();
         Some(RecordIx(ix))
     }
 
@@ -322,6 +330,7 @@ impl Records {
         self.unindex_owner(record.owner, RecordIx(ix));
         self.free.push(ix);
         self.len -= 1;
+        self.retire_id_order();
         Some((RecordIx(ix), record))
     }
 
@@ -360,6 +369,40 @@ impl Records {
                 self.by_owner.remove(&owner);
             }
         }
+    }
+}
+
+/// The cell of [`Records::id_order`]: emptied by every write that adds or
+/// removes an id (a rewrite of a record keeps its id and slot, so its
+/// order).
+type IdOrderCell = std::sync::OnceLock<std::sync::Arc<super::lookup::IdOrder>>;
+
+impl Records {
+    /// The module's ids in the API's order with a rank per slot, built
+    /// once per set of ids (sorted whole at the module's first
+    /// LookupRecords; after creates or deletes, the next lookup patches
+    /// the moved-aside order: the new ids sorted and merged in one linear
+    /// pass; nothing per write) and shared, so a lookup marks a bit per id
+    /// instead of copying it and does not sort the ids again. `None` when the ids do not fit its u32 offsets.
+    pub fn id_order(&self) -> Option<&std::sync::Arc<super::lookup::IdOrder>> {
+        if let Some(order) = self.id_order.get() {
+            return Some(order);
+        }
+        let built = super::lookup::IdOrder::of(self, self.stale_id_order.as_deref())?;
+        Some(self.id_order.get_or_init(|| std::sync::Arc::new(built)))
+    }
+
+    /// A create or delete changed the ids: the order is moved aside (O(1);
+    /// a lookup's snapshot may still hold it) for the next build to patch.
+    fn retire_id_order(&mut self) {
+        if let Some(order) = self.id_order.take() {
+            self.stale_id_order = Some(order);
+        }
+    }
+
+    /// Whether [`Records::id_order`] is built (tests: writes empty it).
+    pub fn id_order_built(&self) -> bool {
+        self.id_order.get().is_some()
     }
 }
 
