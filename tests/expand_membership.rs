@@ -9,24 +9,17 @@
 mod common;
 
 use common::rng::Rng;
-use common::writes::{generated, Ids};
+use common::writes::{small_document, Ids};
 use proptest::prelude::*;
 use warden::cache::Cached;
 use warden::engine::document::changes_of;
 use warden::engine::model::*;
 use warden::engine::org::{GroupIx, OrgState, RoleIx, UserIx};
 use warden::engine::{Command, Direct, Engine, Expand, Limits, OrgDocument};
-use warden::generate::Params;
 
-/// A small generated organization: nested groups listing users, roles and
-/// role subtrees, a role tree and reporting chains.
+/// The shared small organization (`common::writes::small_document`).
 fn document() -> OrgDocument {
-    let params = Params {
-        records: 50,
-        manual_shares: 10,
-        ..Params::small()
-    };
-    generated(&params)
+    small_document()
 }
 
 /// A write that changes what someone is a member of, who is nested where,

@@ -9,7 +9,7 @@
 mod common;
 
 use common::rng::Rng;
-use common::writes::{generated, Ids};
+use common::writes::{generated, small_document, Ids};
 use proptest::prelude::*;
 use warden::engine::change::Change;
 use warden::engine::document::changes_of;
@@ -18,14 +18,9 @@ use warden::engine::org::{OrgState, ProfileIx, UserHot};
 use warden::engine::{Direct, Engine, Limits, OrgDocument};
 use warden::generate::Params;
 
-/// A small generated organization with roles, profiles, groups and users.
+/// The shared small organization (`common::writes::small_document`).
 fn document() -> OrgDocument {
-    let params = Params {
-        records: 50,
-        manual_shares: 10,
-        ..Params::small()
-    };
-    generated(&params)
+    small_document()
 }
 
 /// Profile ids of the document, plus two that may not exist yet.

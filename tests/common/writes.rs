@@ -13,6 +13,17 @@ pub fn generated(params: &Params) -> OrgDocument {
         .document
 }
 
+/// A small generated organization (roles, profiles, nested groups,
+/// users, a role tree and reporting chains) with few records: what the
+/// random-write tests start from.
+pub fn small_document() -> OrgDocument {
+    generated(&Params {
+        records: 50,
+        manual_shares: 10,
+        ..Params::small()
+    })
+}
+
 /// The ids a random write picks from.
 pub struct Ids {
     pub roles: Vec<String>,
