@@ -17,11 +17,6 @@ use warden::engine::model::*;
 use warden::engine::org::{GroupIx, OrgState, RoleIx, UserIx};
 use warden::engine::{Command, Direct, Engine, Expand, Limits, OrgDocument};
 
-/// The shared small organization (`common::writes::small_document`).
-fn document() -> OrgDocument {
-    small_document()
-}
-
 /// A write that changes what someone is a member of, who is nested where,
 /// who reports to whom, or where a role sits.
 fn random_write(rng: &mut Rng, doc: &OrgDocument, step: usize) -> Command {
@@ -165,7 +160,7 @@ fn check(engine: &Engine<Cached>, org: &str, after: &str) {
 /// reaches what it claims to (members through nesting, chains of managers).
 #[test]
 fn the_generated_organization_nests_groups_and_chains_managers() {
-    let doc = document();
+    let doc = small_document();
     let engine = Engine::new(Direct, Limits::default());
     engine.apply(&doc.organization, 1, &changes_of(&doc));
     engine
@@ -188,7 +183,7 @@ fn the_generated_organization_nests_groups_and_chains_managers() {
 /// members are members of both, also right after the nesting is written.
 #[test]
 fn a_group_in_two_containers_answers_as_direct() {
-    let doc = document();
+    let doc = small_document();
     let org = doc.organization.clone();
     let engine = Engine::new(Cached::default(), Limits::default());
     engine.apply(&org, 1, &changes_of(&doc));
@@ -235,7 +230,7 @@ proptest! {
 
     #[test]
     fn cached_membership_equals_direct_through_writes(seed in any::<u64>()) {
-        let doc = document();
+        let doc = small_document();
         let org = doc.organization.clone();
         let engine = Engine::new(Cached::default(), Limits::default());
         engine.apply(&org, 1, &changes_of(&doc));

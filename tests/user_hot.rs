@@ -18,11 +18,6 @@ use warden::engine::org::{OrgState, ProfileIx, UserHot};
 use warden::engine::{Direct, Engine, Limits, OrgDocument};
 use warden::generate::Params;
 
-/// The shared small organization (`common::writes::small_document`).
-fn document() -> OrgDocument {
-    small_document()
-}
-
 /// Profile ids of the document, plus two that may not exist yet.
 fn profile_ids(doc: &OrgDocument) -> Vec<String> {
     let mut ids: Vec<String> = doc.profiles.iter().map(|p| p.id.clone()).collect();
@@ -164,7 +159,7 @@ fn assert_hot_holds(engine: &Engine<Direct>, org: &str, after: &str) {
 
 #[test]
 fn a_role_written_again_gives_its_former_users_its_new_profiles() {
-    let doc = document();
+    let doc = small_document();
     let org = doc.organization.clone();
     let engine = Engine::new(Direct, Limits::default());
     engine.apply(&org, 1, &changes_of(&doc));
@@ -224,7 +219,7 @@ proptest! {
 
     #[test]
     fn hot_records_equal_their_recomputation_through_writes(seed in any::<u64>()) {
-        let original = document();
+        let original = small_document();
         let org = original.organization.clone();
         let engine = Engine::new(Direct, Limits::default());
         engine.apply(&org, 1, &changes_of(&original));
