@@ -343,89 +343,22 @@ pub fn parse_typed<T: serde::de::DeserializeOwned>(text: &str, prefix: &str) -> 
 
 /// A JSON document read straight into its type, for the large documents
 /// of Import and `--bootstrap`: the general path reads a whole value tree
-/// first (about ten times the text for crm-large). `None` when the text is
-/// not JSON or breaks any rule (nesting, a repeated key, an unknown key, a
-/// scenario's `checks`): the general path then reads it again and names
-/// what is wrong, so the answer is the same either way.
+/// first (about ten times the text for crm-large). One pass over the text:
+/// derived structs refuse a repeated field and an unknown one, and the
+/// document's maps refuse a repeated key as they are read (`UniqueKeys` in
+/// `engine::model`), so no separate walk looks for repeated keys first.
+/// No nesting pre-scan either: the typed reader accepts only the
+/// document's own few levels (far under `MAX_DOCUMENT_NESTING`) and stops
+/// at the first bracket a type does not expect, and serde_json's recursion
+/// limit bounds its stack. `None` when the text is not JSON or breaks any
+/// rule (nesting, a repeated key, an unknown key, a scenario's `checks`):
+/// the general path then reads it again and names what is wrong, so the
+/// answer is the same either way.
 fn parse_json_document(text: &str) -> Option<OrgDocument> {
-    if !text.trim_start().starts_with('{')
-        || nesting::check_nesting(text, nesting::MAX_DOCUMENT_NESTING).is_err()
-    {
+    if !text.trim_start().starts_with('{') {
         return None;
     }
-    let mut walk = serde_json::Deserializer::from_str(text);
-    serde::de::DeserializeSeed::deserialize(NoRepeatedKey, &mut walk).ok()?;
-    walk.end().ok()?;
     serde_json::from_str(text).ok()
-}
-
-/// Walks a value as `StrictValue` does, building nothing, and fails at
-/// the first mapping that repeats a key.
-#[derive(Clone, Copy)]
-struct NoRepeatedKey;
-
-impl<'de> serde::de::DeserializeSeed<'de> for NoRepeatedKey {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for NoRepeatedKey {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a document value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> std::result::Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<(), A::Error> {
-        while seq.next_element_seed(NoRepeatedKey)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<(), A::Error> {
-        // Mappings of a document have a handful of keys: a list is enough.
-        let mut keys: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if keys.contains(&key) {
-                return Err(serde::de::Error::custom("duplicate key"));
-            }
-            map.next_value_seed(NoRepeatedKey)?;
-            keys.push(key);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -445,7 +378,54 @@ mod tests {
             "owner":{"user":"u"},"attributes":{"a":"1","a":"2"}}]}"#;
         assert!(parse_json_document(repeated).is_none());
         let err = parse_document(repeated).unwrap_err().to_string();
-        assert!(err.contains("duplicate key `a`"), "{err}");
+        assert_eq!(
+            err,
+            "records[0].attributes.a: duplicate key `a`: a key appears once per mapping"
+        );
+        // Every map of the document refuses a repeated key in the one pass,
+        // and the general path names it as before.
+        for (text, named) in [
+            (
+                r#"{"organization":"o","modules":[{"id":"M","actions":{"x":"READ","x":"FULL"}}]}"#,
+                "modules[0].actions.x: duplicate key `x`",
+            ),
+            (
+                r#"{"organization":"o","profiles":[{"id":"p","modules":{"M":[],"M":["view"]}}]}"#,
+                "profiles[0].modules.M: duplicate key `M`",
+            ),
+            (
+                r#"{"organization":"o","profiles":[{"id":"p","fields":{"M":{"f":"READ","f":"HIDDEN"}}}]}"#,
+                "profiles[0].fields.M.f: duplicate key `f`",
+            ),
+            (
+                r#"{"organization":"o","profiles":[{"id":"p","fields":{"M":{},"M":{}}}]}"#,
+                "profiles[0].fields.M: duplicate key `M`",
+            ),
+            (
+                r#"{"organization":"o","sharing_rules":[{"id":"r","module":"M",
+                    "criteria":{"k":"1","k":"2"},"to":{"role":"r"},"access":"READ"}]}"#,
+                "sharing_rules[0].criteria.k: duplicate key `k`",
+            ),
+            (
+                r#"{"organization":"o","records":[{"module":"M","id":"L1",
+                    "owner":{"user":"u"},"private":false,"private":true}]}"#,
+                "records[0].private: duplicate key `private`",
+            ),
+        ] {
+            assert!(parse_json_document(text).is_none(), "{text}");
+            let err = parse_document(text).unwrap_err().to_string();
+            assert!(err.starts_with(named), "{err}");
+        }
+        // Too deep for the general path's pre-scan: refused by name, not
+        // read by the one pass.
+        let deep = format!(
+            r#"{{"organization":"o","x":{}{}}}"#,
+            "[".repeat(70),
+            "]".repeat(70)
+        );
+        assert!(parse_json_document(&deep).is_none());
+        let err = parse_document(&deep).unwrap_err().to_string();
+        assert!(err.contains("nested deeper than"), "{err}");
         let with_checks = r#"{"organization":"o","checks":[]}"#;
         assert!(parse_json_document(with_checks).is_none());
         assert_eq!(parse_document(with_checks).unwrap().organization, "o");

@@ -317,6 +317,85 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A map that refuses a key it has already read. serde's own maps keep
+/// the last of a repeated key silently, and derived structs refuse only a
+/// repeated field, so without this a JSON document read straight into its
+/// type (`document::parse_document`'s one pass) could say two things at
+/// once.
+struct UniqueKeys<K, V>(BTreeMap<K, V>);
+
+impl<'de, K, V> Deserialize<'de> for UniqueKeys<K, V>
+where
+    K: Deserialize<'de> + Ord + std::fmt::Display,
+    V: Deserialize<'de>,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys<K, V>(std::marker::PhantomData<(K, V)>);
+        impl<'de, K, V> serde::de::Visitor<'de> for Keys<K, V>
+        where
+            K: Deserialize<'de> + Ord + std::fmt::Display,
+            V: Deserialize<'de>,
+        {
+            type Value = UniqueKeys<K, V>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<K>()? {
+                    let value = map.next_value::<V>()?;
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate key `{}`: a key appears once per mapping",
+                            super::error::bounded(&key.to_string())
+                        )));
+                    }
+                    out.insert(key, value);
+                }
+                Ok(UniqueKeys(out))
+            }
+        }
+        d.deserialize_map(Keys(std::marker::PhantomData))
+    }
+}
+
+/// A map field read with [`UniqueKeys`].
+fn unique_keys<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de> + Ord + std::fmt::Display,
+    V: Deserialize<'de>,
+{
+    UniqueKeys::deserialize(d).map(|m| m.0)
+}
+
+/// An optional map field read with [`UniqueKeys`].
+fn unique_keys_if_present<'de, D, K, V>(d: D) -> Result<Option<BTreeMap<K, V>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de> + Ord + std::fmt::Display,
+    V: Deserialize<'de>,
+{
+    Option::<UniqueKeys<K, V>>::deserialize(d).map(|m| m.map(|m| m.0))
+}
+
+/// A map of maps, both levels read with [`UniqueKeys`].
+fn unique_nested_keys<'de, D, K, J, V>(d: D) -> Result<BTreeMap<K, BTreeMap<J, V>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de> + Ord + std::fmt::Display,
+    J: Deserialize<'de> + Ord + std::fmt::Display,
+    V: Deserialize<'de>,
+{
+    let outer = UniqueKeys::<K, UniqueKeys<J, V>>::deserialize(d)?;
+    Ok(outer.0.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
 /// Password rules to change, each absent one kept.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -420,7 +499,11 @@ pub struct ModuleDef {
     #[serde(default)]
     pub fields: Vec<String>,
     /// Custom actions and the record level each requires.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub actions: BTreeMap<String, AccessLevel>,
 }
 
@@ -434,7 +517,7 @@ pub struct ProfileDef {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// Per module, the allowed actions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub modules: BTreeMap<String, Vec<String>>,
     /// Modules whose every record this profile reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -443,7 +526,11 @@ pub struct ProfileDef {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modify_all: Vec<String>,
     /// Per module per field, the field level.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_nested_keys"
+    )]
     pub fields: BTreeMap<String, BTreeMap<String, FieldLevel>>,
 }
 
@@ -609,7 +696,11 @@ pub struct RecordDef {
     #[serde(default, skip_serializing_if = "is_false")]
     pub private: bool,
     /// Attributes matched by criteria rules.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub attributes: BTreeMap<String, String>,
 }
 
@@ -624,7 +715,11 @@ pub struct RecordDescription {
     #[serde(default, skip_serializing_if = "is_false")]
     pub private: bool,
     /// Attributes matched by criteria rules.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub attributes: BTreeMap<String, String>,
 }
 
@@ -654,7 +749,11 @@ pub struct SharingRuleDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<MemberSet>,
     /// Attributes a record must all have (criteria rule).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique_keys_if_present"
+    )]
     pub criteria: Option<BTreeMap<String, String>>,
     /// Users who receive access.
     pub to: MemberSet,

@@ -327,8 +327,8 @@ impl Dialect for SqliteStore {
     ) -> StoreResult<()> {
         let conn: &mut SqliteConnection = &mut tx.tx;
         let mut rows = rows.into_iter();
-        let full_batches = rows.len() / UPSERT_BATCH;
-        for _ in 0..full_batches {
+        let mut full_batches = rows.len() / UPSERT_BATCH;
+        let bind_batch = |rows: &mut std::vec::IntoIter<(Key, String)>| {
             let mut query = sqlx::query(UPSERT_MANY.as_str());
             for ((kind, module, record, id), body) in rows.by_ref().take(UPSERT_BATCH) {
                 query = query
@@ -340,9 +340,19 @@ impl Dialect for SqliteStore {
                     .bind(body);
             }
             query
-                .execute(&mut *conn)
-                .await
-                .map_err(failed("commit: write rows"))?;
+        };
+        let mut pending = (full_batches > 0).then(|| bind_batch(&mut rows));
+        while let Some(query) = pending.take() {
+            full_batches -= 1;
+            // The SQLite thread runs this batch while this one binds the
+            // next: the first poll of `execute` hands the batch over, then
+            // the binding runs before the answer is awaited.
+            let more = full_batches > 0;
+            let (written, next) = futures::join!(query.execute(&mut *conn), async {
+                more.then(|| bind_batch(&mut rows))
+            });
+            written.map_err(failed("commit: write rows"))?;
+            pending = next;
         }
         // The rest one by one: one statement text, prepared once.
         for ((kind, module, record, id), body) in rows {
