@@ -10,8 +10,8 @@ mod common;
 use common::{check_req, Server};
 use warden::api::pb;
 
-/// Tokens: an operator, and a checker limited to acme.
-const TOKENS: &str = "ops=admin\nacme-check=check@acme\n";
+/// Tokens: an operator who may also check, and a checker limited to acme.
+const TOKENS: &str = "ops=admin+check\nacme-check=check@acme\n";
 
 fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);

@@ -1,5 +1,6 @@
 //! CheckService: decisions and the answers derived from them.
 
+use std::borrow::BorrowMut;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,9 +42,12 @@ impl CheckApi {
     /// Check up to its decision, on the caller's stack: the answer when
     /// the check waits for nothing (MINIMIZE_LATENCY, no described record:
     /// most checks), else what [`CheckApi::check_waiting`] needs.
-    fn check_now(&self, req: &mut Request<pb::CheckRequest>) -> Result<Checked, Status> {
-        require_in(req, &[Scope::Check], &req.get_ref().org_id)?;
-        let (org, r, consistency) = convert::check_taken(req.get_mut())?;
+    fn check_now<M: BorrowMut<pb::CheckRequest>>(
+        &self,
+        req: &mut Request<M>,
+    ) -> Result<Checked, Status> {
+        require_in(req, &[Scope::Check], &req.get_ref().borrow().org_id)?;
+        let (org, r, consistency) = convert::check_taken(req.get_mut().borrow_mut())?;
         if Warden::check_waits(&r, consistency) {
             return Ok(Checked::Waits(Box::new((org, r, consistency))));
         }
@@ -60,6 +64,41 @@ impl CheckApi {
         let (org, r, consistency) = &*waits;
         let (d, rev) = self.warden.decide(org, r, *consistency).await?;
         Ok(Response::new(answer(org, r, d, rev)))
+    }
+}
+
+/// A Check's future as the hand-routed method returns it
+/// (src/api/bulk_wire.rs): a check decided as the call is made is a ready
+/// value, not a boxed future.
+pub(crate) type CheckDirect = futures::future::Either<
+    std::future::Ready<Result<Response<pb::CheckResponse>, Status>>,
+    Pin<Box<dyn Future<Output = Result<Response<pb::CheckResponse>, Status>> + Send>>,
+>;
+
+impl CheckApi {
+    /// Check as the hand-routed method answers it: the request boxed by
+    /// its decoder, so that tonic's unary path moves a pointer rather than
+    /// the 320-byte message (docs/benchmarks.md, "Part Q (seventh round)");
+    /// otherwise [`CheckService::check`]'s steps, span and answers.
+    pub(crate) fn check_direct(
+        self: &Arc<Self>,
+        mut req: Request<Box<pb::CheckRequest>>,
+    ) -> CheckDirect {
+        use futures::future::Either;
+        let span = tracing::info_span!("Check", method = "Check", org = %crate::engine::error::bounded(&req.get_ref().org_id), action = %crate::engine::error::bounded(&req.get_ref().action),
+            decision = tracing::field::Empty, reason = tracing::field::Empty, revision = tracing::field::Empty);
+        match span.in_scope(|| self.check_now(&mut req)) {
+            Ok(Checked::Answered(answer)) => {
+                Either::Left(std::future::ready(Ok(Response::new(answer))))
+            }
+            Ok(Checked::Waits(waits)) => {
+                let api = self.clone();
+                Either::Right(Box::pin(
+                    async move { api.check_waiting(waits).await }.instrument(span),
+                ))
+            }
+            Err(status) => Either::Left(std::future::ready(Err(status))),
+        }
     }
 }
 
