@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::api::admin::AdminApi;
 use crate::api::auth::{Authenticated, Tokens};
+use crate::api::bulk_wire::CheckRoutes;
 use crate::api::check::CheckApi;
 use crate::api::grant::GrantApi;
 use crate::api::pb;
@@ -287,8 +288,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     // Each service's callers authenticated on the HTTP request itself
     // (`Authenticated`), not through an interceptor that rebuilds it.
+    // CheckBulk routed by hand (decoded into the engine's checks, encoded
+    // from the decisions), every other method by the generated service.
     let check = Authenticated::new(
-        CheckServiceServer::new(CheckApi::new(warden.clone())),
+        CheckRoutes::new(CheckApi::new(warden.clone())),
         tokens.clone(),
     );
     let grant = Authenticated::new(

@@ -1,5 +1,6 @@
 //! CheckService: decisions and the answers derived from them.
 
+use std::borrow::BorrowMut;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::auth::{caller, require_in, Scope};
+use super::bulk_wire::{BulkAnswer, BulkChecks, Converted, Revisions};
 use super::convert;
 use super::lookup_wire::PageIds;
 use super::pb;
@@ -40,9 +42,12 @@ impl CheckApi {
     /// Check up to its decision, on the caller's stack: the answer when
     /// the check waits for nothing (MINIMIZE_LATENCY, no described record:
     /// most checks), else what [`CheckApi::check_waiting`] needs.
-    fn check_now(&self, req: &mut Request<pb::CheckRequest>) -> Result<Checked, Status> {
-        require_in(req, &[Scope::Check], &req.get_ref().org_id)?;
-        let (org, r, consistency) = convert::check_taken(req.get_mut())?;
+    fn check_now<M: BorrowMut<pb::CheckRequest>>(
+        &self,
+        req: &mut Request<M>,
+    ) -> Result<Checked, Status> {
+        require_in(req, &[Scope::Check], &req.get_ref().borrow().org_id)?;
+        let (org, r, consistency) = convert::check_taken(req.get_mut().borrow_mut())?;
         if Warden::check_waits(&r, consistency) {
             return Ok(Checked::Waits(Box::new((org, r, consistency))));
         }
@@ -59,6 +64,41 @@ impl CheckApi {
         let (org, r, consistency) = &*waits;
         let (d, rev) = self.warden.decide(org, r, *consistency).await?;
         Ok(Response::new(answer(org, r, d, rev)))
+    }
+}
+
+/// A Check's future as the hand-routed method returns it
+/// (src/api/bulk_wire.rs): a check decided as the call is made is a ready
+/// value, not a boxed future.
+pub(crate) type CheckDirect = futures::future::Either<
+    std::future::Ready<Result<Response<pb::CheckResponse>, Status>>,
+    Pin<Box<dyn Future<Output = Result<Response<pb::CheckResponse>, Status>> + Send>>,
+>;
+
+impl CheckApi {
+    /// Check as the hand-routed method answers it: the request boxed by
+    /// its decoder, so that tonic's unary path moves a pointer rather than
+    /// the 320-byte message (docs/benchmarks.md, "Part Q (seventh round)");
+    /// otherwise [`CheckService::check`]'s steps, span and answers.
+    pub(crate) fn check_direct(
+        self: &Arc<Self>,
+        mut req: Request<Box<pb::CheckRequest>>,
+    ) -> CheckDirect {
+        use futures::future::Either;
+        let span = tracing::info_span!("Check", method = "Check", org = %crate::engine::error::bounded(&req.get_ref().org_id), action = %crate::engine::error::bounded(&req.get_ref().action),
+            decision = tracing::field::Empty, reason = tracing::field::Empty, revision = tracing::field::Empty);
+        match span.in_scope(|| self.check_now(&mut req)) {
+            Ok(Checked::Answered(answer)) => {
+                Either::Left(std::future::ready(Ok(Response::new(answer))))
+            }
+            Ok(Checked::Waits(waits)) => {
+                let api = self.clone();
+                Either::Right(Box::pin(
+                    async move { api.check_waiting(waits).await }.instrument(span),
+                ))
+            }
+            Err(status) => Either::Left(std::future::ready(Err(status))),
+        }
     }
 }
 
@@ -105,25 +145,47 @@ fn answer(
 /// call with the error of the first failing check in request order, as
 /// when the checks were answered one after another.
 impl CheckApi {
-    async fn bulk(
+    /// CheckBulk on checks already converted as they were decoded
+    /// (src/api/bulk_wire.rs routes the method here), answered with the
+    /// decisions themselves for the hand-written encoder.
+    #[tracing::instrument(name = "CheckBulk", skip_all, fields(method = "CheckBulk", checks = req.get_ref().len()))]
+    pub(crate) async fn check_bulk_direct(
         &self,
-        mut checks: Vec<pb::CheckRequest>,
-    ) -> Result<Vec<pb::CheckResponse>, (usize, Status)> {
-        let mut first_error: Option<(usize, Status)> = None;
-        let mut converted = Vec::with_capacity(checks.len());
-        // Taken out of each check in place: a check is 320 bytes, moved
-        // by value once more per check otherwise.
-        for (i, c) in checks.iter_mut().enumerate() {
-            match convert::check_taken(c) {
-                Ok(c) => converted.push(c),
-                Err(e) => {
-                    first_error = Some((i, e.into()));
-                    break;
-                }
-            }
+        req: Request<BulkChecks>,
+    ) -> Result<Response<BulkAnswer>, Status> {
+        let c = caller(&req);
+        c.require(&[Scope::Check])?;
+        // Every check's organization before any is answered: a bulk call
+        // never answers part of itself for another organization.
+        for (i, org) in req.get_ref().orgs().enumerate() {
+            c.require_org(org)
+                .map_err(|s| Status::new(s.code(), format!("checks[{i}].{}", s.message())))?;
         }
-        // Checks at or after a failing index are never answered: only
-        // those before it can hold an earlier error.
+        let checks = req.into_inner();
+        let limit = self.warden.engine().limits().bulk_checks;
+        if checks.len() > limit {
+            return Err(Status::invalid_argument(format!(
+                "checks: at most {limit} checks per bulk, got {}",
+                checks.len()
+            )));
+        }
+        let answer = self
+            .bulk(checks)
+            .await
+            .map_err(|(i, s)| Status::new(s.code(), format!("checks[{i}].{}", s.message())))?;
+        Ok(Response::new(answer))
+    }
+
+    async fn bulk(&self, checks: BulkChecks) -> Result<BulkAnswer, (usize, Status)> {
+        let BulkChecks {
+            checks: mut converted,
+            invalid,
+        } = checks;
+        // A check that failed conversion is at `converted.len()`: checks
+        // at or after it are never answered, only those before it can
+        // hold an earlier error.
+        let mut first_error: Option<(usize, Status)> =
+            invalid.map(|invalid| (converted.len(), invalid.error.into()));
         let mut stale = None;
         let mut waited: Vec<(&str, Consistency)> = Vec::new();
         for (i, (org, _, consistency)) in converted.iter().enumerate() {
@@ -146,10 +208,70 @@ impl CheckApi {
         // (`Engine::check_many`): one look-up and one read lock per
         // organization rather than per check, all at one revision.
         let now = Utc::now();
+        let one_org = converted
+            .split_first()
+            .filter(|(first, rest)| rest.iter().all(|c| c.0 == first.0))
+            .map(|(first, _)| first.0.as_str());
+        let decided = match one_org {
+            // The usual call names one organization: its decisions are the
+            // answer as they come, no positions or slots per check.
+            Some(org) => {
+                let reqs: Vec<&crate::engine::CheckRequest> =
+                    converted.iter().map(|c| &c.1).collect();
+                match self.warden.engine().check_many(org, &reqs, now) {
+                    Ok((decisions, rev)) => Some(BulkAnswer {
+                        decisions,
+                        revisions: Revisions::One(rev),
+                    }),
+                    Err((j, e)) => {
+                        if first_error.as_ref().is_none_or(|(at, _)| j < *at) {
+                            first_error = Some((j, e.into()));
+                        }
+                        None
+                    }
+                }
+            }
+            None => self.bulk_orgs(&converted, now, &mut first_error),
+        };
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        // Without an error every check was decided; were one not, the
+        // call fails rather than answer fewer checks than it was asked.
+        let answer = match decided {
+            Some(answer) if answer.decisions.len() == converted.len() => answer,
+            _ => return Err((0, Status::internal("checks: a check was left undecided"))),
+        };
+        // Counted once per call; the level asked once per call, not per check.
+        crate::telemetry::decisions(
+            converted
+                .iter()
+                .zip(&answer.decisions)
+                .enumerate()
+                .map(|(i, ((org, req, _), d))| (org.as_str(), req, d, answer.revisions.at(i))),
+        );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for ((org, req, _), d) in converted.iter().zip(&answer.decisions) {
+                tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
+                    allowed = d.allowed, reason = d.reason.as_str(), "check");
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The checks of a bulk naming several organizations (or none), each
+    /// organization's on one read of it; the first failure in request
+    /// order kept in `first_error`.
+    fn bulk_orgs(
+        &self,
+        converted: &[Converted],
+        now: chrono::DateTime<Utc>,
+        first_error: &mut Option<(usize, Status)>,
+    ) -> Option<BulkAnswer> {
         let engine = self.warden.engine();
         let mut decided: Vec<Option<(crate::engine::Decision, u64)>> = Vec::new();
         decided.resize_with(converted.len(), || None);
-        for (org, positions) in by_org(&converted) {
+        for (org, positions) in by_org(converted) {
             let reqs: Vec<&crate::engine::CheckRequest> =
                 positions.iter().map(|&i| &converted[i].1).collect();
             let failed = match engine.check_many(org, &reqs, now) {
@@ -167,59 +289,22 @@ impl CheckApi {
             };
             if let Some((i, e)) = failed {
                 if first_error.as_ref().is_none_or(|(at, _)| i < *at) {
-                    first_error = Some((i, e.into()));
+                    *first_error = Some((i, e.into()));
                 }
             }
         }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        // Without an error every check was decided; were one not, the
-        // call fails rather than answer fewer checks than it was asked.
-        let Some(decided) = decided.into_iter().collect::<Option<Vec<_>>>() else {
-            return Err((0, Status::internal("checks: a check was left undecided")));
-        };
-        // The checks of one organization share its revision: written once.
-        let mut written: Option<(u64, compact_str::CompactString)> = None;
-        // Counted once per call; the level asked once per call, not per check.
-        crate::telemetry::decisions(
-            converted
-                .iter()
-                .zip(&decided)
-                .map(|((org, req, _), (d, rev))| (org.as_str(), req, d, *rev)),
-        );
-        let debug = tracing::enabled!(tracing::Level::DEBUG);
-        Ok(converted
-            .into_iter()
-            .zip(decided)
-            .map(|((org, req, _), (d, rev))| {
-                if debug {
-                    tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
-                        allowed = d.allowed, reason = d.reason.as_str(), "check");
-                }
-                let revision = match &written {
-                    Some((at, text)) if *at == rev => text.clone(),
-                    _ => {
-                        let text = convert::check_revision(rev);
-                        written = Some((rev, text.clone()));
-                        text
-                    }
-                };
-                convert::decision_at(d, revision)
-            })
-            .collect())
+        let decided = decided.into_iter().collect::<Option<Vec<_>>>()?;
+        let (decisions, revisions) = decided.into_iter().unzip();
+        Some(BulkAnswer {
+            decisions,
+            revisions: Revisions::Each(revisions),
+        })
     }
 }
 
 /// The positions of the checks of each organization, organizations in
 /// the order they first appear: CheckBulk reads each organization once.
-fn by_org(
-    checks: &[(
-        compact_str::CompactString,
-        crate::engine::CheckRequest,
-        Consistency,
-    )],
-) -> Vec<(&str, Vec<usize>)> {
+fn by_org(checks: &[Converted]) -> Vec<(&str, Vec<usize>)> {
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut index: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
     for (i, (org, _, _)) in checks.iter().enumerate() {
@@ -274,32 +359,19 @@ impl CheckService for CheckApi {
         }
     }
 
-    #[tracing::instrument(name = "CheckBulk", skip_all, fields(method = "CheckBulk", checks = req.get_ref().checks.len()))]
+    // Served by hand (src/api/bulk_wire.rs, `CheckRoutes`); this is the
+    // generated service's route, kept on the same handler so that both
+    // answer alike.
     async fn check_bulk(
         &self,
         req: Request<pb::CheckBulkRequest>,
     ) -> Result<Response<pb::CheckBulkResponse>, Status> {
-        let c = caller(&req);
-        c.require(&[Scope::Check])?;
-        // Every check's organization before any is answered: a bulk call
-        // never answers part of itself for another organization.
-        for (i, check) in req.get_ref().checks.iter().enumerate() {
-            c.require_org(&check.org_id)
-                .map_err(|s| Status::new(s.code(), format!("checks[{i}].{}", s.message())))?;
-        }
-        let checks = req.into_inner().checks;
-        let limit = self.warden.engine().limits().bulk_checks;
-        if checks.len() > limit {
-            return Err(Status::invalid_argument(format!(
-                "checks: at most {limit} checks per bulk, got {}",
-                checks.len()
-            )));
-        }
-        let results = self
-            .bulk(checks)
-            .await
-            .map_err(|(i, s)| Status::new(s.code(), format!("checks[{i}].{}", s.message())))?;
-        Ok(Response::new(pb::CheckBulkResponse { results }))
+        let (meta, extensions, message) = req.into_parts();
+        let checks = BulkChecks::from_checks(message.checks);
+        let answer = self
+            .check_bulk_direct(Request::from_parts(meta, extensions, checks))
+            .await?;
+        Ok(Response::new(answer.into_inner().into_response()))
     }
 
     #[tracing::instrument(name = "CheckFields", skip_all, fields(method = "CheckFields", org = %crate::engine::error::bounded(&req.get_ref().org_id)))]

@@ -23,7 +23,7 @@ use super::pb;
 /// `--bulk-checks` limit. A larger request (refused by the handler unless
 /// the limit was raised) grows the vector as prost would; a small message
 /// cannot make the server reserve memory for more than this.
-const MOST_RESERVED: usize = 1000;
+pub(crate) const MOST_RESERVED: usize = 1000;
 
 /// prost's codec, with CheckBulk's checks counted before decoding.
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +129,7 @@ fn decode_error(error: prost::DecodeError) -> Status {
 /// How many length-delimited values of field `field` the top level of the
 /// encoded message `bytes` holds. Only a hint: counting stops, short, at
 /// anything malformed, which decoding then refuses.
-fn count_field(bytes: &[u8], field: u64) -> usize {
+pub(crate) fn count_field(bytes: &[u8], field: u64) -> usize {
     let mut rest = bytes;
     let mut count = 0;
     while !rest.is_empty() {

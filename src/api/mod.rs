@@ -18,6 +18,7 @@ pub mod pb {
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod bulk_wire;
 pub mod check;
 pub mod codec;
 pub mod convert;

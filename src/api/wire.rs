@@ -251,6 +251,17 @@ pub(crate) fn merge_checks_text(
     checks: &mut Vec<CheckRequest>,
     text: &str,
 ) -> Result<(), DecodeError> {
+    each_check_text(text, |check| checks.push(std::mem::take(check)))
+}
+
+/// Each check of a `CheckBulkRequest` held in `text`, valid UTF-8 as a
+/// whole, decoded as [`merge_checks_text`] decodes it and handed to `each`
+/// in request order (which may take its fields): the hand-routed CheckBulk
+/// converts each check as it is decoded (src/api/bulk_wire.rs).
+pub(crate) fn each_check_text(
+    text: &str,
+    mut each: impl FnMut(&mut CheckRequest),
+) -> Result<(), DecodeError> {
     let ctx = DecodeContext::default();
     let nested = nested_context(&ctx);
     let mut rest = text.as_bytes();
@@ -263,7 +274,29 @@ pub(crate) fn merge_checks_text(
         let mut check = CheckRequest::default();
         check_in(text, wire_type, &mut check, &mut rest, &nested)
             .map_err(at("CheckBulkRequest", "checks"))?;
-        checks.push(check);
+        each(&mut check);
+    }
+    Ok(())
+}
+
+/// Each check of a `CheckBulkRequest` in `bytes` (not UTF-8 as a whole),
+/// decoded as prost's generated `merge` decodes the request (`repeated
+/// CheckRequest checks = 1`, unknown fields skipped) and handed to `each`.
+pub(crate) fn each_check(
+    mut rest: &[u8],
+    mut each: impl FnMut(&mut CheckRequest),
+) -> Result<(), DecodeError> {
+    let ctx = DecodeContext::default();
+    while !rest.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut rest)?;
+        if tag != 1 {
+            encoding::skip_field(wire_type, tag, &mut rest, ctx.clone())?;
+            continue;
+        }
+        let mut check = CheckRequest::default();
+        encoding::message::merge(wire_type, &mut check, &mut rest, ctx.clone())
+            .map_err(at("CheckBulkRequest", "checks"))?;
+        each(&mut check);
     }
     Ok(())
 }
