@@ -223,15 +223,16 @@ impl<X: Expand> Engine<X> {
                 // one another. Only hints: each check below decides alone,
                 // in SPEC order, as `check` does.
                 let mut ahead: [Option<(&records::Records, u64)>; RING] = [None; RING];
+                let mut modules = Vec::new();
                 for (i, req) in reqs.iter().take(limit).enumerate().take(AHEAD) {
-                    ahead[i % RING] = record_look_up(org, req);
+                    ahead[i % RING] = record_look_up(org, &mut modules, req);
                     if let Some((records, hash)) = ahead[i % RING] {
                         records.prefetch_entry(hash);
                     }
                 }
                 for (i, req) in reqs.iter().take(limit).enumerate() {
                     if let Some(later) = reqs.get(i + AHEAD).filter(|_| i + AHEAD < limit) {
-                        let look_up = record_look_up(org, later);
+                        let look_up = record_look_up(org, &mut modules, later);
                         if let Some((records, hash)) = look_up {
                             records.prefetch_entry(hash);
                         }
@@ -843,11 +844,28 @@ const RING: usize = 8;
 
 /// The records table and id hash a check's record look-up will use, when
 /// it names a stored module and a record (a prefetch's address only).
+/// `modules` remembers the modules a batch named (a batch names few), so
+/// the prefetch does not look each module up again by its hashed name.
 fn record_look_up<'a>(
     org: &'a OrgState,
-    req: &CheckRequest,
+    modules: &mut Vec<(&'a str, Option<&'a records::Records>)>,
+    req: &'a CheckRequest,
 ) -> Option<(&'a records::Records, u64)> {
     let id = req.record.as_deref()?;
-    let (_, module) = org.modules.by_id(&req.module)?;
-    Some((&module.records, records::Records::id_hash(id)))
+    let name = req.module.as_str();
+    let records = match modules.iter().find(|(known, _)| *known == name) {
+        Some((_, records)) => *records,
+        None => {
+            let records = org.modules.by_id(name).map(|(_, m)| &m.records);
+            // Bounded: a batch of many modules looks the rest up each time.
+            if modules.len() < MODULES_REMEMBERED {
+                modules.push((name, records));
+            }
+            records
+        }
+    };
+    Some((records?, records::Records::id_hash(id)))
 }
+
+/// How many modules a batch's prefetches remember.
+const MODULES_REMEMBERED: usize = 8;
