@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use warden::cache::Cached;
 use warden::engine::document::changes_of;
 use warden::engine::ids::Interner;
+use warden::engine::model::{OwnerRef, RecordDescription};
 use warden::engine::{CheckRequest, Decision, Engine, Error, Limits};
 use warden::generate::{check_mix, generate, Params, Preset};
 
@@ -110,6 +111,11 @@ enum Pick {
     BadSubject(usize),
     /// The check with its trace asked for.
     Explained(usize),
+    /// The check about a described record (stored or not) owned by the
+    /// subject of another check: decided from the description.
+    Described(usize, usize, bool),
+    /// A check in a module that does not exist: an error.
+    UnknownModule(usize),
 }
 
 fn pick() -> impl Strategy<Value = Pick> {
@@ -122,6 +128,8 @@ fn pick() -> impl Strategy<Value = Pick> {
         1 => ix().prop_map(Pick::BadAction),
         1 => ix().prop_map(Pick::BadSubject),
         1 => ix().prop_map(Pick::Explained),
+        2 => (ix(), 0usize..4, any::<bool>()).prop_map(|(i, o, p)| Pick::Described(i, o, p)),
+        1 => ix().prop_map(Pick::UnknownModule),
     ]
 }
 
@@ -152,6 +160,24 @@ fn request(w: &World, p: &Pick) -> CheckRequest {
         },
         Pick::Explained(i) => CheckRequest {
             explain: true,
+            ..at(*i)
+        },
+        Pick::Described(i, owner, private) => {
+            let req = at(*i);
+            // Not every check names a record; a description needs one.
+            let record = req.record.clone().or_else(|| Some("described-only".into()));
+            CheckRequest {
+                record,
+                described: Some(RecordDescription {
+                    owner: OwnerRef::User(at(*owner).subject.to_string()),
+                    private: *private,
+                    attributes: Default::default(),
+                }),
+                ..req
+            }
+        }
+        Pick::UnknownModule(i) => CheckRequest {
+            module: "no_such_module".into(),
             ..at(*i)
         },
     }

@@ -399,3 +399,77 @@ fn a_reused_slot_never_shows_the_deleted_records_shares_or_owner() {
         .expect("the check is valid");
     assert_ne!(decision.reason, Reason::ManualShare);
 }
+
+/// One step of [`the_id_index_agrees_with_a_map_through_growth_and_deletes`].
+#[derive(Debug, Clone)]
+enum IndexOp {
+    Put(usize),
+    Remove(usize),
+}
+
+/// Ids of the index model: short ones (inline in the slot) and long ones
+/// (on the heap), many sharing a prefix so that only their tails differ.
+fn model_id(n: usize) -> String {
+    if n % 7 == 0 {
+        format!("{}-{n}", "long-record-id-".repeat(3))
+    } else {
+        format!("r{n}")
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The id index (slot numbers hashed by id, entries removed by
+    /// backward shift) against a map of id → slot: through growth from
+    /// empty and runs of deletes, every record is found at its slot after
+    /// every step, removed ids are not found, and no two ids share a slot.
+    #[test]
+    fn the_id_index_agrees_with_a_map_through_growth_and_deletes(
+        ops in proptest::collection::vec(
+            prop_oneof![
+                3 => (0usize..600).prop_map(IndexOp::Put),
+                2 => (0usize..600).prop_map(IndexOp::Remove),
+            ],
+            1..1500,
+        )
+    ) {
+        use std::collections::HashMap;
+        use warden::engine::records::Records;
+
+        let mut records = Records::default();
+        let mut model: HashMap<String, RecordIx> = HashMap::new();
+        let owner = Owner::User(UserIx(0));
+        for (step, op) in ops.iter().enumerate() {
+            match op {
+                IndexOp::Put(n) => {
+                    let id = model_id(*n);
+                    let ix = records.put(&id, owner, false, &BTreeMap::new());
+                    prop_assert!(ix.is_some());
+                    if let (Some(ix), Some(known)) = (ix, model.get(&id)) {
+                        prop_assert_eq!(ix, *known, "a rewrite keeps the slot");
+                    }
+                    if let Some(ix) = ix {
+                        model.insert(id, ix);
+                    }
+                }
+                IndexOp::Remove(n) => {
+                    let id = model_id(*n);
+                    let removed = records.remove(&id).map(|(ix, _)| ix);
+                    prop_assert_eq!(removed, model.remove(&id));
+                }
+            }
+            prop_assert_eq!(records.index_len(), model.len());
+            prop_assert_eq!(records.len(), model.len());
+            // Every step, not only the end: a backward shift that moved an
+            // entry out of its probe path would lose it here.
+            for n in 0..600 {
+                let id = model_id(n);
+                prop_assert_eq!(records.ix(&id), model.get(&id).copied(), "{} after step {}", id, step);
+                prop_assert_eq!(records.contains(&id), model.contains_key(&id));
+            }
+            let distinct: BTreeSet<RecordIx> = model.values().copied().collect();
+            prop_assert_eq!(distinct.len(), model.len(), "two ids share a slot");
+        }
+    }
+}

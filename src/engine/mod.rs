@@ -18,10 +18,12 @@ pub mod org;
 pub mod password;
 pub(crate) mod paths;
 pub mod plan;
+pub(crate) mod prefetch;
 pub mod records;
 pub mod report;
 pub mod shifts;
 pub mod simulate;
+pub(crate) mod slot_table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -214,7 +216,33 @@ impl<X: Expand> Engine<X> {
         let decided = self
             .read_for_checks(org_id, |org, x| {
                 let mut out = Vec::with_capacity(limit);
+                // Pipelined: the id index's entry of the check `AHEAD`
+                // on is prefetched from its id's hash, and the next
+                // check's slot from its entry (which has arrived by then),
+                // so a batch's record misses overlap instead of following
+                // one another. Only hints: each check below decides alone,
+                // in SPEC order, as `check` does.
+                let mut ahead: [Option<(&records::Records, u64)>; RING] = [None; RING];
+                let mut modules = Vec::new();
+                for (i, req) in reqs.iter().take(limit).enumerate().take(AHEAD) {
+                    ahead[i % RING] = record_look_up(org, &mut modules, req);
+                    if let Some((records, hash)) = ahead[i % RING] {
+                        records.prefetch_entry(hash);
+                    }
+                }
                 for (i, req) in reqs.iter().take(limit).enumerate() {
+                    if let Some(later) = reqs.get(i + AHEAD).filter(|_| i + AHEAD < limit) {
+                        let look_up = record_look_up(org, &mut modules, later);
+                        if let Some((records, hash)) = look_up {
+                            records.prefetch_entry(hash);
+                        }
+                        ahead[(i + AHEAD) % RING] = look_up;
+                    }
+                    if let Some((records, hash)) = ahead[(i + 1) % RING] {
+                        if i + 1 < limit {
+                            records.prefetch_slot(hash);
+                        }
+                    }
                     match decision::check(org, x, req, now) {
                         Ok(d) => out.push(d),
                         Err(e) => return Err((i, e)),
@@ -807,3 +835,37 @@ pub(crate) fn engine_of<X: Expand>(x: X, yaml: &str) -> Engine<X> {
         .unwrap();
     engine
 }
+
+/// How many checks ahead a batch prefetches the id index's entry: enough
+/// for the entry to arrive while the checks between are decided.
+const AHEAD: usize = 4;
+/// The ring of look-ups started ahead (a power of two above `AHEAD`).
+const RING: usize = 8;
+
+/// The records table and id hash a check's record look-up will use, when
+/// it names a stored module and a record (a prefetch's address only).
+/// `modules` remembers the modules a batch named (a batch names few), so
+/// the prefetch does not look each module up again by its hashed name.
+fn record_look_up<'a>(
+    org: &'a OrgState,
+    modules: &mut Vec<(&'a str, Option<&'a records::Records>)>,
+    req: &'a CheckRequest,
+) -> Option<(&'a records::Records, u64)> {
+    let id = req.record.as_deref()?;
+    let name = req.module.as_str();
+    let records = match modules.iter().find(|(known, _)| *known == name) {
+        Some((_, records)) => *records,
+        None => {
+            let records = org.modules.by_id(name).map(|(_, m)| &m.records);
+            // Bounded: a batch of many modules looks the rest up each time.
+            if modules.len() < MODULES_REMEMBERED {
+                modules.push((name, records));
+            }
+            records
+        }
+    };
+    Some((records?, records::Records::id_hash(id)))
+}
+
+/// How many modules a batch's prefetches remember.
+const MODULES_REMEMBERED: usize = 8;

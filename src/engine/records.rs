@@ -1,21 +1,23 @@
 //! A module's records in one dense table: each record in a slot of a `Vec`
 //! by [`RecordIx`], its id inline when short, its attributes as interned
 //! pairs and its shares in one boxed slice; an id index of slot numbers
-//! hashed by the id's bytes; and the owner index by slot number. A warm
-//! check by id reads one bucket of the index and one slot, and chases no
-//! pointer to compare the id.
+//! hashed by the id's bytes ([`SlotTable`]: the entry's address follows
+//! from the hash); and the owner index by slot number. A warm check by id
+//! reads one entry of the index and one slot, and chases no pointer to
+//! compare the id.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use compact_str::CompactString;
-use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use thin_vec::ThinVec;
 
 use super::ids::{same_id, Interner};
 use super::model::AccessLevel;
 use super::org::{GranteeIx, Owner, RecordIx, Share};
+use super::prefetch::prefetch;
+use super::slot_table::SlotTable;
 
 /// Attribute → value pairs, both interned in the module's terms and sorted
 /// by key: a record's attributes, or a criteria rule's criteria. Comparing
@@ -126,7 +128,7 @@ pub struct Records {
     /// Free slots, the most recently freed last.
     free: Vec<u32>,
     /// Slot indexes, hashed by their record's id.
-    index: HashTable<u32>,
+    index: SlotTable,
     /// Records by owner.
     by_owner: FxHashMap<Owner, FxHashSet<RecordIx>>,
     /// Attribute names and values of records and criteria rules. Like the
@@ -148,6 +150,15 @@ fn hash_id(id: &str) -> u64 {
     FxBuildHasher.hash_one(id)
 }
 
+/// The id of the record in `slot`'s hash (0 for a free slot, which the
+/// index never names).
+fn slot_hash(slots: &[Option<Record>], slot: u32) -> u64 {
+    slots
+        .get(slot as usize)
+        .and_then(Option::as_ref)
+        .map_or(0, |r| hash_id(&r.id))
+}
+
 impl Records {
     /// An empty table that keeps these terms, so criteria interned against
     /// this one still mean the same (what planning an Import needs).
@@ -160,15 +171,55 @@ impl Records {
 
     /// The index of the record `id`.
     pub fn ix(&self, id: &str) -> Option<RecordIx> {
+        self.ix_hashed(id, hash_id(id))
+    }
+
+    /// [`Records::ix`] of an id whose hash ([`Records::id_hash`]) is
+    /// known.
+    fn ix_hashed(&self, id: &str, hash: u64) -> Option<RecordIx> {
         let slots = &self.slots;
         self.index
-            .find(hash_id(id), |&ix| {
+            .find(hash, |ix| {
                 slots
                     .get(ix as usize)
                     .and_then(Option::as_ref)
                     .is_some_and(|r| same_id(&r.id, id))
             })
-            .map(|&ix| RecordIx(ix))
+            .map(RecordIx)
+    }
+
+    /// The hash the id index keeps `id` under.
+    pub fn id_hash(id: &str) -> u64 {
+        hash_id(id)
+    }
+
+    /// Starts loading the id index's entry for `hash` (a batch does it a
+    /// few checks ahead: the entry's address follows from the hash alone).
+    /// Only a hint: nothing is read.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        if let Some(entry) = self.index.home_entry(hash) {
+            prefetch(entry);
+        }
+    }
+
+    /// Reads the id index's entry for `hash` (prefetched earlier, so
+    /// arriving) and starts loading the slot it names, the one the look-up
+    /// will compare. A guess: a collision costs one wasted line.
+    #[inline]
+    pub fn prefetch_slot(&self, hash: u64) {
+        if let Some(slot) = self
+            .index
+            .guess(hash)
+            .and_then(|ix| self.slots.get(ix as usize))
+        {
+            prefetch(slot);
+        }
+    }
+
+    /// Bytes the id index allocates (benchmarks report it per record).
+    pub fn index_bytes(&self) -> usize {
+        self.index.bytes()
     }
 
     /// The record `id`.
@@ -300,12 +351,8 @@ impl Records {
             }
         };
         let slots = &self.slots;
-        self.index.insert_unique(hash_id(id), ix, |&other| {
-            slots
-                .get(other as usize)
-                .and_then(Option::as_ref)
-                .map_or(0, |r| hash_id(&r.id))
-        });
+        self.index
+            .insert_unique(hash_id(id), ix, |other| slot_hash(slots, other));
         self.by_owner.entry(owner).or_default().insert(RecordIx(ix));
         self.len += 1;
         self.retire_id_order();
@@ -316,16 +363,16 @@ impl Records {
     /// the caller must drop from the organization's shares index).
     pub fn remove(&mut self, id: &str) -> Option<(RecordIx, Record)> {
         let slots = &self.slots;
-        let entry = self
-            .index
-            .find_entry(hash_id(id), |&ix| {
+        let ix = self.index.remove(
+            hash_id(id),
+            |ix| {
                 slots
                     .get(ix as usize)
                     .and_then(Option::as_ref)
                     .is_some_and(|r| r.id == id)
-            })
-            .ok()?;
-        let (ix, _) = entry.remove();
+            },
+            |other| slot_hash(slots, other),
+        )?;
         let record = self.slots.get_mut(ix as usize).and_then(Option::take)?;
         self.unindex_owner(record.owner, RecordIx(ix));
         self.free.push(ix);
