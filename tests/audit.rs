@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{Clients, Server};
+use common::{auth, Clients, Server};
 use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
 use warden::api::pb;
@@ -30,13 +30,6 @@ users:
   - {id: root, role: reps, admin: true}
   - {id: ann, role: reps}
 ";
-
-fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
 
 fn import(org: &str, document: &str) -> pb::ImportRequest {
     pb::ImportRequest {

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{check_req, Clients, Server};
+use common::{auth, check_req, Clients, Server};
 use tokio_stream::StreamExt;
 use warden::api::pb;
 
@@ -24,14 +24,6 @@ acme-grant=grant@acme
 acme-admin=admin+check@acme
 grant-all=grant
 ";
-
-/// `msg` with `token` as its bearer credential.
-fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
 
 /// An organization with an admin, two members sharing one principal
 /// across organizations, and five records owned by ann.

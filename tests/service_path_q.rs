@@ -7,18 +7,11 @@
 
 mod common;
 
-use common::{check_req, Server};
+use common::{auth, check_req, Server};
 use warden::api::pb;
 
 /// Tokens: an operator who may also check, and a checker limited to acme.
 const TOKENS: &str = "ops=admin+check\nacme-check=check@acme\n";
-
-fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
 
 fn doc(org: &str) -> String {
     format!(

@@ -546,7 +546,7 @@ proptest! {
 // ---------------------------------------------------------------------------
 // Through the real server and the real binary.
 
-use common::{Clients, Server};
+use common::{auth, Clients, Server};
 use tokio_stream::StreamExt;
 use warden::api::pb;
 
@@ -588,13 +588,6 @@ records:
 sharing_rules:
   - {id: east-to-support, module: Accounts, from: {role: east}, to: {role: support}, access: READ}
 ";
-
-fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
 
 async fn start() -> (Server, Clients, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

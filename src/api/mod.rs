@@ -25,6 +25,8 @@ pub mod convert;
 pub mod grant;
 pub mod lookup_wire;
 pub mod status;
+#[cfg(test)]
+mod test_reference;
 pub mod wire;
 
 use tonic::{Response, Status};

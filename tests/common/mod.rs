@@ -462,3 +462,13 @@ pub async fn import_scenario(c: &mut Clients, name: &str) -> warden::document::S
         .unwrap();
     scenario
 }
+
+/// `msg` with `token` as its bearer credential (the tests that run the
+/// server with `--tokens`).
+#[allow(dead_code)]
+pub fn auth<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
