@@ -188,6 +188,43 @@ fn check_decisions(c: &mut Criterion) {
             black_box(f.engine.check(&f.org, black_box(req), f.now))
         })
     });
+    group.finish();
+
+    // A check as the server makes one: between two checks a call's ~58k
+    // instructions of transport, HTTP/2 and tonic work have pushed the
+    // engine's lines out of L1 and L2, so each look-up of a check waits on
+    // the next level and nothing of the previous check's work overlaps it
+    // (the `cached` benchmarks above run checks back to back, where the CPU
+    // overlaps one check's misses with the next). Here a walk over
+    // `EVICT` bytes runs between checks, untimed; only the check is timed.
+    const EVICT: usize = 1 << 20;
+    let mut group = c.benchmark_group("check");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(20);
+    group.bench_function(BenchmarkId::new("evicted", "mix"), |b| {
+        let mut scratch = vec![0u64; EVICT / 8];
+        let mut i = 0;
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                for line in scratch.chunks_mut(8) {
+                    line[0] = line[0].wrapping_add(1);
+                }
+                black_box(&scratch);
+                let req = &f.mix[i % f.mix.len()];
+                i += 1;
+                let t = Instant::now();
+                let _ = black_box(f.engine.check(&f.org, black_box(req), f.now));
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("check");
     // CheckBulk's engine share: batches of 100 consecutive checks of the
     // mix through `check_many`, as `warden-load --mode bulk` sends them.
     // The time is per batch; its throughput is decisions per second.
