@@ -260,30 +260,42 @@ pub(crate) fn merge_checks_text(
 /// converts each check as it is decoded (src/api/bulk_wire.rs).
 pub(crate) fn each_check_text(
     text: &str,
-    mut each: impl FnMut(&mut CheckRequest),
+    each: impl FnMut(&mut CheckRequest),
 ) -> Result<(), DecodeError> {
-    let ctx = DecodeContext::default();
-    let nested = nested_context(&ctx);
-    let mut rest = text.as_bytes();
-    while !rest.is_empty() {
-        let (tag, wire_type) = encoding::decode_key(&mut rest)?;
-        if tag != 1 {
-            encoding::skip_field(wire_type, tag, &mut rest, ctx.clone())?;
-            continue;
-        }
-        let mut check = CheckRequest::default();
-        check_in(text, wire_type, &mut check, &mut rest, &nested)
-            .map_err(at("CheckBulkRequest", "checks"))?;
-        each(&mut check);
-    }
-    Ok(())
+    let nested = nested_context(&DecodeContext::default());
+    each_check_by(
+        text.as_bytes(),
+        #[inline(always)]
+        |wire_type, check, rest| check_in(text, wire_type, check, rest, &nested),
+        each,
+    )
 }
 
 /// Each check of a `CheckBulkRequest` in `bytes` (not UTF-8 as a whole),
 /// decoded as prost's generated `merge` decodes the request (`repeated
 /// CheckRequest checks = 1`, unknown fields skipped) and handed to `each`.
 pub(crate) fn each_check(
+    bytes: &[u8],
+    each: impl FnMut(&mut CheckRequest),
+) -> Result<(), DecodeError> {
+    let ctx = DecodeContext::default();
+    each_check_by(
+        bytes,
+        #[inline(always)]
+        |wire_type, check, rest| encoding::message::merge(wire_type, check, rest, ctx.clone()),
+        each,
+    )
+}
+
+/// The one loop over a `CheckBulkRequest`'s fields behind
+/// [`each_check_text`] and [`each_check`]: field 1 (`checks`) is read by
+/// `decode` (the key already taken, `rest` at its length) into a fresh
+/// check handed to `each`; any other field is skipped, as prost skips an
+/// unknown field.
+#[inline(always)]
+fn each_check_by(
     mut rest: &[u8],
+    mut decode: impl FnMut(WireType, &mut CheckRequest, &mut &[u8]) -> Result<(), DecodeError>,
     mut each: impl FnMut(&mut CheckRequest),
 ) -> Result<(), DecodeError> {
     let ctx = DecodeContext::default();
@@ -294,8 +306,7 @@ pub(crate) fn each_check(
             continue;
         }
         let mut check = CheckRequest::default();
-        encoding::message::merge(wire_type, &mut check, &mut rest, ctx.clone())
-            .map_err(at("CheckBulkRequest", "checks"))?;
+        decode(wire_type, &mut check, &mut rest).map_err(at("CheckBulkRequest", "checks"))?;
         each(&mut check);
     }
     Ok(())
