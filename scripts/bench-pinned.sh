@@ -17,6 +17,14 @@
 # prints one table of medians. On a machine without `taskset` (or with
 # fewer than 2 cores) it says so and runs unpinned.
 #
+# Flags after the preset go to warden-load and override the ones below:
+# `--mode unary --rounds 15 --duration-secs 3 --warmup-secs 1` alternates
+# short health and Check phases, so each round's Check/health ratio is
+# taken within seconds; with 10 rounds or more warden-load also prints
+# the ratio's quartiles, the ratio of the means and a 95 % bootstrap
+# interval of the median, which is what holds on a host whose speed
+# drifts between phases.
+#
 # WARDEN_SERVER_BIN=path runs that build of `warden serve` instead (a copy
 # of an earlier release binary, for a before/after comparison in the same
 # minutes); the store, the data set and warden-load stay this tree's.

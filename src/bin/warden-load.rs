@@ -39,8 +39,10 @@ use warden::api::pb::check_service_client::CheckServiceClient;
 use warden::generate::{check_mix, generate, Params, Preset};
 
 /// Drives Check, CheckBulk and LookupRecords against a local warden.
+/// A flag given twice takes its last value, so a script's defaults can be
+/// overridden by the flags passed after them.
 #[derive(Parser, Debug)]
-#[command(name = "warden-load", version, about)]
+#[command(name = "warden-load", version, about, args_override_self = true)]
 struct Args {
     /// Server address (loopback only).
     #[arg(long, default_value = "127.0.0.1:50051")]
@@ -430,6 +432,84 @@ fn print_summary(phases: &[(String, Vec<Row>)], health: Option<&[Row]>) {
         "(medians over {} round(s); decisions/s of Check and Health count one per call)",
         phases.first().map(|p| p.1.len()).unwrap_or(0)
     );
+    if let Some(h) = health {
+        for (name, rows) in phases.iter().filter(|(n, _)| n != "Health") {
+            if let Some(spread) = RatioSpread::of(rows, h) {
+                println!("{name} ÷ Health, server CPU per call: {spread}");
+            }
+        }
+    }
+}
+
+/// How far a phase's per-round ratio to the health check can be trusted:
+/// on a shared host the speed drifts between phases, so one round's ratio
+/// means little and the median of many short paired rounds is the figure
+/// (`--mode unary --rounds 60 --duration-secs 1`).
+struct RatioSpread {
+    rounds: usize,
+    q1: f64,
+    median: f64,
+    q3: f64,
+    /// The mean CPU per call of the phase over the health check's.
+    of_means: f64,
+    /// A 95 % interval of the median: the 2.5th and 97.5th percentiles of
+    /// the medians of 2,000 resamples of the rounds.
+    interval: (f64, f64),
+}
+
+impl RatioSpread {
+    /// Needs 10 paired rounds; fewer say too little to print.
+    fn of(rows: &[Row], health: &[Row]) -> Option<RatioSpread> {
+        let pairs: Vec<(f64, f64)> = rows
+            .iter()
+            .zip(health)
+            .filter_map(|(r, h)| r.cpu_us_per_call.zip(h.cpu_us_per_call))
+            .filter(|(r, h)| r.is_finite() && *h > 0.0)
+            .collect();
+        if pairs.len() < 10 {
+            return None;
+        }
+        let mut ratios: Vec<f64> = pairs.iter().map(|(r, h)| r / h).collect();
+        ratios.sort_by(f64::total_cmp);
+        let at = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        let mean = |f: fn(&(f64, f64)) -> f64| pairs.iter().map(f).sum::<f64>();
+        // A fixed xorshift: the same rounds give the same interval.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut medians: Vec<f64> = (0..2000)
+            .map(|_| {
+                let mut sample: Vec<f64> = (0..ratios.len())
+                    .map(|_| ratios[(next() % ratios.len() as u64) as usize])
+                    .collect();
+                sample.sort_by(f64::total_cmp);
+                sample[sample.len() / 2]
+            })
+            .collect();
+        medians.sort_by(f64::total_cmp);
+        Some(RatioSpread {
+            rounds: ratios.len(),
+            q1: at(&ratios, 0.25),
+            median: ratios[ratios.len() / 2],
+            q3: at(&ratios, 0.75),
+            of_means: mean(|p| p.0) / mean(|p| p.1),
+            interval: (at(&medians, 0.025), at(&medians, 0.975)),
+        })
+    }
+}
+
+impl std::fmt::Display for RatioSpread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "median of {} rounds {:.3}× (95 % interval {:.3}–{:.3}), quartiles {:.3}–{:.3}, ratio of the means {:.3}×",
+            self.rounds, self.median, self.interval.0, self.interval.1, self.q1, self.q3, self.of_means
+        )
+    }
 }
 
 fn print_tally(name: &str, unit: &str, m: &Measured, cpu: &CpuWatch) {
@@ -1198,6 +1278,39 @@ mod tests {
 
     fn concat(parts: &[Vec<u8>]) -> Vec<u8> {
         parts.concat()
+    }
+
+    fn cpu_rows(us: &[f64]) -> Vec<super::Row> {
+        us.iter()
+            .map(|&c| super::Row {
+                cpu_us_per_call: Some(c),
+                ..super::Row::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ratio_spread_needs_ten_rounds_and_reads_the_paired_ratios() {
+        let health = cpu_rows(&[10.0; 12]);
+        assert!(super::RatioSpread::of(&cpu_rows(&[11.0; 9]), &health).is_none());
+        // Ratios 1.0, 1.1, ..., 2.1 in a shuffled order, paired by round.
+        let check: Vec<f64> = [5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6]
+            .iter()
+            .map(|&i| 10.0 + i as f64)
+            .collect();
+        let s = super::RatioSpread::of(&cpu_rows(&check), &health).expect("12 rounds");
+        assert_eq!(s.rounds, 12);
+        assert!((s.median - 1.6).abs() < 1e-9, "{}", s.median);
+        assert!(
+            (s.q1 - 1.3).abs() < 1e-9 && (s.q3 - 1.8).abs() < 1e-9,
+            "{s}"
+        );
+        assert!((s.of_means - 1.55).abs() < 1e-9, "{}", s.of_means);
+        assert!(s.interval.0 <= s.median && s.median <= s.interval.1, "{s}");
+        assert!(s.interval.0 >= 1.0 && s.interval.1 <= 2.1, "{s}");
+        // Every round the same: nothing to be unsure of.
+        let flat = super::RatioSpread::of(&cpu_rows(&[11.0; 12]), &health).expect("12 rounds");
+        assert!((flat.interval.0 - 1.1).abs() < 1e-9 && (flat.interval.1 - 1.1).abs() < 1e-9);
     }
 
     #[test]
