@@ -50,6 +50,21 @@ async fn connect(server: &Server) -> Channel {
         .unwrap()
 }
 
+/// A connection whose streams take at most a few pages ahead of what the
+/// client has read (an HTTP/2 stream window of 1 KiB): a slow reader then
+/// holds the server's side of its LookupRecords open, page by page, as a
+/// large lookup would. With the default window the whole small lookup
+/// fits in it, the server sends its last page at once, and nothing of it
+/// is left on the server to drain.
+async fn connect_slow_reader(server: &Server) -> Channel {
+    Channel::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(1024)
+        .connect()
+        .await
+        .unwrap()
+}
+
 /// The health of CheckService over a new connection; None when the server
 /// no longer accepts one.
 async fn health_now(server: &Server) -> Option<ServingStatus> {
@@ -132,7 +147,7 @@ async fn sigterm_drains_started_calls_and_exits_zero() {
     let mut lookups = Vec::new();
     let (begun_tx, mut begun_rx) = tokio::sync::mpsc::channel::<()>(2);
     for _ in 0..2 {
-        let ch = connect(&server).await;
+        let ch = connect_slow_reader(&server).await;
         let begun = begun_tx.clone();
         lookups.push(tokio::spawn(async move {
             let mut stream = CheckServiceClient::new(ch)
