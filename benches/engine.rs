@@ -190,7 +190,7 @@ fn check_decisions(c: &mut Criterion) {
     });
     group.finish();
 
-    // A check as the server makes one: between two checks a call's ~58k
+    // A check as the server makes one: between two checks a call's ~50k
     // instructions of transport, HTTP/2 and tonic work have pushed the
     // engine's lines out of L1 and L2, so each look-up of a check waits on
     // the next level and nothing of the previous check's work overlaps it

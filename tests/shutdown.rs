@@ -43,11 +43,7 @@ fn document(org: &str) -> String {
 }
 
 async fn connect(server: &Server) -> Channel {
-    Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
+    connect_with_window(server, None).await
 }
 
 /// A connection whose streams take at most a few pages ahead of what the
@@ -57,9 +53,15 @@ async fn connect(server: &Server) -> Channel {
 /// fits in it, the server sends its last page at once, and nothing of it
 /// is left on the server to drain.
 async fn connect_slow_reader(server: &Server) -> Channel {
+    connect_with_window(server, Some(1024)).await
+}
+
+/// A connection with HTTP/2 stream window `window` (tonic's default when
+/// `None`).
+async fn connect_with_window(server: &Server, window: Option<u32>) -> Channel {
     Channel::from_shared(server.url())
         .unwrap()
-        .initial_stream_window_size(1024)
+        .initial_stream_window_size(window)
         .connect()
         .await
         .unwrap()

@@ -405,15 +405,8 @@ fn print_summary(phases: &[(String, Vec<Row>)], health: Option<&[Row]>) {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (name, rows) in phases {
         let ratio = health.and_then(|h| {
-            let ratios: Vec<Row> = rows
-                .iter()
-                .zip(h)
-                .map(|(r, h)| Row {
-                    cpu_us_per_call: r.cpu_us_per_call.zip(h.cpu_us_per_call).map(|(a, b)| a / b),
-                    ..Row::default()
-                })
-                .collect();
-            median(&ratios, |r| r.cpu_us_per_call)
+            let ratios = sorted_ratios(&paired_cpu(rows, h));
+            ratios.get(ratios.len() / 2).copied()
         });
         println!(
             "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -441,6 +434,24 @@ fn print_summary(phases: &[(String, Vec<Row>)], health: Option<&[Row]>) {
     }
 }
 
+/// Each round's server CPU per call of a phase and of the health check in
+/// the same round, for the rounds that have both (a health figure above
+/// zero, so that every ratio is finite).
+fn paired_cpu(rows: &[Row], health: &[Row]) -> Vec<(f64, f64)> {
+    rows.iter()
+        .zip(health)
+        .filter_map(|(r, h)| r.cpu_us_per_call.zip(h.cpu_us_per_call))
+        .filter(|(r, h)| r.is_finite() && *h > 0.0)
+        .collect()
+}
+
+/// The per-round ratios of [`paired_cpu`]'s pairs, in ascending order.
+fn sorted_ratios(pairs: &[(f64, f64)]) -> Vec<f64> {
+    let mut ratios: Vec<f64> = pairs.iter().map(|(r, h)| r / h).collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios
+}
+
 /// How far a phase's per-round ratio to the health check can be trusted:
 /// on a shared host the speed drifts between phases, so one round's ratio
 /// means little and the median of many short paired rounds is the figure
@@ -460,19 +471,13 @@ struct RatioSpread {
 impl RatioSpread {
     /// Needs 10 paired rounds; fewer say too little to print.
     fn of(rows: &[Row], health: &[Row]) -> Option<RatioSpread> {
-        let pairs: Vec<(f64, f64)> = rows
-            .iter()
-            .zip(health)
-            .filter_map(|(r, h)| r.cpu_us_per_call.zip(h.cpu_us_per_call))
-            .filter(|(r, h)| r.is_finite() && *h > 0.0)
-            .collect();
+        let pairs = paired_cpu(rows, health);
         if pairs.len() < 10 {
             return None;
         }
-        let mut ratios: Vec<f64> = pairs.iter().map(|(r, h)| r / h).collect();
-        ratios.sort_by(f64::total_cmp);
+        let ratios = sorted_ratios(&pairs);
         let at = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        let mean = |f: fn(&(f64, f64)) -> f64| pairs.iter().map(f).sum::<f64>();
+        let total = |f: fn(&(f64, f64)) -> f64| pairs.iter().map(f).sum::<f64>();
         // A fixed xorshift: the same rounds give the same interval.
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {
@@ -496,7 +501,8 @@ impl RatioSpread {
             q1: at(&ratios, 0.25),
             median: ratios[ratios.len() / 2],
             q3: at(&ratios, 0.75),
-            of_means: mean(|p| p.0) / mean(|p| p.1),
+            // The rounds' sums: their means over the same count.
+            of_means: total(|p| p.0) / total(|p| p.1),
             interval: (at(&medians, 0.025), at(&medians, 0.975)),
         })
     }
