@@ -175,7 +175,7 @@ fn check_decisions(c: &mut Criterion) {
                 let req = &reqs[i % reqs.len()];
                 i += 1;
                 black_box(f.engine.read(&f.org, |org, _| {
-                    decision::check(org, &Direct, black_box(req), f.now)
+                    decision::check(org, &Direct, black_box(req), f.now.into())
                 }))
             })
         });

@@ -99,7 +99,7 @@ fn run(
             engine
                 .read(org, |state, x| {
                     warden::engine::Expand::invalidate(x, state, &c.invalidation);
-                    decision::check(state, x, black_box(&c.request), now).map(|d| (d, 0))
+                    decision::check(state, x, black_box(&c.request), now.into()).map(|d| (d, 0))
                 })
                 .and_then(|r| r)
         };

@@ -187,8 +187,11 @@ impl BulkAnswer {
             };
             let reason = convert::reason(d.reason) as i32;
             let level = convert::access_level(d.level) as i32;
-            if d.trace.is_empty() && short_result(d.allowed, reason, level, revision, buf) {
-                continue;
+            if d.trace.is_empty() {
+                if let Some(mut short) = ShortFields::new(d.allowed, reason, level, revision) {
+                    buf.put_slice(short.as_result());
+                    continue;
+                }
             }
             // The trace (explain only) as prost's messages, encoded by
             // prost; most decisions have none, and then no vector is
@@ -252,52 +255,104 @@ impl BulkAnswer {
     }
 }
 
-/// A result without a trace whose numbers and revision are each written
-/// in one byte of length (every reason and level, any revision: at most
-/// 20 digits), as prost writes it, in one write of at most 30 bytes rather
-/// than a write per field; false, with nothing written, otherwise.
-fn short_result(
-    allowed: bool,
-    reason: i32,
-    level: i32,
-    revision: &str,
-    buf: &mut impl BufMut,
-) -> bool {
-    let (Ok(reason), Ok(level), Ok(rev_len)) = (
-        u8::try_from(reason),
-        u8::try_from(level),
-        u8::try_from(revision.len()),
-    ) else {
-        return false;
-    };
-    if reason >= 0x80 || level >= 0x80 || rev_len > 20 {
-        return false;
+/// The fields of a decision without a trace whose numbers and revision
+/// each take one byte of length (every reason and level, any revision: at
+/// most 20 digits), written as prost writes a `CheckResponse` (fields in
+/// number order, defaults left out) into one array of at most 30 bytes,
+/// its first two kept for a CheckBulk result's key and length: one write
+/// rather than a write per field.
+struct ShortFields {
+    out: [u8; 32],
+    /// Bytes used, the two kept included.
+    n: usize,
+}
+
+impl ShortFields {
+    /// The fields, or `None` when a number or the revision needs more
+    /// than one byte of length (then prost's general encoding is used).
+    fn new(allowed: bool, reason: i32, level: i32, revision: &str) -> Option<ShortFields> {
+        let (Ok(reason), Ok(level), Ok(rev_len)) = (
+            u8::try_from(reason),
+            u8::try_from(level),
+            u8::try_from(revision.len()),
+        ) else {
+            return None;
+        };
+        if reason >= 0x80 || level >= 0x80 || rev_len > 20 {
+            return None;
+        }
+        let mut short = ShortFields {
+            out: [0u8; 32],
+            n: 2,
+        };
+        let mut put = |bytes: &[u8]| {
+            short.out[short.n..short.n + bytes.len()].copy_from_slice(bytes);
+            short.n += bytes.len();
+        };
+        if allowed {
+            put(&[0x08, 1]);
+        }
+        if reason != 0 {
+            put(&[0x10, reason]);
+        }
+        if level != 0 {
+            put(&[0x18, level]);
+        }
+        if rev_len != 0 {
+            put(&[0x22, rev_len]);
+            put(revision.as_bytes());
+        }
+        Some(short)
     }
-    let mut out = [0u8; 32];
-    // out[0] is the key of `results`, out[1] its length, set last.
-    let mut n = 2;
-    let mut put = |bytes: &[u8]| {
-        out[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
-    };
-    if allowed {
-        put(&[0x08, 1]);
+
+    /// The fields alone: a Check's response message.
+    fn fields(&self) -> &[u8] {
+        &self.out[2..self.n]
     }
-    if reason != 0 {
-        put(&[0x10, reason]);
+
+    /// The fields as one result of a `CheckBulkResponse`, its key and
+    /// length first (at most 2 + 6 + 2 + 20 = 30 bytes: the length fits
+    /// one byte).
+    fn as_result(&mut self) -> &[u8] {
+        self.out[0] = ((RESULTS as u8) << 3) | 2;
+        self.out[1] = (self.n - 2) as u8;
+        &self.out[..self.n]
     }
-    if level != 0 {
-        put(&[0x18, level]);
+}
+
+/// One Check's answer: encoded as `warden.v1.CheckResponse` by
+/// [`CheckAnswer::encode`] on the hand-routed Check, converted by
+/// [`CheckAnswer::into_response`] on the generated route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckAnswer {
+    /// The decision.
+    pub decision: Decision,
+    /// The revision it was taken at.
+    pub revision: u64,
+}
+
+impl CheckAnswer {
+    /// The bytes prost writes for this answer's `CheckResponse`, written
+    /// from the decision itself when it has no trace (no message built,
+    /// no encoded length computed first), by prost otherwise.
+    pub fn encode(self, buf: &mut impl BufMut) {
+        let revision = convert::check_revision(self.revision);
+        let d = self.decision;
+        let reason = convert::reason(d.reason) as i32;
+        let level = convert::access_level(d.level) as i32;
+        if d.trace.is_empty() {
+            if let Some(short) = ShortFields::new(d.allowed, reason, level, &revision) {
+                buf.put_slice(short.fields());
+                return;
+            }
+        }
+        prost::Message::encode_raw(&convert::decision_at(d, revision), buf);
     }
-    if rev_len != 0 {
-        put(&[0x22, rev_len]);
-        put(revision.as_bytes());
+
+    /// The answer as the generated service's message.
+    pub fn into_response(self) -> pb::CheckResponse {
+        convert::decision(self.decision, self.revision)
     }
-    // At most 2 + 6 + 2 + 20 = 30 bytes: the length fits one byte.
-    out[0] = ((RESULTS as u8) << 3) | 2;
-    out[1] = (n - 2) as u8;
-    buf.put_slice(&out[..n]);
-    true
 }
 
 /// The codec of the hand-routed CheckBulk: [`decode_bulk`] and
@@ -362,23 +417,37 @@ impl Decoder for BulkCodec {
 
 /// The codec of the hand-routed Check: the request decoded into a box
 /// (tonic's unary path then moves a pointer, not the 320-byte message
-/// inside its 424-byte `Request`), the response encoded by prost's
-/// encoder as before.
+/// inside its 424-byte `Request`), the answer encoded from the decision
+/// ([`CheckAnswer::encode`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CheckCodec;
 
 impl Codec for CheckCodec {
-    type Encode = pb::CheckResponse;
+    type Encode = CheckAnswer;
     type Decode = Box<pb::CheckRequest>;
-    type Encoder = tonic_prost::ProstEncoder<pb::CheckResponse>;
+    type Encoder = CheckCodec;
     type Decoder = CheckCodec;
 
-    fn encoder(&mut self) -> Self::Encoder {
-        tonic_prost::ProstEncoder::new(BufferSettings::default())
+    fn encoder(&mut self) -> CheckCodec {
+        CheckCodec
     }
 
     fn decoder(&mut self) -> CheckCodec {
         CheckCodec
+    }
+}
+
+impl Encoder for CheckCodec {
+    type Item = CheckAnswer;
+    type Error = Status;
+
+    fn encode(&mut self, item: CheckAnswer, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst);
+        Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
     }
 }
 
@@ -392,13 +461,18 @@ impl Decoder for CheckCodec {
         // bytes) does on the stack; from the one slice when it is one, as
         // the shared codec does (src/api/codec.rs).
         let mut check = Box::<pb::CheckRequest>::default();
+        // The message itself, not its box: prost's `Message for Box<M>`
+        // merges field by field and never reaches `CheckRequest::merge`,
+        // which slices a message that is UTF-8 as a whole once instead of
+        // validating each id (docs/benchmarks.md, "Part X (tenth round)").
+        let message: &mut pb::CheckRequest = &mut check;
         let len = buf.remaining();
         let merged = if buf.chunk().len() == len {
-            let merged = check.merge(buf.chunk());
+            let merged = message.merge(buf.chunk());
             buf.advance(len);
             merged
         } else {
-            check.merge(&mut *buf)
+            message.merge(&mut *buf)
         };
         match merged {
             Ok(()) => Ok(Some(check)),
@@ -415,7 +489,7 @@ impl Decoder for CheckCodec {
 struct CheckMethod(Arc<CheckApi>);
 
 impl tonic::server::UnaryService<Box<pb::CheckRequest>> for CheckMethod {
-    type Response = pb::CheckResponse;
+    type Response = CheckAnswer;
     type Future = super::check::CheckDirect;
 
     fn call(&mut self, request: Request<Box<pb::CheckRequest>>) -> Self::Future {
@@ -625,6 +699,54 @@ mod tests {
         assert_eq!(same_bulk(&bytes), Ok(()));
     }
 
+    /// A decision of reason and level chosen by index among a few, with
+    /// `steps` trace steps.
+    fn decision(allowed: bool, reason: usize, level: usize, steps: usize) -> Decision {
+        use crate::engine::model::{AccessLevel, Reason};
+        use crate::engine::{Outcome, TraceRef, TraceStep};
+        let reasons = [
+            Reason::UnknownSubject,
+            Reason::Admin,
+            Reason::Owner,
+            Reason::SharingRule,
+            Reason::ManualShare,
+            Reason::InsufficientAccess,
+            Reason::AssignScope,
+        ];
+        let levels = [
+            AccessLevel::None,
+            AccessLevel::Read,
+            AccessLevel::ReadWrite,
+            AccessLevel::Full,
+        ];
+        let outcomes = [
+            Outcome::Passed,
+            Outcome::Decided,
+            Outcome::Gave,
+            Outcome::GaveNothing,
+        ];
+        Decision {
+            allowed,
+            reason: reasons[reason % reasons.len()],
+            level: levels[level % levels.len()],
+            trace: (0..steps)
+                .map(|s| TraceStep {
+                    step: s as u8 + 1,
+                    reason: reasons[(reason + s) % reasons.len()],
+                    level: levels[s % levels.len()],
+                    detail: format!("step {s}"),
+                    outcome: outcomes[s % outcomes.len()],
+                    refs: vec![TraceRef {
+                        kind: "user",
+                        id: format!("u{s}"),
+                        relation: "subject",
+                    }],
+                    missing: None,
+                })
+                .collect(),
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -665,30 +787,9 @@ mod tests {
             base in any::<u64>(),
             one in any::<bool>(),
         ) {
-            use crate::engine::model::{AccessLevel, Reason};
-            use crate::engine::{Outcome, TraceRef, TraceStep};
-            let reasons = [Reason::UnknownSubject, Reason::Admin, Reason::Owner, Reason::SharingRule,
-                Reason::ManualShare, Reason::InsufficientAccess, Reason::AssignScope];
-            let levels = [AccessLevel::None, AccessLevel::Read, AccessLevel::ReadWrite, AccessLevel::Full];
-            let outcomes = [Outcome::Passed, Outcome::Decided, Outcome::Gave, Outcome::GaveNothing];
             let decisions: Vec<Decision> = rows
                 .iter()
-                .map(|&(allowed, reason, level, steps, _)| Decision {
-                    allowed,
-                    reason: reasons[reason % reasons.len()],
-                    level: levels[level % levels.len()],
-                    trace: (0..steps)
-                        .map(|s| TraceStep {
-                            step: s as u8 + 1,
-                            reason: reasons[(reason + s) % reasons.len()],
-                            level: levels[s % levels.len()],
-                            detail: format!("step {s}"),
-                            outcome: outcomes[s % outcomes.len()],
-                            refs: vec![TraceRef { kind: "user", id: format!("u{s}"), relation: "subject" }],
-                            missing: None,
-                        })
-                        .collect(),
-                })
+                .map(|&(allowed, reason, level, steps, _)| decision(allowed, reason, level, steps))
                 .collect();
             let revisions = if one {
                 Revisions::One(base)
@@ -709,6 +810,29 @@ mod tests {
                 prop_assert_eq!(d.revision.as_str(), e.revision.as_str());
                 prop_assert_eq!(d.trace.len(), e.trace.len());
             }
+        }
+
+        /// A Check's answer is byte for byte what prost writes for its
+        /// `CheckResponse`, and prost's generated code reads it back.
+        #[test]
+        fn a_check_answer_encodes_as_prost_encodes_it(
+            allowed in any::<bool>(),
+            reason in 0usize..32,
+            level in 0usize..8,
+            steps in 0usize..3,
+            revision in any::<u64>(),
+        ) {
+            let answer = CheckAnswer { decision: decision(allowed, reason, level, steps), revision };
+            let expected = answer.clone().into_response();
+            let mut bytes = Vec::new();
+            answer.encode(&mut bytes);
+            prop_assert_eq!(&bytes, &expected.encode_to_vec());
+            let decoded = reference::CheckResponse::decode(bytes.as_slice()).unwrap();
+            prop_assert_eq!(decoded.allowed, expected.allowed);
+            prop_assert_eq!(decoded.reason, expected.reason);
+            prop_assert_eq!(decoded.level, expected.level);
+            prop_assert_eq!(decoded.revision.as_str(), expected.revision.as_str());
+            prop_assert_eq!(decoded.trace.len(), expected.trace.len());
         }
     }
 }

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::auth::{caller, require_in, Scope};
-use super::bulk_wire::{BulkAnswer, BulkChecks, Converted, Revisions};
+use super::bulk_wire::{BulkAnswer, BulkChecks, CheckAnswer, Converted, Revisions};
 use super::convert;
 use super::lookup_wire::PageIds;
 use super::pb;
@@ -60,7 +60,7 @@ impl CheckApi {
     async fn check_waiting(
         &self,
         waits: Box<(CompactString, crate::engine::CheckRequest, Consistency)>,
-    ) -> Result<Response<pb::CheckResponse>, Status> {
+    ) -> Result<Response<CheckAnswer>, Status> {
         let (org, r, consistency) = &*waits;
         let (d, rev) = self.warden.decide(org, r, *consistency).await?;
         Ok(Response::new(answer(org, r, d, rev)))
@@ -71,8 +71,8 @@ impl CheckApi {
 /// (src/api/bulk_wire.rs): a check decided as the call is made is a ready
 /// value, not a boxed future.
 pub(crate) type CheckDirect = futures::future::Either<
-    std::future::Ready<Result<Response<pb::CheckResponse>, Status>>,
-    Pin<Box<dyn Future<Output = Result<Response<pb::CheckResponse>, Status>> + Send>>,
+    std::future::Ready<Result<Response<CheckAnswer>, Status>>,
+    Pin<Box<dyn Future<Output = Result<Response<CheckAnswer>, Status>> + Send>>,
 >;
 
 impl CheckApi {
@@ -85,8 +85,7 @@ impl CheckApi {
         mut req: Request<Box<pb::CheckRequest>>,
     ) -> CheckDirect {
         use futures::future::Either;
-        let span = tracing::info_span!("Check", method = "Check", org = %crate::engine::error::bounded(&req.get_ref().org_id), action = %crate::engine::error::bounded(&req.get_ref().action),
-            decision = tracing::field::Empty, reason = tracing::field::Empty, revision = tracing::field::Empty);
+        let span = check_span(req.get_ref());
         match span.in_scope(|| self.check_now(&mut req)) {
             Ok(Checked::Answered(answer)) => {
                 Either::Left(std::future::ready(Ok(Response::new(answer))))
@@ -105,7 +104,7 @@ impl CheckApi {
 /// How far [`CheckApi::check_now`] got.
 enum Checked {
     /// Decided.
-    Answered(pb::CheckResponse),
+    Answered(CheckAnswer),
     /// To be decided after a wait (boxed: rare, and large).
     Waits(Box<(CompactString, crate::engine::CheckRequest, Consistency)>),
 }
@@ -116,25 +115,59 @@ type CheckFuture<'a> =
 
 /// Check's answer to a decided check, logged at DEBUG and its fields
 /// recorded on the Check span.
-fn answer(
-    org: &str,
-    req: &crate::engine::CheckRequest,
-    d: Decision,
-    rev: u64,
-) -> pb::CheckResponse {
+fn answer(org: &str, req: &crate::engine::CheckRequest, d: Decision, rev: u64) -> CheckAnswer {
+    // The span is INFO: with INFO off for every layer no span exists,
+    // and asking the dispatcher for the current one is a cost per Check
+    // for nothing.
+    if info_on() {
+        trace_answer(org, req, &d, rev);
+    }
+    CheckAnswer {
+        decision: d,
+        revision: rev,
+    }
+}
+
+/// The Check span (the generated route's and the hand-routed one's),
+/// built only when INFO is on for some layer. Its building is out of line
+/// and cold: with INFO off a Check pays one level comparison, and the
+/// span's code does not sit among the Check's own instructions, where it
+/// cost instruction-cache lines (docs/benchmarks.md, "Part X (tenth
+/// round)").
+#[inline(always)]
+fn check_span(req: &pb::CheckRequest) -> tracing::Span {
+    if info_on() {
+        check_span_on(req)
+    } else {
+        tracing::Span::none()
+    }
+}
+
+/// Whether INFO is on for some layer (what `info_span!` asks first).
+#[inline(always)]
+fn info_on() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    tracing::Level::INFO <= STATIC_MAX_LEVEL && tracing::Level::INFO <= LevelFilter::current()
+}
+
+#[cold]
+#[inline(never)]
+fn check_span_on(req: &pb::CheckRequest) -> tracing::Span {
+    tracing::info_span!("Check", method = "Check", org = %crate::engine::error::bounded(&req.org_id), action = %crate::engine::error::bounded(&req.action),
+        decision = tracing::field::Empty, reason = tracing::field::Empty, revision = tracing::field::Empty)
+}
+
+/// The decision on the Check span's fields (a CheckBulk span ignores
+/// them) and in the DEBUG log: out of line and cold, as [`check_span`].
+#[cold]
+#[inline(never)]
+fn trace_answer(org: &str, req: &crate::engine::CheckRequest, d: &Decision, rev: u64) {
     tracing::debug!(org = %org, subject = %req.subject, module = %req.module, action = %req.action,
         allowed = d.allowed, reason = d.reason.as_str(), "check");
-    // Fields the Check span declares (a CheckBulk span ignores them).
-    // The span is INFO: with INFO off for every layer no span exists,
-    // and asking the dispatcher for the current one is a cost per
-    // Check for nothing.
-    if tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO {
-        tracing::Span::current()
-            .record("decision", if d.allowed { "ALLOW" } else { "DENY" })
-            .record("reason", d.reason.as_str())
-            .record("revision", rev);
-    }
-    convert::decision(d, rev)
+    tracing::Span::current()
+        .record("decision", if d.allowed { "ALLOW" } else { "DENY" })
+        .record("reason", d.reason.as_str())
+        .record("revision", rev);
 }
 
 /// CheckBulk: each check answered as Check answers it, with
@@ -348,13 +381,18 @@ impl CheckService for CheckApi {
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        let span = tracing::info_span!("Check", method = "Check", org = %crate::engine::error::bounded(&req.get_ref().org_id), action = %crate::engine::error::bounded(&req.get_ref().action),
-            decision = tracing::field::Empty, reason = tracing::field::Empty, revision = tracing::field::Empty);
+        let span = check_span(req.get_ref());
         match span.in_scope(|| self.check_now(&mut req)) {
-            Ok(Checked::Answered(answer)) => {
-                Box::pin(std::future::ready(Ok(Response::new(answer))))
-            }
-            Ok(Checked::Waits(waits)) => Box::pin(self.check_waiting(waits).instrument(span)),
+            Ok(Checked::Answered(answer)) => Box::pin(std::future::ready(Ok(Response::new(
+                answer.into_response(),
+            )))),
+            Ok(Checked::Waits(waits)) => Box::pin(
+                async move {
+                    let answer = self.check_waiting(waits).await?;
+                    Ok(answer.map(CheckAnswer::into_response))
+                }
+                .instrument(span),
+            ),
             Err(status) => Box::pin(std::future::ready(Err(status))),
         }
     }

@@ -59,8 +59,51 @@ pub struct Decision {
 pub enum ShiftTime {
     /// At this instant.
     At(DateTime<Utc>),
+    /// Now, the system clock read only when a shift is evaluated: most
+    /// subjects have none, and a read of the clock cost about 0.1 µs of a
+    /// Check's server CPU (docs/benchmarks.md, "Part X (tenth round)").
+    Now,
     /// Not at all (LookupSubjects without `on_shift_at`).
     Ignored,
+}
+
+impl ShiftTime {
+    /// The instant shifts are evaluated at (reads the clock for
+    /// [`ShiftTime::Now`]), if they are.
+    fn instant(self) -> Option<DateTime<Utc>> {
+        match self {
+            ShiftTime::At(at) => Some(at),
+            ShiftTime::Now => Some(Utc::now()),
+            ShiftTime::Ignored => None,
+        }
+    }
+}
+
+/// When a check is made, for its shifts: an instant the caller read, or
+/// the system clock, read only if a shift is evaluated. A request's own
+/// `at` takes the place of either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Now {
+    /// This instant.
+    At(DateTime<Utc>),
+    /// The system clock when it is needed.
+    Clock,
+}
+
+impl From<DateTime<Utc>> for Now {
+    fn from(at: DateTime<Utc>) -> Now {
+        Now::At(at)
+    }
+}
+
+impl Now {
+    /// The shift time of a request with `at` (its own instant, if any).
+    fn shift_time(self, at: Option<DateTime<Utc>>) -> ShiftTime {
+        match (at, self) {
+            (Some(at), _) | (None, Now::At(at)) => ShiftTime::At(at),
+            (None, Now::Clock) => ShiftTime::Now,
+        }
+    }
 }
 
 /// The step of SPEC section 2 a reason belongs to.
@@ -104,10 +147,21 @@ impl Trace {
     }
 
     /// A step built in full, only when explaining.
+    #[inline(always)]
     pub(crate) fn push(&mut self, step: impl FnOnce() -> TraceStep) {
         if self.on {
-            self.steps.push(step());
+            self.push_built(step);
         }
+    }
+
+    /// Builds and keeps a step: out of line and cold, so that the code
+    /// that words a step (most checks never run it) does not sit between
+    /// the decision's own instructions and cost them instruction-cache
+    /// lines (docs/benchmarks.md, "Part X (tenth round)").
+    #[cold]
+    #[inline(never)]
+    fn push_built(&mut self, step: impl FnOnce() -> TraceStep) {
+        self.steps.push(step());
     }
 
     /// The step that decided.
@@ -191,8 +245,12 @@ pub(crate) fn resolve_subject<'a>(
     });
     // Step 2.
     if org.settings.enforce_shifts && !user.hot.admin {
-        if let (Some(shift), ShiftTime::At(at)) =
-            (user.hot.shift.and_then(|s| org.shifts.get(s.0)), shift_time)
+        // The shift first: the clock is read only for a subject with one.
+        if let Some((shift, at)) = user
+            .hot
+            .shift
+            .and_then(|s| org.shifts.get(s.0))
+            .and_then(|shift| Some((shift, shift_time.instant()?)))
         {
             let inside = shift.contains(at);
             trace.push(|| {
@@ -388,9 +446,9 @@ pub fn check<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
     req: &CheckRequest,
-    now: DateTime<Utc>,
+    now: Now,
 ) -> Result<Decision> {
-    decide(org, x, req, ShiftTime::At(req.at.unwrap_or(now)))
+    decide(org, x, req, now.shift_time(req.at))
 }
 
 /// Decides a check with shifts evaluated as `shift_time` says.
@@ -762,6 +820,8 @@ fn validate_against<'o>(
     Ok(resolved)
 }
 
+#[cold]
+#[inline(never)]
 fn unknown_action(req: &CheckRequest) -> Error {
     Error::invalid(
         "action",
@@ -865,6 +925,66 @@ records:
             };
             assert_eq!(field_of(e.check("t", &assign, now)), "assign_to.user_id");
         }
+    }
+
+    /// With no `at` and [`Now::Clock`], a subject's shift is evaluated at
+    /// the clock's time (read only then): windows built around this
+    /// moment, two hours either side, and one five hours away.
+    #[test]
+    fn the_clock_is_read_for_a_subject_with_a_shift() {
+        let now = Utc::now();
+        let hm = |t: DateTime<Utc>| t.format("%H:%M").to_string();
+        let hours = chrono::Duration::hours;
+        let all_days = "[MON, TUE, WED, THU, FRI, SAT, SUN]";
+        let e = crate::engine::engine_of(
+            crate::engine::Direct,
+            &format!(
+                r#"
+organization: t
+settings: {{enforce_shifts: true}}
+modules:
+  - {{id: Leads, owd: PUBLIC_READ, fields: [name]}}
+profiles:
+  - id: rep
+    modules: {{Leads: [view]}}
+roles:
+  - {{id: staff, profiles: [rep]}}
+shifts:
+  - {{id: now, time_zone: UTC, windows: [{{days: {all_days}, start: "{}", end: "{}"}}]}}
+  - {{id: later, time_zone: UTC, windows: [{{days: {all_days}, start: "{}", end: "{}"}}]}}
+users:
+  - {{id: on, role: staff, shift: now}}
+  - {{id: off, role: staff, shift: later}}
+  - {{id: free, role: staff}}
+  - {{id: boss, role: staff}}
+records:
+  - {{module: Leads, id: L1, owner: {{user: boss}}}}
+"#,
+                hm(now - hours(2)),
+                hm(now + hours(2)),
+                hm(now + hours(5)),
+                hm(now + hours(7)),
+            ),
+        );
+        let decided = |subject: &str, when: Now| {
+            let d = e
+                .check("t", &ask(subject, "Leads", "view"), when)
+                .unwrap()
+                .0;
+            (d.allowed, d.reason)
+        };
+        for when in [Now::Clock, Now::At(now)] {
+            assert_eq!(decided("on", when), (true, Reason::OrgDefault));
+            assert_eq!(decided("off", when), (false, Reason::OutsideShift));
+            assert_eq!(decided("free", when), (true, Reason::OrgDefault));
+        }
+        // A request's own time wins over the clock.
+        let at_later = CheckRequest {
+            at: Some(now + hours(6)),
+            ..ask("off", "Leads", "view")
+        };
+        let d = e.check("t", &at_later, Now::Clock).unwrap().0;
+        assert_eq!((d.allowed, d.reason), (true, Reason::OrgDefault));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use rustc_hash::FxHashMap;
 
 pub use authz::Writer;
 pub use change::Change;
-pub use decision::{CheckRequest, Decision};
+pub use decision::{CheckRequest, Decision, Now};
 pub use document::OrgDocument;
 pub use error::{Error, Result};
 pub use expand::{Direct, Expand, Invalidation};
@@ -172,13 +172,16 @@ impl<X: Expand> Engine<X> {
         ids
     }
 
-    /// `Check`: the decision and the revision it was made at.
+    /// `Check`: the decision and the revision it was made at. `now` is an
+    /// instant or [`Now::Clock`] (the clock read only if a shift is
+    /// evaluated); the request's own `at` takes its place.
     pub fn check(
         &self,
         org_id: &str,
         req: &CheckRequest,
-        now: DateTime<Utc>,
+        now: impl Into<Now>,
     ) -> Result<(Decision, u64)> {
+        let now = now.into();
         if let Some(d) = &req.described {
             described::check_description(req.record.as_deref(), d, &self.limits)?;
         }
@@ -243,7 +246,7 @@ impl<X: Expand> Engine<X> {
                             records.prefetch_slot(hash);
                         }
                     }
-                    match decision::check(org, x, req, now) {
+                    match decision::check(org, x, req, Now::At(now)) {
                         Ok(d) => out.push(d),
                         Err(e) => return Err((i, e)),
                     }

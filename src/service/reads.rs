@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::cursor::{fingerprint, Cursors, LookupKey, Position, Snapshot};
 use super::{Consistency, ServiceError, Warden};
-use crate::engine::{CheckRequest, Decision, FieldsAnswer, FieldsQuery};
+use crate::engine::{CheckRequest, Decision, FieldsAnswer, FieldsQuery, Now};
 
 /// Page size of LookupRecords when the request names none.
 pub const DEFAULT_PAGE: usize = 1000;
@@ -118,7 +118,8 @@ impl Warden {
         org_id: &str,
         req: &CheckRequest,
     ) -> Result<(Decision, u64), ServiceError> {
-        let (d, rev) = self.engine().check(org_id, req, Utc::now())?;
+        // The clock is read only if the subject has a shift to evaluate.
+        let (d, rev) = self.engine().check(org_id, req, Now::Clock)?;
         crate::telemetry::decision(org_id, req, &d, rev);
         Ok((d, rev))
     }
