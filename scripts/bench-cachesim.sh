@@ -42,7 +42,7 @@ fill_once "$bin/warden" "$work/warden.db" "$work/$preset.json" "$work/fill.log"
 sim=$work/cachesim
 rm -rf "$sim"
 mkdir -p "$sim"
-for f in "$work"/warden.db*; do cp "$f" "$sim/serve.db${f#"$work"/warden.db}"; done
+copy_store "$work/warden.db" "$sim/serve.db"
 # Counting starts once the state is loaded (start-up runs uninstrumented).
 server_cpu=("${server_cpu[@]}" valgrind --tool=callgrind --instr-atstart=no --cache-sim=yes
   --I1=32768,8,64 --D1=49152,12,64 --LL=2097152,16,64 --callgrind-out-file="$sim/cg.%p")
@@ -89,8 +89,7 @@ for mode in health check; do
   load --mode "$mode" --max-calls "$calls" >"$sim/$mode.log" 2>&1
   callgrind_control -d "$mode" "$pid" >/dev/null
   dump=$(ls -t "$sim"/cg.* | head -1)
-  answered=$(sed -n 's/.*: \([0-9][0-9]*\) calls, [0-9][0-9]* [a-z]* in .*/\1/p' "$sim/$mode.log" | head -1)
-  answered=${answered:-$calls}
+  answered=$(answered_calls "$sim/$mode.log" "$calls")
   echo "$answered" >"$sim/$mode.calls"
   cp "$dump" "$sim/$mode.out"
   # events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw

@@ -41,7 +41,7 @@ fill_once "$bin/warden" "$work/warden.db" "$work/small.json" "$work/fill.log"
 
 # The served copy: the fill stays untouched for the next run.
 rm -f "$work"/serve.db* "$work"/cg.*
-for f in "$work"/warden.db*; do cp "$f" "$work/serve.db${f#"$work"/warden.db}"; done
+copy_store "$work/warden.db" "$work/serve.db"
 server_cpu=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p")
 start_warden "$server_bin" "$work/serve.db" "$work/serve.log" --poll-interval-ms 3600000
 echo "server started under callgrind after $ms ms"
@@ -83,8 +83,7 @@ for phase in health:2000 check:2000 bulk:40; do
   load --mode "$mode" --max-calls "$calls" >"$work/$mode.log" 2>&1
   callgrind_control -d "$mode" "$pid" >/dev/null 2>&1
   dump=$(ls -t "$work"/cg.* | head -1)
-  answered=$(sed -n 's/.*: \([0-9][0-9]*\) calls, [0-9][0-9]* [a-z]* in .*/\1/p' "$work/$mode.log" | head -1)
-  answered=${answered:-$calls}
+  answered=$(answered_calls "$work/$mode.log" "$calls")
   read -r total allocs < <(count "$dump")
   per=$((total / answered))
   [ -z "$health" ] && health=$per

@@ -114,3 +114,18 @@ mib() {
 median() {
   sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
+
+# copy_store FROM TO: a copy of the SQLite store FROM (its -wal and -shm
+# files too) at TO, so a server under valgrind writes to its own.
+copy_store() {
+  local from=$1 to=$2 f
+  for f in "$from"*; do cp "$f" "$to${f#"$from"}"; done
+}
+
+# answered_calls LOG DEFAULT: the calls warden-load's LOG says were
+# answered in its first phase, or DEFAULT when it says none.
+answered_calls() {
+  local n
+  n=$(sed -n 's/.*: \([0-9][0-9]*\) calls, [0-9][0-9]* [a-z]* in .*/\1/p' "$1" | head -1)
+  echo "${n:-$2}"
+}

@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut};
 use compact_str::CompactString;
-use prost::encoding::{self, encode_varint, encoded_len_varint, WireType};
+use prost::encoding;
 use prost::DecodeError;
 use tonic::body::Body;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -175,8 +175,9 @@ const RESULTS: u32 = 1;
 impl BulkAnswer {
     /// The bytes prost writes for the `CheckBulkResponse` of these
     /// decisions (fields in number order, defaults not written), written
-    /// from the decisions themselves: no `pb::CheckResponse` each, and a
-    /// revision's text made once per run of equal revisions.
+    /// from the decisions themselves ([`Encoded`]: no `pb::CheckResponse`
+    /// for a decision without a trace), and a revision's text made once
+    /// per run of equal revisions.
     pub fn encode(self, buf: &mut impl BufMut) {
         let mut text: Option<(u64, CompactString)> = None;
         for (i, d) in self.decisions.into_iter().enumerate() {
@@ -185,58 +186,9 @@ impl BulkAnswer {
                 Some((at, t)) if *at == rev => t,
                 _ => &text.insert((rev, convert::check_revision(rev))).1,
             };
-            let reason = convert::reason(d.reason) as i32;
-            let level = convert::access_level(d.level) as i32;
-            if d.trace.is_empty() {
-                if let Some(mut short) = ShortFields::new(d.allowed, reason, level, revision) {
-                    buf.put_slice(short.as_result());
-                    continue;
-                }
-            }
-            // The trace (explain only) as prost's messages, encoded by
-            // prost; most decisions have none, and then no vector is
-            // built (collecting even an empty one cost ~70 instructions).
-            let trace: Vec<pb::TraceStep> = if d.trace.is_empty() {
-                Vec::new()
-            } else {
-                d.trace.into_iter().map(convert::trace_step).collect()
-            };
-            let mut len = 0;
-            if d.allowed {
-                len += encoding::bool::encoded_len(1, &d.allowed);
-            }
-            if reason != 0 {
-                len += encoding::int32::encoded_len(2, &reason);
-            }
-            if level != 0 {
-                len += encoding::int32::encoded_len(3, &level);
-            }
-            if !revision.is_empty() {
-                len += encoding::key_len(4)
-                    + encoded_len_varint(revision.len() as u64)
-                    + revision.len();
-            }
-            if !trace.is_empty() {
-                len += encoding::message::encoded_len_repeated(5, &trace);
-            }
-            encoding::encode_key(RESULTS, WireType::LengthDelimited, buf);
-            encode_varint(len as u64, buf);
-            if d.allowed {
-                encoding::bool::encode(1, &d.allowed, buf);
-            }
-            if reason != 0 {
-                encoding::int32::encode(2, &reason, buf);
-            }
-            if level != 0 {
-                encoding::int32::encode(3, &level, buf);
-            }
-            if !revision.is_empty() {
-                encoding::encode_key(4, WireType::LengthDelimited, buf);
-                encode_varint(revision.len() as u64, buf);
-                buf.put_slice(revision.as_bytes());
-            }
-            if !trace.is_empty() {
-                encoding::message::encode_repeated(5, &trace, buf);
+            match Encoded::of(d, revision) {
+                Encoded::Short(mut short) => buf.put_slice(short.as_result()),
+                Encoded::Message(result) => encoding::message::encode(RESULTS, &result, buf),
             }
         }
     }
@@ -320,6 +272,30 @@ impl ShortFields {
     }
 }
 
+/// A decision's `CheckResponse` as Check and CheckBulk encode it: written
+/// from the decision in one write when it has no trace (every check
+/// without explain; no message built, no length computed first), else
+/// prost's message for prost to encode.
+enum Encoded {
+    /// No trace: [`ShortFields`].
+    Short(ShortFields),
+    /// With a trace (explain).
+    Message(pb::CheckResponse),
+}
+
+impl Encoded {
+    fn of(d: Decision, revision: &CompactString) -> Encoded {
+        if d.trace.is_empty() {
+            let reason = convert::reason(d.reason) as i32;
+            let level = convert::access_level(d.level) as i32;
+            if let Some(short) = ShortFields::new(d.allowed, reason, level, revision) {
+                return Encoded::Short(short);
+            }
+        }
+        Encoded::Message(convert::decision_at(d, revision.clone()))
+    }
+}
+
 /// One Check's answer: encoded as `warden.v1.CheckResponse` by
 /// [`CheckAnswer::encode`] on the hand-routed Check, converted by
 /// [`CheckAnswer::into_response`] on the generated route.
@@ -332,21 +308,14 @@ pub struct CheckAnswer {
 }
 
 impl CheckAnswer {
-    /// The bytes prost writes for this answer's `CheckResponse`, written
-    /// from the decision itself when it has no trace (no message built,
-    /// no encoded length computed first), by prost otherwise.
+    /// The bytes prost writes for this answer's `CheckResponse`
+    /// ([`Encoded`]).
     pub fn encode(self, buf: &mut impl BufMut) {
         let revision = convert::check_revision(self.revision);
-        let d = self.decision;
-        let reason = convert::reason(d.reason) as i32;
-        let level = convert::access_level(d.level) as i32;
-        if d.trace.is_empty() {
-            if let Some(short) = ShortFields::new(d.allowed, reason, level, &revision) {
-                buf.put_slice(short.fields());
-                return;
-            }
+        match Encoded::of(self.decision, &revision) {
+            Encoded::Short(short) => buf.put_slice(short.fields()),
+            Encoded::Message(response) => prost::Message::encode_raw(&response, buf),
         }
-        prost::Message::encode_raw(&convert::decision_at(d, revision), buf);
     }
 
     /// The answer as the generated service's message.

@@ -59,21 +59,21 @@ pub struct Decision {
 pub enum ShiftTime {
     /// At this instant.
     At(DateTime<Utc>),
-    /// Now, the system clock read only when a shift is evaluated: most
+    /// The system clock, read only when a shift is evaluated: most
     /// subjects have none, and a read of the clock cost about 0.1 µs of a
     /// Check's server CPU (docs/benchmarks.md, "Part X (tenth round)").
-    Now,
+    Clock,
     /// Not at all (LookupSubjects without `on_shift_at`).
     Ignored,
 }
 
 impl ShiftTime {
     /// The instant shifts are evaluated at (reads the clock for
-    /// [`ShiftTime::Now`]), if they are.
+    /// [`ShiftTime::Clock`]), if they are.
     fn instant(self) -> Option<DateTime<Utc>> {
         match self {
             ShiftTime::At(at) => Some(at),
-            ShiftTime::Now => Some(Utc::now()),
+            ShiftTime::Clock => Some(Utc::now()),
             ShiftTime::Ignored => None,
         }
     }
@@ -101,7 +101,7 @@ impl Now {
     fn shift_time(self, at: Option<DateTime<Utc>>) -> ShiftTime {
         match (at, self) {
             (Some(at), _) | (None, Now::At(at)) => ShiftTime::At(at),
-            (None, Now::Clock) => ShiftTime::Now,
+            (None, Now::Clock) => ShiftTime::Clock,
         }
     }
 }
