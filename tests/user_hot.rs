@@ -1,20 +1,23 @@
-//! Each user's hot record (the line a check reads of its subject: flags,
-//! role, shift, manager and the flattened effective profiles) stays equal
-//! to its recomputation from the user's cold fields and its role, and the
+//! Each user's hot record (the 16 bytes a check reads of its subject:
+//! flags, role, shift and the interned effective profiles) stays equal to
+//! its recomputation from the user's cold fields and its role, the
 //! effective profiles read from it are those the role and profile tables
-//! give, through any sequence of user, role, profile and group writes —
-//! raw changes too, so a role deleted and written again (its former users
-//! still name it) is covered.
+//! give, an index with no user has no record, and the interned lists are
+//! exactly those the users hold (none leaks), through any sequence of
+//! user, role, profile and group writes — raw changes too, so a role
+//! deleted and written again (its former users still name it) is covered.
 
 mod common;
 
 use common::rng::Rng;
 use common::writes::{generated, small_document, Ids};
 use proptest::prelude::*;
+use std::collections::HashMap;
 use warden::engine::change::Change;
 use warden::engine::document::changes_of;
 use warden::engine::model::*;
-use warden::engine::org::{OrgState, ProfileIx, UserHot};
+
+use warden::engine::org::{HotFacts, OrgState, ProfileIx, UserIx};
 use warden::engine::{Direct, Engine, Limits, OrgDocument};
 use warden::generate::Params;
 
@@ -135,15 +138,20 @@ fn effective_by_tables(state: &OrgState, user: &warden::engine::org::User) -> Ve
 fn assert_hot_holds(engine: &Engine<Direct>, org: &str, after: &str) {
     engine
         .read(org, |state, _| {
+            let mut holders: HashMap<_, u32> = HashMap::new();
             for (ix, user) in state.users.iter() {
                 assert_eq!(
-                    user.hot,
-                    UserHot::of(user, &state.roles),
+                    state.hot.facts(UserIx(ix)),
+                    Some(HotFacts::of(user, &state.roles)),
                     "hot record of user '{}' after {after}",
                     state.users.name(ix)
                 );
+                let hot = state.user_hot(UserIx(ix)).expect("a user has a record");
+                if !state.hot.profiles(hot).is_empty() {
+                    *holders.entry(hot.profiles()).or_default() += 1;
+                }
                 let read: Vec<ProfileIx> = state
-                    .effective_profiles(user)
+                    .effective_profiles(hot)
                     .map(|p| ProfileIx(state.profiles.ix(&p.def.id).expect("it exists")))
                     .collect();
                 assert_eq!(
@@ -151,6 +159,26 @@ fn assert_hot_holds(engine: &Engine<Direct>, org: &str, after: &str) {
                     effective_by_tables(state, user),
                     "effective profiles of user '{}' after {after}",
                     state.users.name(ix)
+                );
+            }
+            // Every interned index: a record only where a user is.
+            for ix in 0..2 * state.users.len() as u32 + 64 {
+                assert_eq!(
+                    state.user_hot(UserIx(ix)).is_some(),
+                    state.user(UserIx(ix)).is_some(),
+                    "a hot record at index {ix} exactly when a user is there, after {after}"
+                );
+            }
+            assert_eq!(
+                state.hot.sets().live(),
+                holders.len(),
+                "the interned lists are those the users hold, after {after}"
+            );
+            for (set, n) in holders {
+                assert_eq!(
+                    state.hot.sets().holders(set),
+                    n,
+                    "holders of {set:?} after {after}"
                 );
             }
         })
@@ -194,9 +222,9 @@ fn a_role_written_again_gives_its_former_users_its_new_profiles() {
     let profiles_of = |engine: &Engine<Direct>| {
         engine
             .read(&org, |state, _| {
-                let (_, u) = state.users.by_id(&user.id).expect("the user exists");
+                let (_, hot) = state.user_hot_by_id(&user.id).expect("the user exists");
                 state
-                    .effective_profiles(u)
+                    .effective_profiles(hot)
                     .map(|p| p.def.id.clone())
                     .collect::<Vec<_>>()
             })

@@ -10,6 +10,7 @@ use rustc_hash::FxHashSet;
 
 use super::change::Change;
 use super::expand::Invalidation;
+use super::hot::HotFacts;
 use super::model::{
     Grantee, GroupDef, ModuleDef, OwnerRef, ProfileDef, RecordDef, RoleDef, ShareDef,
     SharingRuleDef, ShiftDef, UserDef,
@@ -17,7 +18,7 @@ use super::model::{
 use super::org::{
     insert_sorted, remove_sorted, ActionIx, GranteeIx, Group, GroupIx, MemberSetIx, Module,
     ModuleIx, ModulePerms, OrgState, Owner, Profile, ProfileIx, RecordIx, Role, RoleIx, Rule,
-    ShiftIx, User, UserHot, UserIx,
+    ShiftIx, User, UserIx,
 };
 use super::shifts::compile_shift;
 
@@ -300,7 +301,7 @@ impl OrgState {
     }
 
     /// Recomputes the hot record of every user naming `role`. A scan of
-    /// the hot records rather than `Role.users`: a role deleted and written
+    /// the users' `role` rather than `Role.users`: a role deleted and written
     /// again keeps its index, its former users still name it, and the new
     /// role's `users` does not list them. Role writes are rare; a check
     /// never pays for this.
@@ -308,7 +309,7 @@ impl OrgState {
         let holders: Vec<UserIx> = self
             .users
             .iter()
-            .filter(|(_, u)| u.hot.role == Some(role))
+            .filter(|(_, u)| u.role == Some(role))
             .map(|(u, _)| UserIx(u))
             .collect();
         self.refresh_hot(holders);
@@ -344,7 +345,7 @@ impl OrgState {
         let profiles = self.profile_ixs(&def.profiles);
         let ix = UserIx(self.users.intern(&def.id));
         let before_groups = self.user_groups(ix);
-        let mut user = match self.users.remove(ix.0) {
+        let user = match self.users.remove(ix.0) {
             Some(mut old) => {
                 if old.role != role {
                     if let Some(r) = old.role.and_then(|r| self.roles.get_mut(r.0)) {
@@ -371,7 +372,6 @@ impl OrgState {
             None => {
                 inv.managers.push(ix);
                 User {
-                    hot: UserHot::default(),
                     def,
                     role,
                     profiles,
@@ -385,7 +385,7 @@ impl OrgState {
             }
         };
         self.principals.insert(user.def.principal.clone(), ix);
-        user.hot = UserHot::of(&user, &self.roles);
+        self.hot.set(ix, HotFacts::of(&user, &self.roles));
         self.users.put(ix.0, user);
         if let Some(r) = role.and_then(|r| self.roles.get_mut(r.0)) {
             insert_sorted(&mut r.users, ix);
@@ -416,6 +416,7 @@ impl OrgState {
         inv.user_groups.push(ix);
         inv.managers.push(ix);
         if let Some(old) = self.users.remove(ix.0) {
+            self.hot.clear(ix);
             inv.managers.extend(self.reports_transitive_of(&old));
             if let Some(r) = old.role.and_then(|r| self.roles.get_mut(r.0)) {
                 remove_sorted(&mut r.users, &ix);
@@ -445,7 +446,8 @@ impl OrgState {
         for u in &group.leads {
             if let Some(user) = self.users.get_mut(u.0) {
                 edit(&mut user.leads);
-                user.hot.leads = !user.leads.is_empty();
+                let leads = !user.leads.is_empty();
+                self.hot.set_leads(*u, leads);
             }
         }
         if let Some(user) = group.owner.and_then(|u| self.users.get_mut(u.0)) {

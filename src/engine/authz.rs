@@ -11,7 +11,7 @@ use super::decision::{
 use super::error::{bounded, Error, Result};
 use super::expand::Expand;
 use super::model::{AccessLevel, GroupKind, OwnerRef, Reason};
-use super::org::{OrgState, Owner, User};
+use super::org::{OrgState, Owner, RoleIx};
 use super::plan::{stored_record, Command, RecordWrite};
 
 /// Who makes a write (SPEC section 3a).
@@ -41,7 +41,7 @@ pub fn authorize<X: Expand + ?Sized>(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let name = bounded(actor).into_owned();
-    let user = match resolve_subject(org, actor, ShiftTime::At(now), &mut Trace::new(false)) {
+    let role = match resolve_subject(org, actor, ShiftTime::At(now), &mut Trace::new(false)) {
         Subject::Decided(Reason::Admin, _) if admin_scope => return Ok(()),
         Subject::Decided(Reason::Admin, _) => {
             return Err(denied(format!(
@@ -57,14 +57,14 @@ pub fn authorize<X: Expand + ?Sized>(
             };
             return Err(denied(format!("actor '{name}' {why} ({})", reason.as_str())));
         }
-        Subject::User(_, user) => user,
+        Subject::User(_, hot) => hot.role(),
     };
     let a = Actor {
         org,
         x,
         id: actor,
         name: name.clone(),
-        user,
+        role,
         now,
     };
     match command {
@@ -143,7 +143,8 @@ struct Actor<'a, X: ?Sized> {
     id: &'a str,
     /// The id as messages show it.
     name: String,
-    user: &'a User,
+    /// The actor's role (`None`: a guest), for the assign scope.
+    role: Option<RoleIx>,
     now: DateTime<Utc>,
 }
 
@@ -214,7 +215,7 @@ impl<X: Expand + ?Sized> Actor<'_, X> {
                 )));
             }
             let itself = matches!(owner, OwnerRef::User(u) if u == self.id);
-            if !itself && !in_assign_scope(self.org, self.x, self.user, owner)? {
+            if !itself && !in_assign_scope(self.org, self.x, self.role, owner)? {
                 return Err(denied(format!(
                     "actor '{}' may not create {} owned by {} (ASSIGN_SCOPE)",
                     self.name,

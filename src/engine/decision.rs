@@ -10,7 +10,7 @@ use super::expand::Expand;
 pub use super::explain::TraceStep;
 use super::explain::{field_word, owner_ref, owner_words, refer, Need, Outcome, TraceRef};
 use super::model::{AccessLevel, AssignScope, FieldLevel, OwnerRef, Reason, RecordDescription};
-use super::org::{ActionIx, Module, ModuleIx, OrgState, Owner, User, UserIx};
+use super::org::{ActionIx, Module, ModuleIx, OrgState, Owner, RoleIx, UserHot, UserIx};
 use super::paths::{record_level, Asker};
 
 /// A question: may `subject` do `action` in `module` (to `record`, on `field`)?
@@ -191,23 +191,25 @@ impl Trace {
 }
 
 /// The subject of a decision after steps 1 to 3.
-pub(crate) enum Subject<'a> {
+pub(crate) enum Subject {
     /// Decided already (unknown, inactive, outside shift, admin).
     Decided(Reason, bool),
-    /// An active user, on shift, not an admin.
-    User(UserIx, &'a User),
+    /// An active user, on shift, not an admin, with its hot record.
+    User(UserIx, UserHot),
 }
 
 /// Steps 1 to 3: who is asking, are they on shift, are they the admin.
-pub(crate) fn resolve_subject<'a>(
-    org: &'a OrgState,
+pub(crate) fn resolve_subject(
+    org: &OrgState,
     subject: &str,
     shift_time: ShiftTime,
     trace: &mut Trace,
-) -> Subject<'a> {
+) -> Subject {
     let who = || refer("user", subject, "subject");
     // Step 1.
-    let Some((ix, user)) = org.users.by_id(subject) else {
+    // The id's index and the user's dense 16-byte record: the `User`
+    // itself, its strings and vectors, are not read.
+    let Some((ix, user)) = org.user_hot_by_id(subject) else {
         trace.push(|| {
             TraceStep::new(
                 1,
@@ -220,8 +222,7 @@ pub(crate) fn resolve_subject<'a>(
         });
         return Subject::Decided(Reason::UnknownSubject, false);
     };
-    // The hot line: not the `UserDef` beside the id and name strings.
-    if !user.hot.active {
+    if !user.active() {
         trace.push(|| {
             TraceStep::new(
                 1,
@@ -244,11 +245,10 @@ pub(crate) fn resolve_subject<'a>(
         .refer(who())
     });
     // Step 2.
-    if org.settings.enforce_shifts && !user.hot.admin {
+    if org.settings.enforce_shifts && !user.admin() {
         // The shift first: the clock is read only for a subject with one.
         if let Some((shift, at)) = user
-            .hot
-            .shift
+            .shift()
             .and_then(|s| org.shifts.get(s.0))
             .and_then(|shift| Some((shift, shift_time.instant()?)))
         {
@@ -274,13 +274,13 @@ pub(crate) fn resolve_subject<'a>(
         }
     }
     // Step 3.
-    if user.hot.admin {
+    if user.admin() {
         trace.decided(Reason::Admin, AccessLevel::Full, || {
             format!("user '{subject}' is the organization's administrator: allowed everything")
         });
         return Subject::Decided(Reason::Admin, true);
     }
-    Subject::User(UserIx(ix), user)
+    Subject::User(ix, user)
 }
 
 /// Step 2 in words: the instant, the local time in the shift's zone and
@@ -326,7 +326,7 @@ fn weekday_word(d: super::model::Weekday) -> &'static str {
 }
 
 /// Step 4 in words: each effective profile and what it allows on the module.
-fn profiles_words(org: &OrgState, user: &User, module: ModuleIx) -> (String, Vec<TraceRef>) {
+fn profiles_words(org: &OrgState, user: UserHot, module: ModuleIx) -> (String, Vec<TraceRef>) {
     let mut seen: Vec<&str> = Vec::new();
     let mut parts = Vec::new();
     let mut refs = Vec::new();
@@ -357,7 +357,7 @@ fn profiles_words(org: &OrgState, user: &User, module: ModuleIx) -> (String, Vec
 }
 
 /// Step 4's field level in words: what each effective profile says.
-fn field_words(org: &OrgState, user: &User, module: ModuleIx, field: &str) -> String {
+fn field_words(org: &OrgState, user: UserHot, module: ModuleIx, field: &str) -> String {
     let mut seen: Vec<&str> = Vec::new();
     let mut parts = Vec::new();
     for p in org.effective_profiles(user) {
@@ -389,7 +389,12 @@ pub(crate) struct ModuleGrant {
 }
 
 /// Whether any effective profile allows `action` on the module.
-pub(crate) fn profile_allows(org: &OrgState, user: &User, module: ModuleIx, action: &str) -> bool {
+pub(crate) fn profile_allows(
+    org: &OrgState,
+    user: UserHot,
+    module: ModuleIx,
+    action: &str,
+) -> bool {
     org.action_ix(action)
         .is_some_and(|a| profile_grant(org, user, module, a).0)
 }
@@ -398,7 +403,7 @@ pub(crate) fn profile_allows(org: &OrgState, user: &User, module: ModuleIx, acti
 /// action `a` on the module, and their `view_all` and `modify_all` there.
 pub(crate) fn profile_grant(
     org: &OrgState,
-    user: &User,
+    user: UserHot,
     module: ModuleIx,
     a: ActionIx,
 ) -> (bool, ModuleGrant) {
@@ -415,7 +420,7 @@ pub(crate) fn profile_grant(
 }
 
 /// `view_all` and `modify_all` of the effective profiles on a module.
-pub(crate) fn module_grant(org: &OrgState, user: &User, module: ModuleIx) -> ModuleGrant {
+pub(crate) fn module_grant(org: &OrgState, user: UserHot, module: ModuleIx) -> ModuleGrant {
     let mut grant = ModuleGrant::default();
     for p in org.effective_profiles(user) {
         let bits = p.bits(module);
@@ -429,7 +434,7 @@ pub(crate) fn module_grant(org: &OrgState, user: &User, module: ModuleIx) -> Mod
 /// allow `view` on the module (a field they do not name is EDITABLE).
 pub(crate) fn field_level(
     org: &OrgState,
-    user: &User,
+    user: UserHot,
     module: ModuleIx,
     field: &str,
 ) -> FieldLevel {
@@ -622,13 +627,13 @@ pub fn decide<X: Expand + ?Sized>(
             .assign_to
             .as_ref()
             .ok_or_else(|| Error::invalid("assign_to", "assign needs the new owner"))?;
-        let inside = in_assign_scope(org, x, subject, target)?;
+        let inside = in_assign_scope(org, x, subject.role(), target)?;
         trace.push(|| {
             let step = TraceStep::new(
                 8,
                 Reason::AssignScope,
                 best.level,
-                assign_words(org, subject, target, inside),
+                assign_words(org, &req.subject, subject.role(), target, inside),
             )
             .refer(match target {
                 OwnerRef::User(u) => refer("user", u, "target"),
@@ -720,18 +725,23 @@ fn record_words(org: &OrgState, module: &str, record: &RecordView<'_>) -> TraceS
 }
 
 /// Step 8 in words.
-fn assign_words(org: &OrgState, subject: &User, target: &OwnerRef, inside: bool) -> String {
+fn assign_words(
+    org: &OrgState,
+    subject: &str,
+    role: Option<RoleIx>,
+    target: &OwnerRef,
+    inside: bool,
+) -> String {
     let target_words = match target {
         OwnerRef::User(u) => format!("user '{u}'"),
         OwnerRef::Group(g) => format!("group '{g}'"),
     };
-    let Some(role) = subject.role.and_then(|r| org.role(r)) else {
+    let Some(role) = role.and_then(|r| org.role(r)) else {
         return if inside {
             format!("{target_words} is a group: a guest may assign to groups")
         } else {
             format!(
-                "'{}' is a guest: no role, so it may assign only to groups, not to {target_words}",
-                subject.def.id
+                "'{subject}' is a guest: no role, so it may assign only to groups, not to {target_words}"
             )
         };
     };
@@ -832,11 +842,12 @@ fn unknown_action(req: &CheckRequest) -> Error {
     )
 }
 
-/// Step 8: whether the new owner is inside the subject role's assign scope.
+/// Step 8: whether the new owner is inside the assign scope of the
+/// subject's role (`None`: a guest's).
 pub(crate) fn in_assign_scope<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
-    subject: &User,
+    subject_role: Option<RoleIx>,
     target: &OwnerRef,
 ) -> Result<bool> {
     let target = org.resolve_owner(target).ok_or_else(|| match target {
@@ -846,7 +857,7 @@ pub(crate) fn in_assign_scope<X: Expand + ?Sized>(
     let Owner::User(t) = target else {
         return Ok(true);
     };
-    let Some(role_ix) = subject.role else {
+    let Some(role_ix) = subject_role else {
         // A guest has no role and so no scope: groups only.
         return Ok(false);
     };

@@ -158,7 +158,7 @@ pub fn check_fields<X: Expand + ?Sized>(
 /// profile that allows `view` on the module and its word for the field.
 fn profiles_on_field(
     org: &OrgState,
-    user: &super::org::User,
+    user: super::org::UserHot,
     module_ix: ModuleIx,
     module: &Module,
     field: &str,

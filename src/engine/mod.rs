@@ -11,6 +11,7 @@ pub mod document;
 pub mod error;
 pub mod expand;
 pub mod explain;
+pub mod hot;
 pub mod ids;
 pub mod lookup;
 pub mod model;
@@ -369,7 +370,10 @@ impl<X: Expand> Engine<X> {
                 .map(|g| org.group_id(*g).to_string())
                 .collect();
             let mut effective_profiles: Vec<String> = Vec::new();
-            for p in org.effective_profiles(user) {
+            let hot = org
+                .user_hot(org::UserIx(ix))
+                .unwrap_or(org::UserHot::ABSENT);
+            for p in org.effective_profiles(hot) {
                 if !effective_profiles.contains(&p.def.id) {
                     effective_profiles.push(p.def.id.clone());
                 }

@@ -9,10 +9,11 @@ use chrono_tz::Tz;
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
+pub use super::hot::{HotFacts, HotUsers, ProfileSetIx, UserHot};
 use super::ids::Interner;
 use super::model::{
     AccessLevel, FieldLevel, GroupDef, ModuleDef, ProfileDef, RoleDef, Settings, SharingRuleDef,
-    ShiftDef, UserDef, UserKind,
+    ShiftDef, UserDef,
 };
 pub use super::records::{Attributes, Record, Records};
 
@@ -125,6 +126,13 @@ impl<T> Table<T> {
     /// The entry at `ix`, mutably.
     pub fn get_mut(&mut self, ix: u32) -> Option<&mut T> {
         self.items.get_mut(ix as usize).and_then(Option::as_mut)
+    }
+
+    /// The index `id` was interned at, whether or not an entry is there
+    /// now (the entry is not read).
+    #[inline]
+    pub fn interned(&self, id: &str) -> Option<u32> {
+        self.ids.get(id)
     }
 
     /// The index of an existing entry named `id`.
@@ -546,77 +554,10 @@ pub struct Role {
     pub in_groups_with_subordinates: Vec<GroupIx>,
 }
 
-/// What a check reads of its subject, in one cache line at the start of
-/// [`User`]: steps 1 to 4 and the paths read these instead of the
-/// `UserDef` strings' neighbours, the profiles vector on the heap, the
-/// role and the role's profiles vector (five or more lines before).
-/// Written only by [`UserHot::of`], on every write that changes what it
-/// copies (user, role and group writes in `apply.rs`); a test holds it
-/// equal to its recomputation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[repr(C, align(64))]
-pub struct UserHot {
-    /// `def.active`.
-    pub active: bool,
-    /// `def.admin`.
-    pub admin: bool,
-    /// `def.kind`.
-    pub kind: UserKind,
-    /// Whether the user leads any group (`leads` is not empty).
-    pub leads: bool,
-    /// `role`.
-    pub role: Option<RoleIx>,
-    /// `shift`.
-    pub shift: Option<ShiftIx>,
-    /// `reports_to`.
-    pub reports_to: Option<UserIx>,
-    /// The effective profiles: the user's own, then its role's (when the
-    /// role exists), each once, in that order; a profile deleted since
-    /// stays listed and is skipped on reading, as before. Four fit inline,
-    /// which keeps the record in one line.
-    pub profiles: SmallVec<[ProfileIx; 4]>,
-}
-
-// One line per subject: a field added here must not spill into a second.
-const _: () = assert!(std::mem::size_of::<UserHot>() == 64);
-
-impl UserHot {
-    /// The hot record of `user`, computed from its cold fields and its
-    /// role (the reference the updates are tested against).
-    pub fn of(user: &User, roles: &Table<Role>) -> UserHot {
-        let role_profiles = user
-            .role
-            .and_then(|r| roles.get(r.0))
-            .map(|r| r.profiles.as_slice())
-            .unwrap_or(&[]);
-        let mut profiles: SmallVec<[ProfileIx; 4]> = SmallVec::new();
-        for p in user.profiles.iter().chain(role_profiles) {
-            // Unions and maxima over the list ignore repeats, and the
-            // words of step 4 skipped them already.
-            if !profiles.contains(p) {
-                profiles.push(*p);
-            }
-        }
-        UserHot {
-            active: user.def.active,
-            admin: user.def.admin,
-            kind: user.def.kind,
-            leads: !user.leads.is_empty(),
-            role: user.role,
-            shift: user.shift,
-            reports_to: user.reports_to,
-            profiles,
-        }
-    }
-}
-
-/// A user, resolved, with its reverse indexes. `repr(C)` keeps `hot` at
-/// the start of the slot, so it is one aligned line.
+/// A user, resolved, with its reverse indexes. What a check reads of it
+/// is copied into [`OrgState::hot`].
 #[derive(Debug, Clone)]
-#[repr(C)]
 pub struct User {
-    /// What a check reads, copied from the fields below.
-    pub hot: UserHot,
     /// The user as written (principal filled in).
     pub def: UserDef,
     /// Role.
@@ -700,6 +641,8 @@ pub struct OrgState {
     pub roles: Table<Role>,
     /// Users.
     pub users: Table<User>,
+    /// What a check reads of each user, dense by index (see [`HotUsers`]).
+    pub hot: HotUsers,
     /// Groups.
     pub groups: Table<Group>,
     /// Shifts.
@@ -733,6 +676,7 @@ impl OrgState {
             profiles: Table::default(),
             roles: Table::default(),
             users: Table::default(),
+            hot: HotUsers::default(),
             groups: Table::default(),
             shifts: Table::default(),
             actions: standard_actions(),
@@ -789,28 +733,39 @@ impl OrgState {
         self.modules.name(ix.0)
     }
 
-    /// The effective profiles of a user: its own, then its role's, each once.
-    pub fn effective_profiles<'a>(
-        &'a self,
-        user: &'a User,
-    ) -> impl Iterator<Item = &'a Profile> + 'a {
-        // The flattened list in the subject's hot line: no role look-up
-        // and no profile vectors on the heap.
-        user.hot
-            .profiles
+    /// The effective profiles of a user, from its hot record: its own,
+    /// then its role's, each once (the interned list: no role look-up and
+    /// no profile vectors on the heap).
+    pub fn effective_profiles(&self, hot: UserHot) -> impl Iterator<Item = &Profile> + '_ {
+        self.hot
+            .profiles(hot)
             .iter()
             .filter_map(|p| self.profiles.get(p.0))
+    }
+
+    /// The user named `id` and its hot record, read without touching the
+    /// `User` itself (step 1's look-up).
+    #[inline]
+    pub fn user_hot_by_id(&self, id: &str) -> Option<(UserIx, UserHot)> {
+        let ix = UserIx(self.users.interned(id)?);
+        Some((ix, self.hot.get(ix)?))
+    }
+
+    /// The hot record of the user at `ix`, if there is one.
+    #[inline]
+    pub fn user_hot(&self, ix: UserIx) -> Option<UserHot> {
+        self.hot.get(ix)
     }
 
     /// Sets the hot record of each of `users` from its cold fields.
     pub(crate) fn refresh_hot(&mut self, users: impl IntoIterator<Item = UserIx>) {
         for u in users {
-            let Some(user) = self.users.get(u.0) else {
-                continue;
-            };
-            let hot = UserHot::of(user, &self.roles);
-            if let Some(user) = self.users.get_mut(u.0) {
-                user.hot = hot;
+            match self.users.get(u.0) {
+                Some(user) => {
+                    let facts = HotFacts::of(user, &self.roles);
+                    self.hot.set(u, facts);
+                }
+                None => self.hot.clear(u),
             }
         }
     }
@@ -837,6 +792,7 @@ impl OrgState {
             profiles: self.profiles.clone(),
             roles: self.roles.clone(),
             users: self.users.clone(),
+            hot: self.hot.clone(),
             groups: self.groups.clone(),
             shifts: self.shifts.clone(),
             actions: self.actions.clone(),

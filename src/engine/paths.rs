@@ -21,7 +21,7 @@ use super::explain::{
 use super::model::{AccessLevel, HierarchyMode, Reason, UserKind};
 use super::org::{
     Attributes, GranteeIx, GroupIx, MemberSetIx, Module, ModuleIx, OrgState, Owner, RoleIx, Rule,
-    RuleEntry, User, UserIx,
+    RuleEntry, UserHot, UserIx,
 };
 
 /// Who asks, in which module: what every path reads, with the subject's
@@ -30,7 +30,8 @@ pub(crate) struct Asker<'a, X: Expand + ?Sized> {
     pub(crate) org: &'a OrgState,
     pub(crate) x: &'a X,
     pub(crate) ix: UserIx,
-    pub(crate) user: &'a User,
+    /// The subject's hot record: all a decision reads of it.
+    pub(crate) hot: UserHot,
     pub(crate) module_ix: ModuleIx,
     pub(crate) module: &'a Module,
     /// Held once per question (see [`HeldGroups`]).
@@ -42,12 +43,12 @@ pub(crate) struct Asker<'a, X: Expand + ?Sized> {
 }
 
 impl<'a, X: Expand + ?Sized> Asker<'a, X> {
-    /// The subject `user` (at `ix`) asking about `module`.
+    /// The subject at `ix`, whose hot record is `hot`, asking about `module`.
     pub(crate) fn new(
         org: &'a OrgState,
         x: &'a X,
         ix: UserIx,
-        user: &'a User,
+        hot: UserHot,
         module_ix: ModuleIx,
         module: &'a Module,
     ) -> Self {
@@ -55,7 +56,7 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
             org,
             x,
             ix,
-            user,
+            hot,
             module_ix,
             module,
             groups: OnceCell::new(),
@@ -82,11 +83,17 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
     fn grant(&self) -> ModuleGrant {
         *self
             .grant
-            .get_or_init(|| module_grant(self.org, self.user, self.module_ix))
+            .get_or_init(|| module_grant(self.org, self.hot, self.module_ix))
     }
 
     fn id(&self) -> &str {
-        &self.user.def.id
+        self.org.user_id(self.ix)
+    }
+
+    /// The groups the subject leads (read only when its hot record says
+    /// there are some, or to explain).
+    fn leads(&self) -> &'a [GroupIx] {
+        self.org.user(self.ix).map_or(&[], |u| u.leads.as_slice())
     }
 
     fn in_group(&self, g: GroupIx) -> bool {
@@ -97,7 +104,7 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
     /// visits them (empty for a guest): the organization's precomputed
     /// slice, or a walk kept here when role links form a cycle.
     fn role_chain(&self) -> &[RoleIx] {
-        let Some(role) = self.user.hot.role else {
+        let Some(role) = self.hot.role() else {
             return &[];
         };
         if let Some(chain) = self.org.role_chain(role) {
@@ -114,16 +121,15 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
         // Two compares on the role forest's numbering (the same edges
         // the walk follows); the expanded subtree of `top` is a map
         // look-up and may be large.
-        self.user
-            .hot
-            .role
+        self.hot
+            .role()
             .is_some_and(|role| self.org.role_within(role, top))
     }
 
     /// Whether a rule's `to` set contains the subject.
     fn in_set(&self, set: MemberSetIx) -> bool {
         match set {
-            MemberSetIx::Role(r) => self.user.hot.role == Some(r),
+            MemberSetIx::Role(r) => self.hot.role() == Some(r),
             MemberSetIx::RoleAndSubordinates(r) => self.in_role_subtree(r),
             MemberSetIx::Group(g) => self.in_group(g),
         }
@@ -134,7 +140,7 @@ impl<'a, X: Expand + ?Sized> Asker<'a, X> {
         match g {
             GranteeIx::User(u) => u == self.ix,
             GranteeIx::Group(g) => self.in_group(g),
-            GranteeIx::Role(r) => self.user.hot.role == Some(r),
+            GranteeIx::Role(r) => self.hot.role() == Some(r),
             GranteeIx::RoleAndSubordinates(r) => self.in_role_subtree(r),
         }
     }
@@ -387,7 +393,7 @@ fn profiles_with<X: Expand + ?Sized>(
     flag: impl Fn(&super::org::ModulePerms) -> bool,
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for p in a.org.effective_profiles(a.user) {
+    for p in a.org.effective_profiles(a.hot) {
         if p.modules.get(&a.module_ix).is_some_and(&flag) && !out.contains(&p.def.id) {
             out.push(p.def.id.clone());
         }
@@ -533,7 +539,7 @@ pub(crate) struct Hierarchy;
 impl Hierarchy {
     /// Whether the subject is a superior of `o` in the organization's mode.
     fn above<X: Expand + ?Sized>(a: &Asker<'_, X>, o: UserIx) -> bool {
-        is_superior(a.org, a.x, a.ix, a.user, o)
+        is_superior(a.org, a.x, a.ix, a.hot, o)
     }
 }
 
@@ -542,12 +548,13 @@ pub(crate) fn is_superior<X: Expand + ?Sized>(
     org: &OrgState,
     x: &X,
     s_ix: UserIx,
-    s: &User,
+    s: UserHot,
     o: UserIx,
 ) -> bool {
     match org.settings.hierarchy_mode {
         HierarchyMode::Role => {
-            let (Some(sr), Some(or)) = (s.hot.role, org.user(o).and_then(|u| u.hot.role)) else {
+            // The owner's role from its 16-byte hot record.
+            let (Some(sr), Some(or)) = (s.role(), org.user_hot(o).and_then(UserHot::role)) else {
                 return false;
             };
             // Same answer as `role_subtree(sr)` holding `or`, without an
@@ -591,7 +598,7 @@ impl Path for Hierarchy {
         }
         match a.org.settings.hierarchy_mode {
             HierarchyMode::Role => {
-                if let Some(sr) = a.user.hot.role {
+                if let Some(sr) = a.hot.role() {
                     for r in a.x.role_subtree(a.org, sr).iter().filter(|r| **r != sr) {
                         if let Some(role) = a.org.role(*r) {
                             plan.owners
@@ -616,7 +623,7 @@ impl Path for Hierarchy {
     ) {
         let level = self.level(a, r, AccessLevel::None);
         let module = &a.module.def.id;
-        let role_of = |u: &User| u.role.map(|r| a.org.role_id(r).to_string());
+        let role_of = |u: Option<RoleIx>| u.map(|r| a.org.role_id(r).to_string());
         let mut refs = vec![a.subject_ref(), owner_ref(a.org, r.owner, "owner")];
         let detail = match r.owner {
             _ if !a.module.def.hierarchy_access => {
@@ -642,8 +649,8 @@ impl Path for Hierarchy {
                         a.id()
                     ),
                     HierarchyMode::Role => {
-                        let owner_role = a.org.user(o).and_then(role_of);
-                        match (role_of(a.user), owner_role) {
+                        let owner_role = role_of(a.org.user(o).and_then(|u| u.role));
+                        match (role_of(a.hot.role()), owner_role) {
                             (None, _) => format!(
                                 "'{}' has no role (a guest): outside every hierarchy",
                                 a.id()
@@ -694,7 +701,7 @@ impl TeamLead {
 impl Path for TeamLead {
     fn ceiling<X: Expand + ?Sized>(&self, a: &Asker<'_, X>) -> AccessLevel {
         // The hot line's flag: the `leads` vector lies in another line.
-        if !a.user.hot.leads {
+        if !a.hot.leads() {
             AccessLevel::None
         } else {
             AccessLevel::ReadWrite
@@ -711,7 +718,7 @@ impl Path for TeamLead {
         r: &RecordView<'_>,
         _floor: AccessLevel,
     ) -> AccessLevel {
-        if a.user.leads.iter().any(|g| Self::holds(a, *g, r.owner)) {
+        if a.leads().iter().any(|g| Self::holds(a, *g, r.owner)) {
             AccessLevel::ReadWrite
         } else {
             AccessLevel::None
@@ -722,7 +729,7 @@ impl Path for TeamLead {
         if required > AccessLevel::ReadWrite {
             return;
         }
-        for g in &a.user.leads {
+        for g in a.leads() {
             plan.owners
                 .extend(a.x.group_nested(a.org, *g).iter().map(|h| Owner::Group(*h)));
             plan.owners
@@ -739,8 +746,7 @@ impl Path for TeamLead {
     ) {
         let owner = owner_words(a.org, r.owner);
         let holding: Vec<GroupIx> = a
-            .user
-            .leads
+            .leads()
             .iter()
             .copied()
             .filter(|g| Self::holds(a, *g, r.owner))
@@ -767,22 +773,22 @@ impl Path for TeamLead {
         if !holding.is_empty() {
             return;
         }
-        let detail = if a.user.leads.is_empty() {
+        let detail = if a.leads().is_empty() {
             format!("'{}' leads no group", a.id())
         } else {
             format!(
                 "'{}' leads {}, none of which holds owner {owner}",
                 a.id(),
-                quoted(a.user.leads.iter().map(|g| a.org.group_id(*g)))
+                quoted(a.leads().iter().map(|g| a.org.group_id(*g)))
             )
         };
         let mut step = TraceStep::path(Reason::TeamLead, AccessLevel::None, detail)
             .refer(a.subject_ref())
             .refer(owner_ref(a.org, r.owner, "owner"));
-        for g in &a.user.leads {
+        for g in a.leads() {
             step = step.refer(refer("group", a.org.group_id(*g), "led_group"));
         }
-        if need.required <= AccessLevel::ReadWrite && a.user.hot.kind == UserKind::Member {
+        if need.required <= AccessLevel::ReadWrite && a.hot.kind() == UserKind::Member {
             let what = match r.owner {
                 Owner::Group(_) => format!("lead of {owner} or of a group it is nested in"),
                 Owner::User(_) => format!("lead of a group whose members include {owner}"),
@@ -805,7 +811,7 @@ const PRIVATE_RECORD: &str = "record is private: org default and sharing rules d
 
 impl Path for OrgDefault {
     fn ceiling<X: Expand + ?Sized>(&self, a: &Asker<'_, X>) -> AccessLevel {
-        if a.user.hot.kind == UserKind::Member {
+        if a.hot.kind() == UserKind::Member {
             a.module.def.owd.level()
         } else {
             AccessLevel::None
@@ -843,7 +849,7 @@ impl Path for OrgDefault {
         let level = self.level(a, r, AccessLevel::None);
         let owd = owd_word(a.module.def.owd);
         let module = &a.module.def.id;
-        let detail = if a.user.hot.kind == UserKind::Guest {
+        let detail = if a.hot.kind() == UserKind::Guest {
             format!(
                 "'{}' is a guest: organization-wide defaults do not apply to guests",
                 a.id()
@@ -958,10 +964,12 @@ pub(crate) fn owner_in<X: Expand + ?Sized>(
     owner: Owner,
 ) -> bool {
     match (set, owner) {
-        (MemberSetIx::Role(r), Owner::User(o)) => org.user(o).and_then(|u| u.hot.role) == Some(r),
+        (MemberSetIx::Role(r), Owner::User(o)) => {
+            org.user_hot(o).and_then(UserHot::role) == Some(r)
+        }
         (MemberSetIx::RoleAndSubordinates(r), Owner::User(o)) => org
-            .user(o)
-            .and_then(|u| u.hot.role)
+            .user_hot(o)
+            .and_then(UserHot::role)
             .is_some_and(|or| org.role_within(or, r)),
         (MemberSetIx::Group(g), Owner::User(o)) => x.is_member(org, g, o),
         (MemberSetIx::Group(g), Owner::Group(h)) => x.holds_group(org, g, h),
@@ -1024,7 +1032,7 @@ impl Path for SharingRules {
         // role, to a role-and-subordinates root at or above its role, and
         // to one of its groups.
         let index = &a.module.recipients;
-        if let Some(role) = a.user.hot.role {
+        if let Some(role) = a.hot.role() {
             if let Some(entries) = index.role.get(&role) {
                 Self::best_of(a, entries, r, floor, &mut level);
             }
@@ -1208,7 +1216,7 @@ impl ManualShares {
     fn grantees<X: Expand + ?Sized>(a: &Asker<'_, X>) -> Vec<GranteeIx> {
         let mut out = vec![GranteeIx::User(a.ix)];
         out.extend(a.groups().iter().map(|g| GranteeIx::Group(*g)));
-        if let Some(r) = a.user.hot.role {
+        if let Some(r) = a.hot.role() {
             out.push(GranteeIx::Role(r));
             out.push(GranteeIx::RoleAndSubordinates(r));
             out.extend(
