@@ -343,14 +343,6 @@ impl HotUsers {
             profiles: self.profiles(hot).iter().copied().collect(),
         })
     }
-
-    /// Bytes held: the records, and the lists with their index.
-    pub fn heap_bytes(&self) -> usize {
-        let list = std::mem::size_of::<ProfileList>();
-        self.records.capacity() * std::mem::size_of::<UserHot>()
-            + self.sets.lists.capacity() * (list + 4)
-            + self.sets.by_list.capacity() * (list + 4 + 1)
-    }
 }
 
 #[cfg(test)]
