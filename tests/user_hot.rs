@@ -146,7 +146,7 @@ fn assert_hot_holds(engine: &Engine<Direct>, org: &str, after: &str) {
                     "hot record of user '{}' after {after}",
                     state.users.name(ix)
                 );
-                let hot = state.user_hot(UserIx(ix)).expect("a user has a record");
+                let hot = state.hot.get(UserIx(ix)).expect("a user has a record");
                 if !state.hot.profiles(hot).is_empty() {
                     *holders.entry(hot.profiles()).or_default() += 1;
                 }
@@ -164,7 +164,7 @@ fn assert_hot_holds(engine: &Engine<Direct>, org: &str, after: &str) {
             // Every interned index: a record only where a user is.
             for ix in 0..2 * state.users.len() as u32 + 64 {
                 assert_eq!(
-                    state.user_hot(UserIx(ix)).is_some(),
+                    state.hot.get(UserIx(ix)).is_some(),
                     state.user(UserIx(ix)).is_some(),
                     "a hot record at index {ix} exactly when a user is there, after {after}"
                 );

@@ -191,23 +191,7 @@ impl ProfileSets {
     fn hold(&mut self, list: ProfileList) -> ProfileSetIx {
         let ix = match self.by_list.get(&list) {
             Some(&ix) => ix,
-            None => {
-                let ix = match self.free.pop() {
-                    Some(ix) => {
-                        if let Some(slot) = self.lists.get_mut(ix as usize) {
-                            slot.clone_from(&list);
-                        }
-                        ix
-                    }
-                    None => {
-                        self.lists.push(list.clone());
-                        self.holders.push(0);
-                        u32::try_from(self.lists.len() - 1).unwrap_or(u32::MAX)
-                    }
-                };
-                self.by_list.insert(list, ix);
-                ix
-            }
+            None => self.add(list),
         };
         // The empty list is never dropped, so it is not counted.
         if ix != 0 {
@@ -216,6 +200,25 @@ impl ProfileSets {
             }
         }
         ProfileSetIx(ix)
+    }
+
+    /// Stores a list not held yet, in a freed index if there is one.
+    fn add(&mut self, list: ProfileList) -> u32 {
+        let ix = match self.free.pop() {
+            Some(ix) => {
+                if let Some(slot) = self.lists.get_mut(ix as usize) {
+                    slot.clone_from(&list);
+                }
+                ix
+            }
+            None => {
+                self.lists.push(list.clone());
+                self.holders.push(0);
+                u32::try_from(self.lists.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.by_list.insert(list, ix);
+        ix
     }
 
     /// One holder fewer for `ix`; the list goes when none is left.

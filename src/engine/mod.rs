@@ -370,9 +370,7 @@ impl<X: Expand> Engine<X> {
                 .map(|g| org.group_id(*g).to_string())
                 .collect();
             let mut effective_profiles: Vec<String> = Vec::new();
-            let hot = org
-                .user_hot(org::UserIx(ix))
-                .unwrap_or(org::UserHot::ABSENT);
+            let hot = org.hot.get(org::UserIx(ix)).unwrap_or(org::UserHot::ABSENT);
             for p in org.effective_profiles(hot) {
                 if !effective_profiles.contains(&p.def.id) {
                     effective_profiles.push(p.def.id.clone());

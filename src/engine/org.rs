@@ -751,10 +751,11 @@ impl OrgState {
         Some((ix, self.hot.get(ix)?))
     }
 
-    /// The hot record of the user at `ix`, if there is one.
+    /// The role of the user at `ix`, from its hot record (a record
+    /// owner's role, read by the hierarchy path and rules' `from` sets).
     #[inline]
-    pub fn user_hot(&self, ix: UserIx) -> Option<UserHot> {
-        self.hot.get(ix)
+    pub fn user_role(&self, ix: UserIx) -> Option<RoleIx> {
+        self.hot.get(ix).and_then(UserHot::role)
     }
 
     /// Sets the hot record of each of `users` from its cold fields.

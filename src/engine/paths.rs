@@ -554,7 +554,7 @@ pub(crate) fn is_superior<X: Expand + ?Sized>(
     match org.settings.hierarchy_mode {
         HierarchyMode::Role => {
             // The owner's role from its 16-byte hot record.
-            let (Some(sr), Some(or)) = (s.role(), org.user_hot(o).and_then(UserHot::role)) else {
+            let (Some(sr), Some(or)) = (s.role(), org.user_role(o)) else {
                 return false;
             };
             // Same answer as `role_subtree(sr)` holding `or`, without an
@@ -649,7 +649,7 @@ impl Path for Hierarchy {
                         a.id()
                     ),
                     HierarchyMode::Role => {
-                        let owner_role = role_of(a.org.user(o).and_then(|u| u.role));
+                        let owner_role = role_of(a.org.user_role(o));
                         match (role_of(a.hot.role()), owner_role) {
                             (None, _) => format!(
                                 "'{}' has no role (a guest): outside every hierarchy",
@@ -964,13 +964,10 @@ pub(crate) fn owner_in<X: Expand + ?Sized>(
     owner: Owner,
 ) -> bool {
     match (set, owner) {
-        (MemberSetIx::Role(r), Owner::User(o)) => {
-            org.user_hot(o).and_then(UserHot::role) == Some(r)
+        (MemberSetIx::Role(r), Owner::User(o)) => org.user_role(o) == Some(r),
+        (MemberSetIx::RoleAndSubordinates(r), Owner::User(o)) => {
+            org.user_role(o).is_some_and(|or| org.role_within(or, r))
         }
-        (MemberSetIx::RoleAndSubordinates(r), Owner::User(o)) => org
-            .user_hot(o)
-            .and_then(UserHot::role)
-            .is_some_and(|or| org.role_within(or, r)),
         (MemberSetIx::Group(g), Owner::User(o)) => x.is_member(org, g, o),
         (MemberSetIx::Group(g), Owner::Group(h)) => x.holds_group(org, g, h),
         (MemberSetIx::Role(_) | MemberSetIx::RoleAndSubordinates(_), Owner::Group(_)) => false,
