@@ -147,25 +147,30 @@ fn tls(config: &ServeConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
     Ok(Some(tls))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The shutdown signals (SIGTERM, SIGINT), registered when this is
+/// called, and a future that ends at the first of them. `serve` calls it
+/// before it prints that it listens: a handler registered later, inside
+/// the task that waits for it, left a window after that line in which a
+/// SIGTERM (a test's, or Kubernetes' right after a start) took the
+/// default action and killed the process instead of draining it.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// How an HTTP listener beside gRPC is served: the gRPC port's TLS files
@@ -369,8 +374,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = Duration::from_secs(config.drain_timeout_secs);
     let signal_reporter = reporter.clone();
+    let signalled = shutdown_signal().context("registering the SIGTERM and SIGINT handlers")?;
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signalled.await;
         info!("shutting down: health NOT_SERVING, draining in-flight calls");
         signal_reporter
             .set_not_serving::<CheckServiceServer<CheckApi>>()
