@@ -149,10 +149,10 @@ fn tls(config: &ServeConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
 
 /// The shutdown signals (SIGTERM, SIGINT), registered when this is
 /// called, and a future that ends at the first of them. `serve` calls it
-/// before it prints that it listens: a handler registered later, inside
-/// the task that waits for it, left a window after that line in which a
-/// SIGTERM (a test's, or Kubernetes' right after a start) took the
-/// default action and killed the process instead of draining it.
+/// before any of its listeners says it listens: a handler registered
+/// later, inside the task that waits for it, left a window after such a
+/// line in which a SIGTERM (a test's, or Kubernetes' right after a start)
+/// took the default action and killed the process instead of draining it.
 #[cfg(unix)]
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -335,6 +335,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    // Before the first line that says a listener is up (metrics, AuthZEN,
+    // console, gRPC): from then on a SIGTERM drains.
+    let signalled = shutdown_signal().context("registering the SIGTERM and SIGINT handlers")?;
     let (halt_tx, halt_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(crate::bus::poll::run(
         warden.clone(),
@@ -374,7 +377,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = Duration::from_secs(config.drain_timeout_secs);
     let signal_reporter = reporter.clone();
-    let signalled = shutdown_signal().context("registering the SIGTERM and SIGINT handlers")?;
     tokio::spawn(async move {
         signalled.await;
         info!("shutting down: health NOT_SERVING, draining in-flight calls");
