@@ -19,9 +19,10 @@ pub const MAX_MESSAGE_BYTES: usize = (u32::MAX as usize) - (1 << 20);
 /// "Transparent huge pages: for the loaded state only").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HugePages {
-    /// As the kernel allows while the state loads, then none for memory
-    /// faulted in afterwards: the loaded record tables keep their huge
-    /// pages; a request's short-lived buffers do not pay for new ones.
+    /// As the kernel allows while the store's state loads, then none for
+    /// memory faulted in afterwards: the loaded record tables keep their
+    /// huge pages; a `--bootstrap` merge's document and a request's
+    /// short-lived buffers do not pay for new ones.
     LoadOnly,
     /// The kernel's setting throughout.
     Kernel,
@@ -53,7 +54,8 @@ pub struct ServeConfig {
     #[arg(long, env = "WARDEN_REDIS_CHANNEL", default_value = "warden.changes")]
     pub redis_channel: String,
     /// Transparent huge pages: `load-only` (the kernel's setting while the
-    /// state loads, none for memory faulted in after start-up) or `kernel`.
+    /// store's state loads, none for memory faulted in afterwards, a
+    /// `--bootstrap` merge included) or `kernel`.
     #[arg(
         long,
         env = "WARDEN_HUGE_PAGES",

@@ -273,6 +273,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("opening the store")?;
     store.set_retention(config.change_retention);
     let warden = Arc::new(Warden::open(store, config.limits(), config.service_options()).await?);
+    // The store's state is loaded: what is faulted in from now on is
+    // mostly short-lived, a `--bootstrap` merge's text, document and
+    // change list included (docs/decisions.md, "Transparent huge pages:
+    // for the loaded state only").
+    if config.huge_pages == crate::config::HugePages::LoadOnly {
+        if crate::memory::no_huge_pages_from_now() {
+            info!("transparent huge pages off from here on (--huge-pages load-only): the store's state is loaded");
+        } else {
+            warn!("--huge-pages load-only: the kernel refused PR_SET_THP_DISABLE; huge pages stay as the kernel allows");
+        }
+    }
     if let Some(path) = &config.bootstrap {
         bootstrap_all(&warden, path).await?;
     }
@@ -419,12 +430,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             },
         );
 
-    // Loaded: what is faulted in from now on is mostly short-lived.
-    if config.huge_pages == crate::config::HugePages::LoadOnly
-        && !crate::memory::no_huge_pages_from_now()
-    {
-        tracing::warn!("--huge-pages load-only: the kernel refused PR_SET_THP_DISABLE; huge pages stay as the kernel allows");
-    }
     println!("warden listening on {addr}");
     let _ = std::io::stdout().flush();
     info!(%addr, "serving");

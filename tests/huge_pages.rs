@@ -1,8 +1,9 @@
-//! `--huge-pages`: once loaded, the server faults in no more transparent
-//! huge pages (`load-only`, the default: the loaded tables keep theirs, a
-//! request's short-lived buffers get small pages), or leaves the kernel's
-//! setting alone (`kernel`). Read from the served process's
-//! `/proc/PID/status` (`THP_enabled`, Linux 5.0 and later).
+//! `--huge-pages`: once the store's state is loaded, the server faults in
+//! no more transparent huge pages (`load-only`, the default: the loaded
+//! tables keep theirs; a `--bootstrap` merge's document and a request's
+//! short-lived buffers get small pages), or leaves the kernel's setting
+//! alone (`kernel`). Read from the served process's `/proc/PID/status`
+//! (`THP_enabled`, Linux 5.0 and later) and from what it logs.
 
 mod common;
 
@@ -39,6 +40,48 @@ fn kernel_leaves_the_setting_the_server_inherited() {
     };
     let server = Server::start_with(&["--huge-pages", "kernel"]);
     assert_eq!(thp_enabled(server.pid()), Some(own));
+}
+
+/// The scenario document a bootstrap merges in the tests below.
+fn document() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios/sharing-rules-member-sorts.yaml")
+}
+
+/// What a server on a fresh store logs at info level while it merges
+/// `document()` through `--bootstrap` with `args`, up to its listening.
+fn bootstrap_log(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("warden.db").display());
+    let log = dir.path().join("warden.log");
+    let doc = document();
+    let mut all = vec!["--bootstrap", doc.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = Server::spawn_logged(&store, &all, &log);
+    drop(server);
+    std::fs::read_to_string(&log).unwrap()
+}
+
+#[test]
+fn by_default_huge_pages_are_off_before_a_bootstrap_merge() {
+    let log = bootstrap_log(&[]);
+    let off = log
+        .find("transparent huge pages off from here on")
+        .unwrap_or_else(|| panic!("no line turning huge pages off:\n{log}"));
+    let merged = log
+        .find("bootstrap document merged")
+        .unwrap_or_else(|| panic!("no merged document:\n{log}"));
+    assert!(
+        off < merged,
+        "huge pages were turned off only after the merge:\n{log}"
+    );
+}
+
+#[test]
+fn kernel_merges_a_bootstrap_under_the_kernel_setting() {
+    let log = bootstrap_log(&["--huge-pages", "kernel"]);
+    assert!(log.contains("bootstrap document merged"), "{log}");
+    assert!(!log.contains("transparent huge pages off"), "{log}");
 }
 
 #[test]
