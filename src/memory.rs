@@ -33,16 +33,14 @@ pub fn hand_back() {
 /// on (`prctl(PR_SET_THP_DISABLE)`); pages already huge stay so. Called
 /// once the store's state is loaded, before a `--bootstrap` merge
 /// (`--huge-pages load-only`): the loaded record tables keep their huge
-/// pages (fewer TLB misses per check; a
-/// process-wide off cost CheckBulk 18–30 %), while a LookupRecords' fresh
-/// buffers no longer fault in 2 MiB pages with the kernel compacting
-/// memory for them (its system time 8–9 → 3–3.5 ms a call;
-/// docs/benchmarks.md, fifth session's end), and a bootstrap merge's
-/// document and change list fault in no 2 MiB page either (a crm-large
-/// fill 8.4 / 9.7 / 8.8 -> 7.8 / 7.7 / 6.8 s, its system time 1.8-3.0
-/// -> 1.0-1.2 s;
-/// docs/benchmarks.md, "Part AA"). Returns whether the kernel took the
-/// setting.
+/// pages (fewer TLB misses per check; a process-wide off cost CheckBulk
+/// 18–30 %), while a LookupRecords' fresh buffers no longer fault in
+/// 2 MiB pages with the kernel compacting memory for them (its system
+/// time 8–9 → 3–3.5 ms a call; docs/benchmarks.md, fifth session's end),
+/// and a bootstrap merge's document and change list fault in none either
+/// (a crm-large fill 8.4 / 9.7 / 8.8 → 7.8 / 7.7 / 6.8 s, its system time
+/// 1.8–3.0 → 1.0–1.2 s; docs/benchmarks.md, "Part AA"). Returns whether
+/// the kernel took the setting.
 #[allow(unsafe_code)]
 pub fn no_huge_pages_from_now() -> bool {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and changes a flag

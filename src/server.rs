@@ -166,6 +166,8 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// Elsewhere, Ctrl-C only, registered when the future is first polled
+/// (tokio offers no earlier registration there).
 #[cfg(not(unix))]
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     Ok(async {

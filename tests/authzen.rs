@@ -834,11 +834,8 @@ async fn described_records_map_as_grpc_describes_them() {
     // `record`: whatever the engine does with it, both answer alike.
     let (server, addr) = Server::start_authzen(&[], &[]);
     let mut c = server.clients().await;
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/scenarios/sharing-rules-member-sorts.yaml"),
-    )
-    .unwrap();
+    let text =
+        std::fs::read_to_string(common::scenario_path("sharing-rules-member-sorts.yaml")).unwrap();
     let scenario = parse_scenario(&text).unwrap();
     import(&mut c, &text).await;
     let org = &scenario.document.organization;

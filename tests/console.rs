@@ -24,8 +24,7 @@ const TOKENS: &str = "console-token=check+admin,other-org=check+admin@elsewhere,
 const PAGE_WAIT: Duration = Duration::from_secs(60);
 
 fn scenario() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios/sharing-rules-member-sorts.yaml")
+    common::scenario_path("sharing-rules-member-sorts.yaml")
 }
 
 fn start() -> (Server, String) {

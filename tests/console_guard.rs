@@ -26,8 +26,7 @@ const TOKENS: &str = "console-token=check+admin";
 const PATIENCE: Duration = Duration::from_secs(120);
 
 fn scenario() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios/sharing-rules-member-sorts.yaml")
+    common::scenario_path("sharing-rules-member-sorts.yaml")
 }
 
 fn start(extra: &[&str]) -> (Server, String) {

@@ -3,18 +3,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{check_req, Server};
+use common::{check_req, scenario_path, Server};
 use warden::document::{parse_scenario, Expect};
 use warden::engine::model::OwnerRef;
-
-fn scenario_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios")
-        .join(name)
-}
 
 fn explain(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_warden"))

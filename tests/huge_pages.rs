@@ -42,19 +42,14 @@ fn kernel_leaves_the_setting_the_server_inherited() {
     assert_eq!(thp_enabled(server.pid()), Some(own));
 }
 
-/// The scenario document a bootstrap merges in the tests below.
-fn document() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios/sharing-rules-member-sorts.yaml")
-}
-
 /// What a server on a fresh store logs at info level while it merges
-/// `document()` through `--bootstrap` with `args`, up to its listening.
+/// a scenario document through `--bootstrap` with `args`, up to its
+/// listening.
 fn bootstrap_log(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("warden.db").display());
     let log = dir.path().join("warden.log");
-    let doc = document();
+    let doc = common::scenario_path("sharing-rules-member-sorts.yaml");
     let mut all = vec!["--bootstrap", doc.to_str().unwrap()];
     all.extend_from_slice(args);
     let server = Server::spawn_logged(&store, &all, &log);

@@ -196,6 +196,13 @@ pub async fn export(c: &mut Clients, org: &str) -> (String, String) {
     (e.document, e.revision)
 }
 
+/// The scenario file `name` under tests/scenarios.
+pub fn scenario_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+}
+
 /// Every scenario file under tests/scenarios (recursively), sorted.
 pub fn scenario_files() -> Vec<PathBuf> {
     fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
