@@ -487,27 +487,42 @@ fn bearer_token(header: &str) -> Option<&str> {
 /// The caller of a request; a request the interceptor did not see may do
 /// nothing.
 pub fn caller<T>(req: &Request<T>) -> Caller {
-    req.extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_else(|| {
-            Caller::Token(Arc::new(Credential {
-                scopes: Vec::new(),
-                orgs: Some(Vec::new()),
-                name: "unauthenticated".to_string(),
-            }))
-        })
+    caller_in(req.extensions())
+}
+
+/// [`caller`] from a request's extensions.
+pub fn caller_in(extensions: &http::Extensions) -> Caller {
+    extensions.get::<Caller>().cloned().unwrap_or_else(nobody)
+}
+
+/// The caller of a request the interceptor did not see: no scope, no
+/// organization.
+fn nobody() -> Caller {
+    Caller::Token(Arc::new(Credential {
+        scopes: Vec::new(),
+        orgs: Some(Vec::new()),
+        name: "unauthenticated".to_string(),
+    }))
 }
 
 /// Reads and checks: the caller needs one of `scopes` and organization
 /// `org_id` inside its credential's list.
 pub fn require_in<T>(req: &Request<T>, scopes: &[Scope], org_id: &str) -> Result<(), Status> {
+    require_in_extensions(req.extensions(), scopes, org_id)
+}
+
+/// [`require_in`] on a request's extensions.
+pub fn require_in_extensions(
+    extensions: &http::Extensions,
+    scopes: &[Scope],
+    org_id: &str,
+) -> Result<(), Status> {
     // Borrowed, not cloned as `caller` does: this runs on every Check.
     let owned;
-    let c = match req.extensions().get::<Caller>() {
+    let c = match extensions.get::<Caller>() {
         Some(c) => c,
         None => {
-            owned = caller(req);
+            owned = nobody();
             &owned
         }
     };

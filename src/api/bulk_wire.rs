@@ -12,7 +12,8 @@
 //! per revision.
 //!
 //! [`CheckRoutes`] is the CheckService as served: `/warden.v1.CheckService/
-//! CheckBulk` here, every other method by the generated
+//! CheckBulk` here, `.../Check` by `CheckApi::check_http` (src/api/unary.rs
+//! reads and answers its call), every other method by the generated
 //! `CheckServiceServer`. Behaviour and errors are the generated path's: the
 //! decode errors are prost's (the same decoding functions, tests below),
 //! conversion errors are kept per check and reported by the handler after
@@ -384,88 +385,6 @@ impl Decoder for BulkCodec {
     }
 }
 
-/// The codec of the hand-routed Check: the request decoded into a box
-/// (tonic's unary path then moves a pointer, not the 320-byte message
-/// inside its 424-byte `Request`), the answer encoded from the decision
-/// ([`CheckAnswer::encode`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckCodec;
-
-impl Codec for CheckCodec {
-    type Encode = CheckAnswer;
-    type Decode = Box<pb::CheckRequest>;
-    type Encoder = CheckCodec;
-    type Decoder = CheckCodec;
-
-    fn encoder(&mut self) -> CheckCodec {
-        CheckCodec
-    }
-
-    fn decoder(&mut self) -> CheckCodec {
-        CheckCodec
-    }
-}
-
-impl Encoder for CheckCodec {
-    type Item = CheckAnswer;
-    type Error = Status;
-
-    fn encode(&mut self, item: CheckAnswer, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst);
-        Ok(())
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
-    }
-}
-
-impl Decoder for CheckCodec {
-    type Item = Box<pb::CheckRequest>;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        use prost::Message;
-        // Decoded in place, as prost's `decode` (a default merged with the
-        // bytes) does on the stack; from the one slice when it is one, as
-        // the shared codec does (src/api/codec.rs).
-        let mut check = Box::<pb::CheckRequest>::default();
-        // The message itself, not its box: prost's `Message for Box<M>`
-        // merges field by field and never reaches `CheckRequest::merge`,
-        // which slices a message that is UTF-8 as a whole once instead of
-        // validating each id (docs/benchmarks.md, "Part X (tenth round)").
-        let message: &mut pb::CheckRequest = &mut check;
-        let len = buf.remaining();
-        let merged = if buf.chunk().len() == len {
-            let merged = message.merge(buf.chunk());
-            buf.advance(len);
-            merged
-        } else {
-            message.merge(&mut *buf)
-        };
-        match merged {
-            Ok(()) => Ok(Some(check)),
-            Err(e) => Err(Status::internal(e.to_string())),
-        }
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
-    }
-}
-
-/// The hand-routed Check method as tonic's unary path calls it.
-struct CheckMethod(Arc<CheckApi>);
-
-impl tonic::server::UnaryService<Box<pb::CheckRequest>> for CheckMethod {
-    type Response = CheckAnswer;
-    type Future = super::check::CheckDirect;
-
-    fn call(&mut self, request: Request<Box<pb::CheckRequest>>) -> Self::Future {
-        self.0.check_direct(request)
-    }
-}
-
 /// The hand-routed CheckBulk method as tonic's unary path calls it.
 struct BulkMethod(Arc<CheckApi>);
 
@@ -481,10 +400,11 @@ impl tonic::server::UnaryService<BulkChecks> for BulkMethod {
     }
 }
 
-/// The CheckService as served: CheckBulk by hand ([`BulkCodec`]), every
-/// other method by the generated service. Authentication stays outside
-/// (`Authenticated` wraps this), so the caller is in the request's
-/// extensions for both.
+/// The CheckService as served: Check by `CheckApi::check_http` (its
+/// call read and answered by `super::unary`), CheckBulk through tonic's
+/// unary path with [`BulkCodec`], every other method by the generated
+/// service. Authentication stays outside (`Authenticated` wraps this), so
+/// the caller is in the request's extensions on every path.
 #[derive(Clone)]
 pub struct CheckRoutes {
     generated: CheckServiceServer<CheckApi>,
@@ -517,11 +437,8 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() == CHECK {
-            let method = CheckMethod(self.api.clone());
-            return Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(CheckCodec);
-                Ok(grpc.unary(method, req).await)
-            });
+            let api = self.api.clone();
+            return Box::pin(async move { Ok(api.check_http(req).await) });
         }
         if req.uri().path() != CHECK_BULK {
             return self.generated.call(req);

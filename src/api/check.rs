@@ -1,21 +1,22 @@
 //! CheckService: decisions and the answers derived from them.
 
-use std::borrow::BorrowMut;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::Utc;
 use futures::Stream;
+use tonic::body::Body;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::auth::{caller, require_in, Scope};
+use super::auth::{caller, require_in, require_in_extensions, Scope};
 use super::bulk_wire::{BulkAnswer, BulkChecks, CheckAnswer, Converted, Revisions};
 use super::convert;
 use super::lookup_wire::PageIds;
 use super::pb;
 use super::pb::check_service_server::CheckService;
+use super::unary;
 use compact_str::CompactString;
 
 use crate::engine::{Decision, Error};
@@ -42,12 +43,13 @@ impl CheckApi {
     /// Check up to its decision, on the caller's stack: the answer when
     /// the check waits for nothing (MINIMIZE_LATENCY, no described record:
     /// most checks), else what [`CheckApi::check_waiting`] needs.
-    fn check_now<M: BorrowMut<pb::CheckRequest>>(
+    fn check_now(
         &self,
-        req: &mut Request<M>,
+        extensions: &http::Extensions,
+        message: &mut pb::CheckRequest,
     ) -> Result<Checked, Status> {
-        require_in(req, &[Scope::Check], &req.get_ref().borrow().org_id)?;
-        let (org, r, consistency) = convert::check_taken(req.get_mut().borrow_mut())?;
+        require_in_extensions(extensions, &[Scope::Check], &message.org_id)?;
+        let (org, r, consistency) = convert::check_taken(message)?;
         if Warden::check_waits(&r, consistency) {
             return Ok(Checked::Waits(Box::new((org, r, consistency))));
         }
@@ -65,39 +67,64 @@ impl CheckApi {
         let (d, rev) = self.warden.decide(org, r, *consistency).await?;
         Ok(Response::new(answer(org, r, d, rev)))
     }
+
+    /// Check as served (src/api/bulk_wire.rs routes it here): the request
+    /// read and the answer written by [`unary`], without tonic's streaming
+    /// machinery (docs/benchmarks.md, "Part AB (fourteenth round)");
+    /// otherwise [`CheckService::check`]'s steps, span and answers.
+    pub(crate) async fn check_http<B>(
+        self: Arc<Self>,
+        req: http::Request<B>,
+    ) -> http::Response<Body>
+    where
+        B: http_body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = req.into_parts();
+        let mut message = match unary::read_one(&parts.headers, body, decode_check).await {
+            Ok(message) => message,
+            Err(status) => return status.into_http(),
+        };
+        let span = check_span(&message);
+        let answered = match span.in_scope(|| self.check_now(&parts.extensions, &mut message)) {
+            Ok(Checked::Answered(answer)) => Ok(answer),
+            Ok(Checked::Waits(waits)) => self
+                .check_waiting(waits)
+                .instrument(span)
+                .await
+                .map(Response::into_inner),
+            Err(status) => Err(status),
+        };
+        match answered {
+            Ok(answer) => {
+                let mut buf = unary::message_buffer(ANSWER_CAPACITY);
+                answer.encode(&mut buf);
+                unary::answer(buf)
+            }
+            Err(status) => status.into_http(),
+        }
+    }
 }
 
-/// A Check's future as the hand-routed method returns it
-/// (src/api/bulk_wire.rs): a check decided as the call is made is a ready
-/// value, not a boxed future.
-pub(crate) type CheckDirect = futures::future::Either<
-    std::future::Ready<Result<Response<CheckAnswer>, Status>>,
-    Pin<Box<dyn Future<Output = Result<Response<CheckAnswer>, Status>> + Send>>,
->;
+/// Room for an answer without a trace: the flag, reason, level and a
+/// revision of up to 20 digits take at most 28 bytes.
+const ANSWER_CAPACITY: usize = 32;
 
-impl CheckApi {
-    /// Check as the hand-routed method answers it: the request boxed by
-    /// its decoder, so that tonic's unary path moves a pointer rather than
-    /// the 320-byte message (docs/benchmarks.md, "Part Q (seventh round)");
-    /// otherwise [`CheckService::check`]'s steps, span and answers.
-    pub(crate) fn check_direct(
-        self: &Arc<Self>,
-        mut req: Request<Box<pb::CheckRequest>>,
-    ) -> CheckDirect {
-        use futures::future::Either;
-        let span = check_span(req.get_ref());
-        match span.in_scope(|| self.check_now(&mut req)) {
-            Ok(Checked::Answered(answer)) => {
-                Either::Left(std::future::ready(Ok(Response::new(answer))))
-            }
-            Ok(Checked::Waits(waits)) => {
-                let api = self.clone();
-                Either::Right(Box::pin(
-                    async move { api.check_waiting(waits).await }.instrument(span),
-                ))
-            }
-            Err(status) => Either::Left(std::future::ready(Err(status))),
-        }
+/// A Check request's message as tonic's codec decoded it (prost's errors,
+/// as INTERNAL), in a box: the 320-byte message is then moved as a
+/// pointer on its way to the handler (docs/benchmarks.md, "Part Q
+/// (seventh round)").
+fn decode_check(bytes: &[u8]) -> Result<Box<pb::CheckRequest>, Status> {
+    use prost::Message;
+    let mut check = Box::<pb::CheckRequest>::default();
+    // The message itself, not its box: prost's `Message for Box<M>`
+    // merges field by field and never reaches `CheckRequest::merge`,
+    // which slices a message that is UTF-8 as a whole once instead of
+    // validating each id (docs/benchmarks.md, "Part X (tenth round)").
+    let message: &mut pb::CheckRequest = &mut check;
+    match message.merge(bytes) {
+        Ok(()) => Ok(check),
+        Err(e) => Err(Status::internal(e.to_string())),
     }
 }
 
@@ -375,14 +402,15 @@ impl CheckService for CheckApi {
     // the one `#[tracing::instrument]` made: same name, level and fields.
     fn check<'life0, 'async_trait>(
         &'life0 self,
-        mut req: Request<pb::CheckRequest>,
+        req: Request<pb::CheckRequest>,
     ) -> CheckFuture<'async_trait>
     where
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        let span = check_span(req.get_ref());
-        match span.in_scope(|| self.check_now(&mut req)) {
+        let (_, extensions, mut message) = req.into_parts();
+        let span = check_span(&message);
+        match span.in_scope(|| self.check_now(&extensions, &mut message)) {
             Ok(Checked::Answered(answer)) => Box::pin(std::future::ready(Ok(Response::new(
                 answer.into_response(),
             )))),

@@ -27,6 +27,7 @@ pub mod lookup_wire;
 pub mod status;
 #[cfg(test)]
 mod test_reference;
+pub mod unary;
 pub mod wire;
 
 use tonic::{Response, Status};
