@@ -487,12 +487,10 @@ fn bearer_token(header: &str) -> Option<&str> {
 /// The caller of a request; a request the interceptor did not see may do
 /// nothing.
 pub fn caller<T>(req: &Request<T>) -> Caller {
-    caller_in(req.extensions())
-}
-
-/// [`caller`] from a request's extensions.
-pub fn caller_in(extensions: &http::Extensions) -> Caller {
-    extensions.get::<Caller>().cloned().unwrap_or_else(nobody)
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(nobody)
 }
 
 /// The caller of a request the interceptor did not see: no scope, no

@@ -123,9 +123,12 @@ fn compressed(other: &[u8]) -> Status {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => Cow::Owned(format!("{other:?}")),
     };
-    let mut status = Status::unimplemented(format!(
-        "Content is compressed with `{other}` which isn't supported"
-    ));
+    // UNIMPLEMENTED is gRPC's code for an encoding the server does not
+    // take (compression spec), the code tonic answers with.
+    let mut status = Status::new(
+        Code::Unimplemented,
+        format!("Content is compressed with `{other}` which isn't supported"),
+    );
     status.metadata_mut().insert(
         "grpc-accept-encoding",
         MetadataValue::from_static("identity"),
@@ -152,11 +155,19 @@ impl Pending {
         if self.joined.is_empty() && self.whole.is_empty() {
             self.whole = data;
         } else {
-            if !self.whole.is_empty() {
-                let rest = std::mem::take(&mut self.whole);
-                self.joined.extend_from_slice(&rest);
-            }
             self.joined.extend_from_slice(&data);
+        }
+    }
+
+    /// What is left of the frame, moved to the buffer because the message
+    /// it starts continues in later frames: room for `expected` bytes, at
+    /// most [`FIRST_RESERVE`] (not the length a prefix claims, which costs
+    /// the client five bytes). Only `whole` or `joined` ever holds bytes.
+    fn carry_over(&mut self, expected: usize) {
+        if self.joined.is_empty() && !self.whole.is_empty() {
+            self.joined.reserve(expected.min(FIRST_RESERVE));
+            self.joined.extend_from_slice(&self.whole);
+            self.whole = Bytes::new();
         }
     }
 
@@ -170,6 +181,7 @@ impl Pending {
             &self.joined
         };
         let Some(&[flag, a, b, c, d]) = held.get(..PREFIX) else {
+            self.carry_over(PREFIX);
             return Ok(None);
         };
         let held = held.len();
@@ -187,14 +199,7 @@ impl Pending {
             return Err(too_large(len));
         }
         if held < PREFIX + len {
-            if self.joined.is_empty() {
-                // Carried over: the message continues in later frames.
-                // Room for what one more frame brings, not for the length
-                // the prefix claims (which costs the client five bytes).
-                self.joined.reserve((PREFIX + len).min(FIRST_RESERVE));
-                self.joined.extend_from_slice(&self.whole);
-                self.whole = Bytes::new();
-            }
+            self.carry_over(PREFIX + len);
             return Ok(None);
         }
         let message = if self.joined.is_empty() {

@@ -454,10 +454,7 @@ pub fn scenario_check(org: &str, check: &warden::document::CheckSpec) -> pb::Che
 /// Imports the scenario file `name` of tests/scenarios (replacing its
 /// organization) and returns the parsed scenario.
 pub async fn import_scenario(c: &mut Clients, name: &str) -> warden::document::Scenario {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = std::fs::read_to_string(scenario_path(name)).unwrap();
     let scenario = warden::document::parse_scenario(&text).unwrap();
     c.admin
         .import(pb::ImportRequest {
