@@ -28,6 +28,14 @@ use warden::generate::{check_mix, generate, Landmarks, Params, Preset};
 
 use cold::{cold_checks, ColdCheck, ColdWrite};
 
+/// The server's allocator (src/main.rs), so the engine's tables sit in
+/// memory as they do when served: mimalloc's arenas, which ask the kernel
+/// for transparent huge pages. Under glibc's malloc the million-record
+/// tables were on 4 KiB pages and a check's random record look-ups paid
+/// page walks the server does not (docs/benchmarks.md, "Part AC").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Checks per bucket, cycled through so one request's cache lines do not
 /// stand for the path.
 const PER_BUCKET: usize = 256;
