@@ -468,10 +468,12 @@ pub fn decide<X: Expand + ?Sized>(
     // The module and the action, resolved once for the validation and step 4.
     let resolved = validate_against(org, req)?;
     // The record's two lines (its id-index entry, then its slot) are what a
-    // check waits on among many records: both addresses are known long
-    // before step 6 reads them, so their loads start here and overlap
-    // steps 1–4 instead of following them. Hints only: nothing is decided
-    // from them.
+    // check waits on among many records. The entry's address follows from
+    // the id's hash, so its load starts here; the slot's follows from the
+    // entry, whose load is read after steps 1–3 to start the slot's
+    // (below). Both overlap the subject's look-up instead of following
+    // it. Hints only: step 6 looks the record up as before and nothing is
+    // decided from them.
     let record_hash = resolved
         .zip(req.record.as_deref())
         .map(|((_, module, _), id)| {
@@ -493,6 +495,7 @@ pub fn decide<X: Expand + ?Sized>(
         }
         Subject::User(ix, user) => (ix, user),
     };
+    // The entry has had steps 1–3 to arrive: start the slot it names.
     if let Some((records, hash)) = record_hash {
         records.prefetch_slot(hash);
     }
