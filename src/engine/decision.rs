@@ -608,7 +608,9 @@ pub fn decide<X: Expand + ?Sized>(
     };
 
     // Step 6: the record described in the request, else the stored one.
-    let Some(record) = record_view(org, module, record_id, req.described.as_ref())? else {
+    // Hashed once: the prefetches above kept the hash.
+    let hash = record_hash.map_or_else(|| Records::id_hash(record_id), |(_, hash)| hash);
+    let Some(record) = record_view(org, module, record_id, hash, req.described.as_ref())? else {
         trace.decided(Reason::UnknownRecord, AccessLevel::None, || {
             format!("no record '{record_id}' in '{}'", req.module)
         });

@@ -92,14 +92,16 @@ impl<'a> RecordView<'a> {
 /// The record a check names: the request's description when there is one
 /// (it wins over a stored record of the same id), else the stored record.
 /// `Ok(None)` is an unknown record (step 6 denies); a description whose
-/// owner names nobody of the organization is bad input.
+/// owner names nobody of the organization is bad input. `hash` is the
+/// id's ([`super::records::Records::id_hash`]).
 pub(crate) fn record_view<'a>(
     org: &OrgState,
     module: &'a Module,
     id: &'a str,
+    hash: u64,
     described: Option<&'a RecordDescription>,
 ) -> Result<Option<RecordView<'a>>> {
-    let stored = module.records.get(id);
+    let stored = module.records.get_hashed(id, hash);
     let Some(d) = described else {
         return Ok(stored.map(|r| RecordView::stored(module, r)));
     };

@@ -71,7 +71,7 @@ pub fn check_fields<X: Expand + ?Sized>(
     }
     let record = match q.record {
         Some(id) => Some(
-            record_view(org, module, id, q.described)?
+            record_view(org, module, id, Records::id_hash(id), q.described)?
                 .ok_or_else(|| Error::not_found("record", id, "record_id"))?,
         ),
         None => None,

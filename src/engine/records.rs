@@ -224,7 +224,14 @@ impl Records {
 
     /// The record `id`.
     pub fn get(&self, id: &str) -> Option<&Record> {
-        self.ix(id).and_then(|ix| self.at(ix))
+        self.get_hashed(id, hash_id(id))
+    }
+
+    /// [`Records::get`] of an id whose hash ([`Records::id_hash`]) is
+    /// known: a check hashes its record id once, for its prefetches and
+    /// its look-up.
+    pub fn get_hashed(&self, id: &str, hash: u64) -> Option<&Record> {
+        self.ix_hashed(id, hash).and_then(|ix| self.at(ix))
     }
 
     /// Whether a record `id` exists.
